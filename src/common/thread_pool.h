@@ -1,0 +1,47 @@
+// A small fixed-size thread pool with a static partition: parallel_for(n, fn) calls fn(i) for
+// i in [0, n), giving worker w the contiguous range [w*n/T, (w+1)*n/T). The same n and T always
+// give the same partition, so per-task results can be combined deterministically by the caller.
+#pragma once
+
+#include <condition_variable>
+#include <cstdint>
+#include <functional>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+namespace tilenorm {
+
+class ThreadPool {
+ public:
+  explicit ThreadPool(int num_threads);  // total threads including the caller; >= 1
+  ~ThreadPool();
+  ThreadPool(const ThreadPool&) = delete;
+  ThreadPool& operator=(const ThreadPool&) = delete;
+
+  int num_threads() const { return num_threads_; }
+  // Runs fn(begin, end, worker) once per worker over its contiguous share of [0, n).
+  // Blocks until all are done. Not reentrant.
+  void parallel_for(int64_t n, const std::function<void(int64_t, int64_t, int)>& fn);
+
+  // A process-wide pool of `num_threads` threads (0 = hardware concurrency), created on first use
+  // of that size.
+  static ThreadPool& shared(int num_threads);
+
+ private:
+  void worker_loop(int worker);
+
+  int num_threads_;
+  std::vector<std::thread> threads_;
+  std::mutex mu_;
+  std::condition_variable cv_start_, cv_done_;
+  const std::function<void(int64_t, int64_t, int)>* job_ = nullptr;
+  int64_t job_n_ = 0;
+  uint64_t generation_ = 0;
+  int pending_ = 0;
+  bool stop_ = false;
+};
+
+int hardware_threads();
+
+}  // namespace tilenorm

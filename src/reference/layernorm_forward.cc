@@ -1,0 +1,60 @@
+// Float64 LayerNorm forward: mean, biased variance by two passes over the row, y.
+#include <cmath>
+#include <vector>
+
+#include "backends.h"
+#include "reference/layernorm.h"
+
+namespace tilenorm::reference {
+
+void layernorm_forward_f64(const double* x, const double* gamma, const double* beta, int64_t rows,
+                           int64_t C, double eps, double* y, double* mean, double* rstd) {
+  for (int64_t r = 0; r < rows; ++r) {
+    const double* xr = x + r * C;
+    double sum = 0;
+    for (int64_t i = 0; i < C; ++i) sum += xr[i];
+    const double mu = sum / static_cast<double>(C);
+    double sq = 0;
+    for (int64_t i = 0; i < C; ++i) sq += (xr[i] - mu) * (xr[i] - mu);
+    const double rs = 1.0 / std::sqrt(sq / static_cast<double>(C) + eps);
+    mean[r] = mu;
+    rstd[r] = rs;
+    if (y == nullptr) continue;
+    for (int64_t i = 0; i < C; ++i)
+      y[r * C + i] = (xr[i] - mu) * rs * gamma[i] + (beta ? beta[i] : 0.0);
+  }
+}
+
+std::vector<double> load_f64(ConstTensorView t) {
+  std::vector<double> v(static_cast<size_t>(t.shape.numel()));
+  for (size_t i = 0; i < v.size(); ++i) v[i] = tensor_get(t, static_cast<int64_t>(i));
+  return v;
+}
+
+void store_f64(TensorView t, const std::vector<double>& v) {
+  for (size_t i = 0; i < v.size(); ++i) {
+    const auto k = static_cast<int64_t>(i);
+    switch (t.dtype) {
+      case DType::kF32: t.as<float>()[k] = static_cast<float>(v[i]); break;
+      case DType::kBF16: t.as<bf16>()[k] = float_to_bf16(static_cast<float>(v[i])); break;
+      case DType::kF64: t.as<double>()[k] = v[i]; break;
+    }
+  }
+}
+
+Status layernorm_forward(const LayerNormForwardArgs& args, const LayerNormForwardOutputs& out,
+                         const LayerNormOptions& opt) {
+  const int64_t rows = args.x.shape.rows(), C = args.x.shape.cols();
+  const auto x = load_f64(args.x), gamma = load_f64(args.gamma);
+  const auto beta = args.beta.empty() ? std::vector<double>{} : load_f64(args.beta);
+  std::vector<double> y(x.size()), mean(rows), rstd(rows);
+  layernorm_forward_f64(x.data(), gamma.data(), beta.empty() ? nullptr : beta.data(), rows, C,
+                        args.eps, y.data(), mean.data(), rstd.data());
+  store_f64(out.y, y);
+  store_f64(out.mean, mean);
+  store_f64(out.rstd, rstd);
+  if (opt.report) opt.report->path = "float64";
+  return {};
+}
+
+}  // namespace tilenorm::reference
