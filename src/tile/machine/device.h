@@ -1,0 +1,199 @@
+// Host API of the tile machine: the device (core grid, L1, interleaved DRAM buffers), programs
+// (circular buffers + reader/compute/writer kernels + typed per-core args) and running them.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <type_traits>
+#include <vector>
+
+#include "tile/machine/report.h"
+#include "tile/machine/tile.h"
+#include "tilenorm/status.h"
+
+namespace tilenorm::tile {
+
+// exact: every value fp32, packer to bf16 rounds to nearest even; for dataflow bugs.
+// faithful: Wormhole numerics (docs/tile-machine.md, "Numerics").
+enum class NumericsMode : uint8_t { kExact, kFaithful };
+// kError: the first report of a core ends that core's kernels and Device::run returns an error.
+// kWarn: reports are collected (Device::last_run) and the kernels keep running.
+// kOff: no checks except those that keep the host safe (bad DRAM access, deadlock).
+enum class SanitizerMode : uint8_t { kOff, kWarn, kError };
+
+struct DeviceConfig {
+  uint32_t grid_x = 8;  // worker cores per row
+  uint32_t grid_y = 8;  // rows of worker cores
+  uint32_t l1_size = 1464 * 1024;
+  // First L1 byte CBs may use; below it lies what firmware reserves on hardware.
+  uint32_t l1_allocator_base = 0;
+  uint32_t num_dram_banks = 12;
+  uint64_t dram_bank_size = uint64_t{1} << 30;
+  double dram_bandwidth_bytes_per_s = 288e9;  // for the estimated device time only
+  NumericsMode numerics = NumericsMode::kFaithful;
+  SanitizerMode sanitizer = SanitizerMode::kError;
+  int host_threads = 0;  // 0: std::thread::hardware_concurrency(); results never depend on it
+};
+
+// Inclusive rectangle of cores, as tt-metal's CoreRange.
+struct CoreRange {
+  CoreCoord start;
+  CoreCoord end;
+  CoreRange(CoreCoord core) : start(core), end(core) {}  // NOLINT: a core is a range of one
+  CoreRange(CoreCoord s, CoreCoord e) : start(s), end(e) {}
+  bool contains(CoreCoord c) const {
+    return c.x >= start.x && c.x <= end.x && c.y >= start.y && c.y <= end.y;
+  }
+  uint32_t size() const { return (end.x - start.x + 1) * (end.y - start.y + 1); }
+};
+
+// tt-metal's split_work_to_cores: the first `cores_with_more` cores (row-major over the grid)
+// get `work_per_core + 1` units, the rest of the `num_cores` cores get `work_per_core`.
+struct WorkSplit {
+  uint32_t num_cores = 0;
+  uint32_t work_per_core = 0;
+  uint32_t cores_with_more = 0;
+  std::vector<CoreCoord> cores;  // the used cores, row-major
+  uint32_t work_of(uint32_t core_index) const {
+    return work_per_core + (core_index < cores_with_more ? 1 : 0);
+  }
+  uint32_t first_work_of(uint32_t core_index) const;  // prefix sum of work_of
+};
+WorkSplit split_work_to_cores(uint32_t grid_x, uint32_t grid_y, uint32_t num_work);
+
+// A DRAM buffer: num_pages pages of one tile each, interleaved page by page over the banks
+// (page i in bank i % num_banks). `address` is what a reader/writer kernel receives in its args
+// and puts into InterleavedAddrGenFast::bank_base_address.
+struct Buffer {
+  uint32_t address = 0;
+  uint32_t num_pages = 0;
+  DataFormat format = DataFormat::Float16_b;
+  uint32_t page_size() const { return tile_size(format); }
+};
+
+enum class MathFidelity : uint8_t { LoFi, HiFi2, HiFi3, HiFi4 };
+
+// As tt-metal's ComputeConfig. fp32_dest_acc_en: dst holds fp32 (half the tiles);
+// dst_full_sync_en: one section of 16/8 tiles instead of two halves of 8/4. math_fidelity is
+// recorded, not modelled (products are computed exactly from the rounded sources).
+struct ComputeConfig {
+  bool fp32_dest_acc_en = false;
+  bool dst_full_sync_en = false;
+  MathFidelity math_fidelity = MathFidelity::HiFi4;
+};
+
+struct KernelHandle {
+  uint32_t id = ~0u;
+};
+
+class Device;
+
+// A declarative program: CBs per core, up to one kernel of each kind per core, per-core args.
+// Builder misuse (core outside the grid, two kernels of a kind on a core, args of the wrong type
+// or missing) is recorded and returned by status() and by Device::run; L1 overflow is returned
+// at once by create_circular_buffer.
+class Program {
+ public:
+  explicit Program(const Device& device);
+  ~Program();
+  Program(Program&&) noexcept;
+  Program& operator=(Program&&) noexcept;
+
+  // Creates CB `cb` (0..31) on every core of `cores`: num_pages pages of one tile in `format`.
+  // ResourceExhausted when a core's CBs exceed l1_size - l1_allocator_base; the message lists
+  // that core's CBs with their bytes, the total and the L1 available.
+  Status create_circular_buffer(const CoreRange& cores, uint32_t cb, DataFormat format,
+                                uint32_t num_pages, std::string name = {});
+
+  // A kernel is a plain function `void k(const Args&)` (Args trivially copyable; compile-time
+  // constants as template parameters of k) or `void k()`. `name` appears in reports.
+  template <typename Args>
+  KernelHandle create_kernel(KernelKind kind, const CoreRange& cores, void (*fn)(const Args&),
+                             std::string name = {}, ComputeConfig config = {}) {
+    return add_kernel(kind, cores, reinterpret_cast<void (*)()>(fn), type_tag<Args>(),
+                      &invoke<Args>, std::move(name), config);
+  }
+  KernelHandle create_kernel(KernelKind kind, const CoreRange& cores, void (*fn)(),
+                             std::string name = {}, ComputeConfig config = {});
+
+  // Args of `kernel` on `core` (or on every core of the kernel that has no per-core args).
+  template <typename Args>
+  void set_runtime_args(KernelHandle kernel, CoreCoord core, const Args& args) {
+    static_assert(std::is_trivially_copyable_v<Args>, "kernel args must be trivially copyable");
+    set_args(kernel, &core, type_tag<Args>(), &args, sizeof(Args));
+  }
+  template <typename Args>
+  void set_common_runtime_args(KernelHandle kernel, const Args& args) {
+    static_assert(std::is_trivially_copyable_v<Args>, "kernel args must be trivially copyable");
+    set_args(kernel, nullptr, type_tag<Args>(), &args, sizeof(Args));
+  }
+
+  const Status& status() const;             // first builder error, or OK
+  uint32_t l1_bytes(CoreCoord core) const;  // bytes of the core's CBs
+  std::string describe() const;             // CBs and kernels per core, for dumps
+
+  struct Impl;
+  const Impl& impl() const { return *impl_; }
+
+ private:
+  using Invoker = void (*)(void (*)(), const void*);
+  template <typename Args>
+  static void invoke(void (*fn)(), const void* args) {
+    reinterpret_cast<void (*)(const Args&)>(fn)(*static_cast<const Args*>(args));
+  }
+  template <typename T>
+  static const void* type_tag() {
+    static const char tag = 0;
+    return &tag;
+  }
+  KernelHandle add_kernel(KernelKind kind, const CoreRange& cores, void (*fn)(),
+                          const void* args_type, Invoker invoker, std::string name,
+                          ComputeConfig config);
+  void set_args(KernelHandle kernel, const CoreCoord* core, const void* args_type,
+                const void* args, size_t size);
+
+  std::unique_ptr<Impl> impl_;
+};
+
+class Device {
+ public:
+  explicit Device(DeviceConfig config = {});
+  ~Device();
+  Device(const Device&) = delete;
+  Device& operator=(const Device&) = delete;
+
+  const DeviceConfig& config() const { return config_; }
+  void set_numerics(NumericsMode mode) { config_.numerics = mode; }
+  void set_sanitizer(SanitizerMode mode) { config_.sanitizer = mode; }
+  void set_host_threads(int n) { config_.host_threads = n; }
+
+  // DRAM buffers. InvalidArgument for zero pages; ResourceExhausted when the banks are full.
+  Status create_buffer(uint32_t num_pages, DataFormat format, Buffer* out);
+  Status free_buffer(const Buffer& buffer);
+  // Raw bytes of whole pages in page order (pages are tiles in face layout).
+  Status write_buffer(const Buffer& buffer, const void* bytes, size_t size);
+  Status read_buffer(const Buffer& buffer, void* bytes, size_t size) const;
+  // Tilize a row-major rows x cols matrix (padding with `pad`), convert to the buffer's format
+  // (bf16: round to nearest even) and write it from page 0; the buffer needs num_tiles(rows,
+  // cols) pages. read_tiles is the inverse (untilize; padding dropped).
+  Status write_tiles(const Buffer& buffer, const float* row_major, int64_t rows, int64_t cols,
+                     float pad = 0.0f);
+  Status read_tiles(const Buffer& buffer, int64_t rows, int64_t cols, float* row_major) const;
+
+  // Runs every kernel of `program` to completion. Non-OK on an invalid program, a deadlock, a
+  // bad DRAM access, or (sanitizer kError) any report; the Status message holds the first
+  // report. Reports and counters of the run are in last_run() in every case.
+  Status run(const Program& program);
+  const RunResult& last_run() const { return last_run_; }
+
+  struct Dram;
+
+ private:
+  DeviceConfig config_;
+  std::unique_ptr<Dram> dram_;
+  RunResult last_run_;
+};
+
+}  // namespace tilenorm::tile
