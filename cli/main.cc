@@ -1,1 +1,33 @@
-int main() { return 0; }
+// tilenorm: LayerNorm forward/backward on .npy tensors, verification and benchmarks.
+#include <cstdio>
+
+#include "bench.h"
+#include "cli_common.h"
+
+int main(int argc, char** argv) {
+  using namespace tilenorm::cli;
+  CLI::App app{
+      "tilenorm: LayerNorm forward/backward on .npy tensors (backends: reference, cpu, tile, "
+      "cuda).\nExit codes: 0 ok, 1 verification or run-time failure, 2 bad input."};
+  app.require_subcommand(1);
+  app.failure_message([](const CLI::App*, const CLI::Error& e) {
+    return std::string("tilenorm: error: ") + e.what() + "\n";
+  });
+  add_forward_command(app);
+  add_backward_command(app);
+  add_verify_command(app);
+  add_bench_command(app);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::RuntimeError& e) {
+    return e.get_exit_code();  // the command already printed its one-line error
+  } catch (const CLI::CallForHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForAllHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::ParseError& e) {
+    app.exit(e);
+    return kExitBadInput;
+  }
+  return kExitOk;
+}

@@ -189,7 +189,7 @@ Status npy_read(const std::string& path, DType dtype, Tensor* out) {
   return npy_parse(path, ss.str(), dtype, out);
 }
 
-Status npy_write(const std::string& path, ConstTensorView t) {
+std::string npy_encode(ConstTensorView t) {
   const bool f64 = t.dtype == DType::kF64;
   std::string dict = std::string("{'descr': '") + (f64 ? "<f8" : "<f4") +
                      "', 'fortran_order': False, 'shape': (";
@@ -200,9 +200,8 @@ Status npy_write(const std::string& path, ConstTensorView t) {
   if (t.shape.rank() == 1) dict += ",";  // a 1-tuple is "(3,)"
   dict += "), }";
   // Pad so the data starts at a multiple of 64 bytes; the header ends with '\n'.
-  size_t total = 10 + dict.size() + 1;
-  const size_t pad = (64 - total % 64) % 64;
-  dict.append(pad, ' ');
+  const size_t unpadded = 10 + dict.size() + 1;
+  dict.append((64 - unpadded % 64) % 64, ' ');
   dict += '\n';
   std::string bytes(kMagic, 6);
   bytes += '\x01';
@@ -211,9 +210,8 @@ Status npy_write(const std::string& path, ConstTensorView t) {
   bytes += static_cast<char>((dict.size() >> 8) & 0xff);
   bytes += dict;
   const int64_t n = t.shape.numel();
-  const size_t es = f64 ? 8 : 4;
   const size_t header = bytes.size();
-  bytes.resize(header + n * es);
+  bytes.resize(header + n * (f64 ? 8 : 4));
   char* dst = bytes.data() + header;
   for (int64_t i = 0; i < n; ++i) {
     if (f64) {
@@ -224,20 +222,51 @@ Status npy_write(const std::string& path, ConstTensorView t) {
       std::memcpy(dst + 4 * i, &v, 4);
     }
   }
-  const std::string tmp = path + ".tmp." + std::to_string(::getpid());
-  {
-    std::ofstream f(tmp, std::ios::binary | std::ios::trunc);
-    if (!f) return Status::io_error(path + ": cannot create (" + std::strerror(errno) + ")");
-    f.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
-    f.flush();
-    if (!f) {
-      std::remove(tmp.c_str());
-      return Status::io_error(path + ": write failed");
+  return bytes;
+}
+
+namespace {
+
+std::string temp_name(const std::string& path) {
+  return path + ".tmp." + std::to_string(::getpid());
+}
+
+Status write_file(const std::string& target, const std::string& tmp, const std::string& bytes) {
+  std::ofstream f(tmp, std::ios::binary | std::ios::trunc);
+  if (!f) return Status::io_error(target + ": cannot create (" + std::strerror(errno) + ")");
+  f.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+  f.flush();
+  if (!f) {
+    std::remove(tmp.c_str());
+    return Status::io_error(target + ": write failed (disk full?)");
+  }
+  return {};
+}
+
+}  // namespace
+
+Status npy_write(const std::string& path, ConstTensorView t) { return npy_write_all({{path, t}}); }
+
+Status npy_write_all(const std::vector<std::pair<std::string, ConstTensorView>>& files) {
+  std::vector<std::string> temps;
+  auto cleanup = [&] {
+    for (const auto& t : temps) std::remove(t.c_str());
+  };
+  for (const auto& [path, t] : files) {
+    temps.push_back(temp_name(path));
+    Status s = write_file(path, temps.back(), npy_encode(t));
+    if (!s.ok()) {
+      temps.pop_back();
+      cleanup();
+      return s;
     }
   }
-  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
-    std::remove(tmp.c_str());
-    return Status::io_error(path + ": cannot rename into place (" + std::strerror(errno) + ")");
+  for (size_t i = 0; i < files.size(); ++i) {
+    if (std::rename(temps[i].c_str(), files[i].first.c_str()) != 0) {
+      const std::string why = std::strerror(errno);
+      cleanup();
+      return Status::io_error(files[i].first + ": cannot rename into place (" + why + ")");
+    }
   }
   return {};
 }

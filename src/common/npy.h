@@ -6,6 +6,8 @@
 #pragma once
 
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "tilenorm/status.h"
 #include "tilenorm/tensor.h"
@@ -18,7 +20,14 @@ Status npy_read(const std::string& path, DType dtype, Tensor* out);
 // Parses an in-memory .npy image; `name` is used in messages.
 Status npy_parse(const std::string& name, const std::string& bytes, DType dtype, Tensor* out);
 
-// Writes `t` to `path`: f32 as '<f4', f64 as '<f8', bf16 widened to '<f4'.
+// The .npy image of `t`: f32 as '<f4', f64 as '<f8', bf16 widened to '<f4' (exactly).
+std::string npy_encode(ConstTensorView t);
+
+// Writes `t` to `path` via a temporary file renamed into place.
 Status npy_write(const std::string& path, ConstTensorView t);
+
+// Writes several files all-or-nothing: every image goes to a temporary name first; only when all
+// were written are they renamed into place. On failure no target file is created or changed.
+Status npy_write_all(const std::vector<std::pair<std::string, ConstTensorView>>& files);
 
 }  // namespace tilenorm

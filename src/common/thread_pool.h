@@ -3,6 +3,7 @@
 // give the same partition, so per-task results can be combined deterministically by the caller.
 #pragma once
 
+#include <atomic>
 #include <condition_variable>
 #include <cstdint>
 #include <functional>
@@ -21,7 +22,8 @@ class ThreadPool {
 
   int num_threads() const { return num_threads_; }
   // Runs fn(begin, end, worker) once per worker over its contiguous share of [0, n).
-  // Blocks until all are done. Not reentrant.
+  // Blocks until all are done. Safe to call from several threads (calls are serialised);
+  // fn must not call parallel_for on the same pool.
   void parallel_for(int64_t n, const std::function<void(int64_t, int64_t, int)>& fn);
 
   // A process-wide pool of `num_threads` threads (0 = hardware concurrency), created on first use
@@ -33,12 +35,16 @@ class ThreadPool {
 
   int num_threads_;
   std::vector<std::thread> threads_;
+  std::mutex call_mu_;  // one parallel_for at a time
   std::mutex mu_;
   std::condition_variable cv_start_, cv_done_;
   const std::function<void(int64_t, int64_t, int)>* job_ = nullptr;
   int64_t job_n_ = 0;
-  uint64_t generation_ = 0;
-  int pending_ = 0;
+  // Workers and the caller spin briefly on these before sleeping: a multi-phase kernel issues
+  // several parallel_for calls back to back, and a futex wake-up per phase would cost more than
+  // a phase of a small shape.
+  std::atomic<uint64_t> generation_{0};
+  std::atomic<int> pending_{0};
   bool stop_ = false;
 };
 

@@ -1,15 +1,612 @@
-// Placeholder until the SIMD backend lands: reports Unsupported.
+// Native CPU LayerNorm forward/backward: Highway SIMD kernels (compiled for AVX-512, AVX2 and a
+// portable fallback, picked at run time) over a static-partition thread pool.
+//
+// Formulas (symbols of include/tilenorm/layernorm.h), all arithmetic in f32 lanes, row sums
+// combined in float64:
+//   forward:  per 1024-column chunk: m' = sum(x)/n, s1 = sum(x - m'), s2 = sum((x - m')^2),
+//             chunk mean = m' + s1/n, M2 = s2 - s1^2/n (corrected two-pass on an L1-resident
+//             chunk); chunks merged in order (Chan); y = (x - mean) * rstd * gamma + beta.
+//   backward: g = dy * gamma, xc = x - mean, a = sum(g)/C, k = rstd^2 * sum(g * xc)/C,
+//             dx = (g - a) * rstd - xc * k, dgamma += dy * xc * rstd, dbeta += dy.
+#undef HWY_TARGET_INCLUDE
+#define HWY_TARGET_INCLUDE "cpu/layernorm_cpu.cc"
+#include "hwy/foreach_target.h"  // IWYU pragma: keep
+// foreach_target must come first: it re-includes this file once per target.
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+
+#include "cpu/layernorm_cpu.h"
+#include "hwy/cache_control.h"
+#include "hwy/highway.h"
+#include "tilenorm/bf16.h"
+
+HWY_BEFORE_NAMESPACE();
+namespace tilenorm::cpu::HWY_NAMESPACE {
+namespace hn = hwy::HWY_NAMESPACE;
+
+using DF = hn::ScalableTag<float>;
+using VF = hn::Vec<DF>;
+
+// Largest vector in elements of any target, for the tail buffers.
+constexpr size_t kMaxLanes = HWY_MAX_BYTES / sizeof(float);
+
+HWY_INLINE VF Load(DF d, const float* p) { return hn::LoadU(d, p); }
+HWY_INLINE VF Load(DF d, const bf16* p) {
+  const hn::Rebind<uint16_t, DF> du16;
+  const hn::RebindToUnsigned<DF> du32;
+  const auto bits = hn::LoadU(du16, reinterpret_cast<const uint16_t*>(p));
+  return hn::BitCast(d, hn::ShiftLeft<16>(hn::PromoteTo(du32, bits)));
+}
+
+// f32 -> bf16 bits, round to nearest even; NaN stays a quiet NaN (as float_to_bf16).
+HWY_INLINE hn::Vec<hn::Rebind<uint16_t, DF>> ToBf16(DF d, VF v) {
+  const hn::RebindToUnsigned<DF> du32;
+  const hn::RebindToSigned<DF> di32;
+  const hn::Rebind<uint16_t, DF> du16;
+  const auto u = hn::BitCast(du32, v);
+  const auto lsb = hn::And(hn::ShiftRight<16>(u), hn::Set(du32, 1));
+  auto r = hn::ShiftRight<16>(hn::Add(u, hn::Add(hn::Set(du32, 0x7fff), lsb)));
+  const auto nan = hn::Or(hn::ShiftRight<16>(u), hn::Set(du32, 0x40));
+  r = hn::IfThenElse(hn::RebindMask(du32, hn::IsNaN(v)), nan, r);
+  return hn::DemoteTo(du16, hn::BitCast(di32, r));
+}
+
+template <bool kStream>
+HWY_INLINE void Store(DF d, VF v, float* p) {
+  if constexpr (kStream) {
+    hn::Stream(v, d, p);
+  } else {
+    hn::StoreU(v, d, p);
+  }
+}
+template <bool kStream>
+HWY_INLINE void Store(DF d, VF v, bf16* p) {
+  const hn::Rebind<uint16_t, DF> du16;
+  auto* q = reinterpret_cast<uint16_t*>(p);
+  if constexpr (kStream) {
+    hn::Stream(ToBf16(d, v), du16, q);
+  } else {
+    hn::StoreU(ToBf16(d, v), du16, q);
+  }
+}
+
+// The last n < Lanes elements go through a zero-padded buffer, so no access leaves the tensor.
+template <typename T>
+HWY_INLINE VF LoadTail(DF d, const T* p, size_t n) {
+  alignas(64) T buf[kMaxLanes] = {};
+  std::memcpy(buf, p, n * sizeof(T));
+  return Load(d, buf);
+}
+template <typename T>
+HWY_INLINE void StoreTail(DF d, VF v, T* p, size_t n) {
+  alignas(64) T buf[kMaxLanes];
+  Store<false>(d, v, buf);
+  std::memcpy(p, buf, n * sizeof(T));
+}
+
+HWY_INLINE double Sum(DF d, VF v) { return static_cast<double>(hn::GetLane(hn::SumOfLanes(d, v))); }
+
+// Statistics of x[0, n) for n <= kColChunk: the chunk is read twice, the second time from L1.
+template <typename T>
+ChunkStats ChunkStatsOf(const T* x, size_t n) {
+  const DF d;
+  const size_t N = hn::Lanes(d);
+  VF s0 = hn::Zero(d), s1 = hn::Zero(d), s2 = hn::Zero(d), s3 = hn::Zero(d);
+  size_t i = 0;
+  for (; i + 4 * N <= n; i += 4 * N) {
+    s0 = hn::Add(s0, Load(d, x + i));
+    s1 = hn::Add(s1, Load(d, x + i + N));
+    s2 = hn::Add(s2, Load(d, x + i + 2 * N));
+    s3 = hn::Add(s3, Load(d, x + i + 3 * N));
+  }
+  for (; i + N <= n; i += N) s0 = hn::Add(s0, Load(d, x + i));
+  if (i < n) s1 = hn::Add(s1, LoadTail(d, x + i, n - i));
+  const double sum = Sum(d, hn::Add(hn::Add(s0, s1), hn::Add(s2, s3)));
+  const float shift = static_cast<float>(sum / static_cast<double>(n));
+
+  const VF m = hn::Set(d, shift);
+  VF a0 = hn::Zero(d), a1 = hn::Zero(d), q0 = hn::Zero(d), q1 = hn::Zero(d);
+  i = 0;
+  for (; i + 2 * N <= n; i += 2 * N) {
+    const VF c0 = hn::Sub(Load(d, x + i), m), c1 = hn::Sub(Load(d, x + i + N), m);
+    a0 = hn::Add(a0, c0);
+    a1 = hn::Add(a1, c1);
+    q0 = hn::MulAdd(c0, c0, q0);
+    q1 = hn::MulAdd(c1, c1, q1);
+  }
+  for (; i + N <= n; i += N) {
+    const VF c0 = hn::Sub(Load(d, x + i), m);
+    a0 = hn::Add(a0, c0);
+    q0 = hn::MulAdd(c0, c0, q0);
+  }
+  if (i < n) {
+    const VF c = hn::IfThenElseZero(hn::FirstN(d, n - i), hn::Sub(LoadTail(d, x + i, n - i), m));
+    a1 = hn::Add(a1, c);
+    q1 = hn::MulAdd(c, c, q1);
+  }
+  const double dn = static_cast<double>(n);
+  const double s1d = Sum(d, hn::Add(a0, a1)), s2d = Sum(d, hn::Add(q0, q1));
+  return {dn, shift + s1d / dn, std::max(0.0, s2d - s1d * s1d / dn)};
+}
+
+// y[c0, c1) of one row. mean = mh + ml splits the float64 mean into two floats, so x - mean
+// keeps its precision when |mean| >> std (x = 1e4 + N(0,1)).
+template <bool kStream, typename T>
+void ApplyForward(const T* x, const T* gamma, const T* beta, T* y, size_t n, float mh, float ml,
+                  float rstd) {
+  const DF d;
+  const size_t N = hn::Lanes(d);
+  const VF vmh = hn::Set(d, mh), vml = hn::Set(d, ml), vr = hn::Set(d, rstd);
+  const auto one = [&](size_t i, VF xv) HWY_ATTR {
+    const VF xh = hn::Mul(hn::Sub(hn::Sub(xv, vmh), vml), vr);
+    const VF b = beta ? Load(d, beta + i) : hn::Zero(d);
+    return hn::MulAdd(xh, Load(d, gamma + i), b);
+  };
+  size_t i = 0;
+  for (; i + N <= n; i += N) Store<kStream>(d, one(i, Load(d, x + i)), y + i);
+  if (i < n) {
+    const size_t r = n - i;
+    const VF xh = hn::Mul(hn::Sub(hn::Sub(LoadTail(d, x + i, r), vmh), vml), vr);
+    const VF b = beta ? LoadTail(d, beta + i, r) : hn::Zero(d);
+    StoreTail(d, hn::MulAdd(xh, LoadTail(d, gamma + i, r), b), y + i, r);
+  }
+}
+
+struct ForwardRowParams {
+  float mh, ml, rstd;
+};
+
+ForwardRowParams FinishStats(const ChunkStats& s, int64_t C, double eps, float* mean, float* rstd) {
+  const double var = s.m2 / static_cast<double>(C);
+  const double rs = 1.0 / std::sqrt(var + eps);
+  const float mh = static_cast<float>(s.mean);
+  *mean = mh;
+  *rstd = static_cast<float>(rs);
+  return {mh, static_cast<float>(s.mean - static_cast<double>(mh)), static_cast<float>(rs)};
+}
+
+// Output rows may start anywhere; streaming stores need vector-aligned addresses.
+template <typename T>
+bool Aligned(const T* p, int64_t C) {
+  const size_t bytes = hn::Lanes(DF()) * sizeof(T);
+  return reinterpret_cast<uintptr_t>(p) % bytes == 0 && (C * sizeof(T)) % bytes == 0;
+}
+
+template <typename T>
+void ApplyForwardRow(const ForwardCtx& c, int64_t r, int64_t c0, int64_t c1,
+                     const ForwardRowParams& p) {
+  const T* x = static_cast<const T*>(c.x) + r * c.C;
+  T* y = static_cast<T*>(c.y) + r * c.C;
+  const T* g = static_cast<const T*>(c.gamma);
+  const T* b = static_cast<const T*>(c.beta);
+  const size_t n = static_cast<size_t>(c1 - c0);
+  if (c.stream && Aligned(static_cast<T*>(c.y), c.C) && c0 % kColChunk == 0) {
+    ApplyForward<true>(x + c0, g + c0, b ? b + c0 : nullptr, y + c0, n, p.mh, p.ml, p.rstd);
+  } else {
+    ApplyForward<false>(x + c0, g + c0, b ? b + c0 : nullptr, y + c0, n, p.mh, p.ml, p.rstd);
+  }
+}
+
+template <typename T>
+void ForwardRowsT(const ForwardCtx& c, int64_t r0, int64_t r1) {
+  for (int64_t r = r0; r < r1; ++r) {
+    const T* x = static_cast<const T*>(c.x) + r * c.C;
+    ChunkStats s;
+    for (int64_t k0 = 0; k0 < c.C; k0 += kColChunk)
+      s = merge_stats(s, ChunkStatsOf(x + k0, static_cast<size_t>(std::min(kColChunk, c.C - k0))));
+    const ForwardRowParams p = FinishStats(s, c.C, c.eps, c.mean + r, c.rstd + r);
+    ApplyForwardRow<T>(c, r, 0, c.C, p);
+  }
+  if (c.stream) hwy::FlushStream();
+}
+
+void ForwardRows(const ForwardCtx& c, int64_t r0, int64_t r1) {
+  c.bf16 ? ForwardRowsT<bf16>(c, r0, r1) : ForwardRowsT<float>(c, r0, r1);
+}
+
+// Row-split forward, phase 1: statistics of column chunks [k0, k1) of row r.
+void ForwardChunkStats(const ForwardCtx& c, int64_t r, int64_t k0, int64_t k1, ChunkStats* out) {
+  for (int64_t k = k0; k < k1; ++k) {
+    const int64_t col = k * kColChunk;
+    const size_t n = static_cast<size_t>(std::min(kColChunk, c.C - col));
+    out[k] = c.bf16 ? ChunkStatsOf(static_cast<const bf16*>(c.x) + r * c.C + col, n)
+                    : ChunkStatsOf(static_cast<const float*>(c.x) + r * c.C + col, n);
+  }
+}
+
+// Row-split forward, phase 2: y of row r over columns [c0, c1); also finishes the row's
+// statistics (every worker merges the same chunks in the same order; the first one stores them).
+void ForwardApplyColumns(const ForwardCtx& c, int64_t r, int64_t c0, int64_t c1,
+                         const ChunkStats* chunks, int64_t nchunks, bool store_stats) {
+  ChunkStats s;
+  for (int64_t k = 0; k < nchunks; ++k) s = merge_stats(s, chunks[k]);
+  float mean, rstd;
+  const ForwardRowParams p = FinishStats(s, c.C, c.eps, &mean, &rstd);
+  if (store_stats) {
+    c.mean[r] = mean;
+    c.rstd[r] = rstd;
+  }
+  c.bf16 ? ApplyForwardRow<bf16>(c, r, c0, c1, p) : ApplyForwardRow<float>(c, r, c0, c1, p);
+  if (c.stream) hwy::FlushStream();
+}
+
+// sum(g) and sum(g * xc) over n <= kColChunk columns.
+template <typename T>
+void BackwardSums(const T* x, const T* dy, const T* gamma, size_t n, float mean, double* sg,
+                  double* sgx) {
+  const DF d;
+  const size_t N = hn::Lanes(d);
+  const VF vm = hn::Set(d, mean);
+  VF g0 = hn::Zero(d), g1 = hn::Zero(d), x0 = hn::Zero(d), x1 = hn::Zero(d);
+  size_t i = 0;
+  for (; i + 2 * N <= n; i += 2 * N) {
+    const VF ga = hn::Mul(Load(d, dy + i), Load(d, gamma + i));
+    const VF gb = hn::Mul(Load(d, dy + i + N), Load(d, gamma + i + N));
+    g0 = hn::Add(g0, ga);
+    g1 = hn::Add(g1, gb);
+    x0 = hn::MulAdd(ga, hn::Sub(Load(d, x + i), vm), x0);
+    x1 = hn::MulAdd(gb, hn::Sub(Load(d, x + i + N), vm), x1);
+  }
+  for (; i + N <= n; i += N) {
+    const VF ga = hn::Mul(Load(d, dy + i), Load(d, gamma + i));
+    g0 = hn::Add(g0, ga);
+    x0 = hn::MulAdd(ga, hn::Sub(Load(d, x + i), vm), x0);
+  }
+  if (i < n) {
+    // Padding is zero in dy, so g and g * xc vanish there.
+    const size_t r = n - i;
+    const VF ga = hn::Mul(LoadTail(d, dy + i, r), LoadTail(d, gamma + i, r));
+    g1 = hn::Add(g1, ga);
+    x1 = hn::MulAdd(ga, hn::Sub(LoadTail(d, x + i, r), vm), x1);
+  }
+  *sg = Sum(d, hn::Add(g0, g1));
+  *sgx = Sum(d, hn::Add(x0, x1));
+}
+
+// dx over n columns of one row, and dgamma/dbeta accumulation into dg/db (overwritten when
+// `first`).
+template <bool kStream, typename T>
+void ApplyBackward(const T* x, const T* dy, const T* gamma, T* dx, float* dg, float* db, size_t n,
+                   const RowCoeffs& k, bool first) {
+  const DF d;
+  const size_t N = hn::Lanes(d);
+  const VF vm = hn::Set(d, k.mean), vr = hn::Set(d, k.rstd), va = hn::Set(d, k.a),
+           vk = hn::Set(d, k.k);
+  size_t i = 0;
+  for (; i + N <= n; i += N) {
+    const VF dyv = Load(d, dy + i);
+    const VF xc = hn::Sub(Load(d, x + i), vm);
+    const VF g = hn::Mul(dyv, Load(d, gamma + i));
+    Store<kStream>(d, hn::NegMulAdd(xc, vk, hn::Mul(hn::Sub(g, va), vr)), dx + i);
+    const VF dgv = hn::Mul(dyv, hn::Mul(xc, vr));
+    if (first) {
+      hn::StoreU(dgv, d, dg + i);
+      hn::StoreU(dyv, d, db + i);
+    } else {
+      hn::StoreU(hn::Add(hn::LoadU(d, dg + i), dgv), d, dg + i);
+      hn::StoreU(hn::Add(hn::LoadU(d, db + i), dyv), d, db + i);
+    }
+  }
+  if (i < n) {
+    const size_t r = n - i;
+    const VF dyv = LoadTail(d, dy + i, r);
+    const VF xc = hn::Sub(LoadTail(d, x + i, r), vm);
+    const VF g = hn::Mul(dyv, LoadTail(d, gamma + i, r));
+    StoreTail(d, hn::NegMulAdd(xc, vk, hn::Mul(hn::Sub(g, va), vr)), dx + i, r);
+    VF dgv = hn::Mul(dyv, hn::Mul(xc, vr)), dbv = dyv;
+    if (!first) {
+      dgv = hn::Add(LoadTail(d, dg + i, r), dgv);
+      dbv = hn::Add(LoadTail(d, db + i, r), dbv);
+    }
+    StoreTail(d, dgv, dg + i, r);
+    StoreTail(d, dbv, db + i, r);
+  }
+}
+
+template <typename T>
+void ApplyBackwardRow(const BackwardCtx& c, int64_t r, int64_t c0, int64_t c1, float* dg,
+                      float* db, const RowCoeffs& k, bool first) {
+  const int64_t off = r * c.C + c0;
+  const T* x = static_cast<const T*>(c.x) + off;
+  const T* dy = static_cast<const T*>(c.dy) + off;
+  const T* g = static_cast<const T*>(c.gamma) + c0;
+  T* dx = static_cast<T*>(c.dx) + off;
+  const size_t n = static_cast<size_t>(c1 - c0);
+  if (c.stream && Aligned(static_cast<T*>(c.dx), c.C) && c0 % kColChunk == 0) {
+    ApplyBackward<true>(x, dy, g, dx, dg, db, n, k, first);
+  } else {
+    ApplyBackward<false>(x, dy, g, dx, dg, db, n, k, first);
+  }
+}
+
+template <typename T>
+RowCoeffs RowCoeffsOf(const BackwardCtx& c, int64_t r) {
+  const T* x = static_cast<const T*>(c.x) + r * c.C;
+  const T* dy = static_cast<const T*>(c.dy) + r * c.C;
+  const T* g = static_cast<const T*>(c.gamma);
+  double sg = 0, sgx = 0;
+  for (int64_t k0 = 0; k0 < c.C; k0 += kColChunk) {
+    double a, b;
+    BackwardSums(x + k0, dy + k0, g + k0, static_cast<size_t>(std::min(kColChunk, c.C - k0)),
+                 c.mean[r], &a, &b);
+    sg += a;
+    sgx += b;
+  }
+  return backward_coeffs(c.mean[r], c.rstd[r], sg, sgx, c.C);
+}
+
+// Cached-row backward over row chunks [k0, k1): each row is read from memory once (the second
+// pass finds it in L1/L2); chunk k's dgamma/dbeta partial goes to partials[k] (or straight to
+// the outputs when there is a single chunk).
+template <typename T>
+void BackwardRowChunksT(const BackwardCtx& c, int64_t k0, int64_t k1) {
+  for (int64_t k = k0; k < k1; ++k) {
+    float* dg = c.partials ? c.partials + k * 2 * c.C : c.dgamma;
+    float* db = c.partials ? dg + c.C : c.dbeta;
+    const int64_t r0 = k * c.rows_per_chunk, r1 = std::min(c.rows, r0 + c.rows_per_chunk);
+    for (int64_t r = r0; r < r1; ++r)
+      ApplyBackwardRow<T>(c, r, 0, c.C, dg, db, RowCoeffsOf<T>(c, r), r == r0);
+  }
+  if (c.stream) hwy::FlushStream();
+}
+
+void BackwardRowChunks(const BackwardCtx& c, int64_t k0, int64_t k1) {
+  c.bf16 ? BackwardRowChunksT<bf16>(c, k0, k1) : BackwardRowChunksT<float>(c, k0, k1);
+}
+
+// Row-split backward, phase 1: sums of column chunks [k0, k1) of row r into out[2k], out[2k+1].
+void BackwardChunkSums(const BackwardCtx& c, int64_t r, int64_t k0, int64_t k1, double* out) {
+  for (int64_t k = k0; k < k1; ++k) {
+    const int64_t col = k * kColChunk, off = r * c.C + col;
+    const size_t n = static_cast<size_t>(std::min(kColChunk, c.C - col));
+    if (c.bf16) {
+      BackwardSums(static_cast<const bf16*>(c.x) + off, static_cast<const bf16*>(c.dy) + off,
+                   static_cast<const bf16*>(c.gamma) + col, n, c.mean[r], &out[2 * k],
+                   &out[2 * k + 1]);
+    } else {
+      BackwardSums(static_cast<const float*>(c.x) + off, static_cast<const float*>(c.dy) + off,
+                   static_cast<const float*>(c.gamma) + col, n, c.mean[r], &out[2 * k],
+                   &out[2 * k + 1]);
+    }
+  }
+}
+
+// Row-split backward, phase 2: dx of rows [r0, r1) over column chunks [k0, k1), dgamma/dbeta
+// accumulated in row order straight into the outputs (row 0 overwrites them).
+void BackwardApplyColumns(const BackwardCtx& c, int64_t r0, int64_t r1, int64_t k0, int64_t k1,
+                          const RowCoeffs* coeffs) {
+  for (int64_t k = k0; k < k1; ++k) {
+    const int64_t col = k * kColChunk, end = std::min(c.C, col + kColChunk);
+    for (int64_t r = r0; r < r1; ++r) {
+      const RowCoeffs& rc = coeffs[r - r0];
+      if (c.bf16) {
+        ApplyBackwardRow<bf16>(c, r, col, end, c.dgamma + col, c.dbeta + col, rc, r == 0);
+      } else {
+        ApplyBackwardRow<float>(c, r, col, end, c.dgamma + col, c.dbeta + col, rc, r == 0);
+      }
+    }
+  }
+  if (c.stream) hwy::FlushStream();
+}
+
+// dgamma/dbeta[c0, c1) = sum over row chunks, in chunk order, accumulated in float64.
+void CombinePartials(const BackwardCtx& c, int64_t c0, int64_t c1, int64_t nchunks) {
+  constexpr int64_t kBlock = 256;
+  double acc_g[kBlock], acc_b[kBlock];
+  for (int64_t b0 = c0; b0 < c1; b0 += kBlock) {
+    const int64_t n = std::min(kBlock, c1 - b0);
+    std::fill(acc_g, acc_g + n, 0.0);
+    std::fill(acc_b, acc_b + n, 0.0);
+    for (int64_t k = 0; k < nchunks; ++k) {
+      const float* pg = c.partials + k * 2 * c.C + b0;
+      const float* pb = pg + c.C;
+      for (int64_t i = 0; i < n; ++i) {
+        acc_g[i] += static_cast<double>(pg[i]);
+        acc_b[i] += static_cast<double>(pb[i]);
+      }
+    }
+    for (int64_t i = 0; i < n; ++i) {
+      c.dgamma[b0 + i] = static_cast<float>(acc_g[i]);
+      c.dbeta[b0 + i] = static_cast<float>(acc_b[i]);
+    }
+  }
+}
+
+const char* TargetName() { return hwy::TargetName(HWY_TARGET); }
+
+}  // namespace tilenorm::cpu::HWY_NAMESPACE
+HWY_AFTER_NAMESPACE();
+
+#if HWY_ONCE
+#include <memory>
+
 #include "backends.h"
+#include "common/thread_pool.h"
 
 namespace tilenorm::cpu {
 
-Status layernorm_forward(const LayerNormForwardArgs&, const LayerNormForwardOutputs&,
-                         const LayerNormOptions&) {
-  return Status::unsupported("backend 'cpu' is not implemented yet");
-}
-Status layernorm_backward(const LayerNormBackwardArgs&, const LayerNormBackwardOutputs&,
-                          const LayerNormOptions&) {
-  return Status::unsupported("backend 'cpu' is not implemented yet");
+HWY_EXPORT(ForwardRows);
+HWY_EXPORT(ForwardChunkStats);
+HWY_EXPORT(ForwardApplyColumns);
+HWY_EXPORT(BackwardRowChunks);
+HWY_EXPORT(BackwardChunkSums);
+HWY_EXPORT(BackwardApplyColumns);
+HWY_EXPORT(CombinePartials);
+HWY_EXPORT(TargetName);
+
+ChunkStats merge_stats(const ChunkStats& a, const ChunkStats& b) {
+  if (a.n == 0) return b;
+  const double n = a.n + b.n, delta = b.mean - a.mean;
+  return {n, a.mean + delta * (b.n / n), a.m2 + b.m2 + delta * delta * (a.n * b.n / n)};
 }
 
+RowCoeffs backward_coeffs(float mean, float rstd, double sum_g, double sum_gxc, int64_t C) {
+  const double inv_c = 1.0 / static_cast<double>(C), r = rstd;
+  return {mean, rstd, static_cast<float>(sum_g * inv_c), static_cast<float>(r * r * sum_gxc * inv_c)};
+}
+
+namespace {
+
+// Rows of a row-split group: their x (and dy) stay in the L3 between the two phases.
+constexpr int64_t kGroupBytes = int64_t{8} << 20;
+// Outputs beyond this go around the caches (non-temporal stores): they would only evict the
+// inputs still to be read.
+constexpr int64_t kStreamBytes = int64_t{24} << 20;
+
+// A growing per-calling-thread scratch buffer: steady-state calls allocate nothing.
+template <typename T>
+T* scratch(std::unique_ptr<T[]>& buf, size_t& cap, size_t n) {
+  if (n > cap) {
+    buf.reset(new T[n]);
+    cap = n;
+  }
+  return buf.get();
+}
+
+int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
+
+void set_report(const LayerNormOptions& opt, const char* path, int threads,
+                std::vector<std::pair<std::string, double>> extra = {}) {
+  if (opt.report == nullptr) return;
+  opt.report->path = path;
+  opt.report->metrics = {{"threads", threads}};
+  opt.report->metrics.insert(opt.report->metrics.end(), extra.begin(), extra.end());
+}
+
+// Row bytes up to which a row's re-read in the second pass comes from the core's L2.
+constexpr int64_t kCachedRowBytes = int64_t{512} << 10;
+
+}  // namespace
+
+Status layernorm_forward(const LayerNormForwardArgs& args, const LayerNormForwardOutputs& out,
+                         const LayerNormOptions& opt) {
+  ThreadPool& pool = ThreadPool::shared(opt.num_threads);
+  const int T = pool.num_threads();
+  const int64_t rows = args.x.shape.rows(), C = args.x.shape.cols();
+  const bool bf16 = args.x.dtype == DType::kBF16;
+  const int64_t es = bf16 ? 2 : 4;
+  ForwardCtx c{args.x.data, args.gamma.data, args.beta.data, out.y.data,
+               out.mean.as<float>(), out.rstd.as<float>(), rows, C, args.eps, bf16,
+               rows * C * es >= kStreamBytes};
+  const int64_t nck = ceil_div(C, kColChunk);
+  // Forward results do not depend on the path (the same chunks merge in the same order), so
+  // the choice may look at the thread count: split rows when whole rows would idle cores.
+  if (rows >= 4 * T || nck < 2 * T) {
+    pool.parallel_for(rows, [&](int64_t r0, int64_t r1, int) {
+      HWY_DYNAMIC_DISPATCH(ForwardRows)(c, r0, r1);
+    });
+    set_report(opt, C * es <= kCachedRowBytes ? "cached-row" : "streamed", T);
+    return {};
+  }
+  static thread_local std::unique_ptr<ChunkStats[]> buf;
+  static thread_local size_t cap = 0;
+  const int64_t group = std::clamp<int64_t>(kGroupBytes / (C * es), 1, rows);
+  ChunkStats* stats = scratch(buf, cap, static_cast<size_t>(group * nck));
+  for (int64_t g0 = 0; g0 < rows; g0 += group) {
+    const int64_t g1 = std::min(rows, g0 + group);
+    pool.parallel_for(nck, [&](int64_t k0, int64_t k1, int) {
+      for (int64_t r = g0; r < g1; ++r)
+        HWY_DYNAMIC_DISPATCH(ForwardChunkStats)(c, r, k0, k1, stats + (r - g0) * nck);
+    });
+    pool.parallel_for(nck, [&](int64_t k0, int64_t k1, int) {
+      const int64_t c0 = k0 * kColChunk, c1 = std::min(C, k1 * kColChunk);
+      for (int64_t r = g0; r < g1; ++r)
+        HWY_DYNAMIC_DISPATCH(ForwardApplyColumns)(c, r, c0, c1, stats + (r - g0) * nck, nck,
+                                                  k0 == 0);
+    });
+  }
+  set_report(opt, "row-split", T, {{"row_group", static_cast<double>(group)}});
+  return {};
+}
+
+Status layernorm_backward(const LayerNormBackwardArgs& args, const LayerNormBackwardOutputs& out,
+                          const LayerNormOptions& opt) {
+  ThreadPool& pool = ThreadPool::shared(opt.num_threads);
+  const int T = pool.num_threads();
+  const int64_t rows = args.x.shape.rows(), C = args.x.shape.cols();
+  const bool bf16 = args.x.dtype == DType::kBF16;
+  const int64_t es = bf16 ? 2 : 4;
+  BackwardCtx c{args.x.data, args.dy.data, args.gamma.data, args.mean.as<float>(),
+                args.rstd.as<float>(), out.dx.data, out.dgamma.as<float>(),
+                out.dbeta.as<float>(), nullptr, rows, C, 0, bf16,
+                rows * C * es >= kStreamBytes};
+  const int64_t nck = ceil_div(C, kColChunk);
+  // The path and the row chunking depend on the shape only, never on the thread count, so
+  // dgamma/dbeta are summed in the same order however many threads run.
+  if (rows < 8 * kRowChunk && nck >= 16) {
+    // Few rows, long ones: every thread takes a column range of the same rows.
+    static thread_local std::unique_ptr<double[]> sums_buf;
+    static thread_local std::unique_ptr<RowCoeffs[]> coeff_buf;
+    static thread_local size_t sums_cap = 0, coeff_cap = 0;
+    const int64_t group = std::clamp<int64_t>(kGroupBytes / (2 * C * es), 1, rows);
+    double* sums = scratch(sums_buf, sums_cap, static_cast<size_t>(2 * group * nck));
+    RowCoeffs* coeffs = scratch(coeff_buf, coeff_cap, static_cast<size_t>(group));
+    for (int64_t g0 = 0; g0 < rows; g0 += group) {
+      const int64_t g1 = std::min(rows, g0 + group);
+      pool.parallel_for(nck, [&](int64_t k0, int64_t k1, int) {
+        for (int64_t r = g0; r < g1; ++r)
+          HWY_DYNAMIC_DISPATCH(BackwardChunkSums)(c, r, k0, k1, sums + 2 * (r - g0) * nck);
+      });
+      for (int64_t r = g0; r < g1; ++r) {
+        double sg = 0, sgx = 0;
+        const double* s = sums + 2 * (r - g0) * nck;
+        for (int64_t k = 0; k < nck; ++k) {
+          sg += s[2 * k];
+          sgx += s[2 * k + 1];
+        }
+        coeffs[r - g0] = backward_coeffs(c.mean[r], c.rstd[r], sg, sgx, C);
+      }
+      pool.parallel_for(nck, [&](int64_t k0, int64_t k1, int) {
+        HWY_DYNAMIC_DISPATCH(BackwardApplyColumns)(c, g0, g1, k0, k1, coeffs);
+      });
+    }
+    set_report(opt, "row-split", T, {{"row_group", static_cast<double>(group)}});
+    return {};
+  }
+  // Many rows: chunks of whole rows, one dgamma/dbeta partial per chunk, then a column-parallel
+  // sum of the partials in chunk order. Small row counts still get 8 chunks to share out.
+  c.rows_per_chunk = std::clamp<int64_t>(ceil_div(rows, 8), 1, kRowChunk);
+  const int64_t nchunks = ceil_div(rows, c.rows_per_chunk);
+  static thread_local std::unique_ptr<float[]> part_buf;
+  static thread_local size_t part_cap = 0;
+  if (nchunks > 1) c.partials = scratch(part_buf, part_cap, static_cast<size_t>(nchunks * 2 * C));
+  pool.parallel_for(nchunks, [&](int64_t k0, int64_t k1, int) {
+    HWY_DYNAMIC_DISPATCH(BackwardRowChunks)(c, k0, k1);
+  });
+  if (nchunks > 1) {
+    constexpr int64_t kCols = 256;  // columns per combine task
+    pool.parallel_for(ceil_div(C, kCols), [&](int64_t b0, int64_t b1, int) {
+      HWY_DYNAMIC_DISPATCH(CombinePartials)(c, b0 * kCols, std::min(C, b1 * kCols), nchunks);
+    });
+  }
+  set_report(opt, C * es * 2 <= kCachedRowBytes ? "cached-row" : "streamed", T,
+             {{"row_chunks", static_cast<double>(nchunks)}});
+  return {};
+}
+
+std::vector<std::string> simd_targets() {
+  std::vector<std::string> names;
+  for (int64_t t : hwy::SupportedAndGeneratedTargets()) names.emplace_back(hwy::TargetName(t));
+  return names;
+}
+
+bool force_simd_target(const std::string& name) {
+  if (name.empty()) {
+    hwy::SetSupportedTargetsForTest(0);
+    return true;
+  }
+  hwy::SetSupportedTargetsForTest(0);
+  for (int64_t t : hwy::SupportedAndGeneratedTargets()) {
+    if (name == hwy::TargetName(t)) {
+      hwy::SetSupportedTargetsForTest(t);
+      return true;
+    }
+  }
+  return false;
+}
+
+std::string active_simd_target() { return HWY_DYNAMIC_DISPATCH(TargetName)(); }
+
 }  // namespace tilenorm::cpu
+#endif  // HWY_ONCE

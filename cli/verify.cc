@@ -1,0 +1,240 @@
+// `tilenorm verify`: every built backend against the float64 reference over a shape list,
+// including the bug report's constant inputs, printed as a table; exit 1 on any failure.
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <memory>
+
+#include <fmt/format.h>
+
+#include "cli_common.h"
+#include "cli/verify_cases.h"
+#include "common/compare.h"
+#include "reference/layernorm.h"
+
+namespace tilenorm::cli {
+namespace {
+
+Tensor make_input(const Shape& shape, DType dtype, const VerifyCase& c, int role, double lo,
+                  double hi) {
+  Tensor t(shape, dtype);
+  if (c.constant) {
+    t.fill(role == 0 ? c.x : role == 1 ? c.dy : c.gamma);
+    return t;
+  }
+  // A small LCG keeps verify independent of <random>'s implementation details.
+  uint64_t state = c.seed * 0x9E3779B97F4A7C15ull + static_cast<uint64_t>(role) + 1;
+  for (int64_t i = 0; i < t.numel(); ++i) {
+    state = state * 6364136223846793005ull + 1442695040888963407ull;
+    const double u = static_cast<double>(state >> 11) * 0x1.0p-53;
+    t.set(i, lo + (hi - lo) * u);
+  }
+  return t;
+}
+
+struct Row {
+  std::string backend, op, shape, dtype, data, output, detail;
+  double err = 0, tol = 0;
+  bool pass = true, skipped = false;
+};
+
+// Compares one output: |got - ref| <= atol * max(1, max|ref|) + rtol * |ref|.
+Row compare_output(Row base, const char* name, ConstTensorView got, const std::vector<double>& ref,
+                   Tolerance tol) {
+  double scale = 1;
+  for (double v : ref) scale = std::max(scale, std::fabs(v));
+  const Tolerance eff{tol.atol * scale, tol.rtol};
+  const CompareResult c = compare_allclose(got, ref, eff);
+  base.output = name;
+  base.err = c.max_abs_err;
+  base.tol = eff.atol;
+  base.pass = c.pass;
+  if (!c.pass) base.detail = c.to_string();
+  return base;
+}
+
+std::vector<Row> run_case(Backend backend, DType dtype, const VerifyCase& c, int threads) {
+  const Tolerances tols = verify_tolerances(backend, dtype);
+  const Shape& shape = c.shape;
+  const Shape cs{shape.cols()};
+  Tensor x = make_input(shape, dtype, c, 0, c.x_offset - 1, c.x_offset + 1);
+  Tensor dy = make_input(shape, dtype, c, 1, -1, 1);
+  Tensor gamma = make_input(cs, dtype, c, 2, 0, 1);
+  Tensor beta = make_input(cs, dtype, c, 3, 0, 1);
+  if (c.constant) beta.fill(0);
+  Row base{backend_name(backend), "", shape.to_string(), dtype_name(dtype),
+           c.constant ? fmt::format("x={} dy={} gamma={}", c.x, c.dy, c.gamma) : "random"};
+  std::vector<Row> rows;
+  LayerNormOptions opt{threads, nullptr};
+
+  // Forward.
+  const int64_t R = shape.rows(), C = shape.cols();
+  const auto xv = reference::load_f64(x.cview()), gv = reference::load_f64(gamma.cview()),
+             bv = reference::load_f64(beta.cview()), dyv = reference::load_f64(dy.cview());
+  std::vector<double> y(xv.size()), mean(R), rstd(R);
+  reference::layernorm_forward_f64(xv.data(), gv.data(), bv.data(), R, C, c.eps, y.data(),
+                                   mean.data(), rstd.data());
+  base.op = "forward";
+  LayerNormForwardResult f;
+  Status s = layernorm_forward(backend, {x.cview(), gamma.cview(), beta.cview(), c.eps}, &f, opt);
+  if (s.code() == StatusCode::kUnsupported) {
+    base.skipped = true;
+    base.detail = s.message();
+    return {base};
+  }
+  if (!s.ok()) {
+    base.pass = false;
+    base.detail = s.to_string();
+    rows.push_back(base);
+  } else {
+    rows.push_back(compare_output(base, "y", f.y.cview(), y, tols.y));
+    rows.push_back(compare_output(base, "mean", f.mean.cview(), mean, tols.stats));
+    rows.push_back(compare_output(base, "rstd", f.rstd.cview(), rstd, tols.stats));
+  }
+
+  // Backward on the reference statistics (as f32, what a forward would save).
+  Tensor mean32(shape.leading(), DType::kF32), rstd32(shape.leading(), DType::kF32);
+  for (int64_t r = 0; r < R; ++r) {
+    mean32.set(r, mean[r]);
+    rstd32.set(r, rstd[r]);
+  }
+  const auto m32 = reference::load_f64(mean32.cview()), r32 = reference::load_f64(rstd32.cview());
+  std::vector<double> dx(xv.size()), dgamma(C), dbeta(C);
+  reference::layernorm_backward_f64(xv.data(), dyv.data(), gv.data(), m32.data(), r32.data(), R, C,
+                                    dx.data(), dgamma.data(), dbeta.data());
+  base.op = "backward";
+  LayerNormBackwardResult b;
+  s = layernorm_backward(backend,
+                         {x.cview(), dy.cview(), gamma.cview(), mean32.cview(), rstd32.cview()}, &b,
+                         opt);
+  if (!s.ok()) {
+    base.pass = false;
+    base.detail = s.to_string();
+    rows.push_back(base);
+    return rows;
+  }
+  rows.push_back(compare_output(base, "dx", b.dx.cview(), dx, tols.dx));
+  rows.push_back(compare_output(base, "dgamma", b.dgamma.cview(), dgamma, tols.dparams));
+  rows.push_back(compare_output(base, "dbeta", b.dbeta.cview(), dbeta, tols.dparams));
+  return rows;
+}
+
+}  // namespace
+
+void add_verify_command(CLI::App& app) {
+  struct Args {
+    std::vector<std::string> backends;
+    std::vector<std::string> dtypes{"f32", "bf16"};
+    int threads = 0;
+    bool json = false;
+    bool verbose = false;
+  };
+  auto args = std::make_shared<Args>();
+  CLI::App* cmd = app.add_subcommand(
+      "verify",
+      "Run the built backends against the float64 reference over the verification shapes (incl. "
+      "the bug report's constant inputs); print a table; exit 1 on any failure");
+  cmd->add_option("--backend", args->backends,
+                  "backends to check (repeatable; default: every built backend but reference)");
+  cmd->add_option("--dtype", args->dtypes, "dtypes to check (repeatable)")->capture_default_str();
+  cmd->add_option("--threads", args->threads, "cpu backend threads, 0 = all");
+  cmd->add_flag("--json", args->json, "print the rows as JSON on stdout");
+  cmd->add_flag("--verbose", args->verbose, "one line per output instead of per case");
+  cmd->callback([args] {
+    std::vector<Backend> backends;
+    for (const auto& name : args->backends) {
+      Backend b;
+      if (Status s = parse_backend_arg(name, &b); !s.ok()) throw CLI::RuntimeError(report_error(s));
+      if (!backend_built(b))
+        throw CLI::RuntimeError(report_error(
+            fmt::format("--backend '{}' is not built into this binary", name)));
+      backends.push_back(b);
+    }
+    if (backends.empty())
+      for (Backend b : all_backends())
+        if (b != Backend::kReference && backend_built(b)) backends.push_back(b);
+    std::vector<DType> dtypes;
+    for (const auto& name : args->dtypes) {
+      DType d;
+      if (Status s = parse_dtype_arg(name, &d); !s.ok()) throw CLI::RuntimeError(report_error(s));
+      dtypes.push_back(d);
+    }
+
+    std::vector<Row> all;
+    int failures = 0, skipped = 0, checked = 0;
+    if (!args->json)
+      std::printf("%-9s %-8s %-14s %-5s %-24s %-6s %10s %10s  %s\n", "backend", "op", "shape",
+                  "dtype", "data", "output", "max|err|", "tol", "result");
+    for (Backend backend : backends) {
+      const auto cases = verify_cases(backend);
+      for (DType dtype : dtypes) {
+        for (size_t ci = 0; ci < cases.size(); ++ci) {
+          std::fprintf(stderr, "\r[%s %s %zu/%zu] %-40s", backend_name(backend), dtype_name(dtype),
+                       ci + 1, cases.size(), cases[ci].name.c_str());
+          std::fflush(stderr);
+          auto rows = run_case(backend, dtype, cases[ci], args->threads);
+          std::fprintf(stderr, "\r%80s\r", "");
+          // Summarise per op unless verbose: the worst output (largest err/tol) stands for it.
+          std::vector<Row> shown;
+          for (const Row& r : rows) {
+            if (args->verbose || r.skipped) {
+              shown.push_back(r);
+              continue;
+            }
+            auto it = std::find_if(shown.begin(), shown.end(),
+                                   [&](const Row& o) { return o.op == r.op; });
+            const double q = r.tol > 0 ? r.err / r.tol : r.err;
+            if (it == shown.end()) {
+              shown.push_back(r);
+            } else {
+              const double qo = it->tol > 0 ? it->err / it->tol : it->err;
+              const bool worse = (!r.pass && it->pass) || (r.pass == it->pass && q > qo);
+              if (worse) *it = r;
+            }
+          }
+          for (const Row& r : rows) {
+            if (r.skipped) {
+              ++skipped;
+            } else {
+              ++checked;
+              failures += !r.pass;
+            }
+          }
+          for (Row r : shown) {
+            if (!args->verbose && !r.skipped) {
+              // Per-op summary: fail if any output of that op failed.
+              for (const Row& o : rows)
+                if (o.op == r.op && !o.pass) r.pass = false;
+              r.output = "worst:" + r.output;
+            }
+            if (!args->json) {
+              const char* result = r.skipped ? "skip" : r.pass ? "pass" : "FAIL";
+              std::printf("%-9s %-8s %-14s %-5s %-24s %-6s %10.3g %10.3g  %s%s%s\n",
+                          r.backend.c_str(), r.op.c_str(), r.shape.c_str(), r.dtype.c_str(),
+                          r.data.c_str(), r.output.c_str(), r.err, r.tol, result,
+                          r.detail.empty() ? "" : ": ", r.detail.c_str());
+              std::fflush(stdout);
+            }
+            all.push_back(r);
+          }
+        }
+      }
+    }
+    if (args->json) {
+      nlohmann::json j = nlohmann::json::array();
+      for (const Row& r : all)
+        j.push_back({{"backend", r.backend}, {"op", r.op}, {"shape", r.shape}, {"dtype", r.dtype},
+                     {"data", r.data}, {"output", r.output}, {"max_abs_err", r.err},
+                     {"tolerance", r.tol}, {"pass", r.pass}, {"skipped", r.skipped},
+                     {"detail", r.detail}});
+      std::printf("%s\n", nlohmann::json{{"rows", j}, {"checked", checked}, {"failures", failures},
+                                         {"skipped", skipped}}.dump(2).c_str());
+    } else {
+      std::printf("verify: %d outputs checked, %d failed, %d skipped\n", checked, failures, skipped);
+    }
+    if (failures > 0) throw CLI::RuntimeError(kExitFailed);
+  });
+}
+
+}  // namespace tilenorm::cli

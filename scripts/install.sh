@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Installs the Debian 12 packages tilenorm builds with (run as root). Packages already present are
+# not touched, so a second run is fast and needs no network.
+#   --with-peers   also install the benchmark peers (oneDNN, libtorch) and hyperfine
+set -euo pipefail
+
+packages=(build-essential cmake ninja-build pkg-config git
+          libgtest-dev libgmock-dev libbenchmark-dev
+          libhwy-dev libcli11-dev libfmt-dev nlohmann-json3-dev)
+if [[ "${1:-}" == "--with-peers" ]]; then
+  packages+=(libdnnl-dev libtorch-dev hyperfine)
+fi
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]} == 0)); then
+  echo "install.sh: all ${#packages[@]} packages present"
+  exit 0
+fi
+echo "install.sh: installing ${missing[*]}"
+sudo_cmd=()
+[[ $(id -u) -eq 0 ]] || sudo_cmd=(sudo)
+export DEBIAN_FRONTEND=noninteractive
+"${sudo_cmd[@]}" apt-get update -qq
+"${sudo_cmd[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}"

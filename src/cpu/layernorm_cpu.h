@@ -1,0 +1,67 @@
+// Native CPU LayerNorm: shared types of the SIMD kernels (layernorm_cpu.cc, compiled once per
+// Highway target) and the hooks tests use to run every compiled target.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace tilenorm::cpu {
+
+// Statistics and dgamma/dbeta are reduced over fixed-size pieces combined in a fixed order, so
+// results never depend on the thread count. Columns: per-row sums are formed per kColChunk
+// columns (a multiple of every vector width times the unroll), then combined in chunk order.
+inline constexpr int64_t kColChunk = 1024;
+// Rows: backward writes one dgamma/dbeta partial per chunk of at most kRowChunk rows.
+inline constexpr int64_t kRowChunk = 32;
+
+// Mean and sum of squared deviations of n values (Chan et al. merge in float64).
+struct ChunkStats {
+  double n = 0, mean = 0, m2 = 0;
+};
+ChunkStats merge_stats(const ChunkStats& a, const ChunkStats& b);
+
+struct ForwardCtx {
+  const void* x;
+  const void* gamma;
+  const void* beta;  // may be null
+  void* y;
+  float* mean;
+  float* rstd;
+  int64_t rows, C;
+  double eps;
+  bool bf16;
+  bool stream;  // non-temporal stores of y (the output will not be re-read soon)
+};
+
+struct BackwardCtx {
+  const void* x;
+  const void* dy;
+  const void* gamma;
+  const float* mean;
+  const float* rstd;
+  void* dx;
+  float* dgamma;
+  float* dbeta;
+  float* partials;  // [row chunks][2][C]: dgamma then dbeta per chunk
+  int64_t rows, C, rows_per_chunk;
+  bool bf16;
+  bool stream;
+};
+
+// Per-row backward coefficients: dx = (g - a) * rstd - (x - mean) * k, g = dy * gamma.
+struct RowCoeffs {
+  float mean, rstd, a, k;
+};
+// From the row sums sum(g) and sum(g * (x - mean)).
+RowCoeffs backward_coeffs(float mean, float rstd, double sum_g, double sum_gxc, int64_t C);
+
+// The SIMD targets compiled in and supported by this CPU, best first ("AVX3", "AVX2", "EMU128").
+std::vector<std::string> simd_targets();
+// Restricts dispatch to the named target ("" = back to the best); false if not available.
+// For tests: not thread-safe against concurrent LayerNorm calls.
+bool force_simd_target(const std::string& name);
+// The target dispatch picks now.
+std::string active_simd_target();
+
+}  // namespace tilenorm::cpu

@@ -1,0 +1,40 @@
+// Shared test helpers: deterministic inputs, the float64 reference on tensors, and tolerance
+// checks that report the worst element.
+#pragma once
+
+#include <gtest/gtest.h>
+
+#include <cstdint>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "common/compare.h"
+#include "tilenorm/layernorm.h"
+
+namespace tilenorm::testing {
+
+// Uniform [lo, hi) values from a fixed seed, rounded to `dtype`.
+Tensor random_tensor(const Shape& shape, DType dtype, uint64_t seed, double lo = -1, double hi = 1);
+Tensor constant_tensor(const Shape& shape, DType dtype, double value);
+
+// The float64 reference on the given inputs (converted exactly to double).
+struct ForwardRef {
+  std::vector<double> y, mean, rstd;
+};
+struct BackwardRef {
+  std::vector<double> dx, dgamma, dbeta;
+};
+ForwardRef reference_forward(ConstTensorView x, ConstTensorView gamma, ConstTensorView beta,
+                             double eps);
+BackwardRef reference_backward(ConstTensorView x, ConstTensorView dy, ConstTensorView gamma,
+                               ConstTensorView mean, ConstTensorView rstd);
+
+// gtest assertion: every element within atol + rtol*|ref|; the message names the tensor and
+// the worst element.
+::testing::AssertionResult AllClose(const char* name, ConstTensorView got,
+                                    const std::vector<double>& ref, Tolerance tol);
+
+bool bitwise_equal(const Tensor& a, const Tensor& b);
+
+}  // namespace tilenorm::testing
