@@ -6,7 +6,7 @@
 //   forward:  per 1024-column chunk: m' = sum(x)/n, s1 = sum(x - m'), s2 = sum((x - m')^2),
 //             chunk mean = m' + s1/n, M2 = s2 - s1^2/n (corrected two-pass on an L1-resident
 //             chunk); chunks merged in order (Chan); y = (x - mean) * rstd * gamma + beta.
-//   backward: g = dy * gamma, xc = x - mean, a = sum(g)/C, k = rstd^2 * sum(g * xc)/C,
+//   backward: g = dy * gamma, xc = x - mean, a = sum(g)/C, k = rstd^3 * sum(g * xc)/C,
 //             dx = (g - a) * rstd - xc * k, dgamma += dy * xc * rstd, dbeta += dy.
 #undef HWY_TARGET_INCLUDE
 #define HWY_TARGET_INCLUDE "cpu/layernorm_cpu.cc"
@@ -31,8 +31,8 @@ using VF = hn::Vec<DF>;
 // Largest vector in elements of any target, for the tail buffers.
 constexpr size_t kMaxLanes = HWY_MAX_BYTES / sizeof(float);
 
-HWY_INLINE VF Load(DF d, const float* p) { return hn::LoadU(d, p); }
-HWY_INLINE VF Load(DF d, const bf16* p) {
+HWY_INLINE VF LoadV(DF d, const float* p) { return hn::LoadU(d, p); }
+HWY_INLINE VF LoadV(DF d, const bf16* p) {
   const hn::Rebind<uint16_t, DF> du16;
   const hn::RebindToUnsigned<DF> du32;
   const auto bits = hn::LoadU(du16, reinterpret_cast<const uint16_t*>(p));
@@ -40,7 +40,7 @@ HWY_INLINE VF Load(DF d, const bf16* p) {
 }
 
 // f32 -> bf16 bits, round to nearest even; NaN stays a quiet NaN (as float_to_bf16).
-HWY_INLINE hn::Vec<hn::Rebind<uint16_t, DF>> ToBf16(DF d, VF v) {
+HWY_INLINE hn::Vec<hn::Rebind<uint16_t, DF>> ToBf16(VF v) {
   const hn::RebindToUnsigned<DF> du32;
   const hn::RebindToSigned<DF> di32;
   const hn::Rebind<uint16_t, DF> du16;
@@ -53,7 +53,7 @@ HWY_INLINE hn::Vec<hn::Rebind<uint16_t, DF>> ToBf16(DF d, VF v) {
 }
 
 template <bool kStream>
-HWY_INLINE void Store(DF d, VF v, float* p) {
+HWY_INLINE void StoreV(DF d, VF v, float* p) {
   if constexpr (kStream) {
     hn::Stream(v, d, p);
   } else {
@@ -61,13 +61,13 @@ HWY_INLINE void Store(DF d, VF v, float* p) {
   }
 }
 template <bool kStream>
-HWY_INLINE void Store(DF d, VF v, bf16* p) {
+HWY_INLINE void StoreV(DF /*d*/, VF v, bf16* p) {
   const hn::Rebind<uint16_t, DF> du16;
   auto* q = reinterpret_cast<uint16_t*>(p);
   if constexpr (kStream) {
-    hn::Stream(ToBf16(d, v), du16, q);
+    hn::Stream(ToBf16(v), du16, q);
   } else {
-    hn::StoreU(ToBf16(d, v), du16, q);
+    hn::StoreU(ToBf16(v), du16, q);
   }
 }
 
@@ -76,12 +76,12 @@ template <typename T>
 HWY_INLINE VF LoadTail(DF d, const T* p, size_t n) {
   alignas(64) T buf[kMaxLanes] = {};
   std::memcpy(buf, p, n * sizeof(T));
-  return Load(d, buf);
+  return LoadV(d, buf);
 }
 template <typename T>
 HWY_INLINE void StoreTail(DF d, VF v, T* p, size_t n) {
   alignas(64) T buf[kMaxLanes];
-  Store<false>(d, v, buf);
+  StoreV<false>(d, v, buf);
   std::memcpy(p, buf, n * sizeof(T));
 }
 
@@ -95,12 +95,12 @@ ChunkStats ChunkStatsOf(const T* x, size_t n) {
   VF s0 = hn::Zero(d), s1 = hn::Zero(d), s2 = hn::Zero(d), s3 = hn::Zero(d);
   size_t i = 0;
   for (; i + 4 * N <= n; i += 4 * N) {
-    s0 = hn::Add(s0, Load(d, x + i));
-    s1 = hn::Add(s1, Load(d, x + i + N));
-    s2 = hn::Add(s2, Load(d, x + i + 2 * N));
-    s3 = hn::Add(s3, Load(d, x + i + 3 * N));
+    s0 = hn::Add(s0, LoadV(d, x + i));
+    s1 = hn::Add(s1, LoadV(d, x + i + N));
+    s2 = hn::Add(s2, LoadV(d, x + i + 2 * N));
+    s3 = hn::Add(s3, LoadV(d, x + i + 3 * N));
   }
-  for (; i + N <= n; i += N) s0 = hn::Add(s0, Load(d, x + i));
+  for (; i + N <= n; i += N) s0 = hn::Add(s0, LoadV(d, x + i));
   if (i < n) s1 = hn::Add(s1, LoadTail(d, x + i, n - i));
   const double sum = Sum(d, hn::Add(hn::Add(s0, s1), hn::Add(s2, s3)));
   const float shift = static_cast<float>(sum / static_cast<double>(n));
@@ -109,14 +109,14 @@ ChunkStats ChunkStatsOf(const T* x, size_t n) {
   VF a0 = hn::Zero(d), a1 = hn::Zero(d), q0 = hn::Zero(d), q1 = hn::Zero(d);
   i = 0;
   for (; i + 2 * N <= n; i += 2 * N) {
-    const VF c0 = hn::Sub(Load(d, x + i), m), c1 = hn::Sub(Load(d, x + i + N), m);
+    const VF c0 = hn::Sub(LoadV(d, x + i), m), c1 = hn::Sub(LoadV(d, x + i + N), m);
     a0 = hn::Add(a0, c0);
     a1 = hn::Add(a1, c1);
     q0 = hn::MulAdd(c0, c0, q0);
     q1 = hn::MulAdd(c1, c1, q1);
   }
   for (; i + N <= n; i += N) {
-    const VF c0 = hn::Sub(Load(d, x + i), m);
+    const VF c0 = hn::Sub(LoadV(d, x + i), m);
     a0 = hn::Add(a0, c0);
     q0 = hn::MulAdd(c0, c0, q0);
   }
@@ -140,11 +140,11 @@ void ApplyForward(const T* x, const T* gamma, const T* beta, T* y, size_t n, flo
   const VF vmh = hn::Set(d, mh), vml = hn::Set(d, ml), vr = hn::Set(d, rstd);
   const auto one = [&](size_t i, VF xv) HWY_ATTR {
     const VF xh = hn::Mul(hn::Sub(hn::Sub(xv, vmh), vml), vr);
-    const VF b = beta ? Load(d, beta + i) : hn::Zero(d);
-    return hn::MulAdd(xh, Load(d, gamma + i), b);
+    const VF b = beta ? LoadV(d, beta + i) : hn::Zero(d);
+    return hn::MulAdd(xh, LoadV(d, gamma + i), b);
   };
   size_t i = 0;
-  for (; i + N <= n; i += N) Store<kStream>(d, one(i, Load(d, x + i)), y + i);
+  for (; i + N <= n; i += N) StoreV<kStream>(d, one(i, LoadV(d, x + i)), y + i);
   if (i < n) {
     const size_t r = n - i;
     const VF xh = hn::Mul(hn::Sub(hn::Sub(LoadTail(d, x + i, r), vmh), vml), vr);
@@ -241,17 +241,17 @@ void BackwardSums(const T* x, const T* dy, const T* gamma, size_t n, float mean,
   VF g0 = hn::Zero(d), g1 = hn::Zero(d), x0 = hn::Zero(d), x1 = hn::Zero(d);
   size_t i = 0;
   for (; i + 2 * N <= n; i += 2 * N) {
-    const VF ga = hn::Mul(Load(d, dy + i), Load(d, gamma + i));
-    const VF gb = hn::Mul(Load(d, dy + i + N), Load(d, gamma + i + N));
+    const VF ga = hn::Mul(LoadV(d, dy + i), LoadV(d, gamma + i));
+    const VF gb = hn::Mul(LoadV(d, dy + i + N), LoadV(d, gamma + i + N));
     g0 = hn::Add(g0, ga);
     g1 = hn::Add(g1, gb);
-    x0 = hn::MulAdd(ga, hn::Sub(Load(d, x + i), vm), x0);
-    x1 = hn::MulAdd(gb, hn::Sub(Load(d, x + i + N), vm), x1);
+    x0 = hn::MulAdd(ga, hn::Sub(LoadV(d, x + i), vm), x0);
+    x1 = hn::MulAdd(gb, hn::Sub(LoadV(d, x + i + N), vm), x1);
   }
   for (; i + N <= n; i += N) {
-    const VF ga = hn::Mul(Load(d, dy + i), Load(d, gamma + i));
+    const VF ga = hn::Mul(LoadV(d, dy + i), LoadV(d, gamma + i));
     g0 = hn::Add(g0, ga);
-    x0 = hn::MulAdd(ga, hn::Sub(Load(d, x + i), vm), x0);
+    x0 = hn::MulAdd(ga, hn::Sub(LoadV(d, x + i), vm), x0);
   }
   if (i < n) {
     // Padding is zero in dy, so g and g * xc vanish there.
@@ -275,10 +275,10 @@ void ApplyBackward(const T* x, const T* dy, const T* gamma, T* dx, float* dg, fl
            vk = hn::Set(d, k.k);
   size_t i = 0;
   for (; i + N <= n; i += N) {
-    const VF dyv = Load(d, dy + i);
-    const VF xc = hn::Sub(Load(d, x + i), vm);
-    const VF g = hn::Mul(dyv, Load(d, gamma + i));
-    Store<kStream>(d, hn::NegMulAdd(xc, vk, hn::Mul(hn::Sub(g, va), vr)), dx + i);
+    const VF dyv = LoadV(d, dy + i);
+    const VF xc = hn::Sub(LoadV(d, x + i), vm);
+    const VF g = hn::Mul(dyv, LoadV(d, gamma + i));
+    StoreV<kStream>(d, hn::NegMulAdd(xc, vk, hn::Mul(hn::Sub(g, va), vr)), dx + i);
     const VF dgv = hn::Mul(dyv, hn::Mul(xc, vr));
     if (first) {
       hn::StoreU(dgv, d, dg + i);
@@ -443,7 +443,7 @@ ChunkStats merge_stats(const ChunkStats& a, const ChunkStats& b) {
 
 RowCoeffs backward_coeffs(float mean, float rstd, double sum_g, double sum_gxc, int64_t C) {
   const double inv_c = 1.0 / static_cast<double>(C), r = rstd;
-  return {mean, rstd, static_cast<float>(sum_g * inv_c), static_cast<float>(r * r * sum_gxc * inv_c)};
+  return {mean, rstd, static_cast<float>(sum_g * inv_c), static_cast<float>(r * r * r * sum_gxc * inv_c)};
 }
 
 namespace {

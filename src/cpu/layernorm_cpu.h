@@ -56,7 +56,7 @@ struct RowCoeffs {
 // From the row sums sum(g) and sum(g * (x - mean)).
 RowCoeffs backward_coeffs(float mean, float rstd, double sum_g, double sum_gxc, int64_t C);
 
-// The SIMD targets compiled in and supported by this CPU, best first ("AVX3", "AVX2", "EMU128").
+// The SIMD targets compiled in and supported by this CPU, best first ("AVX3", "AVX2", "SCALAR").
 std::vector<std::string> simd_targets();
 // Restricts dispatch to the named target ("" = back to the best); false if not available.
 // For tests: not thread-safe against concurrent LayerNorm calls.

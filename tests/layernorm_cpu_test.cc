@@ -1,0 +1,361 @@
+// Conformance of the native CPU backend (layernorm_forward / layernorm_backward) against the
+// float64 reference, on every compiled SIMD target; bitwise determinism across thread counts.
+#include <cmath>
+#include <cstring>
+#include <limits>
+#include <string>
+#include <vector>
+
+#include "cpu/layernorm_cpu.h"
+#include "test_util.h"
+#include "tilenorm/layernorm.h"
+
+namespace tilenorm {
+namespace {
+
+using testing::AllClose;
+using testing::bitwise_equal;
+
+// Tolerances, |got - ref| <= atol + rtol * |ref| per element, against the float64 reference run
+// on the same (dtype-rounded) inputs. Statistics, dgamma and dbeta are f32 for both dtypes.
+//   y, dx f32:   f32 arithmetic of a few operations on O(1) values: a few ulps.
+//   y, dx bf16:  one rounding to bf16 (2^-9 relative) on top of the f32 result; atol covers
+//                values that cancel to ~0 in f32 before rounding.
+//   mean, rstd:  f32 sums within 1024-column chunks (one lane per accumulator on the SCALAR
+//                target), float64 across chunks, stored as f32.
+//   dgamma/dbeta: f32 sums over <= 32 rows, then float64 across chunks: error grows with the
+//                rows only through the f32 chunk sums, hence atol ~ rows * 1e-7. libtorch 1.13
+//                misses this by 1e-1 relative at 8192 bf16 rows (shared/anchors/cpu).
+struct Tolerances {
+  Tolerance y, mean, rstd, dx, dgb;
+};
+
+Tolerances tolerances(DType dtype, int64_t rows) {
+  const Tolerance stats{1e-6, 1e-5};
+  const Tolerance dgb{1e-6 + 1e-7 * static_cast<double>(rows), 1e-5};
+  if (dtype == DType::kBF16) return {{1e-4, 4e-3}, stats, stats, {1e-4, 4e-3}, dgb};
+  return {{1e-5, 1e-5}, stats, stats, {1e-5, 1e-5}, dgb};
+}
+
+struct Inputs {
+  Tensor x, dy, gamma, beta;
+};
+
+// Row means and scales differ per row (2 + r % 7, 1 + r % 3) so that errors in the statistics
+// show; dy, gamma, beta random with non-zero means.
+Inputs make_inputs(int64_t rows, int64_t C, DType dtype, uint64_t seed) {
+  Inputs in;
+  in.x = testing::random_tensor(Shape{rows, C}, DType::kF64, seed);
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t i = 0; i < C; ++i)
+      in.x.set(r * C + i, 2.0 + static_cast<double>(r % 7) +
+                              in.x.get(r * C + i) * (1.0 + static_cast<double>(r % 3)));
+  in.x = in.x.to(dtype);
+  in.dy = testing::random_tensor(Shape{rows, C}, dtype, seed + 1, -0.5, 1.0);
+  in.gamma = testing::random_tensor(Shape{C}, dtype, seed + 2, 0.75, 1.25);
+  in.beta = testing::random_tensor(Shape{C}, dtype, seed + 3, -0.1, 0.1);
+  return in;
+}
+
+struct Outputs {
+  Tensor y, mean, rstd, dx, dgamma, dbeta;
+  RunReport fwd_report, bwd_report;
+};
+
+Tensor nan_tensor(const Shape& shape, DType dtype) {
+  Tensor t(shape, dtype);
+  t.fill(std::numeric_limits<double>::quiet_NaN());
+  return t;
+}
+
+// Forward, then backward on the forward's own statistics; outputs pre-filled with NaN.
+Outputs run_cpu(const Inputs& in, int threads, double eps = kDefaultEps) {
+  const Shape& s = in.x.shape();
+  const DType dt = in.x.dtype();
+  Outputs o;
+  o.y = nan_tensor(s, dt);
+  o.mean = nan_tensor(s.leading(), DType::kF32);
+  o.rstd = nan_tensor(s.leading(), DType::kF32);
+  o.dx = nan_tensor(s, dt);
+  o.dgamma = nan_tensor(Shape{s.cols()}, DType::kF32);
+  o.dbeta = nan_tensor(Shape{s.cols()}, DType::kF32);
+  LayerNormOptions opt;
+  opt.num_threads = threads;
+  opt.report = &o.fwd_report;
+  Status st = layernorm_forward(Backend::kCpu, {in.x.view(), in.gamma.view(), in.beta.view(), eps},
+                                LayerNormForwardOutputs{o.y.view(), o.mean.view(), o.rstd.view()},
+                                opt);
+  EXPECT_TRUE(st.ok()) << st.to_string();
+  opt.report = &o.bwd_report;
+  st = layernorm_backward(
+      Backend::kCpu, {in.x.view(), in.dy.view(), in.gamma.view(), o.mean.view(), o.rstd.view()},
+      LayerNormBackwardOutputs{o.dx.view(), o.dgamma.view(), o.dbeta.view()}, opt);
+  EXPECT_TRUE(st.ok()) << st.to_string();
+  return o;
+}
+
+void expect_matches_reference(const Inputs& in, const Outputs& o, double eps = kDefaultEps) {
+  const Tolerances tol = tolerances(in.x.dtype(), in.x.shape().rows());
+  const auto f = testing::reference_forward(in.x.view(), in.gamma.view(), in.beta.view(), eps);
+  EXPECT_TRUE(AllClose("y", o.y.view(), f.y, tol.y));
+  EXPECT_TRUE(AllClose("mean", o.mean.view(), f.mean, tol.mean));
+  EXPECT_TRUE(AllClose("rstd", o.rstd.view(), f.rstd, tol.rstd));
+  const auto b = testing::reference_backward(in.x.view(), in.dy.view(), in.gamma.view(),
+                                             o.mean.view(), o.rstd.view());
+  EXPECT_TRUE(AllClose("dx", o.dx.view(), b.dx, tol.dx));
+  EXPECT_TRUE(AllClose("dgamma", o.dgamma.view(), b.dgamma, tol.dgb));
+  EXPECT_TRUE(AllClose("dbeta", o.dbeta.view(), b.dbeta, tol.dgb));
+}
+
+// Runs the body once per SIMD target compiled in and supported here, then restores dispatch.
+class CpuTargets : public ::testing::TestWithParam<std::string> {
+ protected:
+  void SetUp() override {
+    if (!cpu::force_simd_target(GetParam())) GTEST_SKIP() << GetParam() << " not available";
+    ASSERT_EQ(cpu::active_simd_target(), GetParam());
+  }
+  void TearDown() override { ASSERT_TRUE(cpu::force_simd_target("")); }
+};
+
+std::vector<std::string> all_targets() { return cpu::simd_targets(); }
+
+struct ShapeCase {
+  int64_t rows, C;
+  const char* why;
+};
+
+// Every case runs both dtypes at 2 threads.
+const ShapeCase kShapes[] = {
+    {1, 1, "1x1: a single element, zero variance"},
+    {3, 1, "C = 1 on several rows"},
+    {2, 2, "C = 2: shorter than any vector"},
+    {5, 31, "C = 31, 32, 33: around a 32-wide tile and 2x the AVX-512 width"},
+    {5, 32, "C = 32"},
+    {5, 33, "C = 33"},
+    {9, 1023, "C around the 1024-column statistics chunk"},
+    {9, 1024, "C = one statistics chunk"},
+    {9, 1025, "C = one chunk plus one column: a 1-element last chunk"},
+    {256, 8462, "8462: odd width of several chunks, 256 rows = 8 row chunks of 32"},
+    {300, 77, "row count not a multiple of the 32-row dgamma chunk"},
+    {7, 300, "fewer rows than row chunks would want: one row per chunk"},
+    {1, 5000, "one row: a single dgamma chunk written straight to the outputs"},
+    {3, 40000, "few rows, long rows: backward and forward split rows over threads"},
+    {40, 16385, "< 256 rows with >= 16 column chunks: backward row-split, forward whole rows"},
+    {2, 300001, "huge odd C: row-split with a ragged last chunk"},
+};
+
+TEST_P(CpuTargets, MatchesReferenceOnShapeList) {
+  for (const ShapeCase& sc : kShapes) {
+    for (DType dt : {DType::kF32, DType::kBF16}) {
+      SCOPED_TRACE(std::to_string(sc.rows) + "x" + std::to_string(sc.C) + " " + dtype_name(dt) +
+                   ": " + sc.why);
+      const Inputs in = make_inputs(sc.rows, sc.C, dt, 17);
+      expect_matches_reference(in, run_cpu(in, 2));
+    }
+  }
+}
+
+// W-1, W, W+1 around every vector width in use (4, 8, 16 f32 lanes) and the unrolled strides
+// (2W, 4W) of the reduction loops.
+TEST_P(CpuTargets, WidthsAroundEveryVectorWidth) {
+  for (int64_t w : {4, 8, 16, 32, 64}) {
+    for (int64_t C : {w - 1, w, w + 1}) {
+      for (DType dt : {DType::kF32, DType::kBF16}) {
+        SCOPED_TRACE("C=" + std::to_string(C) + " " + dtype_name(dt));
+        const Inputs in = make_inputs(6, C, dt, 100 + static_cast<uint64_t>(C));
+        expect_matches_reference(in, run_cpu(in, 2));
+      }
+    }
+  }
+}
+
+// Views starting one element past a 64-byte boundary: no aligned-load assumption anywhere.
+TEST_P(CpuTargets, MisalignedStarts) {
+  for (DType dt : {DType::kF32, DType::kBF16}) {
+    for (int64_t C : {int64_t{37}, int64_t{1024}, int64_t{20000}}) {
+      SCOPED_TRACE("C=" + std::to_string(C) + " " + dtype_name(dt));
+      const int64_t rows = C > 10000 ? 3 : 33;
+      const Inputs in = make_inputs(rows, C, dt, 5);
+      const size_t es = dtype_size(dt);
+      auto shifted = [&](const Tensor& t, Tensor* storage) {
+        *storage = Tensor(Shape{t.numel() + 1}, dt);
+        auto* p = static_cast<char*>(storage->raw()) + es;
+        std::memcpy(p, t.raw(), t.nbytes());
+        return TensorView{p, t.shape(), dt};
+      };
+      Tensor sx, sdy, sg, sb, sy, sdx;
+      const TensorView x = shifted(in.x, &sx), dy = shifted(in.dy, &sdy),
+                       g = shifted(in.gamma, &sg), b = shifted(in.beta, &sb);
+      const TensorView y = shifted(nan_tensor(in.x.shape(), dt), &sy),
+                       dx = shifted(nan_tensor(in.x.shape(), dt), &sdx);
+      Tensor mean(Shape{rows}, DType::kF32), rstd(Shape{rows}, DType::kF32);
+      Tensor dgamma(Shape{C}, DType::kF32), dbeta(Shape{C}, DType::kF32);
+      LayerNormOptions opt;
+      opt.num_threads = 2;
+      ASSERT_TRUE(layernorm_forward(Backend::kCpu, {x, g, b, kDefaultEps},
+                                    LayerNormForwardOutputs{y, mean.view(), rstd.view()}, opt)
+                      .ok());
+      ASSERT_TRUE(layernorm_backward(Backend::kCpu, {x, dy, g, mean.view(), rstd.view()},
+                                     LayerNormBackwardOutputs{dx, dgamma.view(), dbeta.view()}, opt)
+                      .ok());
+      const Tolerances tol = tolerances(dt, rows);
+      const auto f = testing::reference_forward(x, g, b, kDefaultEps);
+      EXPECT_TRUE(AllClose("y", y, f.y, tol.y));
+      EXPECT_TRUE(AllClose("mean", mean.view(), f.mean, tol.mean));
+      const auto r = testing::reference_backward(x, dy, g, mean.view(), rstd.view());
+      EXPECT_TRUE(AllClose("dx", dx, r.dx, tol.dx));
+      EXPECT_TRUE(AllClose("dgamma", dgamma.view(), r.dgamma, tol.dgb));
+      EXPECT_TRUE(AllClose("dbeta", dbeta.view(), r.dbeta, tol.dgb));
+    }
+  }
+}
+
+// The seed's constant inputs: every row has zero variance, so dx and dgamma must cancel to
+// exactly zero and dbeta count the rows exactly.
+TEST_P(CpuTargets, ConstantInputsExact) {
+  for (DType dt : {DType::kF32, DType::kBF16}) {
+    for (const auto& [rows, C] : std::vector<std::pair<int64_t, int64_t>>{
+             {64, 1024}, {300, 1000}, {3, 40000}}) {
+      SCOPED_TRACE(std::to_string(rows) + "x" + std::to_string(C) + " " + dtype_name(dt));
+      Inputs in{testing::constant_tensor(Shape{rows, C}, dt, 0.5),
+                testing::constant_tensor(Shape{rows, C}, dt, 1.0),
+                testing::constant_tensor(Shape{C}, dt, 1.0),
+                testing::constant_tensor(Shape{C}, dt, 0.0)};
+      const Outputs o = run_cpu(in, 2, 1e-6);
+      const float rstd = static_cast<float>(1.0 / std::sqrt(1e-6));
+      for (int64_t r = 0; r < rows; ++r) {
+        ASSERT_EQ(o.mean.data<float>()[r], 0.5f);
+        ASSERT_EQ(o.rstd.data<float>()[r], rstd);
+      }
+      for (int64_t i = 0; i < rows * C; ++i) {
+        ASSERT_EQ(o.y.get(i), 0.0) << i;
+        ASSERT_EQ(o.dx.get(i), 0.0) << i;
+      }
+      for (int64_t i = 0; i < C; ++i) {
+        ASSERT_EQ(o.dgamma.data<float>()[i], 0.0f) << i;
+        ASSERT_EQ(o.dbeta.data<float>()[i], static_cast<float>(rows)) << i;
+      }
+    }
+  }
+}
+
+// Large mean, unit spread: a one-pass E[x^2] - E[x]^2 would lose every digit of the variance.
+TEST_P(CpuTargets, StableForLargeMean) {
+  const int64_t rows = 16, C = 3000;
+  Inputs in = make_inputs(rows, C, DType::kF32, 9);
+  const Tensor n = testing::random_tensor(Shape{rows, C}, DType::kF64, 10, -1.7, 1.7);
+  for (int64_t i = 0; i < rows * C; ++i) in.x.set(i, 1e4 + n.get(i));
+  expect_matches_reference(in, run_cpu(in, 2));
+}
+
+INSTANTIATE_TEST_SUITE_P(Simd, CpuTargets, ::testing::ValuesIn(all_targets()),
+                         [](const auto& info) { return info.param; });
+
+// A zero-variance row next to ordinary ones: rstd = 1/sqrt(eps), y = beta, no NaN.
+TEST(LayerNormCpu, ZeroVarianceRows) {
+  Inputs in = make_inputs(4, 1000, DType::kF32, 3);
+  for (int64_t i = 0; i < 1000; ++i) in.x.set(1000 + i, -3.25);
+  const Outputs o = run_cpu(in, 2);
+  expect_matches_reference(in, o);
+  EXPECT_EQ(o.rstd.data<float>()[1], static_cast<float>(1.0 / std::sqrt(kDefaultEps)));
+}
+
+// Backward on statistics the reference computed (rounded to f32), not the forward's own.
+TEST(LayerNormCpu, BackwardOnReferenceStatistics) {
+  for (DType dt : {DType::kF32, DType::kBF16}) {
+    const Inputs in = make_inputs(100, 777, dt, 21);
+    const auto f = testing::reference_forward(in.x.view(), in.gamma.view(), in.beta.view(),
+                                              kDefaultEps);
+    Tensor mean(Shape{100}, DType::kF32), rstd(Shape{100}, DType::kF32);
+    for (int64_t r = 0; r < 100; ++r) {
+      mean.set(r, f.mean[r]);
+      rstd.set(r, f.rstd[r]);
+    }
+    Tensor dx = nan_tensor(in.x.shape(), dt), dg = nan_tensor(Shape{777}, DType::kF32),
+           db = nan_tensor(Shape{777}, DType::kF32);
+    ASSERT_TRUE(layernorm_backward(Backend::kCpu,
+                                   {in.x.view(), in.dy.view(), in.gamma.view(), mean.view(),
+                                    rstd.view()},
+                                   LayerNormBackwardOutputs{dx.view(), dg.view(), db.view()})
+                    .ok());
+    const auto b = testing::reference_backward(in.x.view(), in.dy.view(), in.gamma.view(),
+                                               mean.view(), rstd.view());
+    const Tolerances tol = tolerances(dt, 100);
+    EXPECT_TRUE(AllClose("dx", dx.view(), b.dx, tol.dx));
+    EXPECT_TRUE(AllClose("dgamma", dg.view(), b.dgamma, tol.dgb));
+    EXPECT_TRUE(AllClose("dbeta", db.view(), b.dbeta, tol.dgb));
+  }
+}
+
+// bf16 activations, many rows: dgamma/dbeta are f32 sums of 8192+ bf16 products and must stay
+// at f32 accuracy (libtorch 1.13 loses ~1e-1 relative here).
+TEST(LayerNormCpu, Bf16DgammaDbetaAccurateAtManyRows) {
+  for (int64_t rows : {int64_t{8192}, int64_t{12289}}) {
+    SCOPED_TRACE(rows);
+    const Inputs in = make_inputs(rows, 128, DType::kBF16, 33);
+    const Outputs o = run_cpu(in, 2);
+    expect_matches_reference(in, o);
+  }
+}
+
+// Large enough for the non-temporal store paths (outputs >= 24 MiB) in both directions.
+TEST(LayerNormCpu, StreamedStoresMatchReference) {
+  for (DType dt : {DType::kF32, DType::kBF16}) {
+    SCOPED_TRACE(dtype_name(dt));
+    const int64_t rows = dt == DType::kF32 ? 2048 : 4096;
+    const Inputs in = make_inputs(rows, 3072, dt, 44);
+    expect_matches_reference(in, run_cpu(in, 2));
+  }
+}
+
+// The path is a property of the shape; each one is exercised by the cases above.
+TEST(LayerNormCpu, ReportsPath) {
+  const Inputs a = make_inputs(512, 1024, DType::kF32, 1);
+  Outputs o = run_cpu(a, 2);
+  EXPECT_EQ(o.fwd_report.path, "cached-row");
+  EXPECT_EQ(o.bwd_report.path, "cached-row");
+  const Inputs b = make_inputs(2, 300001, DType::kF32, 1);
+  o = run_cpu(b, 2);
+  EXPECT_EQ(o.fwd_report.path, "row-split");
+  EXPECT_EQ(o.bwd_report.path, "row-split");
+  const Inputs c = make_inputs(64, 200000, DType::kF32, 1);
+  o = run_cpu(c, 2);
+  EXPECT_EQ(o.fwd_report.path, "streamed");
+  EXPECT_EQ(o.bwd_report.path, "row-split");
+}
+
+// Same inputs, 1, 2, 3 and 8 threads: every output bitwise identical, for each path.
+TEST(LayerNormCpu, BitwiseDeterministicAcrossThreadCounts) {
+  const ShapeCase cases[] = {
+      {1000, 777, "cached rows, 32 row chunks, ragged last chunk"},
+      {7, 300, "seven one-row chunks"},
+      {5, 40000, "row-split forward at 2+ threads, whole rows at 1"},
+      {40, 20000, "row-split backward"},
+      {2048, 3072, "streamed stores"},
+  };
+  for (const ShapeCase& sc : cases) {
+    for (DType dt : {DType::kF32, DType::kBF16}) {
+      SCOPED_TRACE(std::string(sc.why) + " " + dtype_name(dt));
+      const Inputs in = make_inputs(sc.rows, sc.C, dt, 77);
+      const Outputs base = run_cpu(in, 1);
+      for (int threads : {1, 2, 3, 8}) {
+        const Outputs o = run_cpu(in, threads);
+        EXPECT_TRUE(bitwise_equal(o.y, base.y)) << threads << " threads: y";
+        EXPECT_TRUE(bitwise_equal(o.mean, base.mean)) << threads << " threads: mean";
+        EXPECT_TRUE(bitwise_equal(o.rstd, base.rstd)) << threads << " threads: rstd";
+        EXPECT_TRUE(bitwise_equal(o.dx, base.dx)) << threads << " threads: dx";
+        EXPECT_TRUE(bitwise_equal(o.dgamma, base.dgamma)) << threads << " threads: dgamma";
+        EXPECT_TRUE(bitwise_equal(o.dbeta, base.dbeta)) << threads << " threads: dbeta";
+      }
+    }
+  }
+}
+
+TEST(LayerNormCpu, DispatchPicksBestTarget) {
+  const auto targets = cpu::simd_targets();
+  ASSERT_FALSE(targets.empty());
+  EXPECT_EQ(cpu::active_simd_target(), targets.front());
+}
+
+}  // namespace
+}  // namespace tilenorm
