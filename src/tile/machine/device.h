@@ -82,6 +82,9 @@ struct ComputeConfig {
   bool fp32_dest_acc_en = false;
   bool dst_full_sync_en = false;
   MathFidelity math_fidelity = MathFidelity::HiFi4;
+  // tt-metal's UnpackToDestMode::UnpackToDestFp32 for every fp32 CB: copy_tile / unary_bcast
+  // move fp32 data into an fp32 dst without the TF32 source-register rounding.
+  bool unpack_to_dest_fp32 = false;
 };
 
 struct KernelHandle {

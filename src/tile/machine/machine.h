@@ -1,0 +1,205 @@
+// Internal state of the tile machine shared by the host side (device.cc) and the kernel API
+// (kernel_api.cc): program description, DRAM, and the per-core runtime the fibers act on.
+#pragma once
+
+#include <array>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <source_location>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "tile/machine/device.h"
+#include "tile/machine/fiber.h"
+#include "tile/machine/kernel_api.h"
+
+namespace tilenorm::tile {
+
+struct CbSpec {
+  bool exists = false;
+  DataFormat format = DataFormat::Float16_b;
+  uint32_t num_pages = 0;
+  uint32_t base = 0;  // L1 address
+  std::string name;
+};
+
+struct KernelSpec {
+  KernelKind kind = KernelKind::kReader;
+  CoreRange cores{CoreCoord{}};
+  void (*fn)() = nullptr;
+  const void* args_type = nullptr;  // nullptr: the kernel takes no args
+  void (*invoker)(void (*)(), const void*) = nullptr;
+  std::string name;
+  ComputeConfig config;
+  std::vector<std::byte> common_args;
+  std::unordered_map<uint64_t, std::vector<std::byte>> core_args;  // key: y << 32 | x
+};
+
+struct CoreSpec {
+  std::array<CbSpec, kMaxCbs> cbs;
+  uint32_t l1_end = 0;                    // first L1 byte after the last CB
+  std::array<int, kNumKernelKinds> kernels{-1, -1, -1};  // index into Program::Impl::kernels
+  bool used() const { return kernels[0] >= 0 || kernels[1] >= 0 || kernels[2] >= 0; }
+};
+
+struct Program::Impl {
+  uint32_t grid_x = 0, grid_y = 0;
+  uint32_t l1_size = 0, l1_base = 0;
+  std::vector<CoreSpec> cores;  // y * grid_x + x
+  std::vector<KernelSpec> kernels;
+  Status status;
+  CoreSpec& core(CoreCoord c) { return cores[c.y * grid_x + c.x]; }
+  const CoreSpec& core(CoreCoord c) const { return cores[c.y * grid_x + c.x]; }
+};
+
+struct DramBuffer {
+  uint32_t address = 0;
+  uint32_t num_pages = 0;
+  uint32_t page_size = 0;
+  uint64_t bank_bytes = 0;  // bytes reserved in each bank
+  DataFormat format = DataFormat::Float16_b;
+  std::vector<uint8_t> data;  // page i at i * page_size
+};
+
+struct Device::Dram {
+  std::unordered_map<uint32_t, std::unique_ptr<DramBuffer>> buffers;  // by address
+  uint64_t next_offset = 0;
+  const DramBuffer* find(uint32_t address) const {
+    auto it = buffers.find(address);
+    return it == buffers.end() ? nullptr : it->second.get();
+  }
+};
+
+namespace detail {
+
+// Thrown inside a fiber to unwind its kernel when the core stops (first error, deadlock).
+struct KernelAbort {};
+
+// Where a dst slot's value came from; decides implicit accumulation and dead stores.
+enum class Origin : uint8_t { kZero, kFill, kCopy, kAssignFpu, kSfpu, kMul, kMatmul, kReduce };
+
+struct SlotMeta {
+  Origin origin = Origin::kZero;
+  bool read = false;        // the current value was read (pack, SFPU operand, accumulation)
+  bool chain_open = false;  // accumulating op may continue its chain (no read since)
+  bool allow_acc = false;   // sanitizer_allow_accumulate was called
+  const char* op = "";
+  const char* file = "";
+  uint32_t line = 0;
+};
+
+inline constexpr int kDstTiles = 16;  // physical bf16 tiles; fp32 dst uses the first 8
+
+struct Dst {
+  alignas(64) float data[kDstTiles][kTileElems];
+  SlotMeta meta[kDstTiles];
+  uint32_t capacity = 8;  // tiles per section as kernels index them
+  uint32_t sections = 2;  // 2 half-sync, 1 full-sync
+  bool acquired = false;
+  bool waited = false;
+  uint32_t committed = 0;  // sections committed and not yet released
+  uint32_t math_section = 0;
+  uint32_t pack_section = 0;
+  uint32_t dirty = 0;  // physical slots that may be non-zero
+};
+
+struct PendingCopy {
+  uint8_t* dst;
+  const uint8_t* src;
+  uint32_t bytes;
+  uint32_t l1_addr;
+  int cb;
+  const char* file;
+  uint32_t line;
+};
+
+struct CbState {
+  bool exists = false;
+  DataFormat format = DataFormat::Float16_b;
+  uint32_t num_pages = 0;
+  uint32_t page_size = 0;
+  uint32_t base = 0;
+  uint8_t* mem = nullptr;
+  uint64_t pushed = 0;
+  uint64_t popped = 0;
+  uint32_t reserved = 0;  // pages in the producer's current window
+  uint32_t waited = 0;    // pages in the consumer's current window
+  int producer = -1;      // KernelKind of the producer, -1 before the first reserve
+  int consumer = -1;
+  uint32_t high_water = 0;
+  const std::string* name = nullptr;
+  uint32_t available() const { return static_cast<uint32_t>(pushed - popped); }
+  uint32_t free_pages() const { return num_pages - available(); }
+  uint32_t write_page() const { return static_cast<uint32_t>(pushed % num_pages); }
+  uint32_t read_page() const { return static_cast<uint32_t>(popped % num_pages); }
+};
+
+struct CoreRuntime;
+
+struct KernelRuntime {
+  CoreRuntime* core = nullptr;
+  KernelKind kind = KernelKind::kReader;
+  const KernelSpec* spec = nullptr;
+  const void* args = nullptr;
+  Fiber fiber;
+  bool present = false;
+  // Blocking state while parked in the scheduler.
+  bool blocked = false;
+  bool blocked_on_reserve = false;
+  uint32_t blocked_cb = 0;
+  uint32_t blocked_pages = 0;
+  const char* blocked_file = "";
+  uint32_t blocked_line = 0;
+  std::vector<PendingCopy> pending_reads;
+  std::vector<PendingCopy> pending_writes;
+  const DramBuffer* last_buffer = nullptr;  // lookup cache
+  KernelCounters counters;
+  // Compute state.
+  bool acc_to_dest = false;
+  bool unpack_fp32 = false;
+  bool mm_transpose = false;
+  bool threw_other = false;
+};
+
+struct CoreRuntime {
+  CoreCoord core;
+  const CoreSpec* spec = nullptr;
+  Device::Dram* dram = nullptr;
+  const DeviceConfig* config = nullptr;
+  uint32_t l1_base = 0;
+  std::vector<uint8_t> l1;  // bytes [l1_base, spec->l1_end)
+  std::array<CbState, kMaxCbs> cbs;
+  std::array<KernelRuntime, kNumKernelKinds> kernels;
+  Dst* dst = nullptr;
+  bool sanitize = false;  // mode != kOff
+  bool error_mode = false;
+  bool faithful = false;
+  bool dst_bf16 = false;  // faithful and !fp32_dest_acc_en: dst values are rounded to bf16
+  bool stopping = false;  // an error ended this core; unwinding fibers
+  std::vector<SanitizerReport> reports;
+  uint32_t dropped_reports = 0;
+  CoreCounters counters;
+  std::vector<uint64_t> bank_bytes;
+  std::string internal_error;
+  int fatal_report = -1;  // index in reports of the report that stopped the core
+};
+
+// The kernel running on this host thread (set by the scheduler around every resume).
+extern thread_local KernelRuntime* t_kernel;
+
+// Records a report for the current kernel; throws KernelAbort in error mode or when `fatal`.
+void raise(ReportKind kind, const char* op, int cb, int slot, const std::source_location& loc,
+           std::string message, bool fatal = false);
+void raise_at(KernelRuntime& k, ReportKind kind, const char* op, int cb, int slot,
+              const char* file, uint32_t line, std::string message);
+
+// Kernel-end checks (dangling windows, unbarriered NoC, dst held); called by the scheduler.
+void check_kernel_end(KernelRuntime& k);
+// Resets dst for a compute kernel with this config.
+void reset_dst(Dst& dst, const ComputeConfig& config);
+std::string dump_core(const CoreRuntime& core);
+
+}  // namespace detail
+}  // namespace tilenorm::tile
