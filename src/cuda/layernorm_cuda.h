@@ -1,0 +1,113 @@
+// The CUDA backend below the public API: device-pointer entry points (no transfers; for
+// benchmarks and callers that already hold device memory, fp16 included) and host-memory helpers.
+// C++17 and free of CUDA headers: included by the .cu kernels, the C++20 glue and the tests.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <map>
+#include <string>
+#include <tuple>
+
+struct CUstream_st;  // cudaStream_t is CUstream_st*; nullptr is the default stream
+
+namespace tilenorm::cuda {
+
+enum class ElemType { kF32, kBF16, kF16 };  // x, dy, y, dx, gamma, beta share it
+
+// A failed CUDA call: its cudaError_t value and the call's name. code 0 is success.
+struct CudaError {
+  int code = 0;
+  const char* call = "";
+  bool ok() const { return code == 0; }
+};
+// "cudaMalloc(x): out of memory (cudaErrorMemoryAllocation)"
+std::string cuda_error_string(const CudaError& e);
+// True when no usable device (or driver) is the cause: callers report it as Unsupported.
+bool cuda_error_is_no_device(const CudaError& e);
+
+// Device pointers, row-major [rows, cols]. Pointers must be aligned to their element size;
+// rows >= 1, cols >= 1. beta may be null (0). mean/rstd/dgamma/dbeta are fp32; dgamma and
+// dbeta are overwritten. Outputs must not alias inputs.
+struct ForwardDeviceArgs {
+  ElemType dtype = ElemType::kF32;
+  const void* x = nullptr;
+  const void* gamma = nullptr;
+  const void* beta = nullptr;
+  void* y = nullptr;
+  float* mean = nullptr;
+  float* rstd = nullptr;
+  int64_t rows = 0, cols = 0;
+  float eps = 1e-5f;
+};
+
+struct BackwardDeviceArgs {
+  ElemType dtype = ElemType::kF32;
+  const void* x = nullptr;
+  const void* dy = nullptr;
+  const void* gamma = nullptr;
+  const float* mean = nullptr;
+  const float* rstd = nullptr;
+  void* dx = nullptr;
+  float* dgamma = nullptr;
+  float* dbeta = nullptr;
+  int64_t rows = 0, cols = 0;
+};
+
+// Which kernels a call ran (for RunReport and the benchmark).
+struct PathInfo {
+  const char* path = "";  // "rows" (row in registers), "cluster" (row over a cluster), "split"
+  int cluster = 0;        // blocks per row ("rows"/"cluster") or segments per row ("split")
+  int threads = 0;        // threads per block
+  int64_t grid = 0;       // blocks of the main kernel (the persistent grid)
+};
+
+// The current device's properties and a reusable workspace. Not thread-safe; one per stream.
+// Kernels run asynchronously on `stream`; errors of the launches themselves are returned.
+class Context {
+ public:
+  Context() = default;
+  ~Context();
+  Context(const Context&) = delete;
+  Context& operator=(const Context&) = delete;
+
+  CudaError forward(const ForwardDeviceArgs& args, CUstream_st* stream, PathInfo* info = nullptr);
+  CudaError backward(const BackwardDeviceArgs& args, CUstream_st* stream,
+                     PathInfo* info = nullptr);
+
+ private:
+  CudaError init();
+  CudaError reserve(size_t bytes, CUstream_st* stream);
+  // Co-resident blocks (cluster == 1) or clusters (cluster > 1) of a kernel, cached.
+  CudaError capacity(const void* kernel, int threads, int cluster, size_t smem, int64_t* out);
+
+  int device_ = -1;
+  int sms_ = 0;
+  int cc_major_ = 0;
+  int64_t l2_bytes_ = 0;
+  void* workspace_ = nullptr;
+  size_t workspace_bytes_ = 0;
+  std::map<std::tuple<const void*, int, int, size_t>, int64_t> capacity_cache_;
+};
+
+// Host-memory calls: copy inputs to the device, run, copy results back (used by the public API
+// and by tests for fp16). Device outputs are filled with NaN bits before the run, so anything a
+// kernel fails to write shows up. `misalign_elems` places every device tensor that many elements
+// past a 256-byte boundary, to exercise the unaligned load paths in tests.
+struct HostForward {
+  ForwardDeviceArgs args;  // pointers are host pointers here
+  int misalign_elems = 0;
+};
+struct HostBackward {
+  BackwardDeviceArgs args;  // pointers are host pointers here
+  int misalign_elems = 0;
+};
+CudaError layernorm_forward_host(const HostForward& call, PathInfo* info = nullptr);
+CudaError layernorm_backward_host(const HostBackward& call, PathInfo* info = nullptr);
+
+// Whether a CUDA device can be used; when not, `why` names the failing call and its error.
+bool device_available(std::string* why);
+
+size_t elem_size(ElemType t);
+
+}  // namespace tilenorm::cuda

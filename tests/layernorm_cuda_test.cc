@@ -1,0 +1,385 @@
+// CUDA backend conformance: forward and backward against the float64 reference over shapes that
+// hit every kernel path (register rows, clusters, split), f32/bf16 through the public API and
+// fp16 through the backend's host entry; constant inputs; unaligned tensors; determinism.
+// Skipped, with the reason, when the backend is not built or no device is present.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdlib>
+#include <cstring>
+#include <limits>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "reference/layernorm.h"
+#include "test_util.h"
+#ifdef TILENORM_HAVE_CUDA
+#include "cuda/layernorm_cuda.h"
+#endif
+
+namespace tilenorm {
+namespace {
+
+using testing::AllClose;
+using testing::bitwise_equal;
+using testing::constant_tensor;
+using testing::random_tensor;
+
+#ifdef TILENORM_HAVE_CUDA
+#define TN_SKIP_WITHOUT_CUDA()                                                          \
+  do {                                                                                  \
+    std::string why;                                                                    \
+    if (!cuda::device_available(&why)) GTEST_SKIP() << "no CUDA device: " << why;       \
+  } while (0)
+#else
+#define TN_SKIP_WITHOUT_CUDA() \
+  GTEST_SKIP() << "CUDA backend not built (configure where nvcc is found: preset 'cuda')"
+#endif
+
+constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
+
+// Every entry names the path or edge it covers (paths: src/cuda/layernorm_cuda.cu).
+struct Shape2 {
+  int64_t rows, cols;
+  const char* why;
+};
+const Shape2 kShapes[] = {
+    {1, 1, "1x1"},
+    {37, 1, "C = 1: zero variance, y = beta, dx = 0"},
+    {19, 2, "C = 2"},
+    {64, 31, "C < 32 and C % 8 != 0: a partial last chunk, unaligned row starts"},
+    {64, 32, "C = 32"},
+    {64, 33, "C = 33: one element past a 16-byte multiple"},
+    {100, 1000, "rows path, several row groups per block, a partial last row group"},
+    {257, 1024, "rows path, more rows than one wave of row groups"},
+    {9, 4100, "two chunks per thread"},
+    {7, 8192, "the longest row one block holds"},
+    {17, 8462, "C % 8 != 0 over a cluster of 2"},
+    {3, 65536, "the longest row a cluster of 8 holds"},
+    {5, 65537, "the shortest split row"},
+    {3, 1048576, "C = 1M: split path"},
+};
+
+// Tolerances per dtype and direction: |got - ref| <= atol + rtol * |ref|.
+struct Tolerances {
+  Tolerance y;       // y rounded to the dtype after fp32 math
+  Tolerance stats;   // mean, rstd: fp32 sums of up to 1M terms
+  Tolerance dx;      // dx rounded to the dtype; |dx| <~ 5 for these inputs
+  Tolerance dparam;  // dgamma, dbeta: fp32 sums over rows, not rounded to the dtype
+};
+const Tolerances kF32Tol{{5e-5, 1e-5}, {1e-5, 1e-5}, {1e-4, 1e-4}, {1e-4, 1e-4}};
+// bf16 has an 8-bit significand: rounding alone is 2^-9 relative.
+const Tolerances kBF16Tol{{1e-2, 8e-3}, {1e-5, 1e-5}, {2e-2, 8e-3}, {1e-4, 1e-4}};
+// fp16 has an 11-bit significand: rounding alone is 2^-12 relative.
+const Tolerances kF16Tol{{2e-3, 1e-3}, {1e-5, 1e-5}, {4e-3, 1e-3}, {1e-4, 1e-4}};
+
+const Tolerances& tolerances(DType d) { return d == DType::kBF16 ? kBF16Tol : kF32Tol; }
+
+// Fresh inputs every run; TILENORM_TEST_SEED=<n> repeats a run (the seed is in every failure).
+uint64_t test_seed() {
+  static const uint64_t seed = []() -> uint64_t {
+    if (const char* s = std::getenv("TILENORM_TEST_SEED")) return std::strtoull(s, nullptr, 10);
+    return (uint64_t{std::random_device{}()} << 32) | std::random_device{}();
+  }();
+  return seed;
+}
+
+std::string label(const Shape2& s, const char* dtype) {
+  return std::to_string(s.rows) + "x" + std::to_string(s.cols) + " " + dtype + " (" + s.why +
+         "), seed " + std::to_string(test_seed());
+}
+
+// Inputs with a non-zero mean and distinct magnitudes per tensor.
+struct Inputs {
+  Tensor x, dy, gamma, beta;
+};
+Inputs make_inputs(int64_t rows, int64_t cols, DType dtype, uint64_t salt) {
+  const uint64_t s = test_seed() ^ (salt * 0x9e3779b97f4a7c15ull);
+  return {random_tensor({rows, cols}, dtype, s + 1, 1.0, 3.0),
+          random_tensor({rows, cols}, dtype, s + 2, -1.0, 1.0),
+          random_tensor({cols}, dtype, s + 3, 0.5, 1.5), random_tensor({cols}, dtype, s + 4, -0.5, 0.5)};
+}
+
+Tensor f32_tensor(const std::vector<double>& v, const Shape& shape) {
+  Tensor t(shape, DType::kF32);
+  for (int64_t i = 0; i < t.numel(); ++i) t.set(i, v[static_cast<size_t>(i)]);
+  return t;
+}
+
+struct Forward {
+  Tensor y, mean, rstd;
+  std::string path;
+};
+Forward run_forward(const Inputs& in, double eps = kDefaultEps) {
+  const Shape& shape = in.x.shape();
+  Forward f{Tensor(shape, in.x.dtype()), Tensor(shape.leading(), DType::kF32),
+            Tensor(shape.leading(), DType::kF32), ""};
+  f.y.fill(kNaN);
+  f.mean.fill(kNaN);
+  f.rstd.fill(kNaN);
+  RunReport report;
+  const Status st = layernorm_forward(Backend::kCuda, {in.x.view(), in.gamma.view(), in.beta.view(), eps},
+                                      {f.y.view(), f.mean.view(), f.rstd.view()}, {0, &report});
+  EXPECT_TRUE(st.ok()) << st.to_string();
+  f.path = report.path;
+  return f;
+}
+
+struct Backward {
+  Tensor dx, dgamma, dbeta;
+  std::string path;
+};
+Backward run_backward(const Inputs& in, const Tensor& mean, const Tensor& rstd) {
+  const Shape& shape = in.x.shape();
+  const Shape c{shape.cols()};
+  Backward b{Tensor(shape, in.x.dtype()), Tensor(c, DType::kF32), Tensor(c, DType::kF32), ""};
+  b.dx.fill(kNaN);
+  b.dgamma.fill(kNaN);
+  b.dbeta.fill(kNaN);
+  RunReport report;
+  const Status st = layernorm_backward(
+      Backend::kCuda, {in.x.view(), in.dy.view(), in.gamma.view(), mean.view(), rstd.view()},
+      {b.dx.view(), b.dgamma.view(), b.dbeta.view()}, {0, &report});
+  EXPECT_TRUE(st.ok()) << st.to_string();
+  b.path = report.path;
+  return b;
+}
+
+void check_shape(const Shape2& s, DType dtype) {
+  SCOPED_TRACE(label(s, dtype_name(dtype)));
+  const Tolerances& tol = tolerances(dtype);
+  const Inputs in = make_inputs(s.rows, s.cols, dtype, static_cast<uint64_t>(s.cols * 131 + s.rows));
+
+  const testing::ForwardRef fr =
+      testing::reference_forward(in.x.view(), in.gamma.view(), in.beta.view(), kDefaultEps);
+  const Forward f = run_forward(in);
+  EXPECT_TRUE(AllClose("y", f.y.view(), fr.y, tol.y));
+  EXPECT_TRUE(AllClose("mean", f.mean.view(), fr.mean, tol.stats));
+  EXPECT_TRUE(AllClose("rstd", f.rstd.view(), fr.rstd, tol.stats));
+
+  // Backward on the reference's statistics (rounded to f32), then on the forward's own.
+  const Tensor ref_mean = f32_tensor(fr.mean, in.x.shape().leading());
+  const Tensor ref_rstd = f32_tensor(fr.rstd, in.x.shape().leading());
+  for (const auto* stats : {"reference stats", "own stats"}) {
+    SCOPED_TRACE(stats);
+    const bool own = stats[0] == 'o';
+    const Tensor& mean = own ? f.mean : ref_mean;
+    const Tensor& rstd = own ? f.rstd : ref_rstd;
+    const testing::BackwardRef br = testing::reference_backward(
+        in.x.view(), in.dy.view(), in.gamma.view(), mean.view(), rstd.view());
+    const Backward b = run_backward(in, mean, rstd);
+    EXPECT_TRUE(AllClose("dx", b.dx.view(), br.dx, tol.dx));
+    EXPECT_TRUE(AllClose("dgamma", b.dgamma.view(), br.dgamma, tol.dparam));
+    EXPECT_TRUE(AllClose("dbeta", b.dbeta.view(), br.dbeta, tol.dparam));
+  }
+}
+
+TEST(LayerNormCuda, MatchesReferenceF32) {
+  TN_SKIP_WITHOUT_CUDA();
+  for (const Shape2& s : kShapes) check_shape(s, DType::kF32);
+}
+
+TEST(LayerNormCuda, MatchesReferenceBF16) {
+  TN_SKIP_WITHOUT_CUDA();
+  for (const Shape2& s : kShapes) check_shape(s, DType::kBF16);
+}
+
+TEST(LayerNormCuda, PathsByRowLength) {
+  TN_SKIP_WITHOUT_CUDA();
+  // Clusters need sm_90; elsewhere rows past one block take the split path.
+  const struct {
+    int64_t cols;
+    std::vector<std::string> paths;
+  } cases[] = {{1024, {"rows"}}, {8192, {"rows"}}, {8462, {"cluster", "split"}},
+               {65536, {"cluster", "split"}}, {65537, {"split"}}};
+  for (const auto& c : cases) {
+    SCOPED_TRACE(c.cols);
+    const Inputs in = make_inputs(2, c.cols, DType::kBF16, 7);
+    const Forward f = run_forward(in);
+    const Backward b = run_backward(in, f.mean, f.rstd);
+    EXPECT_NE(std::find(c.paths.begin(), c.paths.end(), f.path), c.paths.end()) << f.path;
+    EXPECT_NE(std::find(c.paths.begin(), c.paths.end(), b.path), c.paths.end()) << b.path;
+  }
+}
+
+// dy = 1, gamma = 1, x = 0.5, eps = 1e-6: every row is constant, so xhat = 0 exactly and
+// dx = 0, dgamma = 0, dbeta = rows exactly, on every path.
+TEST(LayerNormCuda, ConstantInputs) {
+  TN_SKIP_WITHOUT_CUDA();
+  for (DType dtype : {DType::kF32, DType::kBF16})
+    for (const Shape2& s : {Shape2{64, 1024, "rows"}, Shape2{9, 8462, "cluster"},
+                            Shape2{3, 65536, "cluster of 8"}, Shape2{2, 1048576, "split"}}) {
+      SCOPED_TRACE(label(s, dtype_name(dtype)));
+      const Inputs in{constant_tensor({s.rows, s.cols}, dtype, 0.5),
+                      constant_tensor({s.rows, s.cols}, dtype, 1.0),
+                      constant_tensor({s.cols}, dtype, 1.0), constant_tensor({s.cols}, dtype, 0.0)};
+      const Forward f = run_forward(in, 1e-6);
+      EXPECT_TRUE(AllClose("y", f.y.view(), std::vector<double>(s.rows * s.cols, 0.0), {0, 0}));
+      EXPECT_TRUE(AllClose("mean", f.mean.view(), std::vector<double>(s.rows, 0.5), {0, 0}));
+      EXPECT_TRUE(AllClose("rstd", f.rstd.view(), std::vector<double>(s.rows, 1000.0), {0, 1e-5}));
+      const Backward b = run_backward(in, f.mean, f.rstd);
+      EXPECT_TRUE(AllClose("dx", b.dx.view(), std::vector<double>(s.rows * s.cols, 0.0), {0, 0}));
+      EXPECT_TRUE(AllClose("dgamma", b.dgamma.view(), std::vector<double>(s.cols, 0.0), {0, 0}));
+      EXPECT_TRUE(AllClose("dbeta", b.dbeta.view(),
+                           std::vector<double>(s.cols, static_cast<double>(s.rows)), {0, 0}));
+    }
+}
+
+TEST(LayerNormCuda, Deterministic) {
+  TN_SKIP_WITHOUT_CUDA();
+  for (DType dtype : {DType::kF32, DType::kBF16})
+    for (const Shape2& s : {Shape2{4096, 1024, "many partial rows of dgamma"},
+                            Shape2{64, 8462, "cluster"}, Shape2{4, 1048576, "split"}}) {
+      SCOPED_TRACE(label(s, dtype_name(dtype)));
+      const Inputs in = make_inputs(s.rows, s.cols, dtype, 11);
+      const Forward f1 = run_forward(in), f2 = run_forward(in);
+      EXPECT_TRUE(bitwise_equal(f1.y, f2.y));
+      EXPECT_TRUE(bitwise_equal(f1.mean, f2.mean));
+      EXPECT_TRUE(bitwise_equal(f1.rstd, f2.rstd));
+      const Backward b1 = run_backward(in, f1.mean, f1.rstd), b2 = run_backward(in, f1.mean, f1.rstd);
+      EXPECT_TRUE(bitwise_equal(b1.dx, b2.dx));
+      EXPECT_TRUE(bitwise_equal(b1.dgamma, b2.dgamma));
+      EXPECT_TRUE(bitwise_equal(b1.dbeta, b2.dbeta));
+    }
+}
+
+#ifdef TILENORM_HAVE_CUDA
+
+// IEEE binary16 <-> float on the host (round to nearest even), for the fp16 tests.
+uint16_t float_to_half(float f) {
+  uint32_t u;
+  std::memcpy(&u, &f, 4);
+  const uint32_t sign = (u >> 16) & 0x8000u;
+  const uint32_t abs = u & 0x7fffffffu;
+  if (abs > 0x7f800000u) return static_cast<uint16_t>(sign | 0x7e00u);      // NaN
+  if (abs >= 0x477ff000u) return static_cast<uint16_t>(sign | 0x7c00u);     // rounds to Inf
+  if (abs < 0x38800000u) {                                                   // subnormal or 0
+    const float a = std::fabs(f) * 16777216.0f;  // exact: scale by 2^24 = 1 / smallest subnormal
+    return static_cast<uint16_t>(sign | static_cast<uint32_t>(std::nearbyint(a)));
+  }
+  const uint32_t r = abs + 0xfffu + ((abs >> 13) & 1u);  // round the 13 dropped bits to even
+  return static_cast<uint16_t>(sign | ((r - 0x38000000u) >> 13));
+}
+
+double half_to_double(uint16_t h) {
+  const int e = (h >> 10) & 0x1f, m = h & 0x3ff;
+  const double s = (h & 0x8000) ? -1.0 : 1.0;
+  if (e == 0) return s * std::ldexp(m, -24);
+  if (e == 31) return m ? kNaN : s * std::numeric_limits<double>::infinity();
+  return s * std::ldexp(1024 + m, e - 25);
+}
+
+std::vector<uint16_t> random_half(size_t n, uint64_t seed, double lo, double hi) {
+  std::mt19937_64 rng(seed);
+  std::uniform_real_distribution<double> dist(lo, hi);
+  std::vector<uint16_t> v(n);
+  for (auto& e : v) e = float_to_half(static_cast<float>(dist(rng)));
+  return v;
+}
+
+std::vector<double> to_double(const std::vector<uint16_t>& v) {
+  std::vector<double> d(v.size());
+  for (size_t i = 0; i < v.size(); ++i) d[i] = half_to_double(v[i]);
+  return d;
+}
+
+ConstTensorView f64_view(const std::vector<double>& v) {
+  return {v.data(), Shape{static_cast<int64_t>(v.size())}, DType::kF64};
+}
+ConstTensorView f32_view(const std::vector<float>& v) {
+  return {v.data(), Shape{static_cast<int64_t>(v.size())}, DType::kF32};
+}
+
+// fp16 forward + backward through the host entry (the public API has no fp16), optionally with
+// every device tensor `misalign` elements off a 16-byte boundary.
+void check_half(const Shape2& s, int misalign) {
+  SCOPED_TRACE(label(s, "f16") + ", misalign " + std::to_string(misalign));
+  const size_t n = static_cast<size_t>(s.rows * s.cols), c = s.cols, r = s.rows;
+  const uint64_t seed = test_seed() ^ static_cast<uint64_t>(s.cols * 977 + misalign);
+  const auto x = random_half(n, seed + 1, 1.0, 3.0), dy = random_half(n, seed + 2, -1.0, 1.0),
+             gamma = random_half(c, seed + 3, 0.5, 1.5), beta = random_half(c, seed + 4, -0.5, 0.5);
+  const auto xd = to_double(x), dyd = to_double(dy), gd = to_double(gamma), bd = to_double(beta);
+
+  std::vector<double> ry(n), rmean(r), rrstd(r);
+  reference::layernorm_forward_f64(xd.data(), gd.data(), bd.data(), s.rows, s.cols, kDefaultEps,
+                                   ry.data(), rmean.data(), rrstd.data());
+  std::vector<uint16_t> y(n, 0xffff);
+  std::vector<float> mean(r, NAN), rstd(r, NAN);
+  cuda::HostForward fwd;
+  fwd.args = {cuda::ElemType::kF16, x.data(), gamma.data(), beta.data(), y.data(), mean.data(),
+              rstd.data(), s.rows, s.cols, static_cast<float>(kDefaultEps)};
+  fwd.misalign_elems = misalign;
+  const cuda::CudaError fe = cuda::layernorm_forward_host(fwd);
+  ASSERT_TRUE(fe.ok()) << cuda::cuda_error_string(fe);
+  EXPECT_TRUE(AllClose("y", f64_view(to_double(y)), ry, kF16Tol.y));
+  EXPECT_TRUE(AllClose("mean", f32_view(mean), rmean, kF16Tol.stats));
+  EXPECT_TRUE(AllClose("rstd", f32_view(rstd), rrstd, kF16Tol.stats));
+
+  const std::vector<double> md(mean.begin(), mean.end()), rd(rstd.begin(), rstd.end());
+  std::vector<double> rdx(n), rdg(c), rdb(c);
+  reference::layernorm_backward_f64(xd.data(), dyd.data(), gd.data(), md.data(), rd.data(), s.rows,
+                                    s.cols, rdx.data(), rdg.data(), rdb.data());
+  std::vector<uint16_t> dx(n, 0xffff);
+  std::vector<float> dgamma(c, NAN), dbeta(c, NAN);
+  cuda::HostBackward bwd;
+  bwd.args = {cuda::ElemType::kF16, x.data(), dy.data(), gamma.data(), mean.data(), rstd.data(),
+              dx.data(), dgamma.data(), dbeta.data(), s.rows, s.cols};
+  bwd.misalign_elems = misalign;
+  const cuda::CudaError be = cuda::layernorm_backward_host(bwd);
+  ASSERT_TRUE(be.ok()) << cuda::cuda_error_string(be);
+  EXPECT_TRUE(AllClose("dx", f64_view(to_double(dx)), rdx, kF16Tol.dx));
+  EXPECT_TRUE(AllClose("dgamma", f32_view(dgamma), rdg, kF16Tol.dparam));
+  EXPECT_TRUE(AllClose("dbeta", f32_view(dbeta), rdb, kF16Tol.dparam));
+}
+
+TEST(LayerNormCuda, HalfConversionsRoundTrip) {
+  // Host-side helpers of this file; no device needed.
+  EXPECT_EQ(half_to_double(float_to_half(1.f)), 1.0);
+  EXPECT_EQ(half_to_double(float_to_half(65504.f)), 65504.0);
+  EXPECT_EQ(half_to_double(float_to_half(5.9604645e-08f)), std::ldexp(1.0, -24));
+  EXPECT_EQ(half_to_double(float_to_half(-2.5f)), -2.5);
+  EXPECT_EQ(half_to_double(float_to_half(1.f + 1.f / 2048)), 1.0);  // ties go to even
+  EXPECT_EQ(half_to_double(float_to_half(1.f + 3.f / 2048)), 1.0 + 2.0 / 1024);
+  EXPECT_EQ(half_to_double(float_to_half(65520.f)), std::numeric_limits<double>::infinity());
+}
+
+TEST(LayerNormCuda, MatchesReferenceF16) {
+  TN_SKIP_WITHOUT_CUDA();
+  for (const Shape2& s : kShapes) check_half(s, 0);
+}
+
+// Row starts off 16 bytes for every tensor: 2-, 4- and 8-byte accesses instead of 16.
+TEST(LayerNormCuda, UnalignedTensorsF16) {
+  TN_SKIP_WITHOUT_CUDA();
+  for (int misalign : {1, 2, 4})
+    for (const Shape2& s : {Shape2{33, 1024, "rows"}, Shape2{5, 8462, "cluster"},
+                            Shape2{3, 70000, "split"}})
+      check_half(s, misalign);
+}
+
+TEST(LayerNormCuda, UnalignedTensorsF32) {
+  TN_SKIP_WITHOUT_CUDA();
+  const Shape2 s{17, 8192, "rows, misaligned by 1 and 2 floats"};
+  const Inputs in = make_inputs(s.rows, s.cols, DType::kF32, 5);
+  const testing::ForwardRef fr =
+      testing::reference_forward(in.x.view(), in.gamma.view(), in.beta.view(), kDefaultEps);
+  for (int misalign : {1, 2}) {
+    SCOPED_TRACE(label(s, "f32") + ", misalign " + std::to_string(misalign));
+    Tensor y({s.rows, s.cols}, DType::kF32), mean({s.rows}, DType::kF32), rstd({s.rows}, DType::kF32);
+    y.fill(kNaN);
+    cuda::HostForward fwd;
+    fwd.args = {cuda::ElemType::kF32, in.x.raw(), in.gamma.raw(), in.beta.raw(), y.raw(),
+                mean.data<float>(), rstd.data<float>(), s.rows, s.cols, static_cast<float>(kDefaultEps)};
+    fwd.misalign_elems = misalign;
+    const cuda::CudaError e = cuda::layernorm_forward_host(fwd);
+    ASSERT_TRUE(e.ok()) << cuda::cuda_error_string(e);
+    EXPECT_TRUE(AllClose("y", y.view(), fr.y, kF32Tol.y));
+  }
+}
+
+#endif  // TILENORM_HAVE_CUDA
+
+}  // namespace
+}  // namespace tilenorm
