@@ -1,0 +1,524 @@
+// Arithmetic of every compute op against a float64 tile reference in exact and faithful modes,
+// and the numerics rules (dst rounding, TF32 sources, packer rounding, release zeroing).
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <string>
+#include <vector>
+
+#include "tile/machine/machine_test_util.h"
+
+namespace tilenorm::tile {
+namespace {
+
+using namespace test_util;  // NOLINT: the shared test kernels
+
+enum class Op : uint32_t {
+  kCopy, kAdd, kSub, kMul, kMulTwice, kAddAccToDest,
+  kAddRows, kAddCols, kAddScalar, kSubRows, kSubCols, kSubScalar, kMulRows, kMulCols, kMulScalar,
+  kUnaryRow, kUnaryCol, kUnaryScalar,
+  kReduceRow, kReduceCol, kReduceScalar, kReduceMaxRow, kMatmul, kMatmulTransposed,
+  kSfpuAdd, kSfpuSub, kSfpuMul, kFill, kMask, kRsqrt, kRecip, kSqrt, kSquare,
+  kAddUnary, kSubUnary, kMulUnary,
+  kCount
+};
+
+const char* op_name(Op op) {
+  static const char* kNames[] = {
+      "copy", "add", "sub", "mul", "mul_twice", "add_acc_to_dest",
+      "add_rows", "add_cols", "add_scalar", "sub_rows", "sub_cols", "sub_scalar", "mul_rows",
+      "mul_cols", "mul_scalar", "unary_row", "unary_col", "unary_scalar",
+      "reduce_row", "reduce_col", "reduce_scalar", "reduce_max_row", "matmul", "matmul_t",
+      "sfpu_add", "sfpu_sub", "sfpu_mul", "fill", "mask", "rsqrt", "recip", "sqrt", "square",
+      "add_unary", "sub_unary", "mul_unary"};
+  return kNames[static_cast<int>(op)];
+}
+
+struct OpArgs {
+  Op op;
+};
+
+constexpr float kFillValue = 3.3f;
+constexpr float kUnaryScalar = -0.625f;
+
+// Waits for A0, A1 on in0 and B0, B1 on in1; computes `op` into dst slot 0; packs it.
+void op_compute(const OpArgs& a) {
+  binary_op_init_common(kIn0, kIn1, kOut);
+  cb_wait_front(kIn0, 2);
+  cb_wait_front(kIn1, 2);
+  tile_regs_acquire();
+  switch (a.op) {
+    case Op::kCopy: copy_tile(kIn0, 0, 0); break;
+    case Op::kAdd: add_tiles_init(kIn0, kIn1); add_tiles(kIn0, kIn1, 0, 0, 0); break;
+    case Op::kSub: sub_tiles_init(kIn0, kIn1); sub_tiles(kIn0, kIn1, 0, 0, 0); break;
+    case Op::kMul: mul_tiles_init(kIn0, kIn1); mul_tiles(kIn0, kIn1, 0, 0, 0); break;
+    case Op::kMulTwice:
+      mul_tiles_init(kIn0, kIn1);
+      mul_tiles(kIn0, kIn1, 0, 0, 0);
+      mul_tiles(kIn0, kIn1, 1, 1, 0);
+      break;
+    case Op::kAddAccToDest:
+      copy_tile(kIn0, 1, 0);
+      add_tiles_init(kIn0, kIn1, true);
+      add_tiles(kIn0, kIn1, 0, 0, 0);
+      break;
+    case Op::kAddRows: add_bcast_rows_init_short(kIn0, kIn1); add_tiles_bcast_rows(kIn0, kIn1, 0, 0, 0); break;
+    case Op::kAddCols: add_bcast_cols_init_short(kIn0, kIn1); add_tiles_bcast_cols(kIn0, kIn1, 0, 0, 0); break;
+    case Op::kAddScalar: add_bcast_scalar_init_short(kIn0, kIn1); add_tiles_bcast_scalar(kIn0, kIn1, 0, 0, 0); break;
+    case Op::kSubRows: sub_bcast_rows_init_short(kIn0, kIn1); sub_tiles_bcast_rows(kIn0, kIn1, 0, 0, 0); break;
+    case Op::kSubCols: sub_bcast_cols_init_short(kIn0, kIn1); sub_tiles_bcast_cols(kIn0, kIn1, 0, 0, 0); break;
+    case Op::kSubScalar: sub_tiles_bcast_scalar_init_short(kIn0, kIn1); sub_tiles_bcast_scalar(kIn0, kIn1, 0, 0, 0); break;
+    case Op::kMulRows: mul_bcast_rows_init_short(kIn0, kIn1); mul_tiles_bcast_rows(kIn0, kIn1, 0, 0, 0); break;
+    case Op::kMulCols: mul_bcast_cols_init_short(kIn0, kIn1); mul_tiles_bcast_cols(kIn0, kIn1, 0, 0, 0); break;
+    case Op::kMulScalar: mul_tiles_bcast_scalar_init_short(kIn0, kIn1); mul_tiles_bcast_scalar(kIn0, kIn1, 0, 0, 0); break;
+    case Op::kUnaryRow: unary_bcast_init<BroadcastType::ROW>(kIn1, kOut); unary_bcast<BroadcastType::ROW>(kIn1, 0, 0); break;
+    case Op::kUnaryCol: unary_bcast_init<BroadcastType::COL>(kIn1, kOut); unary_bcast<BroadcastType::COL>(kIn1, 0, 0); break;
+    case Op::kUnaryScalar: unary_bcast_init<BroadcastType::SCALAR>(kIn1, kOut); unary_bcast<BroadcastType::SCALAR>(kIn1, 0, 0); break;
+    case Op::kReduceRow:
+      reduce_init<PoolType::SUM, ReduceDim::REDUCE_ROW>(kIn0, kIn1, kOut);
+      reduce_tile<PoolType::SUM, ReduceDim::REDUCE_ROW>(kIn0, kIn1, 0, 0, 0);
+      reduce_tile<PoolType::SUM, ReduceDim::REDUCE_ROW>(kIn0, kIn1, 1, 0, 0);  // accumulates
+      reduce_uninit();
+      break;
+    case Op::kReduceCol:
+      reduce_tile<PoolType::SUM, ReduceDim::REDUCE_COL>(kIn0, kIn1, 0, 0, 0);
+      break;
+    case Op::kReduceScalar:
+      reduce_tile<PoolType::AVG, ReduceDim::REDUCE_SCALAR>(kIn0, kIn1, 0, 0, 0);
+      break;
+    case Op::kReduceMaxRow:
+      reduce_tile<PoolType::MAX, ReduceDim::REDUCE_ROW>(kIn0, kIn1, 0, 0, 0);
+      break;
+    case Op::kMatmul:
+      mm_init(kIn0, kIn1, kOut);
+      matmul_tiles(kIn0, kIn1, 0, 1, 0);
+      matmul_tiles(kIn0, kIn1, 1, 0, 0);  // accumulates: A0 @ B1 + A1 @ B0
+      break;
+    case Op::kMatmulTransposed:
+      mm_init(kIn0, kIn1, kOut, 1);
+      matmul_tiles(kIn0, kIn1, 0, 1, 0);
+      break;
+    case Op::kSfpuAdd:
+    case Op::kSfpuSub:
+    case Op::kSfpuMul:
+    case Op::kMask:
+      copy_tile(kIn0, 0, 0);
+      copy_tile(kIn1, 0, 1);
+      if (a.op == Op::kSfpuAdd) { add_binary_tile_init(); add_binary_tile(0, 1, 0); }
+      if (a.op == Op::kSfpuSub) { sub_binary_tile_init(); sub_binary_tile(0, 1, 0); }
+      if (a.op == Op::kSfpuMul) { mul_binary_tile_init(); mul_binary_tile(0, 1); }
+      if (a.op == Op::kMask) { mask_tile_init(); mask_tile(0, 1); }
+      break;
+    case Op::kFill: fill_tile_init(); fill_tile(0, kFillValue); break;
+    case Op::kRsqrt: copy_tile(kIn0, 0, 0); rsqrt_tile_init(); rsqrt_tile(0); break;
+    case Op::kRecip: copy_tile(kIn0, 0, 0); recip_tile_init(); recip_tile(0); break;
+    case Op::kSqrt: copy_tile(kIn0, 0, 0); sqrt_tile_init(); sqrt_tile(0); break;
+    case Op::kSquare: copy_tile(kIn0, 0, 0); square_tile_init(); square_tile(0); break;
+    case Op::kAddUnary:
+      copy_tile(kIn0, 0, 0);
+      binop_with_scalar_tile_init();
+      add_unary_tile(0, float_bits(kUnaryScalar));
+      break;
+    case Op::kSubUnary: copy_tile(kIn0, 0, 0); sub_unary_tile(0, float_bits(kUnaryScalar)); break;
+    case Op::kMulUnary: copy_tile(kIn0, 0, 0); mul_unary_tile(0, float_bits(kUnaryScalar)); break;
+    case Op::kCount: break;
+  }
+  tile_regs_commit();
+  tile_regs_wait();
+  cb_reserve_back(kOut, 1);
+  pack_tile(0, kOut);
+  cb_push_back(kOut, 1);
+  tile_regs_release();
+  cb_pop_front(kIn0, 2);
+  cb_pop_front(kIn1, 2);
+}
+
+struct Mode {
+  NumericsMode numerics;
+  bool fp32_dest;
+  const char* name;
+};
+const Mode kModes[] = {{NumericsMode::kExact, false, "exact"},
+                       {NumericsMode::kFaithful, false, "faithful_bf16_dst"},
+                       {NumericsMode::kFaithful, true, "faithful_fp32_dst"}};
+
+// How a double result becomes a dst value: fp32, then bf16 when dst is 16-bit in faithful mode.
+float fin(const Mode& m, double x) {
+  const float f = static_cast<float>(x);
+  return m.numerics == NumericsMode::kFaithful && !m.fp32_dest ? round_to_bf16(f) : f;
+}
+
+struct Inputs {
+  std::vector<float> a, b;  // two tiles each, face layout
+};
+
+Inputs make_inputs(Op op) {
+  Inputs in;
+  const bool positive = op == Op::kRsqrt || op == Op::kRecip || op == Op::kSqrt;
+  in.a = random_tiles(2, positive ? 0.05f : -4.0f, 4.0f, 11 + static_cast<uint32_t>(op));
+  in.b = random_tiles(2, -4.0f, 4.0f, 101 + static_cast<uint32_t>(op));
+  auto at = [](int r, int c) { return tile_index(r, c); };
+  // Broadcast operands: everything outside the broadcast row/column/element is NaN, so a read
+  // of the wrong element shows up.
+  if (op == Op::kAddRows || op == Op::kSubRows || op == Op::kMulRows || op == Op::kUnaryRow) {
+    for (int r = 1; r < 32; ++r) for (int c = 0; c < 32; ++c) in.b[at(r, c)] = NAN;
+  }
+  if (op == Op::kAddCols || op == Op::kSubCols || op == Op::kMulCols || op == Op::kUnaryCol) {
+    for (int r = 0; r < 32; ++r) for (int c = 1; c < 32; ++c) in.b[at(r, c)] = NAN;
+  }
+  if (op == Op::kAddScalar || op == Op::kSubScalar || op == Op::kMulScalar ||
+      op == Op::kUnaryScalar) {
+    for (int i = 1; i < kTileElems; ++i) in.b[i] = NAN;
+  }
+  if (op == Op::kReduceRow || op == Op::kReduceCol || op == Op::kReduceScalar ||
+      op == Op::kReduceMaxRow) {
+    // The scaler tile as tt-metal's generator writes it: the first row of each face.
+    for (int i = 0; i < kTileElems; ++i) in.b[i] = 0.0f;
+    for (int r : {0, 16}) for (int c = 0; c < 32; ++c) in.b[at(r, c)] = 0.5f;
+  }
+  if (op == Op::kMask) {
+    for (int i = 0; i < kTileElems; ++i) in.b[i] = (i % 3 == 0) ? 0.0f : 1.0f;
+  }
+  return in;
+}
+
+struct Expected {
+  std::vector<double> value;  // float64 reference (already rounded where the op is exact)
+  double tol = 0;             // absolute tolerance per element, 0 = bitwise
+  std::vector<double> tol_each;  // per-element tolerance when non-empty
+};
+
+Expected reference(Op op, const Mode& m, const Inputs& in) {
+  auto A = [&](int t, int r, int c) { return double{in.a[t * kTileElems + tile_index(r, c)]}; };
+  auto B = [&](int t, int r, int c) { return double{in.b[t * kTileElems + tile_index(r, c)]}; };
+  Expected e;
+  e.value.assign(kTileElems, 0.0);
+  const bool bf16_dst = m.numerics == NumericsMode::kFaithful && !m.fp32_dest;
+  const double ulp = bf16_dst ? std::ldexp(1.0, -8) : std::ldexp(1.0, -24);  // relative half-ulp
+  for (int r = 0; r < 32; ++r) {
+    for (int c = 0; c < 32; ++c) {
+      const int i = tile_index(r, c);
+      const double a = A(0, r, c), b = B(0, r, c);
+      double v = 0;
+      switch (op) {
+        case Op::kCopy: v = fin(m, a); break;
+        case Op::kAdd: v = fin(m, a + b); break;
+        case Op::kSub: v = fin(m, a - b); break;
+        case Op::kMul: v = fin(m, a * b); break;
+        case Op::kMulTwice: v = fin(m, double{fin(m, a * b)} + A(1, r, c) * B(1, r, c)); break;
+        case Op::kAddAccToDest: v = fin(m, A(1, r, c) + double{static_cast<float>(a + b)}); break;
+        case Op::kAddRows: v = fin(m, a + B(0, 0, c)); break;
+        case Op::kAddCols: v = fin(m, a + B(0, r, 0)); break;
+        case Op::kAddScalar: v = fin(m, a + B(0, 0, 0)); break;
+        case Op::kSubRows: v = fin(m, a - B(0, 0, c)); break;
+        case Op::kSubCols: v = fin(m, a - B(0, r, 0)); break;
+        case Op::kSubScalar: v = fin(m, a - B(0, 0, 0)); break;
+        case Op::kMulRows: v = fin(m, a * B(0, 0, c)); break;
+        case Op::kMulCols: v = fin(m, a * B(0, r, 0)); break;
+        case Op::kMulScalar: v = fin(m, a * B(0, 0, 0)); break;
+        case Op::kUnaryRow: v = B(0, 0, c); break;
+        case Op::kUnaryCol: v = B(0, r, 0); break;
+        case Op::kUnaryScalar: v = B(0, 0, 0); break;
+        case Op::kSfpuAdd: v = fin(m, a + b); break;
+        case Op::kSfpuSub: v = fin(m, a - b); break;
+        case Op::kSfpuMul: v = fin(m, a * b); break;
+        case Op::kFill: v = fin(m, kFillValue); break;
+        case Op::kMask: v = b == 0.0 ? 0.0 : a; break;
+        case Op::kSquare: v = fin(m, a * a); break;
+        case Op::kAddUnary: v = fin(m, a + kUnaryScalar); break;
+        case Op::kSubUnary: v = fin(m, a - kUnaryScalar); break;
+        case Op::kMulUnary: v = fin(m, a * kUnaryScalar); break;
+        case Op::kRsqrt: v = 1.0 / std::sqrt(a); break;
+        case Op::kRecip: v = 1.0 / a; break;
+        case Op::kSqrt: v = std::sqrt(a); break;
+        default: break;
+      }
+      e.value[i] = v;
+    }
+  }
+  if (op == Op::kRsqrt || op == Op::kRecip || op == Op::kSqrt) {
+    // fp32 SFPU math, then dst rounding: within one ulp of dst's precision.
+    e.tol_each.resize(kTileElems);
+    for (int i = 0; i < kTileElems; ++i) e.tol_each[i] = 2 * ulp * std::fabs(e.value[i]);
+  }
+  const double s = 0.5;  // scaler
+  auto sum_tol = [&](double abs_sum, double value) {
+    return 64 * std::ldexp(1.0, -24) * abs_sum + ulp * (abs_sum + std::fabs(value));
+  };
+  if (op == Op::kReduceRow || op == Op::kReduceMaxRow) {
+    e.tol_each.assign(kTileElems, 0.0);
+    for (int r = 0; r < 32; ++r) {
+      double sum = 0, abs_sum = 0, mx = -INFINITY;
+      for (int t = 0; t < (op == Op::kReduceRow ? 2 : 1); ++t) {
+        for (int c = 0; c < 32; ++c) {
+          sum += A(t, r, c) * s;
+          abs_sum += std::fabs(A(t, r, c) * s);
+          mx = std::max(mx, A(t, r, c) * s);
+        }
+      }
+      const int i = tile_index(r, 0);
+      // MAX combines with the zeroed dst: max(0, row max).
+      e.value[i] = op == Op::kReduceRow ? sum : fin(m, std::max(0.0, mx));
+      e.tol_each[i] = op == Op::kReduceRow ? 2 * sum_tol(abs_sum, sum) : 0;
+    }
+  }
+  if (op == Op::kReduceCol) {
+    e.tol_each.assign(kTileElems, 0.0);
+    for (int c = 0; c < 32; ++c) {
+      double sum = 0, abs_sum = 0;
+      for (int r = 0; r < 32; ++r) {
+        sum += A(0, r, c) * s;
+        abs_sum += std::fabs(A(0, r, c) * s);
+      }
+      e.value[tile_index(0, c)] = sum;
+      e.tol_each[tile_index(0, c)] = sum_tol(abs_sum, sum);
+    }
+  }
+  if (op == Op::kReduceScalar) {
+    e.tol_each.assign(kTileElems, 0.0);
+    double sum = 0, abs_sum = 0;
+    for (int r = 0; r < 32; ++r) {
+      for (int c = 0; c < 32; ++c) {
+        sum += A(0, r, c) * s;
+        abs_sum += std::fabs(A(0, r, c) * s);
+      }
+    }
+    e.value[0] = sum;
+    e.tol_each[0] = sum_tol(abs_sum, sum);
+  }
+  if (op == Op::kMatmul || op == Op::kMatmulTransposed) {
+    e.tol_each.assign(kTileElems, 0.0);
+    for (int r = 0; r < 32; ++r) {
+      for (int c = 0; c < 32; ++c) {
+        double sum = 0, abs_sum = 0;
+        for (int k = 0; k < 32; ++k) {
+          const double t = op == Op::kMatmul
+                               ? A(0, r, k) * B(1, k, c) + A(1, r, k) * B(0, k, c)
+                               : A(0, r, k) * B(1, c, k);
+          sum += t;
+          abs_sum += std::fabs(A(0, r, k) * B(1, k, c)) +
+                     (op == Op::kMatmul ? std::fabs(A(1, r, k) * B(0, k, c)) : 0.0);
+        }
+        e.value[tile_index(r, c)] = sum;
+        e.tol_each[tile_index(r, c)] = 2 * sum_tol(abs_sum, sum);
+      }
+    }
+  }
+  return e;
+}
+
+class OpArithmetic : public ::testing::TestWithParam<std::tuple<int, int>> {};
+
+TEST_P(OpArithmetic, MatchesFloat64TileReference) {
+  const Op op = static_cast<Op>(std::get<0>(GetParam()));
+  const Mode& mode = kModes[std::get<1>(GetParam())];
+  DeviceConfig cfg = small_grid(1, 1);
+  cfg.numerics = mode.numerics;
+  cfg.sanitizer = SanitizerMode::kError;  // every op kernel here is also a clean kernel
+  Device d(cfg);
+  const Inputs in = make_inputs(op);
+  const Buffer a = make_buffer(d, in.a, DataFormat::Float16_b);
+  const Buffer b = make_buffer(d, in.b, DataFormat::Float16_b);
+  const Buffer out = make_buffer(d, std::vector<float>(kTileElems, NAN), DataFormat::Float32);
+  ComputeConfig cc;
+  cc.fp32_dest_acc_en = mode.fp32_dest;
+  const Status s = run_single(d, &op_compute, OpArgs{op}, a, b, out, 2, cc);
+  ASSERT_TRUE(s.ok()) << s.to_string();
+  EXPECT_TRUE(d.last_run().ok());
+  const std::vector<float> got = read_all(d, out);
+  const Expected e = reference(op, mode, in);
+  int bad = 0;
+  for (int i = 0; i < kTileElems && bad < 5; ++i) {
+    const double tol = e.tol_each.empty() ? e.tol : e.tol_each[i];
+    const bool ok = tol == 0 ? (got[i] == static_cast<float>(e.value[i]) ||
+                                (std::isnan(got[i]) && std::isnan(e.value[i])))
+                             : std::fabs(got[i] - e.value[i]) <= tol;
+    if (!ok) {
+      ++bad;
+      ADD_FAILURE() << op_name(op) << " " << mode.name << " element " << i << ": got " << got[i]
+                    << " expected " << e.value[i] << " tol " << tol;
+    }
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    AllOps, OpArithmetic,
+    ::testing::Combine(::testing::Range(0, static_cast<int>(Op::kCount)), ::testing::Range(0, 3)),
+    [](const ::testing::TestParamInfo<std::tuple<int, int>>& info) {
+      return std::string(op_name(static_cast<Op>(std::get<0>(info.param)))) + "_" +
+             kModes[std::get<1>(info.param)].name;
+    });
+
+// ---------------------------------------------------------------------------------------------
+// Numerics rules, pinned with hand-computed values.
+
+// in (fp32 tile) -> copy into dst -> pack to `out_format`.
+std::vector<uint8_t> copy_through(NumericsMode numerics, const std::vector<float>& tile,
+                                  DataFormat out_format, ComputeConfig cc) {
+  DeviceConfig cfg = small_grid(1, 1);
+  cfg.numerics = numerics;
+  Device d(cfg);
+  const Buffer in = make_buffer(d, tile, DataFormat::Float32);
+  Buffer out;
+  EXPECT_TRUE(d.create_buffer(1, out_format, &out).ok());
+  Program p(d);
+  const CoreCoord core{0, 0};
+  EXPECT_TRUE(p.create_circular_buffer(core, kIn0, DataFormat::Float32, 2).ok());
+  EXPECT_TRUE(p.create_circular_buffer(core, kOut, out_format, 2).ok());
+  auto r = p.create_kernel(KernelKind::kReader, core, &read_tiles);
+  auto c = p.create_kernel(KernelKind::kCompute, core, &copy_compute, "copy", cc);
+  auto w = p.create_kernel(KernelKind::kWriter, core, &write_tiles);
+  p.set_runtime_args(r, core, IoArgs{in.address, 0, 1, kIn0});
+  p.set_runtime_args(c, core, CountArgs{1});
+  p.set_runtime_args(w, core, IoArgs{out.address, 0, 1, kOut});
+  const Status s = d.run(p);
+  EXPECT_TRUE(s.ok()) << s.to_string();
+  std::vector<uint8_t> bytes(tile_size(out_format));
+  EXPECT_TRUE(d.read_buffer(out, bytes.data(), bytes.size()).ok());
+  return bytes;
+}
+
+uint16_t bf16_at(const std::vector<uint8_t>& bytes, int i) {
+  uint16_t h;
+  std::memcpy(&h, bytes.data() + 2 * i, 2);
+  return h;
+}
+
+float f32_at(const std::vector<uint8_t>& bytes, int i) {
+  float f;
+  std::memcpy(&f, bytes.data() + 4 * i, 4);
+  return f;
+}
+
+TEST(Numerics, PackerRoundsTiesAwayFlushesDenormalsAndNegativeZero) {
+  std::vector<float> t(kTileElems, 1.0f);
+  t[0] = 1.0f + 0x1p-8f;         // halfway between bf16 1.0 (0x3f80) and 0x3f81
+  t[1] = -(1.0f + 0x1p-8f);      // halfway, negative
+  t[2] = 1.0f + 3 * 0x1p-8f;     // halfway between 0x3f81 (odd) and 0x3f82 (even)
+  t[3] = 1e-40f;                 // fp32 denormal
+  t[4] = -0.0f;
+  t[5] = 1.0f + 0x1p-9f;         // below half: rounds down either way
+  t[6] = 1.5f * 0x1p-126f;       // smallest normals survive
+  ComputeConfig cc;
+  cc.fp32_dest_acc_en = true;
+  cc.unpack_to_dest_fp32 = true;  // dst holds the fp32 values exactly
+  const auto faithful = copy_through(NumericsMode::kFaithful, t, DataFormat::Float16_b, cc);
+  EXPECT_EQ(bf16_at(faithful, 0), 0x3f81);
+  EXPECT_EQ(bf16_at(faithful, 1), 0xbf81);
+  EXPECT_EQ(bf16_at(faithful, 2), 0x3f82);
+  EXPECT_EQ(bf16_at(faithful, 3), 0x0000);
+  EXPECT_EQ(bf16_at(faithful, 4), 0x0000);
+  EXPECT_EQ(bf16_at(faithful, 5), 0x3f80);
+  EXPECT_EQ(bf16_at(faithful, 6), 0x00c0);
+  // Exact mode packs with the host's round-to-nearest-even and keeps denormals and -0.
+  const auto exact = copy_through(NumericsMode::kExact, t, DataFormat::Float16_b, cc);
+  EXPECT_EQ(bf16_at(exact, 0), 0x3f80);
+  EXPECT_EQ(bf16_at(exact, 1), 0xbf80);
+  EXPECT_EQ(bf16_at(exact, 2), 0x3f82);
+  EXPECT_EQ(bf16_at(exact, 3), float_to_bf16(1e-40f).bits);
+  EXPECT_NE(bf16_at(exact, 3), 0x0000);
+  EXPECT_EQ(bf16_at(exact, 4), 0x8000);
+  // The fp32 packer path flushes denormals and -0 in faithful mode only.
+  const auto f32 = copy_through(NumericsMode::kFaithful, t, DataFormat::Float32, cc);
+  EXPECT_EQ(float_bits(f32_at(f32, 3)), 0u);
+  EXPECT_EQ(float_bits(f32_at(f32, 4)), 0u);
+  EXPECT_EQ(f32_at(f32, 0), 1.0f + 0x1p-8f);
+  const auto f32_exact = copy_through(NumericsMode::kExact, t, DataFormat::Float32, cc);
+  EXPECT_EQ(f32_at(f32_exact, 3), 1e-40f);
+  EXPECT_EQ(float_bits(f32_at(f32_exact, 4)), 0x80000000u);
+}
+
+TEST(Numerics, Fp32DataLosesMantissaInSourceRegistersUnlessUnpackedToDest) {
+  std::vector<float> t(kTileElems, 1.0f + 0x1p-20f);  // needs 20 mantissa bits; TF32 keeps 10
+  t[1] = 1.0f + 0x1p-10f;                              // representable in TF32
+  ComputeConfig cc;
+  cc.fp32_dest_acc_en = true;
+  const auto via_srca = copy_through(NumericsMode::kFaithful, t, DataFormat::Float32, cc);
+  EXPECT_EQ(f32_at(via_srca, 0), 1.0f);
+  EXPECT_EQ(f32_at(via_srca, 1), 1.0f + 0x1p-10f);
+  cc.unpack_to_dest_fp32 = true;
+  const auto to_dest = copy_through(NumericsMode::kFaithful, t, DataFormat::Float32, cc);
+  EXPECT_EQ(f32_at(to_dest, 0), 1.0f + 0x1p-20f);
+  cc.unpack_to_dest_fp32 = false;
+  const auto exact = copy_through(NumericsMode::kExact, t, DataFormat::Float32, cc);
+  EXPECT_EQ(f32_at(exact, 0), 1.0f + 0x1p-20f);
+  // A 16-bit dst keeps only bf16 even with the fp32 path.
+  cc.fp32_dest_acc_en = false;
+  cc.unpack_to_dest_fp32 = true;
+  const auto bf16_dst = copy_through(NumericsMode::kFaithful, t, DataFormat::Float32, cc);
+  EXPECT_EQ(f32_at(bf16_dst, 1), 1.0f);  // 1 + 2^-10 rounds to 1.0 in bf16
+}
+
+// One FPU op result in each mode: 1 + 2^-9 needs 10 bits, so a 16-bit dst rounds it to 1.
+TEST(Numerics, DstRoundsToBf16AfterEachFpuOpUnlessFp32DestAcc) {
+  std::vector<float> a(2 * kTileElems, 1.0f), b(2 * kTileElems, 0x1p-9f);
+  for (int i = 0; i < kTileElems; ++i) b[kTileElems + i] = 0x1p-9f;
+  auto run = [&](NumericsMode numerics, bool fp32_dest, Op op) {
+    DeviceConfig cfg = small_grid(1, 1);
+    cfg.numerics = numerics;
+    Device d(cfg);
+    const Buffer ba = make_buffer(d, a, DataFormat::Float16_b);
+    const Buffer bb = make_buffer(d, b, DataFormat::Float16_b);
+    const Buffer out = make_buffer(d, std::vector<float>(kTileElems, 0), DataFormat::Float32);
+    ComputeConfig cc;
+    cc.fp32_dest_acc_en = fp32_dest;
+    EXPECT_TRUE(run_single(d, &op_compute, OpArgs{op}, ba, bb, out, 2, cc).ok());
+    return read_all(d, out)[5];
+  };
+  EXPECT_EQ(run(NumericsMode::kExact, false, Op::kAdd), 1.0f + 0x1p-9f);
+  EXPECT_EQ(run(NumericsMode::kFaithful, false, Op::kAdd), 1.0f);
+  EXPECT_EQ(run(NumericsMode::kFaithful, true, Op::kAdd), 1.0f + 0x1p-9f);
+  // Two products accumulated: 2^-9 + 2^-9 = 2^-8 is exact in every mode...
+  EXPECT_EQ(run(NumericsMode::kFaithful, false, Op::kMulTwice), 0x1p-8f);
+  // ...but the SFPU result is rounded into a 16-bit dst too: 1 + 2^-9 -> 1.
+  EXPECT_EQ(run(NumericsMode::kFaithful, false, Op::kSfpuAdd), 1.0f);
+  EXPECT_EQ(run(NumericsMode::kExact, false, Op::kSfpuAdd), 1.0f + 0x1p-9f);
+}
+
+// mul_tiles accumulates within an acquire; every release zeroes its section, so each of many
+// acquire cycles starts from zero (half-sync alternates sections, full-sync reuses one).
+struct CycleArgs {
+  uint32_t cycles;
+};
+void mul_cycles(const CycleArgs& a) {
+  mul_tiles_init(kIn0, kIn1);
+  cb_wait_front(kIn0, 2);
+  cb_wait_front(kIn1, 2);
+  for (uint32_t i = 0; i < a.cycles; ++i) {
+    tile_regs_acquire();
+    mul_tiles(kIn0, kIn1, 0, 0, 0);
+    mul_tiles(kIn0, kIn1, 0, 0, 3);
+    mul_tiles(kIn0, kIn1, 0, 0, 3);  // slot 3: 2ab
+    tile_regs_commit();
+    tile_regs_wait();
+    cb_reserve_back(kOut, 2);
+    pack_tile(0, kOut, 0);
+    pack_tile(3, kOut, 1);
+    cb_push_back(kOut, 2);
+    tile_regs_release();
+  }
+  cb_pop_front(kIn0, 2);
+  cb_pop_front(kIn1, 2);
+}
+
+TEST(Numerics, ReleaseZeroesSoEveryAcquireStartsFromZero) {
+  for (bool full_sync : {false, true}) {
+    Device d(small_grid(1, 1));
+    std::vector<float> a(2 * kTileElems, 3.0f), b(2 * kTileElems, 0.5f);
+    const Buffer ba = make_buffer(d, a, DataFormat::Float16_b);
+    const Buffer bb = make_buffer(d, b, DataFormat::Float16_b);
+    const uint32_t cycles = 5;
+    const Buffer out =
+        make_buffer(d, std::vector<float>(2 * cycles * kTileElems, 0), DataFormat::Float32);
+    ComputeConfig cc;
+    cc.dst_full_sync_en = full_sync;
+    ASSERT_TRUE(run_single(d, &mul_cycles, CycleArgs{cycles}, ba, bb, out, 2, cc).ok());
+    const std::vector<float> got = read_all(d, out);
+    for (uint32_t t = 0; t < 2 * cycles; ++t) {
+      EXPECT_EQ(got[t * kTileElems + 17], t % 2 == 0 ? 1.5f : 3.0f) << t << " " << full_sync;
+    }
+  }
+}
+
+}  // namespace
+}  // namespace tilenorm::tile
