@@ -132,9 +132,16 @@ ChunkStats ChunkStatsOf(const T* x, size_t n) {
 
 // y[c0, c1) of one row. mean = mh + ml splits the float64 mean into two floats, so x - mean
 // keeps its precision when |mean| >> std (x = 1e4 + N(0,1)).
+// Hints the next row into L2 while this one is computed from cache, so a single thread keeps
+// DRAM busy instead of alternating between loading a row and working on it.
+template <typename T>
+HWY_INLINE void PrefetchAhead(const T* p, ptrdiff_t ahead) {
+  if (ahead != 0) __builtin_prefetch(p + ahead, 0, 2);
+}
+
 template <bool kStream, typename T>
 void ApplyForward(const T* x, const T* gamma, const T* beta, T* y, size_t n, float mh, float ml,
-                  float rstd) {
+                  float rstd, ptrdiff_t ahead) {
   const DF d;
   const size_t N = hn::Lanes(d);
   const VF vmh = hn::Set(d, mh), vml = hn::Set(d, ml), vr = hn::Set(d, rstd);
@@ -144,7 +151,10 @@ void ApplyForward(const T* x, const T* gamma, const T* beta, T* y, size_t n, flo
     return hn::MulAdd(xh, LoadV(d, gamma + i), b);
   };
   size_t i = 0;
-  for (; i + N <= n; i += N) StoreV<kStream>(d, one(i, LoadV(d, x + i)), y + i);
+  for (; i + N <= n; i += N) {
+    PrefetchAhead(x + i, ahead);
+    StoreV<kStream>(d, one(i, LoadV(d, x + i)), y + i);
+  }
   if (i < n) {
     const size_t r = n - i;
     const VF xh = hn::Mul(hn::Sub(hn::Sub(LoadTail(d, x + i, r), vmh), vml), vr);
@@ -175,16 +185,18 @@ bool Aligned(const T* p, int64_t C) {
 
 template <typename T>
 void ApplyForwardRow(const ForwardCtx& c, int64_t r, int64_t c0, int64_t c1,
-                     const ForwardRowParams& p) {
+                     const ForwardRowParams& p, ptrdiff_t ahead) {
   const T* x = static_cast<const T*>(c.x) + r * c.C;
   T* y = static_cast<T*>(c.y) + r * c.C;
   const T* g = static_cast<const T*>(c.gamma);
   const T* b = static_cast<const T*>(c.beta);
   const size_t n = static_cast<size_t>(c1 - c0);
   if (c.stream && Aligned(static_cast<T*>(c.y), c.C) && c0 % kColChunk == 0) {
-    ApplyForward<true>(x + c0, g + c0, b ? b + c0 : nullptr, y + c0, n, p.mh, p.ml, p.rstd);
+    ApplyForward<true>(x + c0, g + c0, b ? b + c0 : nullptr, y + c0, n, p.mh, p.ml, p.rstd,
+                       ahead);
   } else {
-    ApplyForward<false>(x + c0, g + c0, b ? b + c0 : nullptr, y + c0, n, p.mh, p.ml, p.rstd);
+    ApplyForward<false>(x + c0, g + c0, b ? b + c0 : nullptr, y + c0, n, p.mh, p.ml, p.rstd,
+                        ahead);
   }
 }
 
@@ -196,7 +208,7 @@ void ForwardRowsT(const ForwardCtx& c, int64_t r0, int64_t r1) {
     for (int64_t k0 = 0; k0 < c.C; k0 += kColChunk)
       s = merge_stats(s, ChunkStatsOf(x + k0, static_cast<size_t>(std::min(kColChunk, c.C - k0))));
     const ForwardRowParams p = FinishStats(s, c.C, c.eps, c.mean + r, c.rstd + r);
-    ApplyForwardRow<T>(c, r, 0, c.C, p);
+    ApplyForwardRow<T>(c, r, 0, c.C, p, r + 1 < r1 ? c.C : 0);
   }
   if (c.stream) hwy::FlushStream();
 }
@@ -227,7 +239,7 @@ void ForwardApplyColumns(const ForwardCtx& c, int64_t r, int64_t c0, int64_t c1,
     c.mean[r] = mean;
     c.rstd[r] = rstd;
   }
-  c.bf16 ? ApplyForwardRow<bf16>(c, r, c0, c1, p) : ApplyForwardRow<float>(c, r, c0, c1, p);
+  c.bf16 ? ApplyForwardRow<bf16>(c, r, c0, c1, p, 0) : ApplyForwardRow<float>(c, r, c0, c1, p, 0);
   if (c.stream) hwy::FlushStream();
 }
 
@@ -268,13 +280,15 @@ void BackwardSums(const T* x, const T* dy, const T* gamma, size_t n, float mean,
 // `first`).
 template <bool kStream, typename T>
 void ApplyBackward(const T* x, const T* dy, const T* gamma, T* dx, float* dg, float* db, size_t n,
-                   const RowCoeffs& k, bool first) {
+                   const RowCoeffs& k, bool first, ptrdiff_t ahead) {
   const DF d;
   const size_t N = hn::Lanes(d);
   const VF vm = hn::Set(d, k.mean), vr = hn::Set(d, k.rstd), va = hn::Set(d, k.a),
            vk = hn::Set(d, k.k);
   size_t i = 0;
   for (; i + N <= n; i += N) {
+    PrefetchAhead(x + i, ahead);
+    PrefetchAhead(dy + i, ahead);
     const VF dyv = LoadV(d, dy + i);
     const VF xc = hn::Sub(LoadV(d, x + i), vm);
     const VF g = hn::Mul(dyv, LoadV(d, gamma + i));
@@ -306,7 +320,7 @@ void ApplyBackward(const T* x, const T* dy, const T* gamma, T* dx, float* dg, fl
 
 template <typename T>
 void ApplyBackwardRow(const BackwardCtx& c, int64_t r, int64_t c0, int64_t c1, float* dg,
-                      float* db, const RowCoeffs& k, bool first) {
+                      float* db, const RowCoeffs& k, bool first, ptrdiff_t ahead) {
   const int64_t off = r * c.C + c0;
   const T* x = static_cast<const T*>(c.x) + off;
   const T* dy = static_cast<const T*>(c.dy) + off;
@@ -314,9 +328,9 @@ void ApplyBackwardRow(const BackwardCtx& c, int64_t r, int64_t c0, int64_t c1, f
   T* dx = static_cast<T*>(c.dx) + off;
   const size_t n = static_cast<size_t>(c1 - c0);
   if (c.stream && Aligned(static_cast<T*>(c.dx), c.C) && c0 % kColChunk == 0) {
-    ApplyBackward<true>(x, dy, g, dx, dg, db, n, k, first);
+    ApplyBackward<true>(x, dy, g, dx, dg, db, n, k, first, ahead);
   } else {
-    ApplyBackward<false>(x, dy, g, dx, dg, db, n, k, first);
+    ApplyBackward<false>(x, dy, g, dx, dg, db, n, k, first, ahead);
   }
 }
 
@@ -341,12 +355,14 @@ RowCoeffs RowCoeffsOf(const BackwardCtx& c, int64_t r) {
 // the outputs when there is a single chunk).
 template <typename T>
 void BackwardRowChunksT(const BackwardCtx& c, int64_t k0, int64_t k1) {
+  const int64_t r_end = std::min(c.rows, k1 * c.rows_per_chunk);
   for (int64_t k = k0; k < k1; ++k) {
     float* dg = c.partials ? c.partials + k * 2 * c.C : c.dgamma;
     float* db = c.partials ? dg + c.C : c.dbeta;
     const int64_t r0 = k * c.rows_per_chunk, r1 = std::min(c.rows, r0 + c.rows_per_chunk);
     for (int64_t r = r0; r < r1; ++r)
-      ApplyBackwardRow<T>(c, r, 0, c.C, dg, db, RowCoeffsOf<T>(c, r), r == r0);
+      ApplyBackwardRow<T>(c, r, 0, c.C, dg, db, RowCoeffsOf<T>(c, r), r == r0,
+                          r + 1 < r_end ? c.C : 0);
   }
   if (c.stream) hwy::FlushStream();
 }
@@ -381,9 +397,9 @@ void BackwardApplyColumns(const BackwardCtx& c, int64_t r0, int64_t r1, int64_t 
     for (int64_t r = r0; r < r1; ++r) {
       const RowCoeffs& rc = coeffs[r - r0];
       if (c.bf16) {
-        ApplyBackwardRow<bf16>(c, r, col, end, c.dgamma + col, c.dbeta + col, rc, r == 0);
+        ApplyBackwardRow<bf16>(c, r, col, end, c.dgamma + col, c.dbeta + col, rc, r == 0, 0);
       } else {
-        ApplyBackwardRow<float>(c, r, col, end, c.dgamma + col, c.dbeta + col, rc, r == 0);
+        ApplyBackwardRow<float>(c, r, col, end, c.dgamma + col, c.dbeta + col, rc, r == 0, 0);
       }
     }
   }

@@ -1,0 +1,307 @@
+#include "bench_core.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <sstream>
+#include <thread>
+
+#include "bench_peers.h"
+#include "common/thread_pool.h"
+#include "reference/layernorm.h"
+#include "tilenorm/layernorm.h"
+
+namespace tilenorm::bench {
+
+const char* direction_name(Direction dir) { return dir == Direction::kForward ? "fwd" : "bwd"; }
+
+const std::vector<BenchShape>& default_shapes() {
+  static const std::vector<BenchShape> shapes = {{4096, 768},  {8192, 1024}, {2048, 4096},
+                                                 {1024, 8192}, {256, 8462},  {32, 65536},
+                                                 {4, 1048576}};
+  return shapes;
+}
+
+double bytes_moved(const BenchShape& s, DType dtype, Direction dir) {
+  const double es = static_cast<double>(dtype_size(dtype));
+  const double R = static_cast<double>(s.rows), C = static_cast<double>(s.C);
+  if (dir == Direction::kForward) return 2 * R * C * es + 2 * C * es + 2 * R * 4;
+  return 3 * R * C * es + 3 * C * es + 2 * R * 4;
+}
+
+namespace {
+
+// splitmix64 of (stream, i) mapped to [-0.5, 0.5).
+float hash_uniform(uint64_t stream, uint64_t i) {
+  uint64_t z = stream * 0x9e3779b97f4a7c15ull + i + 0x632be59bd9b4e019ull;
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+  z ^= z >> 31;
+  return static_cast<float>(z >> 40) * (1.0f / 16777216.0f) - 0.5f;
+}
+
+}  // namespace
+
+BenchInputs make_bench_inputs(const BenchShape& s, DType dtype) {
+  BenchInputs in{s, dtype, {}, {}, {}, {}};
+  const size_t n = static_cast<size_t>(s.rows * s.C);
+  in.x.resize(n);
+  in.dy.resize(n);
+  in.gamma.resize(static_cast<size_t>(s.C));
+  in.beta.resize(static_cast<size_t>(s.C));
+  for (size_t i = 0; i < n; ++i) {
+    in.x[i] = 0.5f + 2.0f * hash_uniform(1, i);
+    in.dy[i] = hash_uniform(2, i);
+  }
+  for (size_t i = 0; i < in.gamma.size(); ++i) {
+    in.gamma[i] = 1.0f + 0.25f * hash_uniform(3, i);
+    in.beta[i] = 0.1f * hash_uniform(4, i);
+  }
+  if (dtype == DType::kBF16) {
+    for (auto* v : {&in.x, &in.dy, &in.gamma, &in.beta})
+      for (float& f : *v) f = round_to_bf16(f);
+  }
+  return in;
+}
+
+namespace {
+
+Tensor to_tensor(const std::vector<float>& v, const Shape& shape, DType dtype) {
+  Tensor t(shape, dtype);
+  if (dtype == DType::kF32) {
+    std::memcpy(t.raw(), v.data(), v.size() * sizeof(float));
+  } else {
+    for (size_t i = 0; i < v.size(); ++i) t.data<bf16>()[i] = float_to_bf16(v[i]);
+  }
+  return t;
+}
+
+std::vector<double> to_doubles(const Tensor& t) {
+  std::vector<double> v(static_cast<size_t>(t.numel()));
+  for (size_t i = 0; i < v.size(); ++i) v[i] = t.get(static_cast<int64_t>(i));
+  return v;
+}
+
+// tilenorm's native CPU backend through the public API.
+class TilenormImpl : public Impl {
+ public:
+  std::string name() const override { return "tilenorm"; }
+  bool prepare(const BenchInputs& in, int threads, std::string*) override {
+    const Shape s{in.shape.rows, in.shape.C}, c{in.shape.C}, r{in.shape.rows};
+    x_ = to_tensor(in.x, s, in.dtype);
+    dy_ = to_tensor(in.dy, s, in.dtype);
+    gamma_ = to_tensor(in.gamma, c, in.dtype);
+    beta_ = to_tensor(in.beta, c, in.dtype);
+    y_ = Tensor(s, in.dtype);
+    dx_ = Tensor(s, in.dtype);
+    mean_ = Tensor(r, DType::kF32);
+    rstd_ = Tensor(r, DType::kF32);
+    dgamma_ = Tensor(c, DType::kF32);
+    dbeta_ = Tensor(c, DType::kF32);
+    opt_.num_threads = threads;
+    opt_.report = &report_;
+    run(Direction::kForward);
+    return true;
+  }
+  void run(Direction dir) override {
+    Status st;
+    if (dir == Direction::kForward) {
+      st = layernorm_forward(Backend::kCpu, {x_.view(), gamma_.view(), beta_.view(), 1e-5},
+                             LayerNormForwardOutputs{y_.view(), mean_.view(), rstd_.view()}, opt_);
+    } else {
+      st = layernorm_backward(
+          Backend::kCpu, {x_.view(), dy_.view(), gamma_.view(), mean_.view(), rstd_.view()},
+          LayerNormBackwardOutputs{dx_.view(), dgamma_.view(), dbeta_.view()}, opt_);
+    }
+    if (!st.ok()) {
+      std::fprintf(stderr, "tilenorm: %s\n", st.to_string().c_str());
+      std::abort();
+    }
+  }
+  BenchOutputs outputs() override {
+    run(Direction::kForward);
+    run(Direction::kBackward);
+    return {to_doubles(y_),  to_doubles(mean_),   to_doubles(rstd_),
+            to_doubles(dx_), to_doubles(dgamma_), to_doubles(dbeta_)};
+  }
+  void release() override { *this = TilenormImpl(); }
+
+ private:
+  Tensor x_, dy_, gamma_, beta_, y_, dx_, mean_, rstd_, dgamma_, dbeta_;
+  LayerNormOptions opt_;
+  RunReport report_;
+};
+
+}  // namespace
+
+std::vector<std::string> impl_names() {
+  std::vector<std::string> names = {"tilenorm"};
+#ifdef TILENORM_BENCH_ONEDNN
+  names.push_back("onednn");
+#endif
+#ifdef TILENORM_BENCH_TORCH
+  names.push_back("torch");
+#endif
+  return names;
+}
+
+std::unique_ptr<Impl> make_impl(const std::string& name) {
+  if (name == "tilenorm") return std::make_unique<TilenormImpl>();
+#ifdef TILENORM_BENCH_ONEDNN
+  if (name == "onednn") return make_onednn_impl();
+#endif
+#ifdef TILENORM_BENCH_TORCH
+  if (name == "torch") return make_torch_impl();
+#endif
+  return nullptr;
+}
+
+std::vector<std::string> peer_versions() {
+  std::vector<std::string> v;
+#ifdef TILENORM_BENCH_ONEDNN
+  v.push_back(onednn_version());
+#endif
+#ifdef TILENORM_BENCH_TORCH
+  v.push_back(torch_version());
+#endif
+  return v;
+}
+
+std::string check_outputs(const BenchInputs& in, const BenchOutputs& got, double* max_err) {
+  const int64_t R = in.shape.rows, C = in.shape.C;
+  const std::vector<double> x(in.x.begin(), in.x.end()), dy(in.dy.begin(), in.dy.end()),
+      g(in.gamma.begin(), in.gamma.end()), b(in.beta.begin(), in.beta.end());
+  BenchOutputs ref{std::vector<double>(x.size()), std::vector<double>(R),
+                   std::vector<double>(R),        std::vector<double>(x.size()),
+                   std::vector<double>(C),        std::vector<double>(C)};
+  reference::layernorm_forward_f64(x.data(), g.data(), b.data(), R, C, 1e-5, ref.y.data(),
+                                   ref.mean.data(), ref.rstd.data());
+  reference::layernorm_backward_f64(x.data(), dy.data(), g.data(), ref.mean.data(),
+                                    ref.rstd.data(), R, C, ref.dx.data(), ref.dgamma.data(),
+                                    ref.dbeta.data());
+  const double tol = in.dtype == DType::kF32 ? 1e-4 : 2e-2;
+  std::string bad;
+  *max_err = 0;
+  const std::pair<const char*, std::pair<const std::vector<double>*, const std::vector<double>*>>
+      pairs[] = {{"y", {&got.y, &ref.y}},       {"mean", {&got.mean, &ref.mean}},
+                 {"rstd", {&got.rstd, &ref.rstd}}, {"dx", {&got.dx, &ref.dx}},
+                 {"dgamma", {&got.dgamma, &ref.dgamma}}, {"dbeta", {&got.dbeta, &ref.dbeta}}};
+  for (const auto& [name, p] : pairs) {
+    const auto& [a, r] = p;
+    double err = 0, mag = 0;
+    for (size_t i = 0; i < r->size(); ++i) {
+      const double e = std::abs((*a)[i] - (*r)[i]);
+      err = std::isnan(e) ? INFINITY : std::max(err, e);
+      mag = std::max(mag, std::abs((*r)[i]));
+    }
+    const double rel = err / (mag > 0 ? mag : 1);
+    *max_err = std::max(*max_err, rel);
+    if (!(rel <= tol)) {
+      char buf[64];
+      std::snprintf(buf, sizeof buf, "%s%s=%.1e", bad.empty() ? "" : " ", name, rel);
+      bad += buf;
+    }
+  }
+  return bad.empty() ? "ok" : "FAIL (" + bad + ")";
+}
+
+void flush_caches() {
+  // 96 MiB: three times the L3 of the machines this runs on.
+  static std::vector<char> buf(size_t{96} << 20);
+  static char v = 0;
+  ++v;
+  for (size_t i = 0; i < buf.size(); i += 64) buf[i] = v;
+}
+
+namespace {
+
+constexpr size_t kCopyBytes = size_t{256} << 20, kCopyN = kCopyBytes / sizeof(double);
+
+struct CopyArrays {
+  std::unique_ptr<double[]> a{new double[kCopyN]}, c{new double[kCopyN]};
+  int touched_by = 0;
+};
+
+CopyArrays& copy_arrays(int threads) {
+  static CopyArrays arrays;
+  if (arrays.touched_by != threads) {
+    // First touch by the threads that copy, as STREAM does.
+    ThreadPool::shared(threads).parallel_for(
+        static_cast<int64_t>(kCopyN), [&](int64_t b, int64_t e, int) {
+          for (int64_t i = b; i < e; ++i) {
+            arrays.a[i] = 1.0;
+            arrays.c[i] = 0.0;
+          }
+        });
+    arrays.touched_by = threads;
+  }
+  return arrays;
+}
+
+}  // namespace
+
+double copy_bytes() { return 2.0 * static_cast<double>(kCopyBytes); }
+
+void copy_once(int threads) {
+  CopyArrays& arr = copy_arrays(threads);
+  ThreadPool::shared(threads).parallel_for(
+      static_cast<int64_t>(kCopyN), [&](int64_t b, int64_t e, int) {
+        double* __restrict dst = arr.c.get();
+        const double* __restrict src = arr.a.get();
+        for (int64_t i = b; i < e; ++i) dst[i] = src[i];
+      });
+  if (arr.c[kCopyN / 3] != 1.0) std::abort();  // keeps the copy observable
+}
+
+double copy_gbps(int threads, int reps) {
+  copy_once(threads);
+  double best = 1e30;
+  for (int r = 0; r < reps; ++r) {
+    const auto t0 = std::chrono::steady_clock::now();
+    copy_once(threads);
+    best = std::min(
+        best, std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+  }
+  return copy_bytes() / best / 1e9;
+}
+
+Timing time_calls(const std::function<void()>& fn, int warmup, int reps, bool cold) {
+  for (int i = 0; i < warmup; ++i) fn();
+  std::vector<double> t;
+  t.reserve(static_cast<size_t>(reps));
+  for (int i = 0; i < reps; ++i) {
+    if (cold) flush_caches();
+    const auto a = std::chrono::steady_clock::now();
+    fn();
+    t.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - a)
+                    .count());
+  }
+  std::sort(t.begin(), t.end());
+  const size_t n = t.size();
+  const double med = n % 2 ? t[n / 2] : 0.5 * (t[n / 2 - 1] + t[n / 2]);
+  return {med, t.front(), t.back(), reps};
+}
+
+std::string machine_description() {
+  std::ifstream f("/proc/cpuinfo");
+  std::string line, model = "unknown CPU";
+  bool bf16 = false, avx512 = false;
+  while (std::getline(f, line)) {
+    if (line.rfind("model name", 0) == 0 && model == "unknown CPU")
+      model = line.substr(line.find(':') + 2);
+    if (line.rfind("flags", 0) == 0) {
+      bf16 = bf16 || line.find(" avx512_bf16") != std::string::npos;
+      avx512 = avx512 || line.find(" avx512f") != std::string::npos;
+    }
+  }
+  std::ostringstream os;
+  os << model << ", " << hardware_threads() << " hardware threads"
+     << (avx512 ? ", AVX-512" : "") << (bf16 ? " + avx512_bf16" : "");
+  return os.str();
+}
+
+}  // namespace tilenorm::bench
