@@ -1,1 +1,241 @@
-int main() { return 0; }
+// GPU benchmark (bench/gpu/run.sh): the device-to-device copy ceiling and tilenorm's CUDA
+// layernorm_forward / layernorm_backward on device memory (no host transfers), timed with CUDA
+// events: warm-up, then `iters` calls queued back to back, median of the per-call times.
+// Each configuration is validated once before timing: outputs are pre-filled with NaN and no
+// NaN may remain (the inputs are finite); conformance itself is layernorm_cuda_test's job. Prints one JSON object per line.
+//
+//   layernorm_cuda_bench [--iters N] [--warmup N] [--dtypes bf16,f32,f16] [--shapes 64x1048576,...]
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+#include <cuda_runtime.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+#include <type_traits>
+#include <vector>
+
+#include "cuda/layernorm_cuda.h"
+
+namespace {
+
+using tilenorm::cuda::ElemType;
+
+#define BENCH_CHECK(call)                                                                  \
+  do {                                                                                     \
+    const cudaError_t e_ = (call);                                                         \
+    if (e_ != cudaSuccess) {                                                               \
+      std::fprintf(stderr, "%s:%d: %s: %s\n", __FILE__, __LINE__, #call, cudaGetErrorString(e_)); \
+      std::exit(1);                                                                        \
+    }                                                                                      \
+  } while (0)
+
+#define BENCH_CHECK_TN(expr)                                                               \
+  do {                                                                                     \
+    const tilenorm::cuda::CudaError e_ = (expr);                                           \
+    if (!e_.ok()) {                                                                        \
+      std::fprintf(stderr, "%s: %s\n", #expr, tilenorm::cuda::cuda_error_string(e_).c_str()); \
+      std::exit(1);                                                                        \
+    }                                                                                      \
+  } while (0)
+
+// Uniform [lo, hi) from a hash of the index, rounded to T.
+template <typename T>
+__global__ void fill_uniform(T* p, int64_t n, uint32_t seed, float lo, float hi) {
+  for (int64_t i = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; i < n;
+       i += int64_t{gridDim.x} * blockDim.x) {
+    uint32_t h = static_cast<uint32_t>(i) * 0x9e3779b1u ^ static_cast<uint32_t>(i >> 32) ^ seed;
+    h ^= h >> 16;
+    h *= 0x85ebca6bu;
+    h ^= h >> 13;
+    h *= 0xc2b2ae35u;
+    h ^= h >> 16;
+    const float u = lo + (hi - lo) * (h >> 8) * (1.0f / 16777216.0f);
+    if constexpr (std::is_same_v<T, float>) p[i] = u;
+    if constexpr (std::is_same_v<T, __nv_bfloat16>) p[i] = __float2bfloat16_rn(u);
+    if constexpr (std::is_same_v<T, __half>) p[i] = __float2half_rn(u);
+  }
+}
+
+// Counts NaN among n elements of type t (f32 for the statistics and parameter gradients).
+__global__ void count_nan(const void* p, int64_t n, ElemType t, unsigned long long* out) {
+  unsigned long long c = 0;
+  for (int64_t i = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; i < n;
+       i += int64_t{gridDim.x} * blockDim.x) {
+    if (t == ElemType::kF32) {
+      c += isnan(static_cast<const float*>(p)[i]);
+    } else {
+      const uint16_t abs = static_cast<const uint16_t*>(p)[i] & 0x7fffu;
+      c += abs > (t == ElemType::kBF16 ? 0x7f80u : 0x7c00u);
+    }
+  }
+  if (c) atomicAdd(out, c);
+}
+
+struct Buffer {
+  void* p = nullptr;
+  explicit Buffer(size_t bytes) { BENCH_CHECK(cudaMalloc(&p, bytes)); }
+  ~Buffer() { cudaFree(p); }
+  Buffer(const Buffer&) = delete;
+  Buffer& operator=(const Buffer&) = delete;
+};
+
+void fill(void* p, ElemType t, int64_t n, uint32_t seed, float lo, float hi) {
+  const int blocks = 1024, threads = 256;
+  switch (t) {
+    case ElemType::kF32: fill_uniform<<<blocks, threads>>>(static_cast<float*>(p), n, seed, lo, hi); break;
+    case ElemType::kBF16: fill_uniform<<<blocks, threads>>>(static_cast<__nv_bfloat16*>(p), n, seed, lo, hi); break;
+    case ElemType::kF16: fill_uniform<<<blocks, threads>>>(static_cast<__half*>(p), n, seed, lo, hi); break;
+  }
+  BENCH_CHECK(cudaGetLastError());
+}
+
+unsigned long long nan_count(const void* p, int64_t n, ElemType t) {
+  Buffer out(sizeof(unsigned long long));
+  BENCH_CHECK(cudaMemset(out.p, 0, sizeof(unsigned long long)));
+  count_nan<<<1024, 256>>>(p, n, t, static_cast<unsigned long long*>(out.p));
+  BENCH_CHECK(cudaGetLastError());
+  unsigned long long c = 0;
+  BENCH_CHECK(cudaMemcpy(&c, out.p, sizeof c, cudaMemcpyDeviceToHost));
+  return c;
+}
+
+// Median milliseconds of fn() over `iters` calls queued back to back after `warmup` calls.
+template <typename F>
+double time_ms(F&& fn, int warmup, int iters) {
+  for (int i = 0; i < warmup; ++i) fn();
+  BENCH_CHECK(cudaDeviceSynchronize());
+  std::vector<cudaEvent_t> ev(2 * iters);
+  for (auto& e : ev) BENCH_CHECK(cudaEventCreate(&e));
+  for (int i = 0; i < iters; ++i) {
+    BENCH_CHECK(cudaEventRecord(ev[2 * i]));
+    fn();
+    BENCH_CHECK(cudaEventRecord(ev[2 * i + 1]));
+  }
+  BENCH_CHECK(cudaDeviceSynchronize());
+  std::vector<float> ms(iters);
+  for (int i = 0; i < iters; ++i) BENCH_CHECK(cudaEventElapsedTime(&ms[i], ev[2 * i], ev[2 * i + 1]));
+  for (auto& e : ev) BENCH_CHECK(cudaEventDestroy(e));
+  std::sort(ms.begin(), ms.end());
+  return ms[iters / 2];
+}
+
+// The byte model of shared/anchors/gpu/bench_peers.py.
+double fwd_bytes(int64_t n, int64_t d, int es) { return 2.0 * n * d * es + 2.0 * d * es + 2.0 * n * 4; }
+double bwd_bytes(int64_t n, int64_t d, int es) { return 3.0 * n * d * es + 3.0 * d * es + 2.0 * n * 4; }
+
+const char* dtype_name(ElemType t) {
+  return t == ElemType::kF32 ? "float32" : t == ElemType::kBF16 ? "bfloat16" : "float16";
+}
+
+void bench_copy(int warmup, int iters) {
+  const size_t n = size_t{1} << 30;
+  Buffer a(n), b(n);
+  BENCH_CHECK(cudaMemset(a.p, 1, n));
+  const double ms = time_ms([&] { BENCH_CHECK(cudaMemcpyAsync(b.p, a.p, n, cudaMemcpyDeviceToDevice)); },
+                            warmup, iters);
+  std::printf("{\"impl\": \"copy\", \"bytes\": %zu, \"ms\": %.5f, \"GBps\": %.1f}\n", 2 * n, ms,
+              2.0 * n / (ms * 1e-3) / 1e9);
+}
+
+bool bench_shape(ElemType t, int64_t rows, int64_t cols, int warmup, int iters) {
+  const int es = static_cast<int>(tilenorm::cuda::elem_size(t));
+  const int64_t n = rows * cols;
+  Buffer x(n * es), dy(n * es), y(n * es), dx(n * es), gamma(cols * es), beta(cols * es),
+      mean(rows * 4), rstd(rows * 4), dgamma(cols * 4), dbeta(cols * 4);
+  fill(x.p, t, n, 1, 1.f, 3.f);
+  fill(dy.p, t, n, 2, -1.f, 1.f);
+  fill(gamma.p, t, cols, 3, 0.5f, 1.5f);
+  fill(beta.p, t, cols, 4, -0.5f, 0.5f);
+  for (const Buffer* o : {&y, &dx}) BENCH_CHECK(cudaMemset(o->p, 0xff, n * es));
+  for (const Buffer* o : {&mean, &rstd}) BENCH_CHECK(cudaMemset(o->p, 0xff, rows * 4));
+  for (const Buffer* o : {&dgamma, &dbeta}) BENCH_CHECK(cudaMemset(o->p, 0xff, cols * 4));
+
+  tilenorm::cuda::Context ctx;
+  const tilenorm::cuda::ForwardDeviceArgs fa{t, x.p, gamma.p, beta.p, y.p,
+                                             static_cast<float*>(mean.p), static_cast<float*>(rstd.p),
+                                             rows, cols, 1e-5f};
+  const tilenorm::cuda::BackwardDeviceArgs ba{t, x.p, dy.p, gamma.p, static_cast<const float*>(mean.p),
+                                              static_cast<const float*>(rstd.p), dx.p,
+                                              static_cast<float*>(dgamma.p), static_cast<float*>(dbeta.p),
+                                              rows, cols};
+  tilenorm::cuda::PathInfo fwd_info, bwd_info;
+  BENCH_CHECK_TN(ctx.forward(fa, nullptr, &fwd_info));
+  BENCH_CHECK_TN(ctx.backward(ba, nullptr, &bwd_info));
+  BENCH_CHECK(cudaDeviceSynchronize());
+  constexpr ElemType f32 = ElemType::kF32;
+  const unsigned long long nans = nan_count(y.p, n, t) + nan_count(mean.p, rows, f32) +
+                                  nan_count(rstd.p, rows, f32) + nan_count(dx.p, n, t) +
+                                  nan_count(dgamma.p, cols, f32) + nan_count(dbeta.p, cols, f32);
+
+  const double f_ms = time_ms([&] { BENCH_CHECK_TN(ctx.forward(fa, nullptr)); }, warmup, iters);
+  const double b_ms = time_ms([&] { BENCH_CHECK_TN(ctx.backward(ba, nullptr)); }, warmup, iters);
+  const struct {
+    const char* dir;
+    double ms, bytes;
+    const tilenorm::cuda::PathInfo& info;
+  } rs[] = {{"fwd", f_ms, fwd_bytes(rows, cols, es), fwd_info},
+            {"bwd", b_ms, bwd_bytes(rows, cols, es), bwd_info}};
+  for (const auto& r : rs)
+    std::printf("{\"impl\": \"tilenorm\", \"dir\": \"%s\", \"dtype\": \"%s\", \"n\": %lld, \"d\": %lld, "
+                "\"ms\": %.5f, \"GBps\": %.1f, \"path\": \"%s\", \"blocks_per_row\": %d, "
+                "\"threads\": %d, \"grid\": %lld, \"nan_outputs\": %llu}\n",
+                r.dir, dtype_name(t), static_cast<long long>(rows), static_cast<long long>(cols), r.ms,
+                r.bytes / (r.ms * 1e-3) / 1e9, r.info.path, r.info.cluster, r.info.threads,
+                static_cast<long long>(r.info.grid), nans);
+  std::fflush(stdout);
+  return nans == 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  int iters = 50, warmup = 5;
+  std::vector<ElemType> dtypes = {ElemType::kBF16, ElemType::kF32};
+  std::vector<std::pair<int64_t, int64_t>> shapes = {{32768, 1024}, {16384, 4096}, {8192, 8192},
+                                                     {4096, 8462},  {1024, 65536}, {64, 1048576}};
+  for (int i = 1; i + 1 < argc; i += 2) {
+    const std::string flag = argv[i], value = argv[i + 1];
+    if (flag == "--iters") {
+      iters = std::max(1, std::atoi(value.c_str()));
+    } else if (flag == "--warmup") {
+      warmup = std::max(0, std::atoi(value.c_str()));
+    } else if (flag == "--dtypes") {
+      dtypes.clear();
+      for (size_t p = 0; p < value.size();) {
+        const size_t q = std::min(value.find(',', p), value.size());
+        const std::string d = value.substr(p, q - p);
+        dtypes.push_back(d == "f32" ? ElemType::kF32 : d == "f16" ? ElemType::kF16 : ElemType::kBF16);
+        p = q + 1;
+      }
+    } else if (flag == "--shapes") {
+      shapes.clear();
+      for (size_t p = 0; p < value.size();) {
+        const size_t q = std::min(value.find(',', p), value.size());
+        long long r = 0, c = 0;
+        if (std::sscanf(value.substr(p, q - p).c_str(), "%lldx%lld", &r, &c) == 2 && r > 0 && c > 0)
+          shapes.emplace_back(r, c);
+        p = q + 1;
+      }
+    } else {
+      std::fprintf(stderr, "unknown flag %s\n", flag.c_str());
+      return 2;
+    }
+  }
+  std::string why;
+  if (!tilenorm::cuda::device_available(&why)) {
+    std::fprintf(stderr, "no CUDA device: %s\n", why.c_str());
+    return 1;
+  }
+  cudaDeviceProp prop{};
+  BENCH_CHECK(cudaGetDeviceProperties(&prop, 0));
+  std::printf("{\"impl\": \"device\", \"gpu\": \"%s\", \"sms\": %d, \"l2_MiB\": %d}\n", prop.name,
+              prop.multiProcessorCount, prop.l2CacheSize >> 20);
+  bench_copy(3, 20);
+  bool ok = true;
+  for (ElemType t : dtypes)
+    for (const auto& [rows, cols] : shapes) ok = bench_shape(t, rows, cols, warmup, iters) && ok;
+  return ok ? 0 : 1;
+}

@@ -313,7 +313,20 @@ __global__ void __launch_bounds__(kMaxRowThreads)
     }
   }
 
-  for (int64_t first = group * rpb; first < rows; first += groups * rpb) {
+  // The raw chunks of the next row are loaded before the reductions of the current one, so
+  // their latency overlaps the barriers.
+  using Raw = typename Elem<E>::Raw;
+  Chunk<Raw> next[kVec];
+  const int64_t stride = groups * rpb;
+  auto prefetch = [&](int64_t first) {
+    const int64_t r = first + threadIdx.y;
+    const int64_t off = r < rows ? r * cols : 0;
+    const int w = vec_width(addr(x + off) | addr(y + off));
+#pragma unroll
+    for (int k = 0; k < kVec; ++k) next[k] = load_chunk(x + off + col[k], w, r < rows ? len[k] : 0);
+  };
+  prefetch(group * rpb);
+  for (int64_t first = group * rpb; first < rows; first += stride) {
     const int64_t r = first + threadIdx.y;
     const bool active = r < rows;
     const int64_t off = active ? r * cols : 0;
@@ -322,10 +335,13 @@ __global__ void __launch_bounds__(kMaxRowThreads)
     float s[1] = {0.f};
 #pragma unroll
     for (int k = 0; k < kVec; ++k) {
-      load_floats<E>(x + off + col[k], w, active ? len[k] : 0, v[k]);
 #pragma unroll
-      for (int i = 0; i < kChunk; ++i) s[0] += v[k][i];  // padding is 0
+      for (int i = 0; i < kChunk; ++i) {
+        v[k][i] = Elem<E>::load(next[k].e[i]);
+        s[0] += v[k][i];  // padding is 0
+      }
     }
+    prefetch(first + stride);
     red.sum(s, cluster);
     const float mu = s[0] / static_cast<float>(cols);
     float q[1] = {0.f};
