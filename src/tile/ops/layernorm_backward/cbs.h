@@ -1,0 +1,29 @@
+// Circular buffers of the LayerNorm backward tile op (one page = one tile). E = the data format
+// of x (Float16_b or Float32); statistics and partial sums are Float32.
+#pragma once
+
+#include <cstdint>
+
+namespace tilenorm::tile::layernorm_backward_cb {
+
+inline constexpr uint32_t kX = 0;           // E  x: the whole tile-row (fit) or a block, twice
+inline constexpr uint32_t kDy = 1;          // E  dy: as kX
+inline constexpr uint32_t kGammaDense = 2;  // E  gamma, dense (reader only, read once per core)
+inline constexpr uint32_t kGamma = 3;       // E  gamma chunk of one x tile, replicated over rows
+inline constexpr uint32_t kMean = 4;        // fp32 mean of the tile-row, replicated over columns
+inline constexpr uint32_t kRstd = 5;        // fp32 rstd, as kMean
+inline constexpr uint32_t kMask = 6;        // bf16 1 in the first C % 32 columns, else 0
+inline constexpr uint32_t kOnes = 7;        // bf16 all ones: matmul(P, ones) = row sums of P
+inline constexpr uint32_t kSelect = 8;      // bf16 32 row selectors: matmul(sel_i, P) -> row i
+inline constexpr uint32_t kPartial = 9;     // fp32 running Σg and Σg·x, carried between blocks
+inline constexpr uint32_t kHi = 10;         // bf16 the final partials rounded (exact row sum)
+inline constexpr uint32_t kLo = 11;         // fp32 partial - hi
+inline constexpr uint32_t kRowStats = 12;   // fp32 s1 and s2 of the tile-row, replicated
+inline constexpr uint32_t kProduct = 13;    // fp32 dy·x̂ of the block's tiles, for dgamma
+inline constexpr uint32_t kDyMasked = 14;   // E  the last tile's dy with padded columns zeroed
+inline constexpr uint32_t kAccCarry = 15;   // fp32 dense dgamma/dbeta spans carried across rows
+inline constexpr uint32_t kAccSpan = 16;    // fp32 the current span's pair, carried across blocks
+inline constexpr uint32_t kAccOut = 17;     // fp32 final dgamma/dbeta span pairs -> writer
+inline constexpr uint32_t kDx = 18;         // E  dx -> writer
+
+}  // namespace tilenorm::tile::layernorm_backward_cb

@@ -1,0 +1,257 @@
+// LayerNorm backward compute kernel. Per tile-row r, with g = dy·γ and x̂ = (x - mean)·rstd:
+//
+//   s1_r  = (1/C) Σ_i g_ri
+//   s2_r  = rstd_r · ((1/C) Σ_i g_ri·x_ri - mean_r·s1_r)        (= (1/C) Σ_i g_ri·x̂_ri)
+//   dx_ri = rstd_r · (g_ri - s1_r - x̂_ri·s2_r)
+//   dγ_i += Σ_r dy_ri·x̂_ri,   dβ_i += Σ_r dy_ri                  (this core's rows, fp32)
+//
+// Pass 1 accumulates Σg and Σg·x elementwise in fp32 dst slots 0 and 1, block by block, the
+// running partials carried between blocks through the fp32 CB kPartial (never across a nested
+// acquire); the last tile's padded columns are masked. The row sums are exact (row_means) and
+// 1/C is applied in fp32 on the SFPU. Pass 2 writes dx and folds dy·x̂ and dy into dense fp32
+// dgamma/dbeta spans with row-selector matmuls. Every FPU product lands on a fresh or zeroed slot
+// unless it continues its own accumulation chain.
+//
+// TILENORM_TILE_MUTANT (build-time fault injection for the mutation test; 0 in every product
+// build): 1 assigns instead of accumulating the row partials, 2 drops the last-tile mask, 3 skips
+// the carried partial.
+#include <algorithm>
+
+#include "tile/machine/kernel_api.h"
+#include "tile/ops/layernorm_backward/cbs.h"
+#include "tile/ops/layernorm_backward/kernels.h"
+#include "tile/ops/layernorm_common.h"
+
+#ifndef TILENORM_TILE_MUTANT
+#define TILENORM_TILE_MUTANT 0
+#endif
+
+namespace tilenorm::tile {
+
+namespace cb = layernorm_backward_cb;
+
+namespace {
+
+// acc += term (dst slots).
+void accumulate(uint32_t acc, uint32_t term) {
+#if TILENORM_TILE_MUTANT == 1
+  sub_binary_tile(acc, acc, acc);
+#endif
+  add_binary_tile(acc, term, acc);
+}
+
+// Zeroes the padded columns of slot `data` on the row's last tile (mask in data + 1).
+void mask_last(bool last_masked, uint32_t data) {
+#if TILENORM_TILE_MUTANT != 2
+  if (last_masked) {
+    copy_tile(cb::kMask, 0, data + 1);
+    mask_tile(data, data + 1);
+  }
+#else
+  (void)last_masked;
+  (void)data;
+#endif
+}
+
+// Slots 0, 1 = the partials carried in kPartial (or zero on the row's first block).
+void load_partials(bool first_block) {
+  if (first_block) {
+    fill_tile(0, 0.0f);
+    fill_tile(1, 0.0f);
+    return;
+  }
+  cb_wait_front(cb::kPartial, 2);
+#if TILENORM_TILE_MUTANT == 3
+  fill_tile(0, 0.0f);
+  fill_tile(1, 0.0f);
+#else
+  copy_tile(cb::kPartial, 0, 0);
+  copy_tile(cb::kPartial, 1, 1);
+#endif
+  cb_pop_front(cb::kPartial, 2);
+}
+
+}  // namespace
+
+void layernorm_backward_compute(const LayerNormBackwardComputeArgs& a) {
+  const bool masked = a.mask_w != 0;
+  binary_op_init_common(cb::kDy, cb::kGamma, cb::kDx);
+  if (masked) cb_wait_front(cb::kMask, 1);
+  cb_wait_front(cb::kOnes, 1);
+  cb_wait_front(cb::kSelect, kTileDim);
+
+  for (uint32_t row = 0; row < a.num_rows; ++row) {
+    const bool first_row = row == 0, last_row = row + 1 == a.num_rows;
+    cb_wait_front(cb::kMean, 1);
+    cb_wait_front(cb::kRstd, 1);
+    if (a.fit) {
+      cb_wait_front(cb::kX, a.wt);
+      cb_wait_front(cb::kDy, a.wt);
+    }
+
+    // ---- Pass 1: Σg, Σg·x.
+    for (uint32_t c0 = 0; c0 < a.wt; c0 += a.block) {
+      const uint32_t cur = std::min(a.block, a.wt - c0);
+      const bool last_block = c0 + cur == a.wt;
+      if (!a.fit) {
+        cb_wait_front(cb::kX, a.block);
+        cb_wait_front(cb::kDy, a.block);
+      }
+      cb_wait_front(cb::kGamma, a.block);
+      tile_regs_acquire();
+      load_partials(c0 == 0);
+      for (uint32_t j = 0; j < cur; ++j) {
+        const uint32_t ix = a.fit ? c0 + j : j;
+        const bool last_masked = masked && c0 + j + 1 == a.wt;
+        fill_tile(2, 0.0f);  // the product below accumulates: start from zero
+        mul_tiles_bcast_rows(cb::kDy, cb::kGamma, ix, j, 2);  // g
+        mask_last(last_masked, 2);
+        accumulate(0, 2);
+        copy_tile(cb::kX, ix, 3);
+        mul_binary_tile(2, 3, 2);  // g·x
+        mask_last(last_masked, 2);
+        accumulate(1, 2);
+      }
+      tile_regs_commit();
+      cb_reserve_back(cb::kPartial, 2);
+      if (last_block) cb_reserve_back(cb::kHi, 2);
+      tile_regs_wait();
+      pack_tile(0, cb::kPartial, 0);
+      pack_tile(1, cb::kPartial, 1);
+      if (last_block) {
+        pack_tile(0, cb::kHi, 0);
+        pack_tile(1, cb::kHi, 1);
+      }
+      tile_regs_release();
+      cb_push_back(cb::kPartial, 2);
+      if (last_block) cb_push_back(cb::kHi, 2);
+      cb_pop_front(cb::kGamma, a.block);
+      if (!a.fit) {
+        cb_pop_front(cb::kX, a.block);
+        cb_pop_front(cb::kDy, a.block);
+      }
+    }
+
+    // ---- s1, s2 (slots 0, 1), replicated over the columns.
+    row_means({cb::kPartial, cb::kHi, cb::kLo, cb::kOnes}, 2, a.inv_c_bits);
+    copy_tile(cb::kMean, 0, 2);
+    mul_binary_tile(2, 0, 2);     // mean·s1
+    sub_binary_tile(1, 2, 1);     // (1/C)Σg·x - mean·s1
+    copy_tile(cb::kRstd, 0, 2);
+    mul_binary_tile(1, 2, 1);     // s2
+    tile_regs_commit();
+    cb_reserve_back(cb::kRowStats, 2);
+    tile_regs_wait();
+    pack_tile(0, cb::kRowStats, 0);
+    pack_tile(1, cb::kRowStats, 1);
+    tile_regs_release();
+    cb_push_back(cb::kRowStats, 2);
+    cb_wait_front(cb::kRowStats, 2);
+
+    // ---- Pass 2: dx, and the dgamma/dbeta spans.
+    for (uint32_t c0 = 0; c0 < a.wt; c0 += a.block) {
+      const uint32_t cur = std::min(a.block, a.wt - c0);
+      if (!a.fit) {
+        cb_wait_front(cb::kX, a.block);
+        cb_wait_front(cb::kDy, a.block);
+      }
+      cb_wait_front(cb::kGamma, a.block);
+      cb_reserve_back(cb::kProduct, a.block);
+      bool dy_masked = false;
+      for (uint32_t j = 0; j < cur; ++j) {
+        const uint32_t ix = a.fit ? c0 + j : j;
+        const bool last_masked = masked && c0 + j + 1 == a.wt;
+        tile_regs_acquire();
+        mul_tiles_bcast_rows(cb::kDy, cb::kGamma, ix, j, 0);  // g, on a fresh slot
+        copy_tile(cb::kRowStats, 0, 1);
+        sub_binary_tile(0, 1, 0);  // g - s1
+        copy_tile(cb::kX, ix, 1);
+        copy_tile(cb::kMean, 0, 2);
+        sub_binary_tile(1, 2, 1);
+        copy_tile(cb::kRstd, 0, 2);
+        mul_binary_tile(1, 2, 1);  // x̂
+        copy_tile(cb::kDy, ix, 2);
+        mul_binary_tile(2, 1, 2);  // dy·x̂
+        mask_last(last_masked, 2);
+        copy_tile(cb::kRowStats, 1, 3);
+        mul_binary_tile(1, 3, 1);  // x̂·s2
+        sub_binary_tile(0, 1, 0);  // g - s1 - x̂·s2
+        copy_tile(cb::kRstd, 0, 1);
+        mul_binary_tile(0, 1, 0);  // dx
+        tile_regs_commit();
+        cb_reserve_back(cb::kDx, 1);
+        tile_regs_wait();
+        pack_tile(0, cb::kDx, 0);
+        pack_tile(2, cb::kProduct, j);
+        tile_regs_release();
+        cb_push_back(cb::kDx, 1);
+        if (last_masked) {  // dβ takes dy straight from a CB: mask a copy of the last tile
+          tile_regs_acquire();
+          copy_tile(cb::kDy, ix, 0);
+          mask_last(true, 0);
+          tile_regs_commit();
+          cb_reserve_back(cb::kDyMasked, 1);
+          tile_regs_wait();
+          pack_tile(0, cb::kDyMasked, 0);
+          tile_regs_release();
+          cb_push_back(cb::kDyMasked, 1);
+          cb_wait_front(cb::kDyMasked, 1);
+          dy_masked = true;
+        }
+      }
+      cb_push_back(cb::kProduct, a.block);
+      cb_wait_front(cb::kProduct, a.block);
+
+      // Fold the block into its span: row (t % 32) of the span's dγ (slot 0) and dβ (slot 1).
+      const bool span_first = c0 % kSpanTiles == 0;
+      const bool span_done = (c0 + cur) % kSpanTiles == 0 || c0 + cur == a.wt;
+      tile_regs_acquire();
+      if (!span_first || !first_row) {
+        const uint32_t src = span_first ? cb::kAccCarry : cb::kAccSpan;
+        cb_wait_front(src, 2);
+        copy_tile(src, 0, 0);
+        copy_tile(src, 1, 1);
+        sanitizer_allow_accumulate(0);
+        sanitizer_allow_accumulate(1);
+        cb_pop_front(src, 2);
+      }
+      mm_init_short(cb::kSelect, cb::kProduct);
+      for (uint32_t j = 0; j < cur; ++j) {
+        const uint32_t t = c0 + j, ix = a.fit ? t : j;
+        const bool use_masked = dy_masked && t + 1 == a.wt;
+        matmul_tiles(cb::kSelect, cb::kProduct, t % kSpanTiles, j, 0);
+        matmul_tiles(cb::kSelect, use_masked ? cb::kDyMasked : cb::kDy, t % kSpanTiles,
+                     use_masked ? 0 : ix, 1);
+      }
+      tile_regs_commit();
+      const uint32_t dst = !span_done ? cb::kAccSpan : last_row ? cb::kAccOut : cb::kAccCarry;
+      cb_reserve_back(dst, 2);
+      tile_regs_wait();
+      pack_tile(0, dst, 0);
+      pack_tile(1, dst, 1);
+      tile_regs_release();
+      cb_push_back(dst, 2);
+
+      cb_pop_front(cb::kProduct, a.block);
+      if (dy_masked) cb_pop_front(cb::kDyMasked, 1);
+      cb_pop_front(cb::kGamma, a.block);
+      if (!a.fit) {
+        cb_pop_front(cb::kX, a.block);
+        cb_pop_front(cb::kDy, a.block);
+      }
+    }
+
+    cb_pop_front(cb::kRowStats, 2);
+    cb_pop_front(cb::kMean, 1);
+    cb_pop_front(cb::kRstd, 1);
+    if (a.fit) {
+      cb_pop_front(cb::kX, a.wt);
+      cb_pop_front(cb::kDy, a.wt);
+    }
+  }
+  if (masked) cb_pop_front(cb::kMask, 1);
+  cb_pop_front(cb::kOnes, 1);
+  cb_pop_front(cb::kSelect, kTileDim);
+}
+
+}  // namespace tilenorm::tile

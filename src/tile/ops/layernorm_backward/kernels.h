@@ -1,0 +1,30 @@
+// Kernels of the LayerNorm backward tile op and their typed arguments.
+#pragma once
+
+#include <cstdint>
+
+namespace tilenorm::tile {
+
+struct LayerNormBackwardReaderArgs {
+  uint32_t x_addr, dy_addr, gamma_addr, mean_addr, rstd_addr;
+  uint32_t start_row, num_rows;  // this core's tile-rows
+  uint32_t wt, block, mask_w, fit;
+  uint32_t gamma_tiles;  // dense gamma pages
+};
+
+struct LayerNormBackwardComputeArgs {
+  uint32_t num_rows, wt, block, mask_w, fit;
+  uint32_t inv_c_bits;  // fp32 bits of 1/C
+};
+
+struct LayerNormBackwardWriterArgs {
+  uint32_t dx_addr, dgamma_addr, dbeta_addr;
+  uint32_t start_row, num_rows, wt, block;
+  uint32_t first_span_page;  // this core's first page in the dgamma/dbeta partial buffers
+};
+
+void layernorm_backward_reader(const LayerNormBackwardReaderArgs& args);
+void layernorm_backward_compute(const LayerNormBackwardComputeArgs& args);
+void layernorm_backward_writer(const LayerNormBackwardWriterArgs& args);
+
+}  // namespace tilenorm::tile

@@ -1,0 +1,235 @@
+#include "tile/ops/layernorm_backward/layernorm_backward.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+
+#include "tile/ops/layernorm_backward/cbs.h"
+#include "tile/ops/layernorm_backward/kernels.h"
+
+namespace tilenorm::tile {
+
+namespace cb = layernorm_backward_cb;
+
+namespace {
+
+struct CbDesc {
+  uint32_t id;
+  DataFormat format;
+  uint32_t pages;
+  const char* name;
+};
+
+std::vector<CbDesc> backward_cbs(bool fit, uint32_t wt, uint32_t block, uint32_t spans,
+                                 bool masked, DataFormat e) {
+  const DataFormat f32 = DataFormat::Float32, b16 = DataFormat::Float16_b;
+  const uint32_t row = fit ? wt : 2 * block;
+  std::vector<CbDesc> cbs = {
+      {cb::kX, e, row, "x"},
+      {cb::kDy, e, row, "dy"},
+      {cb::kGammaDense, e, spans, "gamma_dense"},
+      {cb::kGamma, e, 2 * block, "gamma"},
+      {cb::kMean, f32, 2, "mean"},
+      {cb::kRstd, f32, 2, "rstd"},
+      {cb::kOnes, b16, 1, "ones"},
+      {cb::kSelect, b16, kTileDim, "row_select"},
+      {cb::kPartial, f32, 2, "partial"},
+      {cb::kHi, b16, 2, "partial_hi"},
+      {cb::kLo, f32, 2, "partial_lo"},
+      {cb::kRowStats, f32, 2, "s1_s2"},
+      {cb::kProduct, f32, block, "dy_xhat"},
+      {cb::kAccCarry, f32, 2 * spans, "dgamma_dbeta_carry"},
+      {cb::kAccSpan, f32, 2, "dgamma_dbeta_span"},
+      {cb::kAccOut, f32, 2, "dgamma_dbeta_out"},
+      {cb::kDx, e, 2 * block, "dx"},
+  };
+  if (masked) {
+    cbs.push_back({cb::kMask, b16, 1, "mask"});
+    cbs.push_back({cb::kDyMasked, e, 1, "dy_masked"});
+  }
+  return cbs;
+}
+
+uint32_t cb_bytes(const std::vector<CbDesc>& cbs) {
+  uint32_t bytes = 0;
+  for (const CbDesc& c : cbs) bytes += c.pages * tile_size(c.format);
+  return bytes;
+}
+
+std::string shape_str(int64_t r, int64_t c) { return fmt::format("[{}, {}]", r, c); }
+
+Status check_tensor(const char* name, const DeviceTensor& t, int64_t rows, int64_t cols,
+                    int64_t padded_rows, int64_t padded_cols, DataFormat format) {
+  if (t.rows != rows || t.cols != cols)
+    return Status::invalid_argument(fmt::format("{} must have logical shape {}, got {}", name,
+                                                shape_str(rows, cols), shape_str(t.rows, t.cols)));
+  if (t.padded_rows != padded_rows || t.padded_cols != padded_cols)
+    return Status::invalid_argument(
+        fmt::format("{} must be padded to {} (canonical 32x32 tiles), got {}", name,
+                    shape_str(padded_rows, padded_cols),
+                    shape_str(t.padded_rows, t.padded_cols)));
+  if (t.buffer.format != format)
+    return Status::invalid_argument(fmt::format("{} must be {}, got {}", name,
+                                                data_format_name(format),
+                                                data_format_name(t.buffer.format)));
+  const int64_t pages = (padded_rows / kTileDim) * (padded_cols / kTileDim);
+  if (t.buffer.num_pages != pages)
+    return Status::invalid_argument(fmt::format("{} must have {} tile pages, got {}", name, pages,
+                                                t.buffer.num_pages));
+  return {};
+}
+
+int64_t round_up32(int64_t n) { return tiles_along(n) * kTileDim; }
+
+}  // namespace
+
+Status layernorm_backward_validate(const LayerNormBackwardTensors& t) {
+  const int64_t rows = t.x.rows, C = t.C;
+  const DataFormat e = t.x.buffer.format;
+  TN_RETURN_IF_ERROR(check_tensor("x", t.x, rows, C, round_up32(rows), round_up32(C), e));
+  TN_RETURN_IF_ERROR(check_tensor("dy", t.dy, rows, C, round_up32(rows), round_up32(C), e));
+  const int64_t spans = (tiles_along(C) + kSpanTiles - 1) / kSpanTiles;
+  TN_RETURN_IF_ERROR(check_tensor("gamma (dense)", t.gamma, spans * kTileDim, kTileDim,
+                                  spans * kTileDim, kTileDim, e));
+  TN_RETURN_IF_ERROR(
+      check_tensor("mean", t.mean, rows, 1, round_up32(rows), kTileDim, DataFormat::Float32));
+  TN_RETURN_IF_ERROR(
+      check_tensor("rstd", t.rstd, rows, 1, round_up32(rows), kTileDim, DataFormat::Float32));
+  return {};
+}
+
+LayerNormBackwardPlan layernorm_backward_plan(int64_t rows, int64_t C, DataFormat format,
+                                              const DeviceConfig& device) {
+  LayerNormBackwardPlan p;
+  p.ht = uint32_t(tiles_along(rows));
+  p.wt = uint32_t(tiles_along(C));
+  p.mask_w = uint32_t(C % kTileDim);
+  p.spans = (p.wt + kSpanTiles - 1) / kSpanTiles;
+  const uint32_t available = device.l1_size - device.l1_allocator_base;
+  const uint32_t fit_bytes =
+      cb_bytes(backward_cbs(true, p.wt, p.block, p.spans, p.mask_w != 0, format));
+  p.fit = fit_bytes <= available;
+  p.l1_bytes =
+      p.fit ? fit_bytes
+            : cb_bytes(backward_cbs(false, p.wt, p.block, p.spans, p.mask_w != 0, format));
+  p.split = split_work_to_cores(device.grid_x, device.grid_y, p.ht);
+  return p;
+}
+
+Status layernorm_backward_tile(const LayerNormBackwardArgs& args,
+                               const LayerNormBackwardOutputs& out, const TileOpConfig& config,
+                               TileOpInfo* info) {
+  const int64_t rows = args.x.shape.rows(), C = args.x.shape.cols();
+  const DataFormat e = tile_format(args.x.dtype);
+  Device device(config.device);
+  const LayerNormBackwardPlan plan = layernorm_backward_plan(rows, C, e, device.config());
+  const uint32_t num_cores = plan.split.num_cores;
+
+  // Host tensors -> tiles (padding explicit) -> device buffers.
+  LayerNormBackwardTensors t;
+  t.C = C;
+  auto make = [&](DeviceTensor* d, int64_t r, int64_t c, int64_t pr, int64_t pc, DataFormat f,
+                  const std::vector<float>& padded) -> Status {
+    d->rows = r;
+    d->cols = c;
+    d->padded_rows = pr;
+    d->padded_cols = pc;
+    TN_RETURN_IF_ERROR(device.create_buffer(uint32_t((pr / kTileDim) * (pc / kTileDim)), f,
+                                            &d->buffer));
+    return device.write_tiles(d->buffer, padded.data(), pr, pc);
+  };
+  const int64_t pr = round_up32(rows), pc = round_up32(C);
+  const int64_t dense_rows = int64_t(plan.spans) * kTileDim;
+  TN_RETURN_IF_ERROR(make(&t.x, rows, C, pr, pc, e, pad_matrix(args.x, rows, C, config.column_pad)));
+  TN_RETURN_IF_ERROR(
+      make(&t.dy, rows, C, pr, pc, e, pad_matrix(args.dy, rows, C, config.column_pad)));
+  TN_RETURN_IF_ERROR(make(&t.gamma, dense_rows, kTileDim, dense_rows, kTileDim, e,
+                          dense_vector(args.gamma, C, config.column_pad)));
+  TN_RETURN_IF_ERROR(make(&t.mean, rows, 1, pr, kTileDim, DataFormat::Float32,
+                          replicated_stats(args.mean, rows)));
+  TN_RETURN_IF_ERROR(make(&t.rstd, rows, 1, pr, kTileDim, DataFormat::Float32,
+                          replicated_stats(args.rstd, rows)));
+  TN_RETURN_IF_ERROR(layernorm_backward_validate(t));
+
+  // Output specs: dx like x; dgamma/dbeta as one dense fp32 partial per core.
+  Buffer dx, dgamma_parts, dbeta_parts;
+  TN_RETURN_IF_ERROR(device.create_buffer(t.x.buffer.num_pages, e, &dx));
+  const uint32_t part_pages = num_cores * plan.spans;
+  TN_RETURN_IF_ERROR(device.create_buffer(part_pages, DataFormat::Float32, &dgamma_parts));
+  TN_RETURN_IF_ERROR(device.create_buffer(part_pages, DataFormat::Float32, &dbeta_parts));
+
+  // Program: CBs on every core, the three kernels on each used core.
+  Program program(device);
+  const CoreRange grid({0, 0}, {device.config().grid_x - 1, device.config().grid_y - 1});
+  for (const CbDesc& c :
+       backward_cbs(plan.fit, plan.wt, plan.block, plan.spans, plan.mask_w != 0, e))
+    TN_RETURN_IF_ERROR(program.create_circular_buffer(grid, c.id, c.format, c.pages, c.name));
+  const ComputeConfig compute_config{.fp32_dest_acc_en = true,
+                                     .dst_full_sync_en = false,
+                                     .math_fidelity = MathFidelity::HiFi4,
+                                     .unpack_to_dest_fp32 = true};
+  const uint32_t inv_c_bits = float_bits(1.0f / float(C));
+  for (uint32_t i = 0; i < num_cores; ++i) {
+    const CoreCoord core = plan.split.cores[i];
+    const uint32_t start = plan.split.first_work_of(i), n = plan.split.work_of(i);
+    const KernelHandle reader = program.create_kernel(
+        KernelKind::kReader, core, &layernorm_backward_reader, "layernorm_backward_reader");
+    const KernelHandle compute =
+        program.create_kernel(KernelKind::kCompute, core, &layernorm_backward_compute,
+                              "layernorm_backward_compute", compute_config);
+    const KernelHandle writer = program.create_kernel(
+        KernelKind::kWriter, core, &layernorm_backward_writer, "layernorm_backward_writer");
+    program.set_runtime_args(
+        reader, core,
+        LayerNormBackwardReaderArgs{t.x.buffer.address, t.dy.buffer.address,
+                                    t.gamma.buffer.address, t.mean.buffer.address,
+                                    t.rstd.buffer.address, start, n, plan.wt, plan.block,
+                                    plan.mask_w, plan.fit ? 1u : 0u, plan.spans});
+    program.set_runtime_args(compute, core,
+                             LayerNormBackwardComputeArgs{n, plan.wt, plan.block, plan.mask_w,
+                                                          plan.fit ? 1u : 0u, inv_c_bits});
+    program.set_runtime_args(
+        writer, core,
+        LayerNormBackwardWriterArgs{dx.address, dgamma_parts.address, dbeta_parts.address, start,
+                                    n, plan.wt, plan.block, i * plan.spans});
+  }
+  TN_RETURN_IF_ERROR(program.status());
+
+  const Status run = device.run(program);
+  if (info != nullptr) {
+    info->path = plan.fit ? "fit" : "block";
+    info->cores = num_cores;
+    info->tile_rows = plan.ht;
+    info->wt = plan.wt;
+    info->block = plan.block;
+    info->l1_bytes = plan.l1_bytes;
+    info->floor_bytes = uint64_t(3) * uint64_t(rows) * uint64_t(C) * datum_size(e);
+    info->counters = device.last_run().counters;
+    info->reports = device.last_run().reports;
+  }
+  TN_RETURN_IF_ERROR(run);
+
+  // Untilize dx; combine the per-core dgamma/dbeta partials in core order.
+  std::vector<float> values(size_t(rows * C));
+  TN_RETURN_IF_ERROR(device.read_tiles(dx, rows, C, values.data()));
+  store_values(values.data(), out.dx);
+  const int64_t part_rows = int64_t(part_pages) * kTileDim;
+  std::vector<float> g(size_t(part_rows * kTileDim)), b(g.size());
+  TN_RETURN_IF_ERROR(device.read_tiles(dgamma_parts, part_rows, kTileDim, g.data()));
+  TN_RETURN_IF_ERROR(device.read_tiles(dbeta_parts, part_rows, kTileDim, b.data()));
+  const size_t stride = size_t(plan.spans) * kTileElems;
+  float* dgamma = out.dgamma.as<float>();
+  float* dbeta = out.dbeta.as<float>();
+  for (int64_t i = 0; i < C; ++i) {
+    double sg = 0, sb = 0;
+    for (uint32_t k = 0; k < num_cores; ++k) {
+      sg += g[k * stride + size_t(i)];
+      sb += b[k * stride + size_t(i)];
+    }
+    dgamma[i] = float(sg);
+    dbeta[i] = float(sb);
+  }
+  return {};
+}
+
+}  // namespace tilenorm::tile

@@ -1,0 +1,49 @@
+// LayerNorm backward as a tile-machine op: the high-level op (host tensors in, dx, dgamma, dbeta
+// out), the device operation (validation, output specs) and the program factory (path, blocks,
+// mask, work split, CBs, kernels).
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "tile/machine/device.h"
+#include "tile/ops/layernorm_common.h"
+#include "tilenorm/layernorm.h"
+
+namespace tilenorm::tile {
+
+// A tensor on the device: `pages` tiles of `format` covering a logical rows x cols matrix padded
+// to padded_rows x padded_cols (multiples of 32).
+struct DeviceTensor {
+  Buffer buffer;
+  int64_t rows = 0, cols = 0;
+  int64_t padded_rows = 0, padded_cols = 0;
+};
+
+struct LayerNormBackwardTensors {
+  DeviceTensor x, dy;
+  DeviceTensor gamma;      // dense: [32 * ceil(Wt / 32), 32], the C values in order
+  DeviceTensor mean, rstd; // [rows, 1] logical, replicated over 32 columns, fp32
+  int64_t C = 0;           // the feature count (x's logical cols)
+};
+
+// The device operation's checks; messages name the tensor, the expected and the actual value.
+Status layernorm_backward_validate(const LayerNormBackwardTensors& t);
+
+// The program factory's plan: path and sizes from the CB bytes the fit path would need.
+struct LayerNormBackwardPlan {
+  bool fit = false;
+  uint32_t ht = 0, wt = 0, block = kBlockTiles, mask_w = 0, spans = 0;
+  uint32_t l1_bytes = 0;  // CB bytes per core of the chosen path
+  WorkSplit split;
+};
+LayerNormBackwardPlan layernorm_backward_plan(int64_t rows, int64_t C, DataFormat format,
+                                              const DeviceConfig& device);
+
+// The high-level op. `info` (optional) receives the path, counters and sanitizer findings.
+Status layernorm_backward_tile(const LayerNormBackwardArgs& args,
+                               const LayerNormBackwardOutputs& out, const TileOpConfig& config,
+                               TileOpInfo* info = nullptr);
+
+}  // namespace tilenorm::tile

@@ -1,0 +1,166 @@
+#include "tile/ops/layernorm_common.h"
+
+#include <cstring>
+
+#include "reference/layernorm.h"
+
+namespace tilenorm::tile {
+
+void fill_run_report(const TileOpInfo& info, RunReport* report) {
+  if (report == nullptr) return;
+  report->path = info.path;
+  const Counters& c = info.counters;
+  report->metrics = {
+      {"cores", info.cores},
+      {"tile_rows", info.tile_rows},
+      {"tiles_per_row", info.wt},
+      {"block_tiles", info.block},
+      {"l1_bytes_per_core", info.l1_bytes},
+      {"dram_bytes_read", double(c.dram_bytes_read)},
+      {"dram_bytes_written", double(c.dram_bytes_written)},
+      {"dram_bytes_floor", double(info.floor_bytes)},
+      {"traffic_ratio", info.traffic_ratio()},
+      {"estimated_device_seconds", c.estimated_device_seconds},
+  };
+}
+
+TileOpConfig default_tile_op_config(const LayerNormOptions& options) {
+  TileOpConfig config;
+  config.device.numerics = NumericsMode::kFaithful;
+  config.device.sanitizer = SanitizerMode::kOff;
+  config.device.host_threads = options.num_threads;
+  return config;
+}
+
+DataFormat tile_format(DType dtype) {
+  return dtype == DType::kBF16 ? DataFormat::Float16_b : DataFormat::Float32;
+}
+
+std::vector<float> pad_matrix(ConstTensorView t, int64_t rows, int64_t C, float column_pad) {
+  const int64_t pr = tiles_along(rows) * kTileDim, pc = tiles_along(C) * kTileDim;
+  std::vector<float> m(size_t(pr * pc), 0.0f);
+  for (int64_t r = 0; r < rows; ++r) {
+    float* out = m.data() + r * pc;
+    if (t.dtype == DType::kF32) {
+      std::memcpy(out, t.as<float>() + r * C, size_t(C) * sizeof(float));
+    } else {
+      const bf16* in = t.as<bf16>() + r * C;
+      for (int64_t c = 0; c < C; ++c) out[c] = bf16_to_float(in[c]);
+    }
+    for (int64_t c = C; c < pc; ++c) out[c] = column_pad;
+  }
+  return m;
+}
+
+std::vector<float> dense_vector(ConstTensorView v, int64_t C, float pad) {
+  const int64_t spans = (tiles_along(C) + kSpanTiles - 1) / kSpanTiles;
+  std::vector<float> m(size_t(spans * kTileElems), pad);
+  for (int64_t i = 0; i < C; ++i) m[size_t(i)] = float(tensor_get(v, i));
+  return m;
+}
+
+std::vector<float> replicated_stats(ConstTensorView s, int64_t rows) {
+  std::vector<float> m(size_t(tiles_along(rows) * kTileDim * kTileDim), 0.0f);
+  for (int64_t r = 0; r < rows; ++r) {
+    const float v = float(tensor_get(s, r));
+    for (int c = 0; c < kTileDim; ++c) m[size_t(r * kTileDim + c)] = v;
+  }
+  return m;
+}
+
+void store_values(const float* values, TensorView out) {
+  const int64_t n = out.shape.numel();
+  if (out.dtype == DType::kF32) {
+    std::memcpy(out.as<float>(), values, size_t(n) * sizeof(float));
+  } else {
+    bf16* o = out.as<bf16>();
+    for (int64_t i = 0; i < n; ++i) o[i] = float_to_bf16(values[i]);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Reader-side constant tiles.
+
+namespace {
+
+// Writes element values of one page given as fp32, in the CB's format.
+template <typename F>
+void write_page(uint32_t cb, uint32_t page, F&& value_at) {
+  const uint32_t size = get_tile_size(cb);
+  const uint32_t addr = get_write_ptr(cb) + page * size;
+  if (get_dataformat(cb) == DataFormat::Float32) {
+    float* p = l1_ptr<float>(addr, kTileElems);
+    for (int r = 0; r < kTileDim; ++r)
+      for (int c = 0; c < kTileDim; ++c) p[tile_index(r, c)] = value_at(r, c);
+  } else {
+    uint16_t* p = l1_ptr<uint16_t>(addr, kTileElems);
+    for (int r = 0; r < kTileDim; ++r)
+      for (int c = 0; c < kTileDim; ++c) p[tile_index(r, c)] = float_to_bf16(value_at(r, c)).bits;
+  }
+}
+
+}  // namespace
+
+void fill_page(uint32_t cb, uint32_t page, float value) {
+  write_page(cb, page, [&](int, int) { return value; });
+}
+
+void fill_mask_page(uint32_t cb, uint32_t page, uint32_t mask_w) {
+  write_page(cb, page, [&](int, int c) { return uint32_t(c) < mask_w ? 1.0f : 0.0f; });
+}
+
+void fill_row_selector_pages(uint32_t cb, uint32_t page) {
+  for (int i = 0; i < kTileDim; ++i)
+    write_page(cb, page + i, [&](int r, int) { return r == i ? 1.0f : 0.0f; });
+}
+
+void expand_dense_row(uint32_t dense_cb, uint32_t t, uint32_t out_cb, uint32_t page) {
+  const uint32_t size = get_tile_size(out_cb);
+  const uint32_t es = size / kTileElems;
+  const uint8_t* src = l1_ptr<uint8_t>(get_write_ptr(dense_cb) + (t / kSpanTiles) * size, size);
+  uint8_t* dst = l1_ptr<uint8_t>(get_write_ptr(out_cb) + page * size, size);
+  const int row = int(t % kSpanTiles);
+  // A row is 16 elements in a left face and 16 in a right face.
+  const uint8_t* left = src + size_t(tile_index(row, 0)) * es;
+  const uint8_t* right = src + size_t(tile_index(row, kFaceDim)) * es;
+  for (int r = 0; r < kTileDim; ++r) {
+    std::memcpy(dst + size_t(tile_index(r, 0)) * es, left, kFaceDim * es);
+    std::memcpy(dst + size_t(tile_index(r, kFaceDim)) * es, right, kFaceDim * es);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Compute-side exact row sum.
+
+void row_means(const RowSumCbs& cbs, uint32_t n, uint32_t inv_c_bits) {
+  // lo = partial - hi, in fp32 on the SFPU.
+  cb_wait_front(cbs.partial, n);
+  cb_wait_front(cbs.hi, n);
+  tile_regs_acquire();
+  for (uint32_t i = 0; i < n; ++i) {
+    copy_tile(cbs.partial, i, 2 * i);
+    copy_tile(cbs.hi, i, 2 * i + 1);
+    sub_binary_tile(2 * i, 2 * i + 1, 2 * i);
+  }
+  tile_regs_commit();
+  cb_pop_front(cbs.partial, n);
+  cb_reserve_back(cbs.lo, n);
+  tile_regs_wait();
+  for (uint32_t i = 0; i < n; ++i) pack_tile(2 * i, cbs.lo, i);
+  tile_regs_release();
+  cb_push_back(cbs.lo, n);
+
+  // Row sums replicated over the columns: matmul(hi, ones) + matmul(lo, ones), then 1/C in fp32.
+  cb_wait_front(cbs.lo, n);
+  tile_regs_acquire();
+  mm_init_short(cbs.hi, cbs.ones);
+  for (uint32_t i = 0; i < n; ++i) {
+    matmul_tiles(cbs.hi, cbs.ones, i, 0, i);
+    matmul_tiles(cbs.lo, cbs.ones, i, 0, i);
+    mul_unary_tile(i, inv_c_bits);
+  }
+  cb_pop_front(cbs.hi, n);
+  cb_pop_front(cbs.lo, n);
+}
+
+}  // namespace tilenorm::tile

@@ -1,0 +1,93 @@
+// What the LayerNorm tile ops share: the run settings and report, host-side tilizing with explicit
+// padding, the reader's constant tiles, and the compute kernels' exact row sum.
+#pragma once
+
+#include <cstdint>
+#include <limits>
+#include <string>
+#include <vector>
+
+#include "tile/machine/device.h"
+#include "tile/machine/kernel_api.h"
+#include "tilenorm/layernorm.h"
+
+namespace tilenorm::tile {
+
+// Settings of a tile-op run that are not part of the math.
+struct TileOpConfig {
+  DeviceConfig device;
+  // Value of the padded columns of x and dy (C % 32 != 0). NaN by default: a row sum that forgets
+  // the last-tile mask turns NaN instead of silently wrong. Padded rows are always 0.
+  float column_pad = std::numeric_limits<float>::quiet_NaN();
+};
+
+// What a run did: the path, the work split and the machine's counters and findings.
+struct TileOpInfo {
+  std::string path;  // "fit" or "block"
+  uint32_t cores = 0;
+  uint32_t tile_rows = 0;  // Ht = ceil(rows / 32)
+  uint32_t wt = 0;         // tiles per tile-row = ceil(C / 32)
+  uint32_t block = 0;      // tiles per block
+  uint32_t l1_bytes = 0;   // CB bytes per core
+  uint64_t floor_bytes = 0;  // forward: read x + write y; backward: read x, dy + write dx
+  Counters counters;
+  std::vector<SanitizerReport> reports;
+  double traffic_ratio() const {
+    return floor_bytes == 0 ? 0.0
+                            : double(counters.dram_bytes_read + counters.dram_bytes_written) /
+                                  double(floor_bytes);
+  }
+};
+
+// Fills the public RunReport from a run.
+void fill_run_report(const TileOpInfo& info, RunReport* report);
+
+// Default settings of the `tile` backend.
+TileOpConfig default_tile_op_config(const LayerNormOptions& options);
+
+// Tiles per 32-tile span of a dense vector (dgamma/dbeta partials, dense gamma/beta).
+inline constexpr uint32_t kSpanTiles = 32;
+// Tiles per block: the dst section holds 4 fp32 tiles (fp32_dest_acc_en, half-sync).
+inline constexpr uint32_t kBlockTiles = 4;
+static_assert(kSpanTiles % kBlockTiles == 0, "a block never straddles two spans");
+
+DataFormat tile_format(DType dtype);  // bf16 -> Float16_b, f32 -> Float32
+
+// Host helpers. A [rows, C] view as a [Ht*32, Wt*32] row-major matrix: rows >= `rows` are 0,
+// columns >= C of the real rows are `column_pad`.
+std::vector<float> pad_matrix(ConstTensorView t, int64_t rows, int64_t C, float column_pad);
+// A length-C vector stored densely: tile q, row i holds elements [32 (32q + i), +32). Returns
+// the [32 * ceil(Wt / 32), 32] row-major matrix (tail padded with `pad`).
+std::vector<float> dense_vector(ConstTensorView v, int64_t C, float pad);
+// Per-row statistics replicated over the 32 columns of their tile: [Ht*32, 32], padded rows 0.
+std::vector<float> replicated_stats(ConstTensorView s, int64_t rows);
+// Stores float values into a view of dtype f32 or bf16 (round to nearest even).
+void store_values(const float* values, TensorView out);
+
+// ---- Reader-side constant tiles (written through l1_ptr into the reserved page).
+void fill_page(uint32_t cb, uint32_t page, float value);
+// 1.0 in the columns < mask_w of every row, 0 elsewhere.
+void fill_mask_page(uint32_t cb, uint32_t page, uint32_t mask_w);
+// 32 pages from `page`: page i has row i all 1.0 and every other row 0 (matmul(sel_i, P) puts
+// the column sums of P in row i).
+void fill_row_selector_pages(uint32_t cb, uint32_t page);
+// Page `page` of `out_cb` = row (t % 32) of dense page t / 32 of `dense_cb` (the reader's own
+// reserved window), replicated over the 32 rows.
+void expand_dense_row(uint32_t dense_cb, uint32_t t, uint32_t out_cb, uint32_t page);
+
+// ---- Compute-side exact row sum.
+// The FPU reads fp32 CB data as TF32, so a sum of fp32 partials P is split as P = hi + lo with
+// hi = bf16(P) (the packer's rounding) and lo = P - hi (exact in fp32, TF32 keeps it to 2^-19 of
+// P); matmul(hi, ones) + matmul(lo, ones) is then the row sum of P to about fp32 accuracy.
+struct RowSumCbs {
+  uint32_t partial;  // fp32: the n partials, pushed by the caller
+  uint32_t hi;       // bf16: the same n partials, pushed by the caller
+  uint32_t lo;       // fp32 scratch, n pages
+  uint32_t ones;     // bf16 all-ones tile, waited for by the caller
+};
+// Pops the n partials, and returns inside an acquired dst section whose slots 0..n-1 hold
+// (1/C) * row sum of partial i in every column (inv_c_bits = fp32 bits of 1/C). The caller does
+// more math, then commits, packs and releases.
+void row_means(const RowSumCbs& cbs, uint32_t n, uint32_t inv_c_bits);
+
+}  // namespace tilenorm::tile

@@ -1,0 +1,133 @@
+// LayerNorm forward compute kernel. Per tile-row r:
+//
+//   mean_r = (1/C) Σ_i x_ri
+//   rstd_r = 1 / sqrt((1/C) Σ_i (x_ri - mean_r)² + eps)
+//   y_ri   = (x_ri - mean_r) · rstd_r · γ_i + β_i
+//
+// The two row sums are accumulated elementwise in an fp32 dst slot, block by block, carried
+// between blocks in the fp32 CB kPartial; the last tile's padded columns are masked; row_means
+// makes each sum exact to fp32 and applies 1/C (and eps) in fp32 on the SFPU.
+#include <algorithm>
+
+#include "tile/machine/kernel_api.h"
+#include "tile/ops/layernorm_common.h"
+#include "tile/ops/layernorm_forward/cbs.h"
+#include "tile/ops/layernorm_forward/kernels.h"
+
+namespace tilenorm::tile {
+
+namespace cb = layernorm_forward_cb;
+
+namespace {
+
+// One row-sum pass: slot 0 += term(tile) over the row, then the partial in kPartial and kHi.
+template <typename Term>
+void row_sum_pass(const LayerNormForwardComputeArgs& a, Term&& term) {
+  for (uint32_t c0 = 0; c0 < a.wt; c0 += a.block) {
+    const uint32_t cur = std::min(a.block, a.wt - c0);
+    const bool last_block = c0 + cur == a.wt;
+    if (!a.fit) cb_wait_front(cb::kX, a.block);
+    tile_regs_acquire();
+    if (c0 == 0) {
+      fill_tile(0, 0.0f);
+    } else {
+      cb_wait_front(cb::kPartial, 1);
+      copy_tile(cb::kPartial, 0, 0);
+      cb_pop_front(cb::kPartial, 1);
+    }
+    for (uint32_t j = 0; j < cur; ++j) {
+      term(a.fit ? c0 + j : j);  // -> slot 2
+      if (a.mask_w != 0 && c0 + j + 1 == a.wt) {
+        copy_tile(cb::kMask, 0, 3);
+        mask_tile(2, 3);
+      }
+      add_binary_tile(0, 2, 0);
+    }
+    tile_regs_commit();
+    cb_reserve_back(cb::kPartial, 1);
+    if (last_block) cb_reserve_back(cb::kHi, 1);
+    tile_regs_wait();
+    pack_tile(0, cb::kPartial, 0);
+    if (last_block) pack_tile(0, cb::kHi, 0);
+    tile_regs_release();
+    cb_push_back(cb::kPartial, 1);
+    if (last_block) cb_push_back(cb::kHi, 1);
+    if (!a.fit) cb_pop_front(cb::kX, a.block);
+  }
+}
+
+// Packs slot 0 to the row CB (kept for the next passes) and to the writer.
+void emit_stat(uint32_t row_cb) {
+  tile_regs_commit();
+  cb_reserve_back(row_cb, 1);
+  cb_reserve_back(cb::kStatsOut, 1);
+  tile_regs_wait();
+  pack_tile(0, row_cb, 0);
+  pack_tile(0, cb::kStatsOut, 0);
+  tile_regs_release();
+  cb_push_back(row_cb, 1);
+  cb_push_back(cb::kStatsOut, 1);
+  cb_wait_front(row_cb, 1);
+}
+
+}  // namespace
+
+void layernorm_forward_compute(const LayerNormForwardComputeArgs& a) {
+  const RowSumCbs sums{cb::kPartial, cb::kHi, cb::kLo, cb::kOnes};
+  binary_op_init_common(cb::kX, cb::kGamma, cb::kY);
+  if (a.mask_w != 0) cb_wait_front(cb::kMask, 1);
+  cb_wait_front(cb::kOnes, 1);
+  for (uint32_t row = 0; row < a.num_rows; ++row) {
+    if (a.fit) cb_wait_front(cb::kX, a.wt);
+
+    row_sum_pass(a, [](uint32_t ix) { copy_tile(cb::kX, ix, 2); });
+    row_means(sums, 1, a.inv_c_bits);  // slot 0 = mean
+    emit_stat(cb::kMeanRow);
+
+    row_sum_pass(a, [](uint32_t ix) {
+      copy_tile(cb::kX, ix, 2);
+      copy_tile(cb::kMeanRow, 0, 3);
+      sub_binary_tile(2, 3, 2);
+      square_tile(2);
+    });
+    row_means(sums, 1, a.inv_c_bits);  // slot 0 = variance
+    add_unary_tile(0, a.eps_bits);
+    rsqrt_tile(0);
+    emit_stat(cb::kRstdRow);
+
+    for (uint32_t c0 = 0; c0 < a.wt; c0 += a.block) {
+      const uint32_t cur = std::min(a.block, a.wt - c0);
+      if (!a.fit) cb_wait_front(cb::kX, a.block);
+      cb_wait_front(cb::kGamma, a.block);
+      cb_wait_front(cb::kBeta, a.block);
+      for (uint32_t j = 0; j < cur; ++j) {
+        tile_regs_acquire();
+        copy_tile(cb::kX, a.fit ? c0 + j : j, 0);
+        copy_tile(cb::kMeanRow, 0, 1);
+        sub_binary_tile(0, 1, 0);
+        copy_tile(cb::kRstdRow, 0, 1);
+        mul_binary_tile(0, 1, 0);  // x̂
+        copy_tile(cb::kGamma, j, 1);
+        mul_binary_tile(0, 1, 0);
+        copy_tile(cb::kBeta, j, 1);
+        add_binary_tile(0, 1, 0);  // y
+        tile_regs_commit();
+        cb_reserve_back(cb::kY, 1);
+        tile_regs_wait();
+        pack_tile(0, cb::kY, 0);
+        tile_regs_release();
+        cb_push_back(cb::kY, 1);
+      }
+      cb_pop_front(cb::kGamma, a.block);
+      cb_pop_front(cb::kBeta, a.block);
+      if (!a.fit) cb_pop_front(cb::kX, a.block);
+    }
+    cb_pop_front(cb::kMeanRow, 1);
+    cb_pop_front(cb::kRstdRow, 1);
+    if (a.fit) cb_pop_front(cb::kX, a.wt);
+  }
+  if (a.mask_w != 0) cb_pop_front(cb::kMask, 1);
+  cb_pop_front(cb::kOnes, 1);
+}
+
+}  // namespace tilenorm::tile

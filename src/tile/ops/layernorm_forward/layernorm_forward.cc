@@ -1,0 +1,151 @@
+#include "tile/ops/layernorm_forward/layernorm_forward.h"
+
+#include <vector>
+
+#include "tile/ops/layernorm_forward/cbs.h"
+#include "tile/ops/layernorm_forward/kernels.h"
+
+namespace tilenorm::tile {
+
+namespace cb = layernorm_forward_cb;
+
+namespace {
+
+struct CbDesc {
+  uint32_t id;
+  DataFormat format;
+  uint32_t pages;
+  const char* name;
+};
+
+std::vector<CbDesc> forward_cbs(bool fit, uint32_t wt, uint32_t block, uint32_t spans,
+                                bool masked, DataFormat e) {
+  const DataFormat f32 = DataFormat::Float32, b16 = DataFormat::Float16_b;
+  std::vector<CbDesc> cbs = {
+      {cb::kX, e, fit ? wt : 2 * block, "x"},
+      {cb::kGammaDense, e, spans, "gamma_dense"},
+      {cb::kBetaDense, e, spans, "beta_dense"},
+      {cb::kGamma, e, 2 * block, "gamma"},
+      {cb::kBeta, e, 2 * block, "beta"},
+      {cb::kOnes, b16, 1, "ones"},
+      {cb::kPartial, f32, 1, "partial"},
+      {cb::kHi, b16, 1, "partial_hi"},
+      {cb::kLo, f32, 1, "partial_lo"},
+      {cb::kMeanRow, f32, 1, "mean"},
+      {cb::kRstdRow, f32, 1, "rstd"},
+      {cb::kStatsOut, f32, 2, "stats_out"},
+      {cb::kY, e, 2 * block, "y"},
+  };
+  if (masked) cbs.push_back({cb::kMask, b16, 1, "mask"});
+  return cbs;
+}
+
+uint32_t cb_bytes(const std::vector<CbDesc>& cbs) {
+  uint32_t bytes = 0;
+  for (const CbDesc& c : cbs) bytes += c.pages * tile_size(c.format);
+  return bytes;
+}
+
+}  // namespace
+
+LayerNormForwardPlan layernorm_forward_plan(int64_t rows, int64_t C, DataFormat format,
+                                            const DeviceConfig& device) {
+  LayerNormForwardPlan p;
+  p.ht = uint32_t(tiles_along(rows));
+  p.wt = uint32_t(tiles_along(C));
+  p.mask_w = uint32_t(C % kTileDim);
+  p.spans = (p.wt + kSpanTiles - 1) / kSpanTiles;
+  const uint32_t available = device.l1_size - device.l1_allocator_base;
+  const uint32_t fit_bytes =
+      cb_bytes(forward_cbs(true, p.wt, p.block, p.spans, p.mask_w != 0, format));
+  p.fit = fit_bytes <= available;
+  p.l1_bytes = p.fit ? fit_bytes
+                     : cb_bytes(forward_cbs(false, p.wt, p.block, p.spans, p.mask_w != 0, format));
+  p.split = split_work_to_cores(device.grid_x, device.grid_y, p.ht);
+  return p;
+}
+
+Status layernorm_forward_tile(const LayerNormForwardArgs& args, const LayerNormForwardOutputs& out,
+                              const TileOpConfig& config, TileOpInfo* info) {
+  const int64_t rows = args.x.shape.rows(), C = args.x.shape.cols();
+  const DataFormat e = tile_format(args.x.dtype);
+  Device device(config.device);
+  const LayerNormForwardPlan plan = layernorm_forward_plan(rows, C, e, device.config());
+  const uint32_t num_cores = plan.split.num_cores;
+  const int64_t pr = tiles_along(rows) * kTileDim, pc = int64_t(plan.wt) * kTileDim;
+  const int64_t dense_rows = int64_t(plan.spans) * kTileDim;
+
+  Buffer x, gamma, beta, y, mean, rstd;
+  TN_RETURN_IF_ERROR(device.create_buffer(plan.ht * plan.wt, e, &x));
+  TN_RETURN_IF_ERROR(device.create_buffer(plan.spans, e, &gamma));
+  TN_RETURN_IF_ERROR(device.create_buffer(plan.spans, e, &beta));
+  TN_RETURN_IF_ERROR(device.create_buffer(plan.ht * plan.wt, e, &y));
+  TN_RETURN_IF_ERROR(device.create_buffer(plan.ht, DataFormat::Float32, &mean));
+  TN_RETURN_IF_ERROR(device.create_buffer(plan.ht, DataFormat::Float32, &rstd));
+  TN_RETURN_IF_ERROR(
+      device.write_tiles(x, pad_matrix(args.x, rows, C, config.column_pad).data(), pr, pc));
+  TN_RETURN_IF_ERROR(device.write_tiles(
+      gamma, dense_vector(args.gamma, C, config.column_pad).data(), dense_rows, kTileDim));
+  std::vector<float> beta_dense(size_t(dense_rows * kTileDim), 0.0f);
+  if (!args.beta.empty()) beta_dense = dense_vector(args.beta, C, config.column_pad);
+  TN_RETURN_IF_ERROR(device.write_tiles(beta, beta_dense.data(), dense_rows, kTileDim));
+
+  Program program(device);
+  const CoreRange grid({0, 0}, {device.config().grid_x - 1, device.config().grid_y - 1});
+  for (const CbDesc& c : forward_cbs(plan.fit, plan.wt, plan.block, plan.spans, plan.mask_w != 0, e))
+    TN_RETURN_IF_ERROR(program.create_circular_buffer(grid, c.id, c.format, c.pages, c.name));
+  const ComputeConfig compute_config{.fp32_dest_acc_en = true,
+                                     .dst_full_sync_en = false,
+                                     .math_fidelity = MathFidelity::HiFi4,
+                                     .unpack_to_dest_fp32 = true};
+  const uint32_t inv_c_bits = float_bits(1.0f / float(C));
+  const uint32_t eps_bits = float_bits(float(args.eps));
+  for (uint32_t i = 0; i < num_cores; ++i) {
+    const CoreCoord core = plan.split.cores[i];
+    const uint32_t start = plan.split.first_work_of(i), n = plan.split.work_of(i);
+    const KernelHandle reader = program.create_kernel(
+        KernelKind::kReader, core, &layernorm_forward_reader, "layernorm_forward_reader");
+    const KernelHandle compute =
+        program.create_kernel(KernelKind::kCompute, core, &layernorm_forward_compute,
+                              "layernorm_forward_compute", compute_config);
+    const KernelHandle writer = program.create_kernel(
+        KernelKind::kWriter, core, &layernorm_forward_writer, "layernorm_forward_writer");
+    program.set_runtime_args(reader, core,
+                             LayerNormForwardReaderArgs{x.address, gamma.address, beta.address,
+                                                        start, n, plan.wt, plan.block, plan.mask_w,
+                                                        plan.fit ? 1u : 0u, plan.spans});
+    program.set_runtime_args(compute, core,
+                             LayerNormForwardComputeArgs{n, plan.wt, plan.block, plan.mask_w,
+                                                         plan.fit ? 1u : 0u, inv_c_bits, eps_bits});
+    program.set_runtime_args(
+        writer, core,
+        LayerNormForwardWriterArgs{y.address, mean.address, rstd.address, start, n, plan.wt});
+  }
+  TN_RETURN_IF_ERROR(program.status());
+
+  const Status run = device.run(program);
+  if (info != nullptr) {
+    info->path = plan.fit ? "fit" : "block";
+    info->cores = num_cores;
+    info->tile_rows = plan.ht;
+    info->wt = plan.wt;
+    info->block = plan.block;
+    info->l1_bytes = plan.l1_bytes;
+    info->floor_bytes = uint64_t(2) * uint64_t(rows) * uint64_t(C) * datum_size(e);
+    info->counters = device.last_run().counters;
+    info->reports = device.last_run().reports;
+  }
+  TN_RETURN_IF_ERROR(run);
+
+  std::vector<float> values(size_t(rows * C));
+  TN_RETURN_IF_ERROR(device.read_tiles(y, rows, C, values.data()));
+  store_values(values.data(), out.y);
+  std::vector<float> stat(static_cast<size_t>(rows));
+  TN_RETURN_IF_ERROR(device.read_tiles(mean, rows, 1, stat.data()));
+  store_values(stat.data(), out.mean);
+  TN_RETURN_IF_ERROR(device.read_tiles(rstd, rows, 1, stat.data()));
+  store_values(stat.data(), out.rstd);
+  return {};
+}
+
+}  // namespace tilenorm::tile

@@ -1,0 +1,81 @@
+// LayerNorm forward reader: constant tiles and dense gamma/beta once per core; per tile-row x
+// (fit: once; block: per block in each of the three passes), and for the last pass the gamma and
+// beta chunks of every tile.
+#include <algorithm>
+
+#include "tile/machine/kernel_api.h"
+#include "tile/ops/layernorm_common.h"
+#include "tile/ops/layernorm_forward/cbs.h"
+#include "tile/ops/layernorm_forward/kernels.h"
+
+namespace tilenorm::tile {
+
+namespace cb = layernorm_forward_cb;
+
+namespace {
+
+// Reserves `pages` (a whole block, so windows never wrap the ring) and reads n <= pages tiles.
+void read_tiles_into(uint32_t cbid, const InterleavedAddrGenFast<true>& s, uint32_t first,
+                     uint32_t n, uint32_t pages) {
+  cb_reserve_back(cbid, pages);
+  const uint32_t base = get_write_ptr(cbid), size = get_tile_size(cbid);
+  for (uint32_t i = 0; i < n; ++i) noc_async_read_tile(first + i, s, base + i * size);
+}
+
+InterleavedAddrGenFast<true> gen(uint32_t addr, uint32_t cbid) {
+  return {.bank_base_address = addr,
+          .page_size = get_tile_size(cbid),
+          .data_format = get_dataformat(cbid)};
+}
+
+}  // namespace
+
+void layernorm_forward_reader(const LayerNormForwardReaderArgs& a) {
+  const auto x = gen(a.x_addr, cb::kX);
+  if (a.mask_w != 0) {
+    cb_reserve_back(cb::kMask, 1);
+    fill_mask_page(cb::kMask, 0, a.mask_w);
+    cb_push_back(cb::kMask, 1);
+  }
+  cb_reserve_back(cb::kOnes, 1);
+  fill_page(cb::kOnes, 0, 1.0f);
+  cb_push_back(cb::kOnes, 1);
+  read_tiles_into(cb::kGammaDense, gen(a.gamma_addr, cb::kGammaDense), 0, a.dense_tiles,
+                  a.dense_tiles);
+  read_tiles_into(cb::kBetaDense, gen(a.beta_addr, cb::kBetaDense), 0, a.dense_tiles,
+                  a.dense_tiles);
+  noc_async_read_barrier();
+
+  for (uint32_t i = 0; i < a.num_rows; ++i) {
+    const uint32_t row = a.start_row + i;
+    if (a.fit) {
+      read_tiles_into(cb::kX, x, row * a.wt, a.wt, a.wt);
+      noc_async_read_barrier();
+      cb_push_back(cb::kX, a.wt);
+    }
+    for (int pass = 0; pass < 3; ++pass) {  // mean, variance, y
+      for (uint32_t c0 = 0; c0 < a.wt; c0 += a.block) {
+        const uint32_t cur = std::min(a.block, a.wt - c0);
+        if (!a.fit) {
+          read_tiles_into(cb::kX, x, row * a.wt + c0, cur, a.block);
+          noc_async_read_barrier();
+          cb_push_back(cb::kX, a.block);
+        }
+        if (pass == 2) {
+          cb_reserve_back(cb::kGamma, a.block);
+          cb_reserve_back(cb::kBeta, a.block);
+          for (uint32_t j = 0; j < cur; ++j) {
+            expand_dense_row(cb::kGammaDense, c0 + j, cb::kGamma, j);
+            expand_dense_row(cb::kBetaDense, c0 + j, cb::kBeta, j);
+          }
+          cb_push_back(cb::kGamma, a.block);
+          cb_push_back(cb::kBeta, a.block);
+        }
+      }
+    }
+  }
+  cb_push_back(cb::kGammaDense, a.dense_tiles);
+  cb_push_back(cb::kBetaDense, a.dense_tiles);
+}
+
+}  // namespace tilenorm::tile
