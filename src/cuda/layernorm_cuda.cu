@@ -12,10 +12,10 @@
 //   cluster C <= 65536: the row is split over a thread block cluster of up to 8 blocks, each
 //           holding its slice in registers; row sums are exchanged through distributed shared
 //           memory. x and dy read once.
-//   split   larger C: segments of a row go to different blocks. Forward: segment moments
-//           (Chan's combination), then normalize, in row batches that fit the L2 cache so the
-//           second read of x is served there. Backward: segment sums of g and g*xhat over all
-//           rows, then dx with x and dy read a second time.
+//   split   larger C: segments of a row go to different blocks, in row batches sized to fit
+//           the L2 cache so that the second read of a batch is served there. Forward: segment
+//           moments (Chan's combination), then normalize. Backward: segment sums of g and
+//           g*xhat, then dx, with dgamma/dbeta partial rows carried from batch to batch.
 // Both register paths run a persistent grid: a block (cluster) loops over rows, so gamma/beta
 // stay in registers, and in the backward it accumulates dgamma/dbeta for its columns in fp32
 // registers and writes one partial row per block (cluster) at the end. A second kernel sums the
@@ -566,44 +566,43 @@ __global__ void __launch_bounds__(kSplitThreads)
   }
 }
 
-// part[r * segs + s] = (sum g, sum g * xhat) over segment s of row r. Grid (segs, <= rows).
+// part[(r - row0) * segs + s] = (sum g, sum g * xhat) over segment s of row r, for the rows
+// row0 + blockIdx.y of a batch. Grid (segs, batch rows).
 template <ElemType E>
 __global__ void __launch_bounds__(kSplitThreads)
     layernorm_backward_split_sums(const typename Elem<E>::Raw* __restrict__ x,
                                   const typename Elem<E>::Raw* __restrict__ dy,
                                   const typename Elem<E>::Raw* __restrict__ gamma,
                                   const float* __restrict__ mean, const float* __restrict__ rstd,
-                                  int64_t rows, int64_t cols, float2* __restrict__ part) {
+                                  int64_t row0, int64_t cols, float2* __restrict__ part) {
   TN_ROW_SUM(red, 2);
-  const int64_t seg = blockIdx.x, segs = gridDim.x;
-  const int gw = vec_width(addr(gamma));
-  for (int64_t r = blockIdx.y; r < rows; r += gridDim.y) {
-    const int64_t off = r * cols;
-    const int w = vec_width(addr(x + off) | addr(dy + off));
-    const float mu = mean[r], rs = rstd[r];
-    float s[2] = {0.f, 0.f};
+  const int64_t seg = blockIdx.x, segs = gridDim.x, r = row0 + blockIdx.y, off = r * cols;
+  const int w = vec_width(addr(x + off) | addr(dy + off)), gw = vec_width(addr(gamma));
+  const float mu = mean[r], rs = rstd[r];
+  float s[2] = {0.f, 0.f};
 #pragma unroll
-    for (int k = 0; k < kBwdSegVec; ++k) {
-      const int64_t col = slot_col(seg, k, threadIdx.x, kSplitThreads, kBwdSegVec);
-      const int n = chunk_len(col, cols);
-      float v[kChunk], d[kChunk], g[kChunk];
-      load_floats<E>(x + off + col, w, n, v);
-      load_floats<E>(dy + off + col, w, n, d);
-      load_floats<E>(gamma + col, gw, n, g);
+  for (int k = 0; k < kBwdSegVec; ++k) {
+    const int64_t col = slot_col(seg, k, threadIdx.x, kSplitThreads, kBwdSegVec);
+    const int n = chunk_len(col, cols);
+    float v[kChunk], d[kChunk], g[kChunk];
+    load_floats<E>(x + off + col, w, n, v);
+    load_floats<E>(dy + off + col, w, n, d);
+    load_floats<E>(gamma + col, gw, n, g);
 #pragma unroll
-      for (int i = 0; i < kChunk; ++i) {
-        const float gy = d[i] * g[i];  // padding is 0
-        s[0] += gy;
-        s[1] += gy * (i < n ? (v[i] - mu) * rs : 0.f);
-      }
+    for (int i = 0; i < kChunk; ++i) {
+      const float gy = d[i] * g[i];  // padding is 0
+      s[0] += gy;
+      s[1] += gy * (i < n ? (v[i] - mu) * rs : 0.f);
     }
-    red.sum(s, 1);
-    if (threadIdx.x == 0) part[r * segs + seg] = make_float2(s[0], s[1]);
   }
+  red.sum(s, 1);
+  if (threadIdx.x == 0) part[blockIdx.y * segs + seg] = make_float2(s[0], s[1]);
 }
 
-// dx for segment blockIdx.x of rows blockIdx.y, +gridDim.y, ...; dgamma/dbeta partial row
-// blockIdx.y. Grid (segs, groups).
+// dx for segment blockIdx.x of the batch rows row0 + blockIdx.y, + gridDim.y, ... < row_end,
+// reading x and dy again (from L2: the batch was sized to stay there). dgamma/dbeta for the
+// segment accumulate in registers and go to partial row blockIdx.y: written by the first batch,
+// added to by the later ones (in batch order). Grid (segs, parts).
 template <ElemType E>
 __global__ void __launch_bounds__(kSplitThreads)
     layernorm_backward_split_apply(const typename Elem<E>::Raw* __restrict__ x,
@@ -613,7 +612,8 @@ __global__ void __launch_bounds__(kSplitThreads)
                                    typename Elem<E>::Raw* __restrict__ dx,
                                    const float2* __restrict__ part,
                                    float* __restrict__ dgamma_part,
-                                   float* __restrict__ dbeta_part, int64_t rows, int64_t cols) {
+                                   float* __restrict__ dbeta_part, int64_t row0, int64_t row_end,
+                                   int64_t cols, bool accumulate) {
   TN_ROW_SUM(red, 2);
   const int64_t seg = blockIdx.x, segs = gridDim.x;
   int64_t col[kBwdSegVec];
@@ -628,7 +628,7 @@ __global__ void __launch_bounds__(kSplitThreads)
 #pragma unroll
     for (int i = 0; i < kChunk; ++i) dg[k][i] = db[k][i] = 0.f;
   }
-  for (int64_t r = blockIdx.y; r < rows; r += gridDim.y) {
+  for (int64_t r = row0 + blockIdx.y; r < row_end; r += gridDim.y) {
     const int64_t off = r * cols;
     const int w = vec_width(addr(x + off) | addr(dy + off) | addr(dx + off));
     const float mu = mean[r], rs = rstd[r];
@@ -641,7 +641,7 @@ __global__ void __launch_bounds__(kSplitThreads)
     // The row's sums, added in the same order by every block of the row.
     float s[2] = {0.f, 0.f};
     for (int64_t q = threadIdx.x; q < segs; q += kSplitThreads) {
-      const float2 p = part[r * segs + q];
+      const float2 p = part[(r - row0) * segs + q];
       s[0] += p.x;
       s[1] += p.y;
     }
@@ -664,11 +664,21 @@ __global__ void __launch_bounds__(kSplitThreads)
   float* pb = dbeta_part + int64_t{blockIdx.y} * cols;
   const int pw = vec_width(addr(pg) | addr(pb));
 #pragma unroll
-  for (int k = 0; k < kBwdSegVec; ++k)
-    if (len[k] > 0) {
-      store_floats<ElemType::kF32>(reinterpret_cast<uint32_t*>(pg + col[k]), pw, len[k], dg[k]);
-      store_floats<ElemType::kF32>(reinterpret_cast<uint32_t*>(pb + col[k]), pw, len[k], db[k]);
+  for (int k = 0; k < kBwdSegVec; ++k) {
+    if (len[k] == 0) continue;
+    if (accumulate) {
+      float pgv[kChunk], pbv[kChunk];
+      load_floats<ElemType::kF32>(reinterpret_cast<const uint32_t*>(pg + col[k]), pw, len[k], pgv);
+      load_floats<ElemType::kF32>(reinterpret_cast<const uint32_t*>(pb + col[k]), pw, len[k], pbv);
+#pragma unroll
+      for (int i = 0; i < kChunk; ++i) {
+        dg[k][i] = pgv[i] + dg[k][i];
+        db[k][i] = pbv[i] + db[k][i];
+      }
     }
+    store_floats<ElemType::kF32>(reinterpret_cast<uint32_t*>(pg + col[k]), pw, len[k], dg[k]);
+    store_floats<ElemType::kF32>(reinterpret_cast<uint32_t*>(pb + col[k]), pw, len[k], db[k]);
+  }
 }
 
 // ---- launch --------------------------------------------------------------------------------
@@ -909,23 +919,29 @@ CudaError Context::backward(const BackwardDeviceArgs& a, CUstream_st* stream, Pa
       }
     }
     if (!done) {
-      // Split: segment sums over all rows, then dx with a second read of x and dy.
+      // Split, in row batches sized to a third of the L2 cache: segment sums of the batch, then
+      // dx with x and dy read again (from L2), accumulating dgamma/dbeta partial rows.
       const int64_t seg_cols = int64_t{kSplitThreads} * kBwdSegVec * kChunk;
       const int64_t segs = ceil_div(a.cols, seg_cols);
-      const int64_t sum_rows = std::min<int64_t>(a.rows, 65535);
-      parts = std::clamp<int64_t>(ceil_div(2 * sms_, segs), 1, sum_rows);
-      const size_t sums_bytes = align256(a.rows * segs * sizeof(float2));
+      const int64_t row_bytes = 2 * a.cols * static_cast<int64_t>(sizeof(Raw));
+      const int64_t batch =
+          std::clamp<int64_t>(l2_bytes_ / 3 / row_bytes, 1, std::min<int64_t>(a.rows, 65535));
+      parts = std::clamp<int64_t>(ceil_div(sms_, segs), 1, batch);
+      const size_t sums_bytes = align256(batch * segs * sizeof(float2));
       TN_RETURN_IF_CUDA_ERROR(carve_parts(sums_bytes));
       auto* sums = static_cast<float2*>(workspace_);
-      layernorm_backward_split_sums<E>
-          <<<dim3(static_cast<unsigned>(segs), static_cast<unsigned>(sum_rows)), kSplitThreads, 0,
-             stream>>>(x, dy, gamma, a.mean, a.rstd, a.rows, a.cols, sums);
-      TN_CUDA_TRY(cudaGetLastError(), "layernorm_backward_split_sums<<<>>>");
-      layernorm_backward_split_apply<E>
-          <<<dim3(static_cast<unsigned>(segs), static_cast<unsigned>(parts)), kSplitThreads, 0,
-             stream>>>(x, dy, gamma, a.mean, a.rstd, dx, sums, dgamma_part, dbeta_part, a.rows,
-                       a.cols);
-      TN_CUDA_TRY(cudaGetLastError(), "layernorm_backward_split_apply<<<>>>");
+      for (int64_t row0 = 0; row0 < a.rows; row0 += batch) {
+        const int64_t row_end = std::min(a.rows, row0 + batch);
+        layernorm_backward_split_sums<E>
+            <<<dim3(static_cast<unsigned>(segs), static_cast<unsigned>(row_end - row0)),
+               kSplitThreads, 0, stream>>>(x, dy, gamma, a.mean, a.rstd, row0, a.cols, sums);
+        TN_CUDA_TRY(cudaGetLastError(), "layernorm_backward_split_sums<<<>>>");
+        layernorm_backward_split_apply<E>
+            <<<dim3(static_cast<unsigned>(segs), static_cast<unsigned>(parts)), kSplitThreads, 0,
+               stream>>>(x, dy, gamma, a.mean, a.rstd, dx, sums, dgamma_part, dbeta_part, row0,
+                         row_end, a.cols, row0 > 0);
+        TN_CUDA_TRY(cudaGetLastError(), "layernorm_backward_split_apply<<<>>>");
+      }
       if (info != nullptr) *info = {"split", static_cast<int>(segs), kSplitThreads, segs * parts};
     }
     layernorm_backward_finalize<<<static_cast<unsigned>(ceil_div(a.cols, kFinalizeTile)),
