@@ -244,7 +244,11 @@ using detail::round_tf32;
 void cb_reserve_back(uint32_t cb, uint32_t n, SrcLoc loc) {
   KernelRuntime& k = current();
   CbState& c = detail::cb_of(k, cb, "cb_reserve_back", loc);
-  if (k.core->sanitize) detail::claim(k, c, cb, true, "cb_reserve_back", loc);
+  if (k.core->sanitize) {
+    detail::claim(k, c, cb, true, "cb_reserve_back", loc);
+    c.reserve_file = loc.file_name();
+    c.reserve_line = loc.line();
+  }
   if (n > c.num_pages) {
     raise(ReportKind::kCbOverCapacity, "cb_reserve_back", int(cb), -1, loc,
           fmt::format("reserves {} pages of a {}-page CB: would block forever", n, c.num_pages),
@@ -280,7 +284,11 @@ void cb_push_back(uint32_t cb, uint32_t n, SrcLoc loc) {
 void cb_wait_front(uint32_t cb, uint32_t n, SrcLoc loc) {
   KernelRuntime& k = current();
   CbState& c = detail::cb_of(k, cb, "cb_wait_front", loc);
-  if (k.core->sanitize) detail::claim(k, c, cb, false, "cb_wait_front", loc);
+  if (k.core->sanitize) {
+    detail::claim(k, c, cb, false, "cb_wait_front", loc);
+    c.wait_file = loc.file_name();
+    c.wait_line = loc.line();
+  }
   if (n > c.num_pages) {
     raise(ReportKind::kCbOverCapacity, "cb_wait_front", int(cb), -1, loc,
           fmt::format("waits for {} pages of a {}-page CB: would block forever", n, c.num_pages),
@@ -449,35 +457,42 @@ void reset_dst(Dst& d, const ComputeConfig& config) {
 void check_kernel_end(KernelRuntime& k) {
   CoreRuntime& core = *k.core;
   const SrcLoc loc = SrcLoc::current();
-  const char* file = "(kernel end)";
   if (core.sanitize) {
     const int me = static_cast<int>(k.kind);
     for (uint32_t i = 0; i < kMaxCbs; ++i) {
       const CbState& c = core.cbs[i];
       if (!c.exists) continue;
       if (c.producer == me && c.reserved > 0) {
-        raise_at(k, ReportKind::kCbDanglingReserve, "kernel end", int(i), -1, file, 0,
-                 fmt::format("the kernel ends with {} pages of CB {} reserved and not pushed",
+        raise_at(k, ReportKind::kCbDanglingReserve, "kernel end", int(i), -1, c.reserve_file,
+                 c.reserve_line,
+                 fmt::format("the kernel ends with {} pages of CB {} reserved (last "
+                             "cb_reserve_back at the line given) and not pushed",
                              c.reserved, i));
       }
       if (c.consumer == me && c.waited > 0) {
-        raise_at(k, ReportKind::kCbDanglingWait, "kernel end", int(i), -1, file, 0,
-                 fmt::format("the kernel ends with {} pages of CB {} waited for and not popped",
+        raise_at(k, ReportKind::kCbDanglingWait, "kernel end", int(i), -1, c.wait_file,
+                 c.wait_line,
+                 fmt::format("the kernel ends with {} pages of CB {} waited for (last "
+                             "cb_wait_front at the line given) and not popped",
                              c.waited, i));
       }
     }
     if (!k.pending_reads.empty()) {
-      raise_at(k, ReportKind::kNocReadNotBarriered, "kernel end", -1, -1, file, 0,
+      const PendingCopy& r = k.pending_reads.front();
+      raise_at(k, ReportKind::kNocReadNotBarriered, "kernel end", -1, -1, r.file, r.line,
                "the kernel ends with noc_async_read_tile not followed by a barrier");
     }
     if (!k.pending_writes.empty()) {
-      raise_at(k, ReportKind::kNocWriteNotBarriered, "kernel end", -1, -1, file, 0,
+      const PendingCopy& w = k.pending_writes.front();
+      raise_at(k, ReportKind::kNocWriteNotBarriered, "kernel end", -1, -1, w.file, w.line,
                "the kernel ends with noc_async_write_tile not followed by a barrier");
     }
     const Dst& d = *core.dst;
     if (k.kind == KernelKind::kCompute && (d.acquired || d.committed > 0 || d.waited)) {
-      raise_at(k, ReportKind::kDstProtocol, "kernel end", -1, -1, file, 0,
-               "the kernel ends holding dst (acquire/commit without wait/release)");
+      raise_at(k, ReportKind::kDstProtocol, "kernel end", -1, -1, d.acquire_file,
+               d.acquire_line,
+               "the kernel ends holding dst: the section of the last tile_regs_acquire (at the "
+               "line given) is not committed, waited and released");
     }
   }
   complete_reads(k);
@@ -706,6 +721,8 @@ void tile_regs_acquire(SrcLoc loc) {
           "no free dst section (all committed and not released): would block forever", true);
   }
   d.acquired = true;
+  d.acquire_file = loc.file_name();
+  d.acquire_line = loc.line();
 }
 
 void tile_regs_commit(SrcLoc loc) {

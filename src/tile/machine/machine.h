@@ -103,6 +103,8 @@ struct Dst {
   uint32_t math_section = 0;
   uint32_t pack_section = 0;
   uint32_t dirty = 0;  // physical slots that may be non-zero
+  const char* acquire_file = "";  // last tile_regs_acquire, for kernel-end reports
+  uint32_t acquire_line = 0;
 };
 
 struct PendingCopy {
@@ -130,6 +132,11 @@ struct CbState {
   int consumer = -1;
   uint32_t high_water = 0;
   const std::string* name = nullptr;
+  // Source of the last reserve / wait, for dangling-window reports at kernel end.
+  const char* reserve_file = "";
+  uint32_t reserve_line = 0;
+  const char* wait_file = "";
+  uint32_t wait_line = 0;
   uint32_t available() const { return static_cast<uint32_t>(pushed - popped); }
   uint32_t free_pages() const { return num_pages - available(); }
   uint32_t write_page() const { return static_cast<uint32_t>(pushed % num_pages); }

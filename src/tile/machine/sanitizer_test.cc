@@ -145,6 +145,7 @@ void missing_pop_compute() {
 }
 void missing_pop_writer() {
   for (int i = 0; i < 3; ++i) {
+    g_line = __LINE__ + 1;
     cb_wait_front(kOut, 1);  // never popped
   }
 }
@@ -158,6 +159,7 @@ TEST(Sanitizer, MissingPopIsADanglingWaitThenADeadlock) {
     EXPECT_FALSE(m.run(s).ok());
     const SanitizerReport& r = expect_report(m, ReportKind::kCbDanglingWait, KernelKind::kWriter);
     EXPECT_EQ(r.cb, int(kOut));
+    EXPECT_EQ(r.line, g_line);  // the last cb_wait_front
   }
   {
     Machine m(SanitizerMode::kWarn);
@@ -313,10 +315,14 @@ TEST(Sanitizer, TwoProducersAndTwoConsumers) {
 TEST(Sanitizer, DanglingReserve) {
   Machine m(SanitizerMode::kError);
   Kernels s;
-  s.reader = [] { cb_reserve_back(kIn1, 2); };
+  s.reader = [] {
+    g_line = __LINE__ + 1;
+    cb_reserve_back(kIn1, 2);
+  };
   EXPECT_FALSE(m.run(s).ok());
   const SanitizerReport& r = expect_report(m, ReportKind::kCbDanglingReserve, KernelKind::kReader);
   EXPECT_EQ(r.cb, int(kIn1));
+  EXPECT_EQ(r.line, g_line);
   EXPECT_NE(r.message.find("2 pages"), std::string::npos);
 }
 
