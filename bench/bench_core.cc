@@ -6,11 +6,11 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <dlfcn.h>
 #include <fstream>
 #include <sstream>
 #include <thread>
 
-#include "bench_peers.h"
 #include "common/thread_pool.h"
 #include "reference/layernorm.h"
 #include "tilenorm/layernorm.h"
@@ -138,38 +138,69 @@ class TilenormImpl : public Impl {
 
 }  // namespace
 
+namespace {
+
+struct Peer {
+  std::string name, version;
+  ImplFactory make;
+};
+
+std::vector<Peer>& peers() {
+  static std::vector<Peer> list;
+  return list;
+}
+
+void register_peer(const char* name, ImplFactory make, const char* version) {
+  peers().push_back({name, version, make});
+}
+
+// Loads the peers plugin once. Its path is fixed at configure time; TILENORM_BENCH_PEERS
+// overrides it (an empty value disables the peers).
+const std::string& load_peers() {
+  static const std::string status = []() -> std::string {
+    const char* env = std::getenv("TILENORM_BENCH_PEERS");
+#ifdef TILENORM_BENCH_PEERS_PLUGIN
+    const std::string path = env ? env : TILENORM_BENCH_PEERS_PLUGIN;
+#else
+    const std::string path = env ? env : "";
+#endif
+    if (path.empty()) return "";
+    void* lib = dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL);
+    if (lib == nullptr) return std::string("peers plugin not loaded: ") + dlerror();
+    auto* entry = reinterpret_cast<void (*)(RegisterPeer)>(
+        dlsym(lib, "tilenorm_bench_register_peers"));
+    if (entry == nullptr) return "peers plugin " + path + " has no tilenorm_bench_register_peers";
+    entry(&register_peer);
+    return "";
+  }();
+  return status;
+}
+
+}  // namespace
+
 std::vector<std::string> impl_names() {
+  load_peers();
   std::vector<std::string> names = {"tilenorm"};
-#ifdef TILENORM_BENCH_ONEDNN
-  names.push_back("onednn");
-#endif
-#ifdef TILENORM_BENCH_TORCH
-  names.push_back("torch");
-#endif
+  for (const Peer& p : peers()) names.push_back(p.name);
   return names;
 }
 
 std::unique_ptr<Impl> make_impl(const std::string& name) {
   if (name == "tilenorm") return std::make_unique<TilenormImpl>();
-#ifdef TILENORM_BENCH_ONEDNN
-  if (name == "onednn") return make_onednn_impl();
-#endif
-#ifdef TILENORM_BENCH_TORCH
-  if (name == "torch") return make_torch_impl();
-#endif
+  load_peers();
+  for (const Peer& p : peers())
+    if (p.name == name) return std::unique_ptr<Impl>(p.make());
   return nullptr;
 }
 
 std::vector<std::string> peer_versions() {
+  load_peers();
   std::vector<std::string> v;
-#ifdef TILENORM_BENCH_ONEDNN
-  v.push_back(onednn_version());
-#endif
-#ifdef TILENORM_BENCH_TORCH
-  v.push_back(torch_version());
-#endif
+  for (const Peer& p : peers()) v.push_back(p.version);
   return v;
 }
+
+std::string peers_status() { return load_peers(); }
 
 std::string check_outputs(const BenchInputs& in, const BenchOutputs& got, double* max_err) {
   const int64_t R = in.shape.rows, C = in.shape.C;

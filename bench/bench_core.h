@@ -58,11 +58,19 @@ class Impl {
   virtual void release() = 0;
 };
 
-// "tilenorm" always; "onednn", "torch" when built in.
+// "tilenorm" always; "onednn", "torch" when the peers plugin (libtilenorm_bench_peers.so, built
+// when CMake finds the libraries) loads. The plugin keeps the peers' large shared libraries out
+// of every other `tilenorm` command's start-up.
 std::vector<std::string> impl_names();
 std::unique_ptr<Impl> make_impl(const std::string& name);
-// Version strings of the peers built in ("oneDNN 2.6.3", ...), for the report header.
+// Version strings of the peers loaded ("oneDNN 2.6.3", ...), for the report header.
 std::vector<std::string> peer_versions();
+// Why the plugin did not load ("" when it did or none was built).
+std::string peers_status();
+
+// The plugin's entry point, `tilenorm_bench_register_peers`, calls this once per peer.
+using ImplFactory = Impl* (*)();
+using RegisterPeer = void (*)(const char* name, ImplFactory make, const char* version);
 
 // max |got - ref| / max |ref| over all six outputs against the float64 reference on the same
 // inputs; "ok" when within 1e-4 (f32) / 2e-2 (bf16), else "FAIL (dgamma=1.2e-01 ...)" —

@@ -1,4 +1,5 @@
-// Peer implementations, each compiled only when CMake found the library.
+// Peer implementations, compiled into the peers plugin (libtilenorm_bench_peers.so) when CMake
+// finds the library.
 #pragma once
 
 #include <memory>
@@ -9,11 +10,11 @@
 namespace tilenorm::bench {
 
 #ifdef TILENORM_BENCH_ONEDNN
-std::unique_ptr<Impl> make_onednn_impl();
+Impl* make_onednn_impl();
 std::string onednn_version();
 #endif
 #ifdef TILENORM_BENCH_TORCH
-std::unique_ptr<Impl> make_torch_impl();
+Impl* make_torch_impl();
 std::string torch_version();
 #endif
 

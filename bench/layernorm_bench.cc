@@ -114,7 +114,11 @@ int main(int argc, char** argv) {
   benchmark::AddCustomContext("machine", tilenorm::bench::machine_description());
   std::string peers;
   for (const auto& v : tilenorm::bench::peer_versions()) peers += (peers.empty() ? "" : ", ") + v;
-  benchmark::AddCustomContext("peers", peers.empty() ? "none built" : peers);
+  benchmark::AddCustomContext(
+      "peers", peers.empty() ? "none " + (tilenorm::bench::peers_status().empty()
+                                              ? std::string("built")
+                                              : tilenorm::bench::peers_status())
+                             : peers);
   tilenorm::bench::register_all();
   benchmark::RunSpecifiedBenchmarks();
   benchmark::Shutdown();

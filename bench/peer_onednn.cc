@@ -130,7 +130,7 @@ class OnednnImpl : public Impl {
 
 }  // namespace
 
-std::unique_ptr<Impl> make_onednn_impl() { return std::make_unique<OnednnImpl>(); }
+Impl* make_onednn_impl() { return new OnednnImpl(); }
 
 std::string onednn_version() {
   const dnnl_version_t* v = dnnl_version();
