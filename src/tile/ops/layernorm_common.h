@@ -19,6 +19,9 @@ struct TileOpConfig {
   // Value of the padded columns of x and dy (C % 32 != 0). NaN by default: a row sum that forgets
   // the last-tile mask turns NaN instead of silently wrong. Padded rows are always 0.
   float column_pad = std::numeric_limits<float>::quiet_NaN();
+  // "fit" or "block" overrides the L1 rule (tests: a C too small for any L1 to pick the block
+  // path); empty: the rule decides.
+  std::string force_path;
 };
 
 // What a run did: the path, the work split and the machine's counters and findings.

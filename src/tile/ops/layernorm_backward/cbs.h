@@ -25,5 +25,7 @@ inline constexpr uint32_t kAccCarry = 15;   // fp32 dense dgamma/dbeta spans car
 inline constexpr uint32_t kAccSpan = 16;    // fp32 the current span's pair, carried across blocks
 inline constexpr uint32_t kAccOut = 17;     // fp32 final dgamma/dbeta span pairs -> writer
 inline constexpr uint32_t kDx = 18;         // E  dx -> writer
+inline constexpr uint32_t kProductHi = 19;  // bf16 dy·x̂ rounded
+inline constexpr uint32_t kProductLo = 20;  // fp32 dy·x̂ - hi
 
 }  // namespace tilenorm::tile::layernorm_backward_cb

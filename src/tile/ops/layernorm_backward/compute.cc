@@ -8,8 +8,8 @@
 // Pass 1 accumulates Σg and Σg·x elementwise in fp32 dst slots 0 and 1, block by block, the
 // running partials carried between blocks through the fp32 CB kPartial (never across a nested
 // acquire); the last tile's padded columns are masked. The row sums are exact (row_means) and
-// 1/C is applied in fp32 on the SFPU. Pass 2 writes dx and folds dy·x̂ and dy into dense fp32
-// dgamma/dbeta spans with row-selector matmuls. Every FPU product lands on a fresh or zeroed slot
+// 1/C is applied in fp32 on the SFPU. Pass 2 writes dx and folds dy·x̂ (split hi + lo) and dy
+// into dense fp32 dgamma/dbeta spans with row-selector matmuls. Every FPU product lands on a fresh or zeroed slot
 // unless it continues its own accumulation chain.
 //
 // TILENORM_TILE_MUTANT (build-time fault injection for the mutation test; 0 in every product
@@ -157,6 +157,7 @@ void layernorm_backward_compute(const LayerNormBackwardComputeArgs& a) {
       }
       cb_wait_front(cb::kGamma, a.block);
       cb_reserve_back(cb::kProduct, a.block);
+      cb_reserve_back(cb::kProductHi, a.block);
       bool dy_masked = false;
       for (uint32_t j = 0; j < cur; ++j) {
         const uint32_t ix = a.fit ? c0 + j : j;
@@ -183,6 +184,7 @@ void layernorm_backward_compute(const LayerNormBackwardComputeArgs& a) {
         tile_regs_wait();
         pack_tile(0, cb::kDx, 0);
         pack_tile(2, cb::kProduct, j);
+        pack_tile(2, cb::kProductHi, j);
         tile_regs_release();
         cb_push_back(cb::kDx, 1);
         if (last_masked) {  // dβ takes dy straight from a CB: mask a copy of the last tile
@@ -200,7 +202,27 @@ void layernorm_backward_compute(const LayerNormBackwardComputeArgs& a) {
         }
       }
       cb_push_back(cb::kProduct, a.block);
+      cb_push_back(cb::kProductHi, a.block);
+
+      // dy·x̂ = hi + lo (as in row_means): the FPU would read the fp32 product as TF32.
       cb_wait_front(cb::kProduct, a.block);
+      cb_wait_front(cb::kProductHi, a.block);
+      cb_reserve_back(cb::kProductLo, a.block);
+      for (uint32_t j = 0; j < cur; j += 2) {
+        const uint32_t n = std::min(2u, cur - j);
+        tile_regs_acquire();
+        for (uint32_t k = 0; k < n; ++k) {
+          copy_tile(cb::kProduct, j + k, 2 * k);
+          copy_tile(cb::kProductHi, j + k, 2 * k + 1);
+          sub_binary_tile(2 * k, 2 * k + 1, 2 * k);
+        }
+        tile_regs_commit();
+        tile_regs_wait();
+        for (uint32_t k = 0; k < n; ++k) pack_tile(2 * k, cb::kProductLo, j + k);
+        tile_regs_release();
+      }
+      cb_push_back(cb::kProductLo, a.block);
+      cb_wait_front(cb::kProductLo, a.block);
 
       // Fold the block into its span: row (t % 32) of the span's dγ (slot 0) and dβ (slot 1).
       const bool span_first = c0 % kSpanTiles == 0;
@@ -215,11 +237,12 @@ void layernorm_backward_compute(const LayerNormBackwardComputeArgs& a) {
         sanitizer_allow_accumulate(1);
         cb_pop_front(src, 2);
       }
-      mm_init_short(cb::kSelect, cb::kProduct);
+      mm_init_short(cb::kSelect, cb::kProductHi);
       for (uint32_t j = 0; j < cur; ++j) {
         const uint32_t t = c0 + j, ix = a.fit ? t : j;
         const bool use_masked = dy_masked && t + 1 == a.wt;
-        matmul_tiles(cb::kSelect, cb::kProduct, t % kSpanTiles, j, 0);
+        matmul_tiles(cb::kSelect, cb::kProductHi, t % kSpanTiles, j, 0);
+        matmul_tiles(cb::kSelect, cb::kProductLo, t % kSpanTiles, j, 0);
         matmul_tiles(cb::kSelect, use_masked ? cb::kDyMasked : cb::kDy, t % kSpanTiles,
                      use_masked ? 0 : ix, 1);
       }
@@ -233,6 +256,8 @@ void layernorm_backward_compute(const LayerNormBackwardComputeArgs& a) {
       cb_push_back(dst, 2);
 
       cb_pop_front(cb::kProduct, a.block);
+      cb_pop_front(cb::kProductHi, a.block);
+      cb_pop_front(cb::kProductLo, a.block);
       if (dy_masked) cb_pop_front(cb::kDyMasked, 1);
       cb_pop_front(cb::kGamma, a.block);
       if (!a.fit) {

@@ -38,6 +38,8 @@ std::vector<CbDesc> backward_cbs(bool fit, uint32_t wt, uint32_t block, uint32_t
       {cb::kLo, f32, 2, "partial_lo"},
       {cb::kRowStats, f32, 2, "s1_s2"},
       {cb::kProduct, f32, block, "dy_xhat"},
+      {cb::kProductHi, b16, block, "dy_xhat_hi"},
+      {cb::kProductLo, f32, block, "dy_xhat_lo"},
       {cb::kAccCarry, f32, 2 * spans, "dgamma_dbeta_carry"},
       {cb::kAccSpan, f32, 2, "dgamma_dbeta_span"},
       {cb::kAccOut, f32, 2, "dgamma_dbeta_out"},
@@ -99,7 +101,8 @@ Status layernorm_backward_validate(const LayerNormBackwardTensors& t) {
 }
 
 LayerNormBackwardPlan layernorm_backward_plan(int64_t rows, int64_t C, DataFormat format,
-                                              const DeviceConfig& device) {
+                                              const DeviceConfig& device,
+    const std::string& force_path) {
   LayerNormBackwardPlan p;
   p.ht = uint32_t(tiles_along(rows));
   p.wt = uint32_t(tiles_along(C));
@@ -108,7 +111,7 @@ LayerNormBackwardPlan layernorm_backward_plan(int64_t rows, int64_t C, DataForma
   const uint32_t available = device.l1_size - device.l1_allocator_base;
   const uint32_t fit_bytes =
       cb_bytes(backward_cbs(true, p.wt, p.block, p.spans, p.mask_w != 0, format));
-  p.fit = fit_bytes <= available;
+  p.fit = force_path.empty() ? fit_bytes <= available : force_path == "fit";
   p.l1_bytes =
       p.fit ? fit_bytes
             : cb_bytes(backward_cbs(false, p.wt, p.block, p.spans, p.mask_w != 0, format));
@@ -122,7 +125,7 @@ Status layernorm_backward_tile(const LayerNormBackwardArgs& args,
   const int64_t rows = args.x.shape.rows(), C = args.x.shape.cols();
   const DataFormat e = tile_format(args.x.dtype);
   Device device(config.device);
-  const LayerNormBackwardPlan plan = layernorm_backward_plan(rows, C, e, device.config());
+  const LayerNormBackwardPlan plan = layernorm_backward_plan(rows, C, e, device.config(), config.force_path);
   const uint32_t num_cores = plan.split.num_cores;
 
   // Host tensors -> tiles (padding explicit) -> device buffers.

@@ -38,8 +38,10 @@ struct LayerNormBackwardPlan {
   uint32_t l1_bytes = 0;  // CB bytes per core of the chosen path
   WorkSplit split;
 };
+// force_path: "fit" or "block" to override the rule (TileOpConfig::force_path).
 LayerNormBackwardPlan layernorm_backward_plan(int64_t rows, int64_t C, DataFormat format,
-                                              const DeviceConfig& device);
+                                              const DeviceConfig& device,
+                                              const std::string& force_path = {});
 
 // The high-level op. `info` (optional) receives the path, counters and sanitizer findings.
 Status layernorm_backward_tile(const LayerNormBackwardArgs& args,

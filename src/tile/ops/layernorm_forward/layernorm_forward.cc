@@ -49,7 +49,8 @@ uint32_t cb_bytes(const std::vector<CbDesc>& cbs) {
 }  // namespace
 
 LayerNormForwardPlan layernorm_forward_plan(int64_t rows, int64_t C, DataFormat format,
-                                            const DeviceConfig& device) {
+                                            const DeviceConfig& device,
+    const std::string& force_path) {
   LayerNormForwardPlan p;
   p.ht = uint32_t(tiles_along(rows));
   p.wt = uint32_t(tiles_along(C));
@@ -58,7 +59,7 @@ LayerNormForwardPlan layernorm_forward_plan(int64_t rows, int64_t C, DataFormat 
   const uint32_t available = device.l1_size - device.l1_allocator_base;
   const uint32_t fit_bytes =
       cb_bytes(forward_cbs(true, p.wt, p.block, p.spans, p.mask_w != 0, format));
-  p.fit = fit_bytes <= available;
+  p.fit = force_path.empty() ? fit_bytes <= available : force_path == "fit";
   p.l1_bytes = p.fit ? fit_bytes
                      : cb_bytes(forward_cbs(false, p.wt, p.block, p.spans, p.mask_w != 0, format));
   p.split = split_work_to_cores(device.grid_x, device.grid_y, p.ht);
@@ -70,7 +71,7 @@ Status layernorm_forward_tile(const LayerNormForwardArgs& args, const LayerNormF
   const int64_t rows = args.x.shape.rows(), C = args.x.shape.cols();
   const DataFormat e = tile_format(args.x.dtype);
   Device device(config.device);
-  const LayerNormForwardPlan plan = layernorm_forward_plan(rows, C, e, device.config());
+  const LayerNormForwardPlan plan = layernorm_forward_plan(rows, C, e, device.config(), config.force_path);
   const uint32_t num_cores = plan.split.num_cores;
   const int64_t pr = tiles_along(rows) * kTileDim, pc = int64_t(plan.wt) * kTileDim;
   const int64_t dense_rows = int64_t(plan.spans) * kTileDim;

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <string>
 
 #include "tile/machine/device.h"
 #include "tile/ops/layernorm_common.h"
@@ -16,8 +17,10 @@ struct LayerNormForwardPlan {
   uint32_t l1_bytes = 0;
   WorkSplit split;
 };
+// force_path: "fit" or "block" to override the rule (TileOpConfig::force_path).
 LayerNormForwardPlan layernorm_forward_plan(int64_t rows, int64_t C, DataFormat format,
-                                            const DeviceConfig& device);
+                                            const DeviceConfig& device,
+                                            const std::string& force_path = {});
 
 Status layernorm_forward_tile(const LayerNormForwardArgs& args, const LayerNormForwardOutputs& out,
                               const TileOpConfig& config, TileOpInfo* info = nullptr);
