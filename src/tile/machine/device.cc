@@ -232,7 +232,8 @@ std::string Program::describe() const {
 // ---------------------------------------------------------------------------------------------
 // Device and DRAM.
 
-Device::Device(DeviceConfig config) : config_(config), dram_(std::make_unique<Dram>()) {
+Device::Device(DeviceConfig config)
+    : config_(config), dram_(std::make_unique<Dram>()), workers_(std::make_unique<Workers>()) {
   TN_CHECK(config_.grid_x > 0 && config_.grid_y > 0 && config_.num_dram_banks > 0,
            "DeviceConfig: empty grid or no DRAM banks");
   TN_CHECK(config_.l1_allocator_base <= config_.l1_size, "DeviceConfig: L1 base beyond L1 size");
@@ -339,15 +340,25 @@ Status Device::read_tiles(const Buffer& buffer, int64_t rows, int64_t cols,
 // ---------------------------------------------------------------------------------------------
 // Scheduler.
 
+namespace detail {
+
+// Per host thread: three fiber stacks and one dst, reused core after core and run after run.
+struct Worker {
+  FiberStack stacks[kNumKernelKinds] = {FiberStack(kFiberStackBytes),
+                                        FiberStack(kFiberStackBytes),
+                                        FiberStack(kFiberStackBytes)};
+  std::unique_ptr<Dst> dst = std::make_unique<Dst>();
+};
+
+}  // namespace detail
+
+struct Device::Workers {
+  std::vector<std::unique_ptr<detail::Worker>> pool;
+};
+
 namespace {
 
-// Per host thread: three fiber stacks and one dst, reused core after core.
-struct Worker {
-  detail::FiberStack stacks[kNumKernelKinds] = {detail::FiberStack(kFiberStackBytes),
-                                                detail::FiberStack(kFiberStackBytes),
-                                                detail::FiberStack(kFiberStackBytes)};
-  std::unique_ptr<detail::Dst> dst = std::make_unique<detail::Dst>();
-};
+using detail::Worker;
 
 void kernel_entry(void* arg) {
   auto* k = static_cast<KernelRuntime*>(arg);
@@ -542,8 +553,11 @@ Status Device::run(const Program& program) {
                                          : static_cast<int>(std::thread::hardware_concurrency());
   threads = std::clamp(threads, 1, std::max<int>(1, static_cast<int>(cores.size())));
   std::atomic<size_t> next{0};
-  auto work = [&] {
-    Worker worker;
+  while (workers_->pool.size() < static_cast<size_t>(threads)) {
+    workers_->pool.push_back(std::make_unique<Worker>());
+  }
+  auto work = [&](int t) {
+    Worker& worker = *workers_->pool[t];
     for (size_t i = next++; i < cores.size(); i = next++) {
       CoreRuntime& core = *cores[i];
       setup_core(core, p, worker, core.sanitize);
@@ -552,8 +566,8 @@ Status Device::run(const Program& program) {
     }
   };
   std::vector<std::thread> pool;
-  for (int t = 1; t < threads; ++t) pool.emplace_back(work);
-  work();
+  for (int t = 1; t < threads; ++t) pool.emplace_back(work, t);
+  work(0);
   for (std::thread& t : pool) t.join();
 
   // Merge in core order, so reports and counters never depend on the thread count.

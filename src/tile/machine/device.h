@@ -192,10 +192,12 @@ class Device {
   const RunResult& last_run() const { return last_run_; }
 
   struct Dram;
+  struct Workers;
 
  private:
   DeviceConfig config_;
   std::unique_ptr<Dram> dram_;
+  std::unique_ptr<Workers> workers_;  // fiber stacks and dst per host thread, kept across runs
   RunResult last_run_;
 };
 

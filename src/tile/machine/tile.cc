@@ -55,18 +55,4 @@ void decode(const void* bytes, size_t count, DataFormat format, float* values) {
   for (size_t i = 0; i < count; ++i) values[i] = bf16_to_float(bf16{in[i]});
 }
 
-uint16_t packer_round_bf16(float value) {
-  const uint32_t u = float_bits(value);
-  const uint32_t exponent = u & 0x7f800000u;
-  if (exponent == 0) return 0;  // zero, -0 and denormals all become +0
-  if ((u & 0x7fffffffu) > 0x7f800000u) return static_cast<uint16_t>((u >> 16) | 0x0040u);
-  // Sign-magnitude: adding half an ulp to the magnitude rounds ties away from zero.
-  return static_cast<uint16_t>((u + 0x8000u) >> 16);
-}
-
-float packer_flush_fp32(float value) {
-  const uint32_t u = float_bits(value);
-  return (u & 0x7f800000u) == 0 ? 0.0f : value;
-}
-
 }  // namespace tilenorm::tile

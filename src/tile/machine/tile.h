@@ -4,6 +4,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <vector>
 
 namespace tilenorm::tile {
@@ -48,9 +49,24 @@ void encode(const float* values, size_t count, DataFormat format, void* bytes);
 void decode(const void* bytes, size_t count, DataFormat format, float* values);
 
 // The packer's fp32 -> bf16 conversion on Wormhole: round to nearest with ties away from zero,
-// denormals flushed to zero, -0 -> +0, NaN stays NaN. Returns raw bf16 bits.
-uint16_t packer_round_bf16(float value);
+// denormals flushed to zero, -0 -> +0, NaN stays NaN. Returns raw bf16 bits. Branch-free so the
+// packer's whole-tile loop vectorizes.
+inline uint16_t packer_round_bf16(float value) {
+  uint32_t u;
+  std::memcpy(&u, &value, sizeof u);
+  const bool nan = (u & 0x7fffffffu) > 0x7f800000u;
+  const bool flush = (u & 0x7f800000u) == 0;  // zero, -0 and denormals all become +0
+  // Sign-magnitude: adding half an ulp to the magnitude rounds ties away from zero.
+  uint32_t r = (u + 0x8000u) >> 16;
+  r = nan ? ((u >> 16) | 0x0040u) : r;
+  r = flush ? 0u : r;
+  return static_cast<uint16_t>(r);
+}
 // The fp32 -> fp32 packer path: denormals flushed, -0 -> +0.
-float packer_flush_fp32(float value);
+inline float packer_flush_fp32(float value) {
+  uint32_t u;
+  std::memcpy(&u, &value, sizeof u);
+  return (u & 0x7f800000u) == 0 ? 0.0f : value;
+}
 
 }  // namespace tilenorm::tile
