@@ -22,8 +22,9 @@ const char* kernel_kind_name(KernelKind kind);  // "reader", "compute", "writer"
 
 inline constexpr uint32_t kMaxCbs = 32;  // CB indices 0..31, as tt-metal's CBIndex::c_0..c_31
 
-// Every finding of the sanitizer. Memory-safety findings (kNocBadAccess, kDeadlock) are raised
-// even with the sanitizer off, because continuing would corrupt memory or hang.
+// Every finding of the sanitizer. Findings after which the machine cannot go on are raised in
+// every mode, sanitizer off included, and fail the run: kDeadlock, kNocBadAccess, kCbUnknown,
+// kCbOverCapacity, an L1 range outside every CB, and a tile_regs_wait/acquire that would hang.
 enum class ReportKind : uint8_t {
   kDeadlock,               // every unfinished kernel of a core is blocked on a CB
   kCbOverCapacity,         // cb_reserve_back / cb_wait_front asks for more pages than the CB has
