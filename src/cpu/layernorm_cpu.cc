@@ -551,22 +551,29 @@ Status layernorm_backward(const LayerNormBackwardArgs& args, const LayerNormBack
   // The path and the row chunking depend on the shape only, never on the thread count, so
   // dgamma/dbeta are summed in the same order however many threads run.
   if (rows < 8 * kRowChunk && nck >= 16) {
-    // Few rows, long ones: every thread takes a column range of the same rows.
+    // Few rows, long ones: every thread takes a column range of the same rows, a group of rows
+    // at a time. Step g computes dx of group g (its x, dy still in the L3 from step g-1) chunk
+    // by chunk, interleaved with the row sums of group g + 1 (from DRAM), so the DRAM never
+    // waits for the cache-resident half of the work.
     static thread_local std::unique_ptr<double[]> sums_buf;
     static thread_local std::unique_ptr<RowCoeffs[]> coeff_buf;
     static thread_local size_t sums_cap = 0, coeff_cap = 0;
-    const int64_t group = std::clamp<int64_t>(kGroupBytes / (2 * C * es), 1, rows);
-    double* sums = scratch(sums_buf, sums_cap, static_cast<size_t>(2 * group * nck));
+    const int64_t group = std::clamp<int64_t>(kGroupBytes / 2 / (2 * C * es), 1, rows);
+    const int64_t ngroups = ceil_div(rows, group);
+    double* sums = scratch(sums_buf, sums_cap, static_cast<size_t>(2 * 2 * group * nck));
     RowCoeffs* coeffs = scratch(coeff_buf, coeff_cap, static_cast<size_t>(group));
-    for (int64_t g0 = 0; g0 < rows; g0 += group) {
-      const int64_t g1 = std::min(rows, g0 + group);
-      pool.parallel_for(nck, [&](int64_t k0, int64_t k1, int) {
-        for (int64_t r = g0; r < g1; ++r)
-          HWY_DYNAMIC_DISPATCH(BackwardChunkSums)(c, r, k0, k1, sums + 2 * (r - g0) * nck);
-      });
+    const auto group_sums = [&](int64_t g) { return sums + (g % 2) * 2 * group * nck; };
+    const auto row_sums = [&](int64_t g, int64_t k0, int64_t k1) {
+      for (int64_t r = g * group; r < std::min(rows, (g + 1) * group); ++r)
+        HWY_DYNAMIC_DISPATCH(BackwardChunkSums)(c, r, k0, k1,
+                                                group_sums(g) + 2 * (r - g * group) * nck);
+    };
+    pool.parallel_for(nck, [&](int64_t k0, int64_t k1, int) { row_sums(0, k0, k1); });
+    for (int64_t g = 0; g < ngroups; ++g) {
+      const int64_t g0 = g * group, g1 = std::min(rows, g0 + group);
       for (int64_t r = g0; r < g1; ++r) {
         double sg = 0, sgx = 0;
-        const double* s = sums + 2 * (r - g0) * nck;
+        const double* s = group_sums(g) + 2 * (r - g0) * nck;
         for (int64_t k = 0; k < nck; ++k) {
           sg += s[2 * k];
           sgx += s[2 * k + 1];
@@ -574,7 +581,10 @@ Status layernorm_backward(const LayerNormBackwardArgs& args, const LayerNormBack
         coeffs[r - g0] = backward_coeffs(c.mean[r], c.rstd[r], sg, sgx, C);
       }
       pool.parallel_for(nck, [&](int64_t k0, int64_t k1, int) {
-        HWY_DYNAMIC_DISPATCH(BackwardApplyColumns)(c, g0, g1, k0, k1, coeffs);
+        for (int64_t k = k0; k < k1; ++k) {
+          HWY_DYNAMIC_DISPATCH(BackwardApplyColumns)(c, g0, g1, k, k + 1, coeffs);
+          if (g + 1 < ngroups) row_sums(g + 1, k, k + 1);
+        }
       });
     }
     set_report(opt, "row-split", T, {{"row_group", static_cast<double>(group)}});
