@@ -71,18 +71,48 @@ HWY_INLINE void StoreV(DF /*d*/, VF v, bf16* p) {
   }
 }
 
-// The last n < Lanes elements go through a zero-padded buffer, so no access leaves the tensor.
+// The last n < Lanes elements: masked loads/stores where the target has ones that never touch
+// the masked-off lanes (a store must not write a neighbour's element, which another thread may
+// own), else a zero-padded buffer.
+#if HWY_TARGET == HWY_AVX3 || HWY_TARGET == HWY_AVX3_DL
+constexpr bool kMasked16 = true;
+#else
+constexpr bool kMasked16 = false;
+#endif
+#if HWY_TARGET == HWY_AVX3 || HWY_TARGET == HWY_AVX3_DL || HWY_TARGET == HWY_AVX2
+constexpr bool kMasked32 = true;
+#else
+constexpr bool kMasked32 = false;
+#endif
+
 template <typename T>
 HWY_INLINE VF LoadTail(DF d, const T* p, size_t n) {
-  alignas(64) T buf[kMaxLanes] = {};
-  std::memcpy(buf, p, n * sizeof(T));
-  return LoadV(d, buf);
+  if constexpr (sizeof(T) == 4 && kMasked32) {
+    return hn::MaskedLoad(hn::FirstN(d, n), d, reinterpret_cast<const float*>(p));
+  } else if constexpr (sizeof(T) == 2 && kMasked16) {
+    const hn::Rebind<uint16_t, DF> du16;
+    const hn::RebindToUnsigned<DF> du32;
+    const auto bits =
+        hn::MaskedLoad(hn::FirstN(du16, n), du16, reinterpret_cast<const uint16_t*>(p));
+    return hn::BitCast(d, hn::ShiftLeft<16>(hn::PromoteTo(du32, bits)));
+  } else {
+    alignas(64) T buf[kMaxLanes] = {};
+    for (size_t i = 0; i < n; ++i) buf[i] = p[i];
+    return LoadV(d, buf);
+  }
 }
 template <typename T>
 HWY_INLINE void StoreTail(DF d, VF v, T* p, size_t n) {
-  alignas(64) T buf[kMaxLanes];
-  StoreV<false>(d, v, buf);
-  std::memcpy(p, buf, n * sizeof(T));
+  if constexpr (sizeof(T) == 4 && kMasked32) {
+    hn::BlendedStore(v, hn::FirstN(d, n), d, reinterpret_cast<float*>(p));
+  } else if constexpr (sizeof(T) == 2 && kMasked16) {
+    const hn::Rebind<uint16_t, DF> du16;
+    hn::BlendedStore(ToBf16(v), hn::FirstN(du16, n), du16, reinterpret_cast<uint16_t*>(p));
+  } else {
+    alignas(64) T buf[kMaxLanes];
+    StoreV<false>(d, v, buf);
+    for (size_t i = 0; i < n; ++i) p[i] = buf[i];
+  }
 }
 
 HWY_INLINE double Sum(DF d, VF v) { return static_cast<double>(hn::GetLane(hn::SumOfLanes(d, v))); }
@@ -107,14 +137,24 @@ ChunkStats ChunkStatsOf(const T* x, size_t n) {
 
   const VF m = hn::Set(d, shift);
   VF a0 = hn::Zero(d), a1 = hn::Zero(d), q0 = hn::Zero(d), q1 = hn::Zero(d);
+  VF a2 = hn::Zero(d), a3 = hn::Zero(d), q2 = hn::Zero(d), q3 = hn::Zero(d);
   i = 0;
-  for (; i + 2 * N <= n; i += 2 * N) {
+  for (; i + 4 * N <= n; i += 4 * N) {
     const VF c0 = hn::Sub(LoadV(d, x + i), m), c1 = hn::Sub(LoadV(d, x + i + N), m);
+    const VF c2 = hn::Sub(LoadV(d, x + i + 2 * N), m), c3 = hn::Sub(LoadV(d, x + i + 3 * N), m);
     a0 = hn::Add(a0, c0);
     a1 = hn::Add(a1, c1);
+    a2 = hn::Add(a2, c2);
+    a3 = hn::Add(a3, c3);
     q0 = hn::MulAdd(c0, c0, q0);
     q1 = hn::MulAdd(c1, c1, q1);
+    q2 = hn::MulAdd(c2, c2, q2);
+    q3 = hn::MulAdd(c3, c3, q3);
   }
+  a0 = hn::Add(a0, a2);
+  a1 = hn::Add(a1, a3);
+  q0 = hn::Add(q0, q2);
+  q1 = hn::Add(q1, q3);
   for (; i + N <= n; i += N) {
     const VF c0 = hn::Sub(LoadV(d, x + i), m);
     a0 = hn::Add(a0, c0);
@@ -251,15 +291,26 @@ void BackwardSums(const T* x, const T* dy, const T* gamma, size_t n, float mean,
   const size_t N = hn::Lanes(d);
   const VF vm = hn::Set(d, mean);
   VF g0 = hn::Zero(d), g1 = hn::Zero(d), x0 = hn::Zero(d), x1 = hn::Zero(d);
+  VF g2 = hn::Zero(d), g3 = hn::Zero(d), x2 = hn::Zero(d), x3 = hn::Zero(d);
   size_t i = 0;
-  for (; i + 2 * N <= n; i += 2 * N) {
+  for (; i + 4 * N <= n; i += 4 * N) {
     const VF ga = hn::Mul(LoadV(d, dy + i), LoadV(d, gamma + i));
     const VF gb = hn::Mul(LoadV(d, dy + i + N), LoadV(d, gamma + i + N));
+    const VF gc = hn::Mul(LoadV(d, dy + i + 2 * N), LoadV(d, gamma + i + 2 * N));
+    const VF gd = hn::Mul(LoadV(d, dy + i + 3 * N), LoadV(d, gamma + i + 3 * N));
     g0 = hn::Add(g0, ga);
     g1 = hn::Add(g1, gb);
+    g2 = hn::Add(g2, gc);
+    g3 = hn::Add(g3, gd);
     x0 = hn::MulAdd(ga, hn::Sub(LoadV(d, x + i), vm), x0);
     x1 = hn::MulAdd(gb, hn::Sub(LoadV(d, x + i + N), vm), x1);
+    x2 = hn::MulAdd(gc, hn::Sub(LoadV(d, x + i + 2 * N), vm), x2);
+    x3 = hn::MulAdd(gd, hn::Sub(LoadV(d, x + i + 3 * N), vm), x3);
   }
+  g0 = hn::Add(g0, g2);
+  g1 = hn::Add(g1, g3);
+  x0 = hn::Add(x0, x2);
+  x1 = hn::Add(x1, x3);
   for (; i + N <= n; i += N) {
     const VF ga = hn::Mul(LoadV(d, dy + i), LoadV(d, gamma + i));
     g0 = hn::Add(g0, ga);
