@@ -323,5 +323,68 @@ TEST(Run, BitwiseIdenticalForOneTwoFourHostThreads) {
   EXPECT_EQ(counters[0], counters[2]);
 }
 
+
+// Compile-time constants are template parameters of the kernel function.
+template <uint32_t kScaleTimesFour>
+void scale_compute(const CountArgs& a) {
+  for (uint32_t i = 0; i < a.count; ++i) {
+    cb_wait_front(kIn0, 1);
+    tile_regs_acquire();
+    copy_tile(kIn0, 0, 0);
+    mul_unary_tile(0, float_bits(kScaleTimesFour / 4.0f));
+    tile_regs_commit();
+    tile_regs_wait();
+    cb_reserve_back(kOut, 1);
+    pack_tile(0, kOut);
+    cb_push_back(kOut, 1);
+    tile_regs_release();
+    cb_pop_front(kIn0, 1);
+  }
+}
+
+TEST(Run, TemplateKernelsCarryCompileTimeConstants) {
+  Device d(small_grid(1, 1));
+  const std::vector<float> x = random_tiles(3, -2, 2, 5);
+  const Buffer in = make_buffer(d, x, DataFormat::Float16_b);
+  const Buffer out = make_buffer(d, std::vector<float>(x.size(), 0), DataFormat::Float32);
+  for (const bool six : {false, true}) {
+    Program p(d);
+    const CoreCoord core{0, 0};
+    ASSERT_TRUE(p.create_circular_buffer(core, kIn0, DataFormat::Float16_b, 2).ok());
+    ASSERT_TRUE(p.create_circular_buffer(core, kOut, DataFormat::Float32, 2).ok());
+    auto r = p.create_kernel(KernelKind::kReader, core, &read_tiles);
+    auto c = p.create_kernel(KernelKind::kCompute, core,
+                             six ? &scale_compute<6> : &scale_compute<2>, "scale",
+                             ComputeConfig{.fp32_dest_acc_en = true});
+    auto w = p.create_kernel(KernelKind::kWriter, core, &write_tiles);
+    p.set_runtime_args(r, core, IoArgs{in.address, 0, 3, kIn0});
+    p.set_runtime_args(c, core, CountArgs{3});
+    p.set_runtime_args(w, core, IoArgs{out.address, 0, 3, kOut});
+    ASSERT_TRUE(d.run(p).ok());
+    const std::vector<float> got = read_all(d, out);
+    for (size_t i = 0; i < got.size(); i += 31) {
+      EXPECT_EQ(got[i], x[i] * (six ? 1.5f : 0.5f)) << i;
+    }
+  }
+}
+
+void l1_outside_reader() {
+  (void)l1_ptr(1 << 20, 16);  // far past the only CB
+}
+
+TEST(Run, L1AccessOutsideEveryCbFailsEvenWithTheSanitizerOff) {
+  DeviceConfig cfg = small_grid(1, 1);
+  cfg.sanitizer = SanitizerMode::kOff;
+  Device d(cfg);
+  Program p(d);
+  ASSERT_TRUE(p.create_circular_buffer(CoreCoord{0, 0}, kIn0, DataFormat::Float16_b, 2).ok());
+  p.create_kernel(KernelKind::kReader, CoreCoord{0, 0}, &l1_outside_reader);
+  const Status s = d.run(p);
+  ASSERT_FALSE(s.ok());
+  ASSERT_EQ(d.last_run().reports.size(), 1u);
+  EXPECT_EQ(d.last_run().reports[0].kind, ReportKind::kCbAccessOutsideWindow);
+  EXPECT_NE(s.message().find("outside every CB"), std::string::npos) << s.message();
+}
+
 }  // namespace
 }  // namespace tilenorm::tile
