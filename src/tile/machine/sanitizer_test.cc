@@ -784,6 +784,13 @@ void accumulate_cases_compute() {
       g_line = __LINE__ + 1;
       mul_tiles_bcast_scalar(kIn0, kIn1, 0, 0, 0);
       break;
+    case 6:  // onto an add_tiles result
+      add_tiles_init(kIn0, kIn1);
+      add_tiles(kIn0, kIn1, 0, 0, 0);
+      mul_tiles_init(kIn0, kIn1);
+      g_line = __LINE__ + 1;
+      mul_tiles(kIn0, kIn1, 0, 0, 0);
+      break;
   }
   tile_regs_commit();
   tile_regs_wait();
@@ -807,7 +814,8 @@ TEST(Sanitizer, ImplicitAccumulationCases) {
                         {2, true, "matmul_tiles", 17.0f},  // 1 + 32 * 0.5
                         {3, true, "reduce_tile", 0.5f},    // row sums land in column 0 only
                         {4, false, "", 1.5f},
-                        {5, true, "mul_tiles_bcast_scalar", 1.5f}};
+                        {5, true, "mul_tiles_bcast_scalar", 1.5f},
+                        {6, true, "mul_tiles", 2.0f}};
   for (const Case& c : cases) {
     Machine m(SanitizerMode::kWarn);
     Program p(m.device);
