@@ -14,23 +14,64 @@ namespace {
 using namespace test_util;  // NOLINT: the shared test kernels
 
 enum class Op : uint32_t {
-  kCopy, kAdd, kSub, kMul, kMulTwice, kAddAccToDest,
-  kAddRows, kAddCols, kAddScalar, kSubRows, kSubCols, kSubScalar, kMulRows, kMulCols, kMulScalar,
-  kUnaryRow, kUnaryCol, kUnaryScalar,
-  kReduceRow, kReduceCol, kReduceScalar, kReduceMaxRow, kMatmul, kMatmulTransposed,
-  kSfpuAdd, kSfpuSub, kSfpuMul, kFill, kMask, kRsqrt, kRecip, kSqrt, kSquare,
-  kAddUnary, kSubUnary, kMulUnary,
+  kCopy,
+  kAdd,
+  kSub,
+  kMul,
+  kMulTwice,
+  kAddAccToDest,
+  kAddRows,
+  kAddCols,
+  kAddScalar,
+  kSubRows,
+  kSubCols,
+  kSubScalar,
+  kMulRows,
+  kMulCols,
+  kMulScalar,
+  kUnaryRow,
+  kUnaryCol,
+  kUnaryScalar,
+  kReduceRow,
+  kReduceCol,
+  kReduceScalar,
+  kReduceMaxRow,
+  kMatmul,
+  kMatmulTransposed,
+  kSfpuAdd,
+  kSfpuSub,
+  kSfpuMul,
+  kFill,
+  kMask,
+  kRsqrt,
+  kRecip,
+  kSqrt,
+  kSquare,
+  kAddUnary,
+  kSubUnary,
+  kMulUnary,
   kCount
 };
 
 const char* op_name(Op op) {
-  static const char* kNames[] = {
-      "copy", "add", "sub", "mul", "mul_twice", "add_acc_to_dest",
-      "add_rows", "add_cols", "add_scalar", "sub_rows", "sub_cols", "sub_scalar", "mul_rows",
-      "mul_cols", "mul_scalar", "unary_row", "unary_col", "unary_scalar",
-      "reduce_row", "reduce_col", "reduce_scalar", "reduce_max_row", "matmul", "matmul_t",
-      "sfpu_add", "sfpu_sub", "sfpu_mul", "fill", "mask", "rsqrt", "recip", "sqrt", "square",
-      "add_unary", "sub_unary", "mul_unary"};
+  static const char* kNames[] = {"copy",          "add",
+                                 "sub",           "mul",
+                                 "mul_twice",     "add_acc_to_dest",
+                                 "add_rows",      "add_cols",
+                                 "add_scalar",    "sub_rows",
+                                 "sub_cols",      "sub_scalar",
+                                 "mul_rows",      "mul_cols",
+                                 "mul_scalar",    "unary_row",
+                                 "unary_col",     "unary_scalar",
+                                 "reduce_row",    "reduce_col",
+                                 "reduce_scalar", "reduce_max_row",
+                                 "matmul",        "matmul_t",
+                                 "sfpu_add",      "sfpu_sub",
+                                 "sfpu_mul",      "fill",
+                                 "mask",          "rsqrt",
+                                 "recip",         "sqrt",
+                                 "square",        "add_unary",
+                                 "sub_unary",     "mul_unary"};
   return kNames[static_cast<int>(op)];
 }
 
@@ -48,10 +89,21 @@ void op_compute(const OpArgs& a) {
   cb_wait_front(kIn1, 2);
   tile_regs_acquire();
   switch (a.op) {
-    case Op::kCopy: copy_tile(kIn0, 0, 0); break;
-    case Op::kAdd: add_tiles_init(kIn0, kIn1); add_tiles(kIn0, kIn1, 0, 0, 0); break;
-    case Op::kSub: sub_tiles_init(kIn0, kIn1); sub_tiles(kIn0, kIn1, 0, 0, 0); break;
-    case Op::kMul: mul_tiles_init(kIn0, kIn1); mul_tiles(kIn0, kIn1, 0, 0, 0); break;
+    case Op::kCopy:
+      copy_tile(kIn0, 0, 0);
+      break;
+    case Op::kAdd:
+      add_tiles_init(kIn0, kIn1);
+      add_tiles(kIn0, kIn1, 0, 0, 0);
+      break;
+    case Op::kSub:
+      sub_tiles_init(kIn0, kIn1);
+      sub_tiles(kIn0, kIn1, 0, 0, 0);
+      break;
+    case Op::kMul:
+      mul_tiles_init(kIn0, kIn1);
+      mul_tiles(kIn0, kIn1, 0, 0, 0);
+      break;
     case Op::kMulTwice:
       mul_tiles_init(kIn0, kIn1);
       mul_tiles(kIn0, kIn1, 0, 0, 0);
@@ -62,18 +114,54 @@ void op_compute(const OpArgs& a) {
       add_tiles_init(kIn0, kIn1, true);
       add_tiles(kIn0, kIn1, 0, 0, 0);
       break;
-    case Op::kAddRows: add_bcast_rows_init_short(kIn0, kIn1); add_tiles_bcast_rows(kIn0, kIn1, 0, 0, 0); break;
-    case Op::kAddCols: add_bcast_cols_init_short(kIn0, kIn1); add_tiles_bcast_cols(kIn0, kIn1, 0, 0, 0); break;
-    case Op::kAddScalar: add_bcast_scalar_init_short(kIn0, kIn1); add_tiles_bcast_scalar(kIn0, kIn1, 0, 0, 0); break;
-    case Op::kSubRows: sub_bcast_rows_init_short(kIn0, kIn1); sub_tiles_bcast_rows(kIn0, kIn1, 0, 0, 0); break;
-    case Op::kSubCols: sub_bcast_cols_init_short(kIn0, kIn1); sub_tiles_bcast_cols(kIn0, kIn1, 0, 0, 0); break;
-    case Op::kSubScalar: sub_tiles_bcast_scalar_init_short(kIn0, kIn1); sub_tiles_bcast_scalar(kIn0, kIn1, 0, 0, 0); break;
-    case Op::kMulRows: mul_bcast_rows_init_short(kIn0, kIn1); mul_tiles_bcast_rows(kIn0, kIn1, 0, 0, 0); break;
-    case Op::kMulCols: mul_bcast_cols_init_short(kIn0, kIn1); mul_tiles_bcast_cols(kIn0, kIn1, 0, 0, 0); break;
-    case Op::kMulScalar: mul_tiles_bcast_scalar_init_short(kIn0, kIn1); mul_tiles_bcast_scalar(kIn0, kIn1, 0, 0, 0); break;
-    case Op::kUnaryRow: unary_bcast_init<BroadcastType::ROW>(kIn1, kOut); unary_bcast<BroadcastType::ROW>(kIn1, 0, 0); break;
-    case Op::kUnaryCol: unary_bcast_init<BroadcastType::COL>(kIn1, kOut); unary_bcast<BroadcastType::COL>(kIn1, 0, 0); break;
-    case Op::kUnaryScalar: unary_bcast_init<BroadcastType::SCALAR>(kIn1, kOut); unary_bcast<BroadcastType::SCALAR>(kIn1, 0, 0); break;
+    case Op::kAddRows:
+      add_bcast_rows_init_short(kIn0, kIn1);
+      add_tiles_bcast_rows(kIn0, kIn1, 0, 0, 0);
+      break;
+    case Op::kAddCols:
+      add_bcast_cols_init_short(kIn0, kIn1);
+      add_tiles_bcast_cols(kIn0, kIn1, 0, 0, 0);
+      break;
+    case Op::kAddScalar:
+      add_bcast_scalar_init_short(kIn0, kIn1);
+      add_tiles_bcast_scalar(kIn0, kIn1, 0, 0, 0);
+      break;
+    case Op::kSubRows:
+      sub_bcast_rows_init_short(kIn0, kIn1);
+      sub_tiles_bcast_rows(kIn0, kIn1, 0, 0, 0);
+      break;
+    case Op::kSubCols:
+      sub_bcast_cols_init_short(kIn0, kIn1);
+      sub_tiles_bcast_cols(kIn0, kIn1, 0, 0, 0);
+      break;
+    case Op::kSubScalar:
+      sub_tiles_bcast_scalar_init_short(kIn0, kIn1);
+      sub_tiles_bcast_scalar(kIn0, kIn1, 0, 0, 0);
+      break;
+    case Op::kMulRows:
+      mul_bcast_rows_init_short(kIn0, kIn1);
+      mul_tiles_bcast_rows(kIn0, kIn1, 0, 0, 0);
+      break;
+    case Op::kMulCols:
+      mul_bcast_cols_init_short(kIn0, kIn1);
+      mul_tiles_bcast_cols(kIn0, kIn1, 0, 0, 0);
+      break;
+    case Op::kMulScalar:
+      mul_tiles_bcast_scalar_init_short(kIn0, kIn1);
+      mul_tiles_bcast_scalar(kIn0, kIn1, 0, 0, 0);
+      break;
+    case Op::kUnaryRow:
+      unary_bcast_init<BroadcastType::ROW>(kIn1, kOut);
+      unary_bcast<BroadcastType::ROW>(kIn1, 0, 0);
+      break;
+    case Op::kUnaryCol:
+      unary_bcast_init<BroadcastType::COL>(kIn1, kOut);
+      unary_bcast<BroadcastType::COL>(kIn1, 0, 0);
+      break;
+    case Op::kUnaryScalar:
+      unary_bcast_init<BroadcastType::SCALAR>(kIn1, kOut);
+      unary_bcast<BroadcastType::SCALAR>(kIn1, 0, 0);
+      break;
     case Op::kReduceRow:
       reduce_init<PoolType::SUM, ReduceDim::REDUCE_ROW>(kIn0, kIn1, kOut);
       reduce_tile<PoolType::SUM, ReduceDim::REDUCE_ROW>(kIn0, kIn1, 0, 0, 0);
@@ -104,24 +192,62 @@ void op_compute(const OpArgs& a) {
     case Op::kMask:
       copy_tile(kIn0, 0, 0);
       copy_tile(kIn1, 0, 1);
-      if (a.op == Op::kSfpuAdd) { add_binary_tile_init(); add_binary_tile(0, 1, 0); }
-      if (a.op == Op::kSfpuSub) { sub_binary_tile_init(); sub_binary_tile(0, 1, 0); }
-      if (a.op == Op::kSfpuMul) { mul_binary_tile_init(); mul_binary_tile(0, 1); }
-      if (a.op == Op::kMask) { mask_tile_init(); mask_tile(0, 1); }
+      if (a.op == Op::kSfpuAdd) {
+        add_binary_tile_init();
+        add_binary_tile(0, 1, 0);
+      }
+      if (a.op == Op::kSfpuSub) {
+        sub_binary_tile_init();
+        sub_binary_tile(0, 1, 0);
+      }
+      if (a.op == Op::kSfpuMul) {
+        mul_binary_tile_init();
+        mul_binary_tile(0, 1);
+      }
+      if (a.op == Op::kMask) {
+        mask_tile_init();
+        mask_tile(0, 1);
+      }
       break;
-    case Op::kFill: fill_tile_init(); fill_tile(0, kFillValue); break;
-    case Op::kRsqrt: copy_tile(kIn0, 0, 0); rsqrt_tile_init(); rsqrt_tile(0); break;
-    case Op::kRecip: copy_tile(kIn0, 0, 0); recip_tile_init(); recip_tile(0); break;
-    case Op::kSqrt: copy_tile(kIn0, 0, 0); sqrt_tile_init(); sqrt_tile(0); break;
-    case Op::kSquare: copy_tile(kIn0, 0, 0); square_tile_init(); square_tile(0); break;
+    case Op::kFill:
+      fill_tile_init();
+      fill_tile(0, kFillValue);
+      break;
+    case Op::kRsqrt:
+      copy_tile(kIn0, 0, 0);
+      rsqrt_tile_init();
+      rsqrt_tile(0);
+      break;
+    case Op::kRecip:
+      copy_tile(kIn0, 0, 0);
+      recip_tile_init();
+      recip_tile(0);
+      break;
+    case Op::kSqrt:
+      copy_tile(kIn0, 0, 0);
+      sqrt_tile_init();
+      sqrt_tile(0);
+      break;
+    case Op::kSquare:
+      copy_tile(kIn0, 0, 0);
+      square_tile_init();
+      square_tile(0);
+      break;
     case Op::kAddUnary:
       copy_tile(kIn0, 0, 0);
       binop_with_scalar_tile_init();
       add_unary_tile(0, float_bits(kUnaryScalar));
       break;
-    case Op::kSubUnary: copy_tile(kIn0, 0, 0); sub_unary_tile(0, float_bits(kUnaryScalar)); break;
-    case Op::kMulUnary: copy_tile(kIn0, 0, 0); mul_unary_tile(0, float_bits(kUnaryScalar)); break;
-    case Op::kCount: break;
+    case Op::kSubUnary:
+      copy_tile(kIn0, 0, 0);
+      sub_unary_tile(0, float_bits(kUnaryScalar));
+      break;
+    case Op::kMulUnary:
+      copy_tile(kIn0, 0, 0);
+      mul_unary_tile(0, float_bits(kUnaryScalar));
+      break;
+    case Op::kCount:
+      break;
   }
   tile_regs_commit();
   tile_regs_wait();
@@ -161,10 +287,12 @@ Inputs make_inputs(Op op) {
   // Broadcast operands: everything outside the broadcast row/column/element is NaN, so a read
   // of the wrong element shows up.
   if (op == Op::kAddRows || op == Op::kSubRows || op == Op::kMulRows || op == Op::kUnaryRow) {
-    for (int r = 1; r < 32; ++r) for (int c = 0; c < 32; ++c) in.b[at(r, c)] = NAN;
+    for (int r = 1; r < 32; ++r)
+      for (int c = 0; c < 32; ++c) in.b[at(r, c)] = NAN;
   }
   if (op == Op::kAddCols || op == Op::kSubCols || op == Op::kMulCols || op == Op::kUnaryCol) {
-    for (int r = 0; r < 32; ++r) for (int c = 1; c < 32; ++c) in.b[at(r, c)] = NAN;
+    for (int r = 0; r < 32; ++r)
+      for (int c = 1; c < 32; ++c) in.b[at(r, c)] = NAN;
   }
   if (op == Op::kAddScalar || op == Op::kSubScalar || op == Op::kMulScalar ||
       op == Op::kUnaryScalar) {
@@ -174,7 +302,8 @@ Inputs make_inputs(Op op) {
       op == Op::kReduceMaxRow) {
     // The scaler tile as tt-metal's generator writes it: the first row of each face.
     for (int i = 0; i < kTileElems; ++i) in.b[i] = 0.0f;
-    for (int r : {0, 16}) for (int c = 0; c < 32; ++c) in.b[at(r, c)] = 0.5f;
+    for (int r : {0, 16})
+      for (int c = 0; c < 32; ++c) in.b[at(r, c)] = 0.5f;
   }
   if (op == Op::kMask) {
     for (int i = 0; i < kTileElems; ++i) in.b[i] = (i % 3 == 0) ? 0.0f : 1.0f;
@@ -183,8 +312,8 @@ Inputs make_inputs(Op op) {
 }
 
 struct Expected {
-  std::vector<double> value;  // float64 reference (already rounded where the op is exact)
-  double tol = 0;             // absolute tolerance per element, 0 = bitwise
+  std::vector<double> value;     // float64 reference (already rounded where the op is exact)
+  double tol = 0;                // absolute tolerance per element, 0 = bitwise
   std::vector<double> tol_each;  // per-element tolerance when non-empty
 };
 
@@ -201,37 +330,98 @@ Expected reference(Op op, const Mode& m, const Inputs& in) {
       const double a = A(0, r, c), b = B(0, r, c);
       double v = 0;
       switch (op) {
-        case Op::kCopy: v = fin(m, a); break;
-        case Op::kAdd: v = fin(m, a + b); break;
-        case Op::kSub: v = fin(m, a - b); break;
-        case Op::kMul: v = fin(m, a * b); break;
-        case Op::kMulTwice: v = fin(m, double{fin(m, a * b)} + A(1, r, c) * B(1, r, c)); break;
-        case Op::kAddAccToDest: v = fin(m, A(1, r, c) + double{static_cast<float>(a + b)}); break;
-        case Op::kAddRows: v = fin(m, a + B(0, 0, c)); break;
-        case Op::kAddCols: v = fin(m, a + B(0, r, 0)); break;
-        case Op::kAddScalar: v = fin(m, a + B(0, 0, 0)); break;
-        case Op::kSubRows: v = fin(m, a - B(0, 0, c)); break;
-        case Op::kSubCols: v = fin(m, a - B(0, r, 0)); break;
-        case Op::kSubScalar: v = fin(m, a - B(0, 0, 0)); break;
-        case Op::kMulRows: v = fin(m, a * B(0, 0, c)); break;
-        case Op::kMulCols: v = fin(m, a * B(0, r, 0)); break;
-        case Op::kMulScalar: v = fin(m, a * B(0, 0, 0)); break;
-        case Op::kUnaryRow: v = B(0, 0, c); break;
-        case Op::kUnaryCol: v = B(0, r, 0); break;
-        case Op::kUnaryScalar: v = B(0, 0, 0); break;
-        case Op::kSfpuAdd: v = fin(m, a + b); break;
-        case Op::kSfpuSub: v = fin(m, a - b); break;
-        case Op::kSfpuMul: v = fin(m, a * b); break;
-        case Op::kFill: v = fin(m, kFillValue); break;
-        case Op::kMask: v = b == 0.0 ? 0.0 : a; break;
-        case Op::kSquare: v = fin(m, a * a); break;
-        case Op::kAddUnary: v = fin(m, a + kUnaryScalar); break;
-        case Op::kSubUnary: v = fin(m, a - kUnaryScalar); break;
-        case Op::kMulUnary: v = fin(m, a * kUnaryScalar); break;
-        case Op::kRsqrt: v = 1.0 / std::sqrt(a); break;
-        case Op::kRecip: v = 1.0 / a; break;
-        case Op::kSqrt: v = std::sqrt(a); break;
-        default: break;
+        case Op::kCopy:
+          v = fin(m, a);
+          break;
+        case Op::kAdd:
+          v = fin(m, a + b);
+          break;
+        case Op::kSub:
+          v = fin(m, a - b);
+          break;
+        case Op::kMul:
+          v = fin(m, a * b);
+          break;
+        case Op::kMulTwice:
+          v = fin(m, double{fin(m, a * b)} + A(1, r, c) * B(1, r, c));
+          break;
+        case Op::kAddAccToDest:
+          v = fin(m, A(1, r, c) + double{static_cast<float>(a + b)});
+          break;
+        case Op::kAddRows:
+          v = fin(m, a + B(0, 0, c));
+          break;
+        case Op::kAddCols:
+          v = fin(m, a + B(0, r, 0));
+          break;
+        case Op::kAddScalar:
+          v = fin(m, a + B(0, 0, 0));
+          break;
+        case Op::kSubRows:
+          v = fin(m, a - B(0, 0, c));
+          break;
+        case Op::kSubCols:
+          v = fin(m, a - B(0, r, 0));
+          break;
+        case Op::kSubScalar:
+          v = fin(m, a - B(0, 0, 0));
+          break;
+        case Op::kMulRows:
+          v = fin(m, a * B(0, 0, c));
+          break;
+        case Op::kMulCols:
+          v = fin(m, a * B(0, r, 0));
+          break;
+        case Op::kMulScalar:
+          v = fin(m, a * B(0, 0, 0));
+          break;
+        case Op::kUnaryRow:
+          v = B(0, 0, c);
+          break;
+        case Op::kUnaryCol:
+          v = B(0, r, 0);
+          break;
+        case Op::kUnaryScalar:
+          v = B(0, 0, 0);
+          break;
+        case Op::kSfpuAdd:
+          v = fin(m, a + b);
+          break;
+        case Op::kSfpuSub:
+          v = fin(m, a - b);
+          break;
+        case Op::kSfpuMul:
+          v = fin(m, a * b);
+          break;
+        case Op::kFill:
+          v = fin(m, kFillValue);
+          break;
+        case Op::kMask:
+          v = b == 0.0 ? 0.0 : a;
+          break;
+        case Op::kSquare:
+          v = fin(m, a * a);
+          break;
+        case Op::kAddUnary:
+          v = fin(m, a + kUnaryScalar);
+          break;
+        case Op::kSubUnary:
+          v = fin(m, a - kUnaryScalar);
+          break;
+        case Op::kMulUnary:
+          v = fin(m, a * kUnaryScalar);
+          break;
+        case Op::kRsqrt:
+          v = 1.0 / std::sqrt(a);
+          break;
+        case Op::kRecip:
+          v = 1.0 / a;
+          break;
+        case Op::kSqrt:
+          v = std::sqrt(a);
+          break;
+        default:
+          break;
       }
       e.value[i] = v;
     }
@@ -292,9 +482,8 @@ Expected reference(Op op, const Mode& m, const Inputs& in) {
       for (int c = 0; c < 32; ++c) {
         double sum = 0, abs_sum = 0;
         for (int k = 0; k < 32; ++k) {
-          const double t = op == Op::kMatmul
-                               ? A(0, r, k) * B(1, k, c) + A(1, r, k) * B(0, k, c)
-                               : A(0, r, k) * B(1, c, k);
+          const double t = op == Op::kMatmul ? A(0, r, k) * B(1, k, c) + A(1, r, k) * B(0, k, c)
+                                             : A(0, r, k) * B(1, c, k);
           sum += t;
           abs_sum += std::fabs(A(0, r, k) * B(1, k, c)) +
                      (op == Op::kMatmul ? std::fabs(A(1, r, k) * B(0, k, c)) : 0.0);
@@ -341,13 +530,13 @@ TEST_P(OpArithmetic, MatchesFloat64TileReference) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(
-    AllOps, OpArithmetic,
-    ::testing::Combine(::testing::Range(0, static_cast<int>(Op::kCount)), ::testing::Range(0, 3)),
-    [](const ::testing::TestParamInfo<std::tuple<int, int>>& info) {
-      return std::string(op_name(static_cast<Op>(std::get<0>(info.param)))) + "_" +
-             kModes[std::get<1>(info.param)].name;
-    });
+INSTANTIATE_TEST_SUITE_P(AllOps, OpArithmetic,
+                         ::testing::Combine(::testing::Range(0, static_cast<int>(Op::kCount)),
+                                            ::testing::Range(0, 3)),
+                         [](const ::testing::TestParamInfo<std::tuple<int, int>>& info) {
+                           return std::string(op_name(static_cast<Op>(std::get<0>(info.param)))) +
+                                  "_" + kModes[std::get<1>(info.param)].name;
+                         });
 
 // ---------------------------------------------------------------------------------------------
 // Numerics rules, pinned with hand-computed values.
@@ -392,13 +581,13 @@ float f32_at(const std::vector<uint8_t>& bytes, int i) {
 
 TEST(Numerics, PackerRoundsTiesAwayFlushesDenormalsAndNegativeZero) {
   std::vector<float> t(kTileElems, 1.0f);
-  t[0] = 1.0f + 0x1p-8f;         // halfway between bf16 1.0 (0x3f80) and 0x3f81
-  t[1] = -(1.0f + 0x1p-8f);      // halfway, negative
-  t[2] = 1.0f + 3 * 0x1p-8f;     // halfway between 0x3f81 (odd) and 0x3f82 (even)
-  t[3] = 1e-40f;                 // fp32 denormal
+  t[0] = 1.0f + 0x1p-8f;      // halfway between bf16 1.0 (0x3f80) and 0x3f81
+  t[1] = -(1.0f + 0x1p-8f);   // halfway, negative
+  t[2] = 1.0f + 3 * 0x1p-8f;  // halfway between 0x3f81 (odd) and 0x3f82 (even)
+  t[3] = 1e-40f;              // fp32 denormal
   t[4] = -0.0f;
-  t[5] = 1.0f + 0x1p-9f;         // below half: rounds down either way
-  t[6] = 1.5f * 0x1p-126f;       // smallest normals survive
+  t[5] = 1.0f + 0x1p-9f;    // below half: rounds down either way
+  t[6] = 1.5f * 0x1p-126f;  // smallest normals survive
   ComputeConfig cc;
   cc.fp32_dest_acc_en = true;
   cc.unpack_to_dest_fp32 = true;  // dst holds the fp32 values exactly
@@ -430,7 +619,7 @@ TEST(Numerics, PackerRoundsTiesAwayFlushesDenormalsAndNegativeZero) {
 
 TEST(Numerics, Fp32DataLosesMantissaInSourceRegistersUnlessUnpackedToDest) {
   std::vector<float> t(kTileElems, 1.0f + 0x1p-20f);  // needs 20 mantissa bits; TF32 keeps 10
-  t[1] = 1.0f + 0x1p-10f;                              // representable in TF32
+  t[1] = 1.0f + 0x1p-10f;                             // representable in TF32
   ComputeConfig cc;
   cc.fp32_dest_acc_en = true;
   const auto via_srca = copy_through(NumericsMode::kFaithful, t, DataFormat::Float32, cc);

@@ -94,7 +94,8 @@ Status Program::create_circular_buffer(const CoreRange& cores, uint32_t cb, Data
         return Status::invalid_argument(
             fmt::format("CB {} created twice on core {}", cb, CoreCoord{x, y}.to_string()));
       }
-      const uint64_t base = (uint64_t{core.l1_end} + kL1Alignment - 1) / kL1Alignment * kL1Alignment;
+      const uint64_t base =
+          (uint64_t{core.l1_end} + kL1Alignment - 1) / kL1Alignment * kL1Alignment;
       if (base + bytes > p.l1_size) {
         std::string list;
         uint64_t total = 0;
@@ -135,9 +136,9 @@ KernelHandle Program::add_kernel(KernelKind kind, const CoreRange& cores, void (
   if (name.empty()) name = kernel_kind_name(kind);
   if (!range_in_grid(p, cores)) {
     if (p.status.ok()) {
-      p.status = Status::invalid_argument(fmt::format(
-          "kernel '{}': core range {} is outside the {}x{} grid", name, range_string(cores),
-          p.grid_x, p.grid_y));
+      p.status = Status::invalid_argument(
+          fmt::format("kernel '{}': core range {} is outside the {}x{} grid", name,
+                      range_string(cores), p.grid_x, p.grid_y));
     }
     return {id};
   }
@@ -153,9 +154,9 @@ KernelHandle Program::add_kernel(KernelKind kind, const CoreRange& cores, void (
     for (uint32_t x = cores.start.x; x <= cores.end.x; ++x) {
       int& slot = p.core({x, y}).kernels[static_cast<int>(kind)];
       if (slot >= 0 && p.status.ok()) {
-        p.status = Status::invalid_argument(fmt::format(
-            "core {} has two {} kernels: '{}' and '{}'", CoreCoord{x, y}.to_string(),
-            kernel_kind_name(kind), p.kernels[slot].name, k.name));
+        p.status = Status::invalid_argument(
+            fmt::format("core {} has two {} kernels: '{}' and '{}'", CoreCoord{x, y}.to_string(),
+                        kernel_kind_name(kind), p.kernels[slot].name, k.name));
       }
       slot = static_cast<int>(id);
     }
@@ -287,8 +288,8 @@ static Status find_buffer(const Device::Dram& dram, const Buffer& buffer, size_t
     return Status::invalid_argument(fmt::format("{}: no buffer at {:#x}", what, buffer.address));
   }
   if (size > it->second->data.size()) {
-    return Status::invalid_argument(fmt::format("{}: {} B do not fit the buffer's {} B", what,
-                                                size, it->second->data.size()));
+    return Status::invalid_argument(
+        fmt::format("{}: {} B do not fit the buffer's {} B", what, size, it->second->data.size()));
   }
   *out = it->second.get();
   return Status::ok_status();
@@ -308,15 +309,15 @@ Status Device::read_buffer(const Buffer& buffer, void* bytes, size_t size) const
   return Status::ok_status();
 }
 
-Status Device::write_tiles(const Buffer& buffer, const float* row_major, int64_t rows,
-                           int64_t cols, float pad) {
+Status Device::write_tiles(const Buffer& buffer, const float* row_major, int64_t rows, int64_t cols,
+                           float pad) {
   if (rows <= 0 || cols <= 0) {
     return Status::invalid_argument(fmt::format("write_tiles: empty matrix {}x{}", rows, cols));
   }
   const int64_t n = num_tiles(rows, cols);
   DramBuffer* b = nullptr;
-  TN_RETURN_IF_ERROR(
-      find_buffer(*dram_, buffer, static_cast<size_t>(n) * tile_size(buffer.format), "write_tiles", &b));
+  TN_RETURN_IF_ERROR(find_buffer(*dram_, buffer, static_cast<size_t>(n) * tile_size(buffer.format),
+                                 "write_tiles", &b));
   const std::vector<float> tiles = tilize(row_major, rows, cols, pad);
   encode(tiles.data(), tiles.size(), b->format, b->data.data());
   return Status::ok_status();
@@ -329,8 +330,8 @@ Status Device::read_tiles(const Buffer& buffer, int64_t rows, int64_t cols,
   }
   const int64_t n = num_tiles(rows, cols);
   DramBuffer* b = nullptr;
-  TN_RETURN_IF_ERROR(
-      find_buffer(*dram_, buffer, static_cast<size_t>(n) * tile_size(buffer.format), "read_tiles", &b));
+  TN_RETURN_IF_ERROR(find_buffer(*dram_, buffer, static_cast<size_t>(n) * tile_size(buffer.format),
+                                 "read_tiles", &b));
   std::vector<float> tiles(static_cast<size_t>(n) * kTileElems);
   decode(b->data.data(), tiles.size(), b->format, tiles.data());
   untilize(tiles.data(), rows, cols, row_major);
@@ -344,8 +345,7 @@ namespace detail {
 
 // Per host thread: three fiber stacks and one dst, reused core after core and run after run.
 struct Worker {
-  FiberStack stacks[kNumKernelKinds] = {FiberStack(kFiberStackBytes),
-                                        FiberStack(kFiberStackBytes),
+  FiberStack stacks[kNumKernelKinds] = {FiberStack(kFiberStackBytes), FiberStack(kFiberStackBytes),
                                         FiberStack(kFiberStackBytes)};
   std::unique_ptr<Dst> dst = std::make_unique<Dst>();
 };
@@ -402,13 +402,12 @@ void report_deadlock(CoreRuntime& core) {
     if (!k.present || k.fiber.finished()) continue;
     if (first == nullptr) first = &k;
     const CbState& cb = core.cbs[k.blocked_cb];
-    blocked += fmt::format(
-        "  {} '{}' blocked in {}(cb {}, {}) at {}:{}: {} {} pages of {}\n",
-        kernel_kind_name(k.kind), k.spec->name,
-        k.blocked_on_reserve ? "cb_reserve_back" : "cb_wait_front", k.blocked_cb,
-        k.blocked_pages, k.blocked_file, k.blocked_line,
-        k.blocked_on_reserve ? "free" : "available",
-        k.blocked_on_reserve ? cb.free_pages() : cb.available(), cb.num_pages);
+    blocked += fmt::format("  {} '{}' blocked in {}(cb {}, {}) at {}:{}: {} {} pages of {}\n",
+                           kernel_kind_name(k.kind), k.spec->name,
+                           k.blocked_on_reserve ? "cb_reserve_back" : "cb_wait_front", k.blocked_cb,
+                           k.blocked_pages, k.blocked_file, k.blocked_line,
+                           k.blocked_on_reserve ? "free" : "available",
+                           k.blocked_on_reserve ? cb.free_pages() : cb.available(), cb.num_pages);
   }
   detail::raise_at(*first, ReportKind::kDeadlock,
                    first->blocked_on_reserve ? "cb_reserve_back" : "cb_wait_front",

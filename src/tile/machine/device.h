@@ -154,8 +154,8 @@ class Program {
   KernelHandle add_kernel(KernelKind kind, const CoreRange& cores, void (*fn)(),
                           const void* args_type, Invoker invoker, std::string name,
                           ComputeConfig config);
-  void set_args(KernelHandle kernel, const CoreCoord* core, const void* args_type,
-                const void* args, size_t size);
+  void set_args(KernelHandle kernel, const CoreCoord* core, const void* args_type, const void* args,
+                size_t size);
 
   std::unique_ptr<Impl> impl_;
 };

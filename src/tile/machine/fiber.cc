@@ -101,7 +101,7 @@ void Fiber::start(FiberStack* stack, void (*entry)(void*), void* arg) {
   auto top = reinterpret_cast<uintptr_t>(stack->bottom() + stack->size()) & ~uintptr_t{15};
   auto* frame = reinterpret_cast<void**>(top - 16 - 56);
   for (int i = 0; i < 6; ++i) frame[i] = nullptr;  // r15 r14 r13 r12 rbx rbp
-  frame[3] = this;                                  // r12: the Fiber* for the trampoline
+  frame[3] = this;                                 // r12: the Fiber* for the trampoline
   frame[6] = reinterpret_cast<void*>(&tn_fiber_trampoline);
   sp_ = frame;
 }

@@ -29,7 +29,7 @@ class Fiber {
  public:
   Fiber() = default;
   void start(FiberStack* stack, void (*entry)(void*), void* arg);
-  void resume();  // from the scheduler; returns when the fiber yields or finishes
+  void resume();        // from the scheduler; returns when the fiber yields or finishes
   static void yield();  // from inside a fiber
   bool finished() const { return finished_; }
 

@@ -42,14 +42,22 @@ constexpr Layout kLayout;
 
 const char* origin_name(Origin o) {
   switch (o) {
-    case Origin::kZero: return "zero (released section)";
-    case Origin::kFill: return "fill";
-    case Origin::kCopy: return "copy";
-    case Origin::kAssignFpu: return "add/sub";
-    case Origin::kSfpu: return "SFPU";
-    case Origin::kMul: return "mul";
-    case Origin::kMatmul: return "matmul";
-    case Origin::kReduce: return "reduce";
+    case Origin::kZero:
+      return "zero (released section)";
+    case Origin::kFill:
+      return "fill";
+    case Origin::kCopy:
+      return "copy";
+    case Origin::kAssignFpu:
+      return "add/sub";
+    case Origin::kSfpu:
+      return "SFPU";
+    case Origin::kMul:
+      return "mul";
+    case Origin::kMatmul:
+      return "matmul";
+    case Origin::kReduce:
+      return "reduce";
   }
   return "?";
 }
@@ -70,8 +78,8 @@ inline float dst_round(bool bf16_dst, float x) { return bf16_dst ? round_to_bf16
 // ---------------------------------------------------------------------------------------------
 // Reports.
 
-void raise_at(KernelRuntime& k, ReportKind kind, const char* op, int cb, int slot,
-              const char* file, uint32_t line, std::string message) {
+void raise_at(KernelRuntime& k, ReportKind kind, const char* op, int cb, int slot, const char* file,
+              uint32_t line, std::string message) {
   CoreRuntime& core = *k.core;
   const bool fatal = kind == ReportKind::kDeadlock;
   if (core.reports.size() >= kMaxReportsPerCore && !fatal) {
@@ -111,20 +119,21 @@ void raise(ReportKind kind, const char* op, int cb, int slot, const std::source_
 }
 
 std::string dump_core(const CoreRuntime& core) {
-  std::string out = fmt::format("  CBs of core {} (pages: pushed-not-popped / total; "
-                                "reserved by producer; waited by consumer):\n",
-                                core.core.to_string());
+  std::string out = fmt::format(
+      "  CBs of core {} (pages: pushed-not-popped / total; "
+      "reserved by producer; waited by consumer):\n",
+      core.core.to_string());
   for (uint32_t i = 0; i < kMaxCbs; ++i) {
     const CbState& c = core.cbs[i];
     if (!c.exists) continue;
     auto who = [](int kind) {
       return kind < 0 ? "-" : kernel_kind_name(static_cast<KernelKind>(kind));
     };
-    out += fmt::format("    CB {:2} '{}' {}: {}/{} filled, reserved {}, waited {}, producer {}, "
-                       "consumer {}, pushed {} popped {}\n",
-                       i, c.name ? *c.name : "", data_format_name(c.format), c.available(),
-                       c.num_pages, c.reserved, c.waited, who(c.producer), who(c.consumer),
-                       c.pushed, c.popped);
+    out += fmt::format(
+        "    CB {:2} '{}' {}: {}/{} filled, reserved {}, waited {}, producer {}, "
+        "consumer {}, pushed {} popped {}\n",
+        i, c.name ? *c.name : "", data_format_name(c.format), c.available(), c.num_pages,
+        c.reserved, c.waited, who(c.producer), who(c.consumer), c.pushed, c.popped);
   }
   return out;
 }
@@ -183,8 +192,7 @@ int window_of(const KernelRuntime& k, uint32_t addr, uint32_t bytes) {
     const uint32_t last = (addr + bytes - 1 - c.base) / c.page_size;
     auto inside = [&](uint32_t start, uint32_t size) {
       const uint32_t n = c.num_pages;
-      return (first + n - start) % n < size && (last + n - start) % n < size &&
-             last - first < size;
+      return (first + n - start) % n < size && (last + n - start) % n < size && last - first < size;
     };
     const int me = static_cast<int>(k.kind);
     if (c.producer == me && c.reserved > 0 && inside(c.write_page(), c.reserved)) return int(i);
@@ -265,9 +273,9 @@ void cb_push_back(uint32_t cb, uint32_t n, SrcLoc loc) {
     detail::claim(k, c, cb, true, "cb_push_back", loc);
     if (n > c.reserved) {
       raise(ReportKind::kCbPushWithoutReserve, "cb_push_back", int(cb), -1, loc,
-            c.reserved == 0 ? fmt::format("pushes {} pages with none reserved", n)
-                            : fmt::format("pushes {} pages but only {} are reserved", n,
-                                          c.reserved));
+            c.reserved == 0
+                ? fmt::format("pushes {} pages with none reserved", n)
+                : fmt::format("pushes {} pages but only {} are reserved", n, c.reserved));
     }
     if (!k.pending_reads.empty()) {
       raise(ReportKind::kNocReadNotBarriered, "cb_push_back", int(cb), -1, loc,
@@ -392,14 +400,14 @@ void noc_read_tile(uint32_t tile_id, uint32_t buffer_address, uint32_t page_size
   k.core->bank_bytes[tile_id % k.core->bank_bytes.size()] += page_size;
 }
 
-void noc_write_tile(uint32_t tile_id, uint32_t buffer_address, uint32_t page_size,
-                    uint32_t l1_addr, SrcLoc loc) {
+void noc_write_tile(uint32_t tile_id, uint32_t buffer_address, uint32_t page_size, uint32_t l1_addr,
+                    SrcLoc loc) {
   KernelRuntime& k = current();
   DramBuffer* b = buffer_page(k, buffer_address, tile_id, page_size, "noc_async_write_tile", loc);
   const uint8_t* src = l1_host(k, l1_addr, page_size, "noc_async_write_tile", loc);
   const int cb = k.core->sanitize ? window_of(k, l1_addr, page_size) : -1;
-  k.pending_writes.push_back({b->data.data() + size_t{tile_id} * page_size, src, page_size,
-                              l1_addr, cb, loc.file_name(), loc.line()});
+  k.pending_writes.push_back({b->data.data() + size_t{tile_id} * page_size, src, page_size, l1_addr,
+                              cb, loc.file_name(), loc.line()});
   k.counters.dram_bytes_written += page_size;
   k.core->bank_bytes[tile_id % k.core->bank_bytes.size()] += page_size;
 }
@@ -415,10 +423,10 @@ void complete_writes(KernelRuntime& k, const SrcLoc& loc) {
   if (k.core->sanitize) {
     for (const PendingCopy& w : k.pending_writes) {
       const int cb = window_of(k, w.l1_addr, w.bytes);
-      const DataFormat format = cb >= 0 ? k.core->cbs[cb].format
-                                        : (w.bytes == tile_size(DataFormat::Float32)
-                                               ? DataFormat::Float32
-                                               : DataFormat::Float16_b);
+      const DataFormat format =
+          cb >= 0 ? k.core->cbs[cb].format
+                  : (w.bytes == tile_size(DataFormat::Float32) ? DataFormat::Float32
+                                                               : DataFormat::Float16_b);
       if (has_poison(w.src, w.bytes, format)) {
         raise(ReportKind::kPoisonL1Read, "noc_async_write_barrier", w.cb, -1, loc,
               fmt::format("noc_async_write_tile (issued at {}:{}) writes L1 {:#x} to DRAM but "
@@ -470,8 +478,7 @@ void check_kernel_end(KernelRuntime& k) {
                              c.reserved, i));
       }
       if (c.consumer == me && c.waited > 0) {
-        raise_at(k, ReportKind::kCbDanglingWait, "kernel end", int(i), -1, c.wait_file,
-                 c.wait_line,
+        raise_at(k, ReportKind::kCbDanglingWait, "kernel end", int(i), -1, c.wait_file, c.wait_line,
                  fmt::format("the kernel ends with {} pages of CB {} waited for (last "
                              "cb_wait_front at the line given) and not popped",
                              c.waited, i));
@@ -489,8 +496,7 @@ void check_kernel_end(KernelRuntime& k) {
     }
     const Dst& d = *core.dst;
     if (k.kind == KernelKind::kCompute && (d.acquired || d.committed > 0 || d.waited)) {
-      raise_at(k, ReportKind::kDstProtocol, "kernel end", -1, -1, d.acquire_file,
-               d.acquire_line,
+      raise_at(k, ReportKind::kDstProtocol, "kernel end", -1, -1, d.acquire_file, d.acquire_line,
                "the kernel ends holding dst: the section of the last tile_regs_acquire (at the "
                "line given) is not committed, waited and released");
     }
@@ -535,9 +541,9 @@ uint32_t dst_slot(KernelRuntime& k, uint32_t idst, bool math, const char* op, co
 void note_read(KernelRuntime& k, uint32_t phys, uint32_t idst, const char* op, const SrcLoc& loc) {
   SlotMeta& m = dst_of(k).meta[phys];
   if (m.origin == Origin::kZero) {
-    raise(ReportKind::kPoisonDstRead, op, -1, int(idst), loc,
-          fmt::format("{} reads dst slot {}, which nothing wrote since tile_regs_acquire", op,
-                      idst));
+    raise(
+        ReportKind::kPoisonDstRead, op, -1, int(idst), loc,
+        fmt::format("{} reads dst slot {}, which nothing wrote since tile_regs_acquire", op, idst));
   }
   m.read = true;
   m.chain_open = false;
@@ -554,8 +560,8 @@ void note_assign(KernelRuntime& k, uint32_t phys, uint32_t idst, Origin origin, 
   m = SlotMeta{origin, false, false, false, op, loc.file_name(), loc.line()};
 }
 
-void note_accumulate(KernelRuntime& k, uint32_t phys, uint32_t idst, Origin chain,
-                     const char* op, const SrcLoc& loc) {
+void note_accumulate(KernelRuntime& k, uint32_t phys, uint32_t idst, Origin chain, const char* op,
+                     const SrcLoc& loc) {
   SlotMeta& m = dst_of(k).meta[phys];
   const bool fresh = m.origin == Origin::kZero || m.origin == Origin::kFill;
   if (!fresh && !m.allow_acc && !(m.origin == chain && m.chain_open)) {
@@ -571,8 +577,8 @@ void note_accumulate(KernelRuntime& k, uint32_t phys, uint32_t idst, Origin chai
 
 // A tile of a CB window as fp32 values. `fpu`: the value passes the FPU source registers
 // (TF32 for fp32 data in faithful mode).
-const uint8_t* cb_page(KernelRuntime& k, uint32_t cb, uint32_t itile, bool producer,
-                       const char* op, const SrcLoc& loc, CbState** out) {
+const uint8_t* cb_page(KernelRuntime& k, uint32_t cb, uint32_t itile, bool producer, const char* op,
+                       const SrcLoc& loc, CbState** out) {
   CbState& c = detail::cb_of(k, cb, op, loc);
   *out = &c;
   const uint32_t start = producer ? c.write_page() : c.read_page();
@@ -887,9 +893,9 @@ TN_BCAST_INIT(mul_bcast_cols_init_short, ELWMUL)
 TN_BCAST_INIT(mul_tiles_bcast_scalar_init_short, ELWMUL)
 #undef TN_BCAST_INIT
 
-#define TN_BCAST_OP(name, op, bcast)                                                        \
+#define TN_BCAST_OP(name, op, bcast)                                                       \
   void name(uint32_t a, uint32_t b, uint32_t ia, uint32_t ib, uint32_t idst, SrcLoc loc) { \
-    fpu_binary(Bin::op, BroadcastType::bcast, a, b, ia, ib, idst, #name, loc);               \
+    fpu_binary(Bin::op, BroadcastType::bcast, a, b, ia, ib, idst, #name, loc);             \
   }
 TN_BCAST_OP(add_tiles_bcast_rows, kAdd, ROW)
 TN_BCAST_OP(add_tiles_bcast_cols, kAdd, COL)
@@ -951,8 +957,7 @@ void mm_init_short(uint32_t, uint32_t, uint32_t transpose) {
   current().mm_transpose = transpose != 0;
 }
 
-void matmul_tiles(uint32_t in0, uint32_t in1, uint32_t i0, uint32_t i1, uint32_t idst,
-                  SrcLoc loc) {
+void matmul_tiles(uint32_t in0, uint32_t in1, uint32_t i0, uint32_t i1, uint32_t idst, SrcLoc loc) {
   KernelRuntime& k = current();
   const uint32_t phys = dst_slot(k, idst, true, "matmul_tiles", loc);
   alignas(64) float a[kTileElems];

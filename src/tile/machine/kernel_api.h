@@ -63,15 +63,15 @@ struct InterleavedAddrGenFast {
 namespace detail {
 void noc_read_tile(uint32_t tile_id, uint32_t buffer_address, uint32_t page_size, uint32_t l1_addr,
                    SrcLoc loc);
-void noc_write_tile(uint32_t tile_id, uint32_t buffer_address, uint32_t page_size,
-                    uint32_t l1_addr, SrcLoc loc);
+void noc_write_tile(uint32_t tile_id, uint32_t buffer_address, uint32_t page_size, uint32_t l1_addr,
+                    SrcLoc loc);
 }  // namespace detail
 
 // Queues a copy of page `tile_id` of the buffer into L1 at l1_addr; the data lands in L1 only at
 // the next noc_async_read_barrier (as on hardware, where it is in flight until then).
 template <bool kDram>
-void noc_async_read_tile(uint32_t tile_id, const InterleavedAddrGenFast<kDram>& s,
-                         uint32_t l1_addr, SrcLoc loc = SrcLoc::current()) {
+void noc_async_read_tile(uint32_t tile_id, const InterleavedAddrGenFast<kDram>& s, uint32_t l1_addr,
+                         SrcLoc loc = SrcLoc::current()) {
   detail::noc_read_tile(tile_id, s.bank_base_address, s.page_size, l1_addr, loc);
 }
 // Queues a copy of one page from L1 at l1_addr to page `tile_id`; L1 is read at the barrier.
@@ -142,7 +142,7 @@ void sub_tiles_bcast_scalar_init_short(uint32_t icb0, uint32_t icb1);
 void mul_bcast_rows_init_short(uint32_t icb0, uint32_t icb1);
 void mul_bcast_cols_init_short(uint32_t icb0, uint32_t icb1);
 void mul_tiles_bcast_scalar_init_short(uint32_t icb0, uint32_t icb1);
-#define TN_DECLARE_BCAST_OP(name)                                                         \
+#define TN_DECLARE_BCAST_OP(name)                                                          \
   void name(uint32_t icb0, uint32_t icb1, uint32_t itile0, uint32_t itile1, uint32_t idst, \
             SrcLoc loc = SrcLoc::current());
 TN_DECLARE_BCAST_OP(add_tiles_bcast_rows)

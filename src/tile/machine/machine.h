@@ -39,7 +39,7 @@ struct KernelSpec {
 
 struct CoreSpec {
   std::array<CbSpec, kMaxCbs> cbs;
-  uint32_t l1_end = 0;                    // first L1 byte after the last CB
+  uint32_t l1_end = 0;                                   // first L1 byte after the last CB
   std::array<int, kNumKernelKinds> kernels{-1, -1, -1};  // index into Program::Impl::kernels
   bool used() const { return kernels[0] >= 0 || kernels[1] >= 0 || kernels[2] >= 0; }
 };
@@ -102,7 +102,7 @@ struct Dst {
   uint32_t committed = 0;  // sections committed and not yet released
   uint32_t math_section = 0;
   uint32_t pack_section = 0;
-  uint32_t dirty = 0;  // physical slots that may be non-zero
+  uint32_t dirty = 0;             // physical slots that may be non-zero
   const char* acquire_file = "";  // last tile_regs_acquire, for kernel-end reports
   uint32_t acquire_line = 0;
 };
@@ -199,8 +199,8 @@ extern thread_local KernelRuntime* t_kernel;
 // Records a report for the current kernel; throws KernelAbort in error mode or when `fatal`.
 void raise(ReportKind kind, const char* op, int cb, int slot, const std::source_location& loc,
            std::string message, bool fatal = false);
-void raise_at(KernelRuntime& k, ReportKind kind, const char* op, int cb, int slot,
-              const char* file, uint32_t line, std::string message);
+void raise_at(KernelRuntime& k, ReportKind kind, const char* op, int cb, int slot, const char* file,
+              uint32_t line, std::string message);
 
 // Kernel-end checks (dangling windows, unbarriered NoC, dst held); called by the scheduler.
 void check_kernel_end(KernelRuntime& k);

@@ -19,12 +19,10 @@ struct ReadArgs {
 };
 template <bool kTwoInputs>
 void reader(const ReadArgs& r) {
-  const InterleavedAddrGenFast<true> sa = {.bank_base_address = r.a,
-                                           .page_size = get_tile_size(kA),
-                                           .data_format = get_dataformat(kA)};
-  const InterleavedAddrGenFast<true> sb = {.bank_base_address = r.b,
-                                           .page_size = get_tile_size(kB),
-                                           .data_format = get_dataformat(kB)};
+  const InterleavedAddrGenFast<true> sa = {
+      .bank_base_address = r.a, .page_size = get_tile_size(kA), .data_format = get_dataformat(kA)};
+  const InterleavedAddrGenFast<true> sb = {
+      .bank_base_address = r.b, .page_size = get_tile_size(kB), .data_format = get_dataformat(kB)};
   for (uint32_t i = 0; i < r.count; ++i) {
     cb_reserve_back(kA, 1);
     noc_async_read_tile(r.start + i, sa, get_write_ptr(kA));

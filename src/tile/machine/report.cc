@@ -9,48 +9,73 @@ std::string CoreCoord::to_string() const { return fmt::format("(x={}, y={})", x,
 
 const char* kernel_kind_name(KernelKind kind) {
   switch (kind) {
-    case KernelKind::kReader: return "reader";
-    case KernelKind::kCompute: return "compute";
-    case KernelKind::kWriter: return "writer";
+    case KernelKind::kReader:
+      return "reader";
+    case KernelKind::kCompute:
+      return "compute";
+    case KernelKind::kWriter:
+      return "writer";
   }
   return "?";
 }
 
 const char* report_kind_name(ReportKind kind) {
   switch (kind) {
-    case ReportKind::kDeadlock: return "deadlock";
-    case ReportKind::kCbOverCapacity: return "cb-over-capacity";
-    case ReportKind::kCbPopMoreThanWaited: return "cb-pop-more-than-waited";
-    case ReportKind::kCbPushWithoutReserve: return "cb-push-without-reserve";
-    case ReportKind::kCbAccessOutsideWindow: return "cb-access-outside-window";
-    case ReportKind::kCbTwoProducers: return "cb-two-producers";
-    case ReportKind::kCbTwoConsumers: return "cb-two-consumers";
-    case ReportKind::kCbDanglingReserve: return "cb-dangling-reserve";
-    case ReportKind::kCbDanglingWait: return "cb-dangling-wait";
-    case ReportKind::kCbUnknown: return "cb-unknown";
-    case ReportKind::kNocReadNotBarriered: return "noc-read-not-barriered";
-    case ReportKind::kNocWriteNotBarriered: return "noc-write-not-barriered";
-    case ReportKind::kNocBadAccess: return "noc-bad-access";
-    case ReportKind::kDstOpOutsideAcquire: return "dst-op-outside-acquire";
-    case ReportKind::kDstNestedAcquire: return "dst-nested-acquire";
-    case ReportKind::kDstPackBeforeCommit: return "dst-pack-before-commit";
-    case ReportKind::kDstSlotOverCapacity: return "dst-slot-over-capacity";
-    case ReportKind::kDstProtocol: return "dst-protocol";
-    case ReportKind::kPoisonDstRead: return "poison-dst-read";
-    case ReportKind::kPoisonL1Read: return "poison-l1-read";
-    case ReportKind::kImplicitAccumulation: return "implicit-accumulation";
-    case ReportKind::kDeadStore: return "dead-store";
-    case ReportKind::kMaskSlot: return "mask-slot";
+    case ReportKind::kDeadlock:
+      return "deadlock";
+    case ReportKind::kCbOverCapacity:
+      return "cb-over-capacity";
+    case ReportKind::kCbPopMoreThanWaited:
+      return "cb-pop-more-than-waited";
+    case ReportKind::kCbPushWithoutReserve:
+      return "cb-push-without-reserve";
+    case ReportKind::kCbAccessOutsideWindow:
+      return "cb-access-outside-window";
+    case ReportKind::kCbTwoProducers:
+      return "cb-two-producers";
+    case ReportKind::kCbTwoConsumers:
+      return "cb-two-consumers";
+    case ReportKind::kCbDanglingReserve:
+      return "cb-dangling-reserve";
+    case ReportKind::kCbDanglingWait:
+      return "cb-dangling-wait";
+    case ReportKind::kCbUnknown:
+      return "cb-unknown";
+    case ReportKind::kNocReadNotBarriered:
+      return "noc-read-not-barriered";
+    case ReportKind::kNocWriteNotBarriered:
+      return "noc-write-not-barriered";
+    case ReportKind::kNocBadAccess:
+      return "noc-bad-access";
+    case ReportKind::kDstOpOutsideAcquire:
+      return "dst-op-outside-acquire";
+    case ReportKind::kDstNestedAcquire:
+      return "dst-nested-acquire";
+    case ReportKind::kDstPackBeforeCommit:
+      return "dst-pack-before-commit";
+    case ReportKind::kDstSlotOverCapacity:
+      return "dst-slot-over-capacity";
+    case ReportKind::kDstProtocol:
+      return "dst-protocol";
+    case ReportKind::kPoisonDstRead:
+      return "poison-dst-read";
+    case ReportKind::kPoisonL1Read:
+      return "poison-l1-read";
+    case ReportKind::kImplicitAccumulation:
+      return "implicit-accumulation";
+    case ReportKind::kDeadStore:
+      return "dead-store";
+    case ReportKind::kMaskSlot:
+      return "mask-slot";
   }
   return "?";
 }
 
 const char* tile_op_kind_name(TileOpKind kind) {
   static constexpr const char* kNames[] = {
-      "copy_tile",  "unary_bcast",     "add_tiles",       "sub_tiles",
-      "mul_tiles",  "add_tiles_bcast", "sub_tiles_bcast", "mul_tiles_bcast",
-      "matmul_tiles", "reduce_tile",   "sfpu_binary",     "sfpu_unary",
-      "fill_tile",  "mask_tile",       "pack_tile"};
+      "copy_tile",       "unary_bcast",     "add_tiles",       "sub_tiles",    "mul_tiles",
+      "add_tiles_bcast", "sub_tiles_bcast", "mul_tiles_bcast", "matmul_tiles", "reduce_tile",
+      "sfpu_binary",     "sfpu_unary",      "fill_tile",       "mask_tile",    "pack_tile"};
   static_assert(std::size(kNames) == kNumTileOpKinds);
   return static_cast<int>(kind) < kNumTileOpKinds ? kNames[static_cast<int>(kind)] : "?";
 }
@@ -95,12 +120,13 @@ std::string Counters::to_string() const {
   }
   out += "\n";
   for (const CoreCounters& c : cores) {
-    out += fmt::format("core {}: L1 {} B, DRAM read {} / written {} B (reader {}/{}, compute "
-                       "{}/{}, writer {}/{}), CB high water:",
-                       c.core.to_string(), c.l1_bytes, c.dram_bytes_read(), c.dram_bytes_written(),
-                       c.kernels[0].dram_bytes_read, c.kernels[0].dram_bytes_written,
-                       c.kernels[1].dram_bytes_read, c.kernels[1].dram_bytes_written,
-                       c.kernels[2].dram_bytes_read, c.kernels[2].dram_bytes_written);
+    out += fmt::format(
+        "core {}: L1 {} B, DRAM read {} / written {} B (reader {}/{}, compute "
+        "{}/{}, writer {}/{}), CB high water:",
+        c.core.to_string(), c.l1_bytes, c.dram_bytes_read(), c.dram_bytes_written(),
+        c.kernels[0].dram_bytes_read, c.kernels[0].dram_bytes_written, c.kernels[1].dram_bytes_read,
+        c.kernels[1].dram_bytes_written, c.kernels[2].dram_bytes_read,
+        c.kernels[2].dram_bytes_written);
     for (uint32_t i = 0; i < kMaxCbs; ++i) {
       if (c.cb_high_water[i] != 0) out += fmt::format(" c{}={}", i, c.cb_high_water[i]);
     }

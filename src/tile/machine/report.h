@@ -58,9 +58,9 @@ struct SanitizerReport {
   CoreCoord core;
   KernelKind kernel = KernelKind::kReader;
   std::string kernel_name;
-  std::string op;     // kernel API call that raised it, e.g. "mul_tiles"
-  int cb = -1;        // CB index involved, -1 if none
-  int slot = -1;      // dst slot (index as the kernel wrote it), -1 if none
+  std::string op;         // kernel API call that raised it, e.g. "mul_tiles"
+  int cb = -1;            // CB index involved, -1 if none
+  int slot = -1;          // dst slot (index as the kernel wrote it), -1 if none
   const char* file = "";  // kernel source position of the call (std::source_location)
   uint32_t line = 0;
   std::string message;  // the specifics; deadlock reports carry the core's CB dump
@@ -70,8 +70,22 @@ struct SanitizerReport {
 
 // Tile-op counter index; one count per kernel API call on a whole tile.
 enum class TileOpKind : uint8_t {
-  kCopy, kUnaryBcast, kAdd, kSub, kMul, kAddBcast, kSubBcast, kMulBcast, kMatmul, kReduce,
-  kSfpuBinary, kSfpuUnary, kFill, kMask, kPack, kCount
+  kCopy,
+  kUnaryBcast,
+  kAdd,
+  kSub,
+  kMul,
+  kAddBcast,
+  kSubBcast,
+  kMulBcast,
+  kMatmul,
+  kReduce,
+  kSfpuBinary,
+  kSfpuUnary,
+  kFill,
+  kMask,
+  kPack,
+  kCount
 };
 inline constexpr int kNumTileOpKinds = static_cast<int>(TileOpKind::kCount);
 const char* tile_op_kind_name(TileOpKind kind);  // "copy_tile", "mul_tiles", ...
@@ -92,7 +106,7 @@ struct CoreCounters {
 };
 
 struct Counters {
-  std::vector<CoreCounters> cores;  // cores the program used, row-major (y, then x) order
+  std::vector<CoreCounters> cores;        // cores the program used, row-major (y, then x) order
   std::vector<uint64_t> dram_bank_bytes;  // bytes read + written per DRAM bank
   uint64_t dram_bytes_read = 0;
   uint64_t dram_bytes_written = 0;
@@ -107,7 +121,7 @@ struct Counters {
 struct RunResult {
   std::vector<SanitizerReport> reports;  // in core order, then in the order raised per core
   Counters counters;
-  bool ok() const;                       // no report at all
+  bool ok() const;  // no report at all
   // Reports of one kind (tests assert on these).
   std::vector<const SanitizerReport*> of_kind(ReportKind kind) const;
 };

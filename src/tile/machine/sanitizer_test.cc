@@ -15,10 +15,10 @@ using namespace test_util;  // NOLINT: the shared test kernels
 constexpr uint32_t kIn2 = 2;
 
 // Kernels here take no args; what they need comes from these (host_threads = 1).
-uint32_t g_addr = 0;     // a 4-page bf16 DRAM buffer
-uint32_t g_line = 0;     // source line of the offending call, set by the kernel
-uint32_t g_slot = 0;     // dst slot for parameterised kernels
-float g_out_value = 0;   // a value a kernel observed
+uint32_t g_addr = 0;    // a 4-page bf16 DRAM buffer
+uint32_t g_line = 0;    // source line of the offending call, set by the kernel
+uint32_t g_slot = 0;    // dst slot for parameterised kernels
+float g_out_value = 0;  // a value a kernel observed
 float g_out_value2 = 0;
 
 struct Kernels {
@@ -120,8 +120,7 @@ TEST(Sanitizer, ProducerConsumerDeadlockIsReportedAtOnceInEveryMode) {
     EXPECT_EQ(r.op, "cb_wait_front");
     EXPECT_NE(r.message.find("reader 'rd' blocked in cb_wait_front(cb 1, 1)"), std::string::npos)
         << r.message;
-    EXPECT_NE(r.message.find("compute 'cmp' blocked in cb_wait_front(cb 0, 1)"),
-              std::string::npos);
+    EXPECT_NE(r.message.find("compute 'cmp' blocked in cb_wait_front(cb 0, 1)"), std::string::npos);
     EXPECT_NE(r.message.find("available 0 pages of 2"), std::string::npos);
     EXPECT_NE(r.message.find("CB  0"), std::string::npos);  // the CB occupancy dump
     EXPECT_NE(r.message.find("CB 16"), std::string::npos);
@@ -497,8 +496,8 @@ TEST(Sanitizer, OtherDstOrderErrors) {
     Kernels s;
     s.compute = &release_without_wait_compute;
     EXPECT_TRUE(m.run(s).ok());
-    const SanitizerReport& r = expect_report(m, ReportKind::kDstProtocol, KernelKind::kCompute,
-                                             false);
+    const SanitizerReport& r =
+        expect_report(m, ReportKind::kDstProtocol, KernelKind::kCompute, false);
     EXPECT_EQ(r.op, "tile_regs_release");
     EXPECT_EQ(r.line, g_line);
   }
@@ -549,8 +548,8 @@ TEST(Sanitizer, SlotOverCapacityFollowsTheCapacityTable) {
     bool fp32, full;
     uint32_t capacity;
   };
-  for (const Case c : {Case{false, false, 8}, Case{true, false, 4}, Case{false, true, 16},
-                       Case{true, true, 8}}) {
+  for (const Case c :
+       {Case{false, false, 8}, Case{true, false, 4}, Case{false, true, 16}, Case{true, true, 8}}) {
     for (uint32_t slot : {c.capacity - 1, c.capacity}) {
       Machine m(SanitizerMode::kError);
       Kernels s;
@@ -659,9 +658,9 @@ void bug1_compute(const Bug1Args& a) {
   cb_wait_front(kIn1, 1);
   cb_wait_front(kIn2, 1);
   tile_regs_acquire();
-  copy_tile(kIn0, 0, 0);      // g
-  copy_tile(kIn2, 0, 1);      // s1
-  sub_binary_tile(0, 1, 0);   // g - s1
+  copy_tile(kIn0, 0, 0);     // g
+  copy_tile(kIn2, 0, 1);     // s1
+  sub_binary_tile(0, 1, 0);  // g - s1
   if (a.fixed) fill_tile(1, 0.0f);
   mul_tiles_init(kIn0, kIn1);
   g_line = __LINE__ + 1;
@@ -724,7 +723,7 @@ TEST(Sanitizer, ImplicitAccumulationNamesUpstreamBug1) {
     EXPECT_EQ(r.kernel_name, "dx");
     EXPECT_NE(r.message.find("copy_tile"), std::string::npos) << r.message;
     EXPECT_NE(st.message().find("implicit-accumulation at core (x=0, y=0) compute 'dx' "
-                                "mul_tiles slot 1 (") ,
+                                "mul_tiles slot 1 ("),
               std::string::npos)
         << st.message();
   }
@@ -810,7 +809,7 @@ TEST(Sanitizer, ImplicitAccumulationCases) {
     float value;  // in0 = 1, in1 = 0.5
   };
   const Case cases[] = {{0, false, "", 1.5f},
-                        {1, true, "mul_tiles", 2.5f},   // 0.5 + 0.5, then + (1 + 0.5)
+                        {1, true, "mul_tiles", 2.5f},      // 0.5 + 0.5, then + (1 + 0.5)
                         {2, true, "matmul_tiles", 17.0f},  // 1 + 32 * 0.5
                         {3, true, "reduce_tile", 0.5f},    // row sums land in column 0 only
                         {4, false, "", 1.5f},
@@ -907,9 +906,9 @@ TEST(Sanitizer, DeadStoreInEachMode) {
 void mask_wrong_slot_compute() {
   cb_wait_front(kIn0, 1);
   tile_regs_acquire();
-  copy_tile(kIn0, 0, 0);   // data = 1
-  fill_tile(1, 0.0f);      // data + 1: all zero -> masks everything
-  fill_tile(2, 1.0f);      // the mask the kernel meant
+  copy_tile(kIn0, 0, 0);  // data = 1
+  fill_tile(1, 0.0f);     // data + 1: all zero -> masks everything
+  fill_tile(2, 1.0f);     // the mask the kernel meant
   g_line = __LINE__ + 1;
   mask_tile(0, 2);
   tile_regs_commit();

@@ -18,9 +18,7 @@ enum class DataFormat : uint8_t { Float16_b, Float32 };
 
 const char* data_format_name(DataFormat format);  // "Float16_b", "Float32"
 
-constexpr uint32_t datum_size(DataFormat format) {
-  return format == DataFormat::Float32 ? 4u : 2u;
-}
+constexpr uint32_t datum_size(DataFormat format) { return format == DataFormat::Float32 ? 4u : 2u; }
 // Bytes of one tile (= one CB page, one DRAM buffer page): 2048 (bf16) or 4096 (fp32).
 constexpr uint32_t tile_size(DataFormat format) { return datum_size(format) * kTileElems; }
 

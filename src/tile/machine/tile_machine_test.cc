@@ -58,8 +58,9 @@ TEST(Device, WriteReadTilesRoundsToBf16AndKeepsPadding) {
   std::vector<float> m(rows * cols);
   for (int64_t i = 0; i < rows * cols; ++i) m[i] = 1.0f + static_cast<float>(i) / 1024.0f;
   Buffer b;
-  ASSERT_TRUE(d.create_buffer(static_cast<uint32_t>(num_tiles(rows, cols)), DataFormat::Float16_b,
-                              &b).ok());
+  ASSERT_TRUE(
+      d.create_buffer(static_cast<uint32_t>(num_tiles(rows, cols)), DataFormat::Float16_b, &b)
+          .ok());
   ASSERT_TRUE(d.write_tiles(b, m.data(), rows, cols, 5.0f).ok());
   std::vector<float> back(rows * cols);
   ASSERT_TRUE(d.read_tiles(b, rows, cols, back.data()).ok());
@@ -110,7 +111,7 @@ TEST(Program, L1OverflowIsAStatusListingTheCbs) {
   Device d;  // default: 8x8, 1464 KiB
   Program p(d);
   const CoreRange all({0, 0}, {7, 7});
-  ASSERT_TRUE(p.create_circular_buffer(all, 0, DataFormat::Float32, 200, "x").ok());  // 800 KiB
+  ASSERT_TRUE(p.create_circular_buffer(all, 0, DataFormat::Float32, 200, "x").ok());     // 800 KiB
   ASSERT_TRUE(p.create_circular_buffer(all, 1, DataFormat::Float16_b, 300, "dy").ok());  // 600
   EXPECT_EQ(p.l1_bytes({3, 4}), 200u * 4096 + 300u * 2048);
   const Status s = p.create_circular_buffer(all, 2, DataFormat::Float16_b, 40, "gamma");  // 80
@@ -302,7 +303,8 @@ TEST(Run, BitwiseIdenticalForOneTwoFourHostThreads) {
     p.set_common_runtime_args(c, AccArgs{per_core});
     for (uint32_t i = 0; i < cores; ++i) {
       const CoreCoord core{i % 8, i / 8};
-      p.set_runtime_args(r, core, OffsetRead2Args{in0.address, in1.address, i * per_core, per_core});
+      p.set_runtime_args(r, core,
+                         OffsetRead2Args{in0.address, in1.address, i * per_core, per_core});
       p.set_runtime_args(w, core, IoArgs{out.address, i * per_core, per_core, kOut});
     }
     ASSERT_TRUE(d.run(p).ok());
@@ -322,7 +324,6 @@ TEST(Run, BitwiseIdenticalForOneTwoFourHostThreads) {
   EXPECT_EQ(counters[0], counters[1]);
   EXPECT_EQ(counters[0], counters[2]);
 }
-
 
 // Compile-time constants are template parameters of the kernel function.
 template <uint32_t kScaleTimesFour>
@@ -353,9 +354,9 @@ TEST(Run, TemplateKernelsCarryCompileTimeConstants) {
     ASSERT_TRUE(p.create_circular_buffer(core, kIn0, DataFormat::Float16_b, 2).ok());
     ASSERT_TRUE(p.create_circular_buffer(core, kOut, DataFormat::Float32, 2).ok());
     auto r = p.create_kernel(KernelKind::kReader, core, &read_tiles);
-    auto c = p.create_kernel(KernelKind::kCompute, core,
-                             six ? &scale_compute<6> : &scale_compute<2>, "scale",
-                             ComputeConfig{.fp32_dest_acc_en = true});
+    auto c =
+        p.create_kernel(KernelKind::kCompute, core, six ? &scale_compute<6> : &scale_compute<2>,
+                        "scale", ComputeConfig{.fp32_dest_acc_en = true});
     auto w = p.create_kernel(KernelKind::kWriter, core, &write_tiles);
     p.set_runtime_args(r, core, IoArgs{in.address, 0, 3, kIn0});
     p.set_runtime_args(c, core, CountArgs{3});
