@@ -40,7 +40,17 @@ HWY_INLINE VF LoadV(DF d, const bf16* p) {
 }
 
 // f32 -> bf16 bits, round to nearest even; NaN stays a quiet NaN (as float_to_bf16).
+// avx512_bf16's vcvtneps2bf16 does it in one instruction (it also flushes f32 denormals, below
+// 1.2e-38, to zero). Highway 1.0 has no target with that extension, hence the asm and the
+// run-time flag.
 HWY_INLINE hn::Vec<hn::Rebind<uint16_t, DF>> ToBf16(VF v) {
+#if HWY_TARGET == HWY_AVX3 || HWY_TARGET == HWY_AVX3_DL
+  if (g_avx512bf16) {
+    __m256i out;
+    asm("vcvtneps2bf16 %1, %0" : "=v"(out) : "v"(v.raw));
+    return hn::Vec<hn::Rebind<uint16_t, DF>>{out};
+  }
+#endif
   const hn::RebindToUnsigned<DF> du32;
   const hn::RebindToSigned<DF> di32;
   const hn::Rebind<uint16_t, DF> du16;
@@ -179,8 +189,8 @@ HWY_INLINE void PrefetchAhead(const T* p, ptrdiff_t ahead) {
   if (ahead != 0) __builtin_prefetch(p + ahead, 0, 2);
 }
 
-template <bool kStream, typename T>
-void ApplyForward(const T* x, const T* gamma, const T* beta, T* y, size_t n, float mh, float ml,
+template <bool kStream, typename T, typename G>
+void ApplyForward(const T* x, const G* gamma, const G* beta, T* y, size_t n, float mh, float ml,
                   float rstd, ptrdiff_t ahead) {
   const DF d;
   const size_t N = hn::Lanes(d);
@@ -223,13 +233,13 @@ bool Aligned(const T* p, int64_t C) {
   return reinterpret_cast<uintptr_t>(p) % bytes == 0 && (C * sizeof(T)) % bytes == 0;
 }
 
-template <typename T>
-void ApplyForwardRow(const ForwardCtx& c, int64_t r, int64_t c0, int64_t c1,
-                     const ForwardRowParams& p, ptrdiff_t ahead) {
+template <typename T, typename G>
+void ApplyForwardRowG(const ForwardCtx& c, int64_t r, int64_t c0, int64_t c1,
+                      const ForwardRowParams& p, ptrdiff_t ahead) {
   const T* x = static_cast<const T*>(c.x) + r * c.C;
   T* y = static_cast<T*>(c.y) + r * c.C;
-  const T* g = static_cast<const T*>(c.gamma);
-  const T* b = static_cast<const T*>(c.beta);
+  const G* g = static_cast<const G*>(c.gamma);
+  const G* b = static_cast<const G*>(c.beta);
   const size_t n = static_cast<size_t>(c1 - c0);
   if (c.stream && Aligned(static_cast<T*>(c.y), c.C) && c0 % kColChunk == 0) {
     ApplyForward<true>(x + c0, g + c0, b ? b + c0 : nullptr, y + c0, n, p.mh, p.ml, p.rstd,
@@ -238,6 +248,13 @@ void ApplyForwardRow(const ForwardCtx& c, int64_t r, int64_t c0, int64_t c1,
     ApplyForward<false>(x + c0, g + c0, b ? b + c0 : nullptr, y + c0, n, p.mh, p.ml, p.rstd,
                         ahead);
   }
+}
+
+template <typename T>
+void ApplyForwardRow(const ForwardCtx& c, int64_t r, int64_t c0, int64_t c1,
+                     const ForwardRowParams& p, ptrdiff_t ahead) {
+  c.params_f32 ? ApplyForwardRowG<T, float>(c, r, c0, c1, p, ahead)
+               : ApplyForwardRowG<T, T>(c, r, c0, c1, p, ahead);
 }
 
 template <typename T>
@@ -284,8 +301,8 @@ void ForwardApplyColumns(const ForwardCtx& c, int64_t r, int64_t c0, int64_t c1,
 }
 
 // sum(g) and sum(g * xc) over n <= kColChunk columns.
-template <typename T>
-void BackwardSums(const T* x, const T* dy, const T* gamma, size_t n, float mean, double* sg,
+template <typename T, typename G>
+void BackwardSums(const T* x, const T* dy, const G* gamma, size_t n, float mean, double* sg,
                   double* sgx) {
   const DF d;
   const size_t N = hn::Lanes(d);
@@ -329,8 +346,8 @@ void BackwardSums(const T* x, const T* dy, const T* gamma, size_t n, float mean,
 
 // dx over n columns of one row, and dgamma/dbeta accumulation into dg/db (overwritten when
 // `first`).
-template <bool kStream, typename T>
-void ApplyBackward(const T* x, const T* dy, const T* gamma, T* dx, float* dg, float* db, size_t n,
+template <bool kStream, typename T, typename G>
+void ApplyBackward(const T* x, const T* dy, const G* gamma, T* dx, float* dg, float* db, size_t n,
                    const RowCoeffs& k, bool first, ptrdiff_t ahead) {
   const DF d;
   const size_t N = hn::Lanes(d);
@@ -369,13 +386,13 @@ void ApplyBackward(const T* x, const T* dy, const T* gamma, T* dx, float* dg, fl
   }
 }
 
-template <typename T>
-void ApplyBackwardRow(const BackwardCtx& c, int64_t r, int64_t c0, int64_t c1, float* dg,
-                      float* db, const RowCoeffs& k, bool first, ptrdiff_t ahead) {
+template <typename T, typename G>
+void ApplyBackwardRowG(const BackwardCtx& c, int64_t r, int64_t c0, int64_t c1, float* dg,
+                       float* db, const RowCoeffs& k, bool first, ptrdiff_t ahead) {
   const int64_t off = r * c.C + c0;
   const T* x = static_cast<const T*>(c.x) + off;
   const T* dy = static_cast<const T*>(c.dy) + off;
-  const T* g = static_cast<const T*>(c.gamma) + c0;
+  const G* g = static_cast<const G*>(c.gamma) + c0;
   T* dx = static_cast<T*>(c.dx) + off;
   const size_t n = static_cast<size_t>(c1 - c0);
   if (c.stream && Aligned(static_cast<T*>(c.dx), c.C) && c0 % kColChunk == 0) {
@@ -386,15 +403,33 @@ void ApplyBackwardRow(const BackwardCtx& c, int64_t r, int64_t c0, int64_t c1, f
 }
 
 template <typename T>
+void ApplyBackwardRow(const BackwardCtx& c, int64_t r, int64_t c0, int64_t c1, float* dg,
+                      float* db, const RowCoeffs& k, bool first, ptrdiff_t ahead) {
+  c.params_f32 ? ApplyBackwardRowG<T, float>(c, r, c0, c1, dg, db, k, first, ahead)
+               : ApplyBackwardRowG<T, T>(c, r, c0, c1, dg, db, k, first, ahead);
+}
+
+template <typename T, typename G>
+void ChunkSumsG(const BackwardCtx& c, int64_t r, int64_t col, size_t n, double* sg,
+                double* sgx) {
+  BackwardSums(static_cast<const T*>(c.x) + r * c.C + col,
+               static_cast<const T*>(c.dy) + r * c.C + col, static_cast<const G*>(c.gamma) + col,
+               n, c.mean[r], sg, sgx);
+}
+
+// sum(g) and sum(g * xc) over columns [col, col + n) of row r.
+template <typename T>
+void ChunkSums(const BackwardCtx& c, int64_t r, int64_t col, size_t n, double* sg, double* sgx) {
+  c.params_f32 ? ChunkSumsG<T, float>(c, r, col, n, sg, sgx)
+               : ChunkSumsG<T, T>(c, r, col, n, sg, sgx);
+}
+
+template <typename T>
 RowCoeffs RowCoeffsOf(const BackwardCtx& c, int64_t r) {
-  const T* x = static_cast<const T*>(c.x) + r * c.C;
-  const T* dy = static_cast<const T*>(c.dy) + r * c.C;
-  const T* g = static_cast<const T*>(c.gamma);
   double sg = 0, sgx = 0;
   for (int64_t k0 = 0; k0 < c.C; k0 += kColChunk) {
     double a, b;
-    BackwardSums(x + k0, dy + k0, g + k0, static_cast<size_t>(std::min(kColChunk, c.C - k0)),
-                 c.mean[r], &a, &b);
+    ChunkSums<T>(c, r, k0, static_cast<size_t>(std::min(kColChunk, c.C - k0)), &a, &b);
     sg += a;
     sgx += b;
   }
@@ -425,17 +460,10 @@ void BackwardRowChunks(const BackwardCtx& c, int64_t k0, int64_t k1) {
 // Row-split backward, phase 1: sums of column chunks [k0, k1) of row r into out[2k], out[2k+1].
 void BackwardChunkSums(const BackwardCtx& c, int64_t r, int64_t k0, int64_t k1, double* out) {
   for (int64_t k = k0; k < k1; ++k) {
-    const int64_t col = k * kColChunk, off = r * c.C + col;
+    const int64_t col = k * kColChunk;
     const size_t n = static_cast<size_t>(std::min(kColChunk, c.C - col));
-    if (c.bf16) {
-      BackwardSums(static_cast<const bf16*>(c.x) + off, static_cast<const bf16*>(c.dy) + off,
-                   static_cast<const bf16*>(c.gamma) + col, n, c.mean[r], &out[2 * k],
-                   &out[2 * k + 1]);
-    } else {
-      BackwardSums(static_cast<const float*>(c.x) + off, static_cast<const float*>(c.dy) + off,
-                   static_cast<const float*>(c.gamma) + col, n, c.mean[r], &out[2 * k],
-                   &out[2 * k + 1]);
-    }
+    c.bf16 ? ChunkSums<bf16>(c, r, col, n, &out[2 * k], &out[2 * k + 1])
+           : ChunkSums<float>(c, r, col, n, &out[2 * k], &out[2 * k + 1]);
   }
 }
 
@@ -480,6 +508,15 @@ void CombinePartials(const BackwardCtx& c, int64_t c0, int64_t c1, int64_t nchun
   }
 }
 
+// out[i] = float(in[i]) for i in [i0, i1).
+void Bf16ToFloat(const bf16* in, float* out, int64_t i0, int64_t i1) {
+  const DF d;
+  const auto N = static_cast<int64_t>(hn::Lanes(d));
+  int64_t i = i0;
+  for (; i + N <= i1; i += N) hn::StoreU(LoadV(d, in + i), d, out + i);
+  for (; i < i1; ++i) out[i] = bf16_to_float(in[i]);
+}
+
 const char* TargetName() { return hwy::TargetName(HWY_TARGET); }
 
 }  // namespace tilenorm::cpu::HWY_NAMESPACE
@@ -501,6 +538,9 @@ HWY_EXPORT(BackwardChunkSums);
 HWY_EXPORT(BackwardApplyColumns);
 HWY_EXPORT(CombinePartials);
 HWY_EXPORT(TargetName);
+HWY_EXPORT(Bf16ToFloat);
+
+const bool g_avx512bf16 = __builtin_cpu_supports("avx512bf16");
 
 ChunkStats merge_stats(const ChunkStats& a, const ChunkStats& b) {
   if (a.n == 0) return b;
@@ -541,6 +581,21 @@ void set_report(const LayerNormOptions& opt, const char* path, int threads,
   opt.report->metrics.insert(opt.report->metrics.end(), extra.begin(), extra.end());
 }
 
+// bf16 gamma/beta are widened to f32 once per call when enough rows share them: the kernels
+// then skip a conversion per element and pass. The values are exact either way.
+constexpr int64_t kWidenParamsRows = 16;
+
+const float* widen(ThreadPool& pool, const void* p, int64_t C, std::unique_ptr<float[]>& buf,
+                   size_t& cap) {
+  float* out = scratch(buf, cap, static_cast<size_t>(C));
+  const auto* in = static_cast<const bf16*>(p);
+  constexpr int64_t kBlock = 4096;
+  pool.parallel_for(ceil_div(C, kBlock), [&](int64_t b0, int64_t b1, int) {
+    HWY_DYNAMIC_DISPATCH(Bf16ToFloat)(in, out, b0 * kBlock, std::min(C, b1 * kBlock));
+  });
+  return out;
+}
+
 // Row bytes up to which a row's re-read in the second pass comes from the core's L2.
 constexpr int64_t kCachedRowBytes = int64_t{512} << 10;
 
@@ -555,7 +610,14 @@ Status layernorm_forward(const LayerNormForwardArgs& args, const LayerNormForwar
   const int64_t es = bf16 ? 2 : 4;
   ForwardCtx c{args.x.data, args.gamma.data, args.beta.data, out.y.data,
                out.mean.as<float>(), out.rstd.as<float>(), rows, C, args.eps, bf16,
-               rows * C * es >= kStreamBytes};
+               rows * C * es >= kStreamBytes, !bf16};
+  if (bf16 && rows >= kWidenParamsRows) {
+    static thread_local std::unique_ptr<float[]> gbuf, bbuf;
+    static thread_local size_t gcap = 0, bcap = 0;
+    c.gamma = widen(pool, args.gamma.data, C, gbuf, gcap);
+    if (!args.beta.empty()) c.beta = widen(pool, args.beta.data, C, bbuf, bcap);
+    c.params_f32 = true;
+  }
   const int64_t nck = ceil_div(C, kColChunk);
   // Forward results do not depend on the path (the same chunks merge in the same order), so
   // the choice may look at the thread count: split rows when whole rows would idle cores.
@@ -597,7 +659,13 @@ Status layernorm_backward(const LayerNormBackwardArgs& args, const LayerNormBack
   BackwardCtx c{args.x.data, args.dy.data, args.gamma.data, args.mean.as<float>(),
                 args.rstd.as<float>(), out.dx.data, out.dgamma.as<float>(),
                 out.dbeta.as<float>(), nullptr, rows, C, 0, bf16,
-                rows * C * es >= kStreamBytes};
+                rows * C * es >= kStreamBytes, !bf16};
+  if (bf16 && rows >= kWidenParamsRows) {
+    static thread_local std::unique_ptr<float[]> gbuf;
+    static thread_local size_t gcap = 0;
+    c.gamma = widen(pool, args.gamma.data, C, gbuf, gcap);
+    c.params_f32 = true;
+  }
   const int64_t nck = ceil_div(C, kColChunk);
   // The path and the row chunking depend on the shape only, never on the thread count, so
   // dgamma/dbeta are summed in the same order however many threads run.

@@ -21,10 +21,13 @@ struct ChunkStats {
 };
 ChunkStats merge_stats(const ChunkStats& a, const ChunkStats& b);
 
+// Whether the CPU has avx512_bf16 (its f32 -> bf16 conversion instruction).
+extern const bool g_avx512bf16;
+
 struct ForwardCtx {
   const void* x;
-  const void* gamma;
-  const void* beta;  // may be null
+  const void* gamma;  // float when params_f32, else the dtype of x
+  const void* beta;   // may be null
   void* y;
   float* mean;
   float* rstd;
@@ -32,12 +35,13 @@ struct ForwardCtx {
   double eps;
   bool bf16;
   bool stream;  // non-temporal stores of y (the output will not be re-read soon)
+  bool params_f32;
 };
 
 struct BackwardCtx {
   const void* x;
   const void* dy;
-  const void* gamma;
+  const void* gamma;  // float when params_f32, else the dtype of x
   const float* mean;
   const float* rstd;
   void* dx;
@@ -47,6 +51,7 @@ struct BackwardCtx {
   int64_t rows, C, rows_per_chunk;
   bool bf16;
   bool stream;
+  bool params_f32;
 };
 
 // Per-row backward coefficients: dx = (g - a) * rstd - (x - mean) * k, g = dy * gamma.
