@@ -1,0 +1,12 @@
+# Runs the report's suite against each mutant build (SUITES: executables separated by |) and
+# fails unless every one of them fails it.
+string(REPLACE "|" ";" suites "${SUITES}")
+foreach(exe IN LISTS suites)
+  execute_process(COMMAND ${exe} --gtest_filter=LayerNormTileReport.* --gtest_fail_fast
+                  RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
+  if(rc EQUAL 0)
+    message(FATAL_ERROR "mutant survived the report's suite: ${exe}")
+  endif()
+  string(REGEX MATCH "\\[  FAILED  \\] [A-Za-z0-9_.]+" first "${out}")
+  message(STATUS "caught: ${exe} (${first})")
+endforeach()
