@@ -18,6 +18,16 @@
 #ifdef TN_ASAN_FIBERS
 #include <sanitizer/common_interface_defs.h>
 #endif
+#if defined(__SANITIZE_THREAD__)
+#define TN_TSAN_FIBERS 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define TN_TSAN_FIBERS 1
+#endif
+#endif
+#ifdef TN_TSAN_FIBERS
+#include <sanitizer/tsan_interface.h>
+#endif
 
 #if !defined(__x86_64__)
 #error "the tile machine's fibers are written for x86-64"
@@ -72,6 +82,9 @@ namespace {
 
 thread_local void* t_scheduler_sp = nullptr;
 thread_local Fiber* t_current = nullptr;
+#ifdef TN_TSAN_FIBERS
+thread_local void* t_tsan_scheduler = nullptr;
+#endif
 #ifdef TN_ASAN_FIBERS
 thread_local const void* t_thread_stack_bottom = nullptr;
 thread_local size_t t_thread_stack_size = 0;
@@ -93,11 +106,20 @@ FiberStack::FiberStack(size_t size) {
 
 FiberStack::~FiberStack() { munmap(base_, mapped_); }
 
+Fiber::~Fiber() {
+#ifdef TN_TSAN_FIBERS
+  if (tsan_fiber_ != nullptr) __tsan_destroy_fiber(tsan_fiber_);
+#endif
+}
+
 void Fiber::start(FiberStack* stack, void (*entry)(void*), void* arg) {
   stack_ = stack;
   entry_ = entry;
   arg_ = arg;
   finished_ = false;
+#ifdef TN_TSAN_FIBERS
+  if (tsan_fiber_ == nullptr) tsan_fiber_ = __tsan_create_fiber(0);
+#endif
   auto top = reinterpret_cast<uintptr_t>(stack->bottom() + stack->size()) & ~uintptr_t{15};
   auto* frame = reinterpret_cast<void**>(top - 16 - 56);
   for (int i = 0; i < 6; ++i) frame[i] = nullptr;  // r15 r14 r13 r12 rbx rbp
@@ -109,6 +131,10 @@ void Fiber::start(FiberStack* stack, void (*entry)(void*), void* arg) {
 void Fiber::resume() {
   TN_CHECK(!finished_ && t_current == nullptr, "resume of a finished fiber or from a fiber");
   t_current = this;
+#ifdef TN_TSAN_FIBERS
+  t_tsan_scheduler = __tsan_get_current_fiber();
+  __tsan_switch_to_fiber(tsan_fiber_, 0);
+#endif
 #ifdef TN_ASAN_FIBERS
   void* fake = nullptr;
   __sanitizer_start_switch_fiber(&fake, stack_->bottom(), stack_->size());
@@ -122,6 +148,9 @@ void Fiber::resume() {
 
 void Fiber::yield() {
   Fiber* self = t_current;
+#ifdef TN_TSAN_FIBERS
+  __tsan_switch_to_fiber(t_tsan_scheduler, 0);
+#endif
 #ifdef TN_ASAN_FIBERS
   void* fake = nullptr;
   __sanitizer_start_switch_fiber(&fake, t_thread_stack_bottom, t_thread_stack_size);
@@ -138,6 +167,9 @@ void Fiber::run(Fiber* fiber) {
 #endif
   fiber->entry_(fiber->arg_);  // must not throw: the entry catches everything
   fiber->finished_ = true;
+#ifdef TN_TSAN_FIBERS
+  __tsan_switch_to_fiber(t_tsan_scheduler, 0);
+#endif
 #ifdef TN_ASAN_FIBERS
   __sanitizer_start_switch_fiber(nullptr, t_thread_stack_bottom, t_thread_stack_size);
 #endif

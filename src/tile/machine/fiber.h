@@ -28,6 +28,9 @@ class FiberStack {
 class Fiber {
  public:
   Fiber() = default;
+  ~Fiber();
+  Fiber(const Fiber&) = delete;
+  Fiber& operator=(const Fiber&) = delete;
   void start(FiberStack* stack, void (*entry)(void*), void* arg);
   void resume();        // from the scheduler; returns when the fiber yields or finishes
   static void yield();  // from inside a fiber
@@ -42,6 +45,7 @@ class Fiber {
   void (*entry_)(void*) = nullptr;
   void* arg_ = nullptr;
   bool finished_ = true;
+  void* tsan_fiber_ = nullptr;  // ThreadSanitizer's context for this fiber, when built with it
 };
 
 }  // namespace tilenorm::tile::detail
