@@ -993,5 +993,54 @@ TEST(Sanitizer, CleanKernelRaisesNothing) {
   EXPECT_EQ(c.tile_ops[int(TileOpKind::kPack)], 6u);
 }
 
+
+// Upstream's Bug 2 in miniature: a running sum in slot 0, then a nested acquire whose commit and
+// release hand the sum's section to the packer, which zeroes it. Warning mode shows the loss.
+void nested_acquire_loses_sum_compute() {
+  tile_regs_acquire();
+  fill_tile(0, 5.0f);  // running sum
+  g_line = __LINE__ + 1;
+  tile_regs_acquire();  // nested: same section
+  fill_tile(1, 7.0f);
+  tile_regs_commit();
+  tile_regs_wait();
+  cb_reserve_back(kOut, 2);
+  pack_tile(1, kOut, 0);
+  tile_regs_release();  // zeroes the section holding the running sum
+  fill_tile(2, 1.0f);
+  add_binary_tile(0, 2, 0);  // sum += 1, but slot 0 now reads a fresh zero
+  tile_regs_commit();
+  tile_regs_wait();
+  pack_tile(0, kOut, 1);
+  cb_push_back(kOut, 2);
+  tile_regs_release();
+}
+
+void two_values_writer() {
+  cb_wait_front(kOut, 2);
+  const uint16_t* p = l1_ptr<uint16_t>(get_read_ptr(kOut), 2 * kTileElems);
+  g_out_value = bf16_to_float(bf16{p[0]});
+  g_out_value2 = bf16_to_float(bf16{p[kTileElems]});
+  cb_pop_front(kOut, 2);
+}
+
+TEST(Sanitizer, NestedAcquireLosesTheRunningSumAsUpstreamBug2) {
+  Machine m(SanitizerMode::kWarn);
+  Kernels s;
+  s.compute = &nested_acquire_loses_sum_compute;
+  s.writer = &two_values_writer;
+  ASSERT_TRUE(m.run(s).ok());
+  EXPECT_EQ(g_out_value, 7.0f);
+  EXPECT_EQ(g_out_value2, 1.0f);  // 5 + 1 intended
+  const SanitizerReport& r =
+      expect_report(m, ReportKind::kDstNestedAcquire, KernelKind::kCompute, false);
+  EXPECT_EQ(r.line, g_line);
+  // Slot 0 of the new section was never written: the add reads a fresh zero.
+  const auto poison = m.device.last_run().of_kind(ReportKind::kPoisonDstRead);
+  ASSERT_EQ(poison.size(), 1u);
+  EXPECT_EQ(poison[0]->op, "add_binary_tile");
+  EXPECT_EQ(poison[0]->slot, 0);
+}
+
 }  // namespace
 }  // namespace tilenorm::tile
