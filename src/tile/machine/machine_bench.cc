@@ -77,12 +77,13 @@ void writer(const WriteArgs& w) {
   }
 }
 
-// Args: sanitizer (0 off, 1 error mode), tiles per core.
+// Args: sanitizer (0 off, 1 error mode), tiles per core, host threads (0: all CPUs).
 template <bool kTwoInputs>
 void BM_Pipeline(benchmark::State& state) {
   DeviceConfig cfg;  // 8x8 cores, faithful numerics
   cfg.sanitizer = state.range(0) != 0 ? SanitizerMode::kError : SanitizerMode::kOff;
-  cfg.host_threads = static_cast<int>(std::thread::hardware_concurrency());
+  cfg.host_threads = state.range(2) > 0 ? static_cast<int>(state.range(2))
+                                        : static_cast<int>(std::thread::hardware_concurrency());
   Device d(cfg);
   const uint32_t per_core = static_cast<uint32_t>(state.range(1)), cores = 64;
   const uint32_t n = per_core * cores;
@@ -131,16 +132,18 @@ void BM_Pipeline(benchmark::State& state) {
 
 BENCHMARK(BM_Pipeline<false>)
     ->Name("copy_pipeline")
-    ->ArgNames({"sanitizer", "tiles_per_core"})
-    ->Args({0, 64})
-    ->Args({1, 64})
+    ->ArgNames({"sanitizer", "tiles_per_core", "threads"})
+    ->Args({0, 64, 0})
+    ->Args({1, 64, 0})
+    ->Args({0, 64, 1})
     ->Unit(benchmark::kMillisecond)
     ->UseRealTime();
 BENCHMARK(BM_Pipeline<true>)
     ->Name("eltwise_add_pipeline")
-    ->ArgNames({"sanitizer", "tiles_per_core"})
-    ->Args({0, 64})
-    ->Args({1, 64})
+    ->ArgNames({"sanitizer", "tiles_per_core", "threads"})
+    ->Args({0, 64, 0})
+    ->Args({1, 64, 0})
+    ->Args({0, 64, 1})
     ->Unit(benchmark::kMillisecond)
     ->UseRealTime();
 
