@@ -28,10 +28,10 @@ using testing::constant_tensor;
 using testing::random_tensor;
 
 #ifdef TILENORM_HAVE_CUDA
-#define TN_SKIP_WITHOUT_CUDA()                                                          \
-  do {                                                                                  \
-    std::string why;                                                                    \
-    if (!cuda::device_available(&why)) GTEST_SKIP() << "no CUDA device: " << why;       \
+#define TN_SKIP_WITHOUT_CUDA()                                                    \
+  do {                                                                            \
+    std::string why;                                                              \
+    if (!cuda::device_available(&why)) GTEST_SKIP() << "no CUDA device: " << why; \
   } while (0)
 #else
 #define TN_SKIP_WITHOUT_CUDA() \
@@ -99,7 +99,8 @@ Inputs make_inputs(int64_t rows, int64_t cols, DType dtype, uint64_t salt) {
   const uint64_t s = test_seed() ^ (salt * 0x9e3779b97f4a7c15ull);
   return {random_tensor({rows, cols}, dtype, s + 1, 1.0, 3.0),
           random_tensor({rows, cols}, dtype, s + 2, -1.0, 1.0),
-          random_tensor({cols}, dtype, s + 3, 0.5, 1.5), random_tensor({cols}, dtype, s + 4, -0.5, 0.5)};
+          random_tensor({cols}, dtype, s + 3, 0.5, 1.5),
+          random_tensor({cols}, dtype, s + 4, -0.5, 0.5)};
 }
 
 Tensor f32_tensor(const std::vector<double>& v, const Shape& shape) {
@@ -120,8 +121,9 @@ Forward run_forward(const Inputs& in, double eps = kDefaultEps) {
   f.mean.fill(kNaN);
   f.rstd.fill(kNaN);
   RunReport report;
-  const Status st = layernorm_forward(Backend::kCuda, {in.x.view(), in.gamma.view(), in.beta.view(), eps},
-                                      {f.y.view(), f.mean.view(), f.rstd.view()}, {0, &report});
+  const Status st =
+      layernorm_forward(Backend::kCuda, {in.x.view(), in.gamma.view(), in.beta.view(), eps},
+                        {f.y.view(), f.mean.view(), f.rstd.view()}, {0, &report});
   EXPECT_TRUE(st.ok()) << st.to_string();
   f.path = report.path;
   return f;
@@ -150,7 +152,8 @@ Backward run_backward(const Inputs& in, const Tensor& mean, const Tensor& rstd) 
 void check_shape(const Shape2& s, DType dtype) {
   SCOPED_TRACE(label(s, dtype_name(dtype)));
   const Tolerances& tol = tolerances(dtype);
-  const Inputs in = make_inputs(s.rows, s.cols, dtype, static_cast<uint64_t>(s.cols * 131 + s.rows));
+  const Inputs in =
+      make_inputs(s.rows, s.cols, dtype, static_cast<uint64_t>(s.cols * 131 + s.rows));
 
   const testing::ForwardRef fr =
       testing::reference_forward(in.x.view(), in.gamma.view(), in.beta.view(), kDefaultEps);
@@ -192,8 +195,11 @@ TEST(LayerNormCuda, PathsByRowLength) {
   const struct {
     int64_t cols;
     std::vector<std::string> paths;
-  } cases[] = {{1024, {"rows"}}, {8192, {"rows"}}, {8462, {"cluster", "split"}},
-               {65536, {"cluster", "split"}}, {65537, {"split"}}};
+  } cases[] = {{1024, {"rows"}},
+               {8192, {"rows"}},
+               {8462, {"cluster", "split"}},
+               {65536, {"cluster", "split"}},
+               {65537, {"split"}}};
   for (const auto& c : cases) {
     SCOPED_TRACE(c.cols);
     const Inputs in = make_inputs(2, c.cols, DType::kBF16, 7);
@@ -238,7 +244,8 @@ TEST(LayerNormCuda, Deterministic) {
       EXPECT_TRUE(bitwise_equal(f1.y, f2.y));
       EXPECT_TRUE(bitwise_equal(f1.mean, f2.mean));
       EXPECT_TRUE(bitwise_equal(f1.rstd, f2.rstd));
-      const Backward b1 = run_backward(in, f1.mean, f1.rstd), b2 = run_backward(in, f1.mean, f1.rstd);
+      const Backward b1 = run_backward(in, f1.mean, f1.rstd),
+                     b2 = run_backward(in, f1.mean, f1.rstd);
       EXPECT_TRUE(bitwise_equal(b1.dx, b2.dx));
       EXPECT_TRUE(bitwise_equal(b1.dgamma, b2.dgamma));
       EXPECT_TRUE(bitwise_equal(b1.dbeta, b2.dbeta));
@@ -253,9 +260,9 @@ uint16_t float_to_half(float f) {
   std::memcpy(&u, &f, 4);
   const uint32_t sign = (u >> 16) & 0x8000u;
   const uint32_t abs = u & 0x7fffffffu;
-  if (abs > 0x7f800000u) return static_cast<uint16_t>(sign | 0x7e00u);      // NaN
-  if (abs >= 0x477ff000u) return static_cast<uint16_t>(sign | 0x7c00u);     // rounds to Inf
-  if (abs < 0x38800000u) {                                                   // subnormal or 0
+  if (abs > 0x7f800000u) return static_cast<uint16_t>(sign | 0x7e00u);   // NaN
+  if (abs >= 0x477ff000u) return static_cast<uint16_t>(sign | 0x7c00u);  // rounds to Inf
+  if (abs < 0x38800000u) {                                               // subnormal or 0
     const float a = std::fabs(f) * 16777216.0f;  // exact: scale by 2^24 = 1 / smallest subnormal
     return static_cast<uint16_t>(sign | static_cast<uint32_t>(std::nearbyint(a)));
   }
@@ -308,8 +315,16 @@ void check_half(const Shape2& s, int misalign) {
   std::vector<uint16_t> y(n, 0xffff);
   std::vector<float> mean(r, NAN), rstd(r, NAN);
   cuda::HostForward fwd;
-  fwd.args = {cuda::ElemType::kF16, x.data(), gamma.data(), beta.data(), y.data(), mean.data(),
-              rstd.data(), s.rows, s.cols, static_cast<float>(kDefaultEps)};
+  fwd.args = {cuda::ElemType::kF16,
+              x.data(),
+              gamma.data(),
+              beta.data(),
+              y.data(),
+              mean.data(),
+              rstd.data(),
+              s.rows,
+              s.cols,
+              static_cast<float>(kDefaultEps)};
   fwd.misalign_elems = misalign;
   const cuda::CudaError fe = cuda::layernorm_forward_host(fwd);
   ASSERT_TRUE(fe.ok()) << cuda::cuda_error_string(fe);
@@ -324,8 +339,9 @@ void check_half(const Shape2& s, int misalign) {
   std::vector<uint16_t> dx(n, 0xffff);
   std::vector<float> dgamma(c, NAN), dbeta(c, NAN);
   cuda::HostBackward bwd;
-  bwd.args = {cuda::ElemType::kF16, x.data(), dy.data(), gamma.data(), mean.data(), rstd.data(),
-              dx.data(), dgamma.data(), dbeta.data(), s.rows, s.cols};
+  bwd.args = {cuda::ElemType::kF16, x.data(),    dy.data(), gamma.data(),
+              mean.data(),          rstd.data(), dx.data(), dgamma.data(),
+              dbeta.data(),         s.rows,      s.cols};
   bwd.misalign_elems = misalign;
   const cuda::CudaError be = cuda::layernorm_backward_host(bwd);
   ASSERT_TRUE(be.ok()) << cuda::cuda_error_string(be);
@@ -354,8 +370,8 @@ TEST(LayerNormCuda, MatchesReferenceF16) {
 TEST(LayerNormCuda, UnalignedTensorsF16) {
   TN_SKIP_WITHOUT_CUDA();
   for (int misalign : {1, 2, 4})
-    for (const Shape2& s : {Shape2{33, 1024, "rows"}, Shape2{5, 8462, "cluster"},
-                            Shape2{3, 70000, "split"}})
+    for (const Shape2& s :
+         {Shape2{33, 1024, "rows"}, Shape2{5, 8462, "cluster"}, Shape2{3, 70000, "split"}})
       check_half(s, misalign);
 }
 
@@ -367,11 +383,20 @@ TEST(LayerNormCuda, UnalignedTensorsF32) {
       testing::reference_forward(in.x.view(), in.gamma.view(), in.beta.view(), kDefaultEps);
   for (int misalign : {1, 2}) {
     SCOPED_TRACE(label(s, "f32") + ", misalign " + std::to_string(misalign));
-    Tensor y({s.rows, s.cols}, DType::kF32), mean({s.rows}, DType::kF32), rstd({s.rows}, DType::kF32);
+    Tensor y({s.rows, s.cols}, DType::kF32), mean({s.rows}, DType::kF32),
+        rstd({s.rows}, DType::kF32);
     y.fill(kNaN);
     cuda::HostForward fwd;
-    fwd.args = {cuda::ElemType::kF32, in.x.raw(), in.gamma.raw(), in.beta.raw(), y.raw(),
-                mean.data<float>(), rstd.data<float>(), s.rows, s.cols, static_cast<float>(kDefaultEps)};
+    fwd.args = {cuda::ElemType::kF32,
+                in.x.raw(),
+                in.gamma.raw(),
+                in.beta.raw(),
+                y.raw(),
+                mean.data<float>(),
+                rstd.data<float>(),
+                s.rows,
+                s.cols,
+                static_cast<float>(kDefaultEps)};
     fwd.misalign_elems = misalign;
     const cuda::CudaError e = cuda::layernorm_forward_host(fwd);
     ASSERT_TRUE(e.ok()) << cuda::cuda_error_string(e);

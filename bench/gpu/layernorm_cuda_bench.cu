@@ -2,7 +2,8 @@
 // layernorm_forward / layernorm_backward on device memory (no host transfers), timed with CUDA
 // events: warm-up, then `iters` calls queued back to back, median of the per-call times.
 // Each configuration is validated once before timing: outputs are pre-filled with NaN and no
-// NaN may remain (the inputs are finite); conformance itself is layernorm_cuda_test's job. Prints one JSON object per line.
+// NaN may remain (the inputs are finite); conformance itself is layernorm_cuda_test's job. Prints
+// one JSON object per line.
 //
 //   layernorm_cuda_bench [--iters N] [--warmup N] [--dtypes bf16,f32,f16] [--shapes 64x1048576,...]
 #include <cuda_bf16.h>
@@ -23,22 +24,22 @@ namespace {
 
 using tilenorm::cuda::ElemType;
 
-#define BENCH_CHECK(call)                                                                  \
-  do {                                                                                     \
-    const cudaError_t e_ = (call);                                                         \
-    if (e_ != cudaSuccess) {                                                               \
+#define BENCH_CHECK(call)                                                                         \
+  do {                                                                                            \
+    const cudaError_t e_ = (call);                                                                \
+    if (e_ != cudaSuccess) {                                                                      \
       std::fprintf(stderr, "%s:%d: %s: %s\n", __FILE__, __LINE__, #call, cudaGetErrorString(e_)); \
-      std::exit(1);                                                                        \
-    }                                                                                      \
+      std::exit(1);                                                                               \
+    }                                                                                             \
   } while (0)
 
-#define BENCH_CHECK_TN(expr)                                                               \
-  do {                                                                                     \
-    const tilenorm::cuda::CudaError e_ = (expr);                                           \
-    if (!e_.ok()) {                                                                        \
+#define BENCH_CHECK_TN(expr)                                                                  \
+  do {                                                                                        \
+    const tilenorm::cuda::CudaError e_ = (expr);                                              \
+    if (!e_.ok()) {                                                                           \
       std::fprintf(stderr, "%s: %s\n", #expr, tilenorm::cuda::cuda_error_string(e_).c_str()); \
-      std::exit(1);                                                                        \
-    }                                                                                      \
+      std::exit(1);                                                                           \
+    }                                                                                         \
   } while (0)
 
 // Uniform [lo, hi) from a hash of the index, rounded to T.
@@ -85,9 +86,15 @@ struct Buffer {
 void fill(void* p, ElemType t, int64_t n, uint32_t seed, float lo, float hi) {
   const int blocks = 1024, threads = 256;
   switch (t) {
-    case ElemType::kF32: fill_uniform<<<blocks, threads>>>(static_cast<float*>(p), n, seed, lo, hi); break;
-    case ElemType::kBF16: fill_uniform<<<blocks, threads>>>(static_cast<__nv_bfloat16*>(p), n, seed, lo, hi); break;
-    case ElemType::kF16: fill_uniform<<<blocks, threads>>>(static_cast<__half*>(p), n, seed, lo, hi); break;
+    case ElemType::kF32:
+      fill_uniform<<<blocks, threads>>>(static_cast<float*>(p), n, seed, lo, hi);
+      break;
+    case ElemType::kBF16:
+      fill_uniform<<<blocks, threads>>>(static_cast<__nv_bfloat16*>(p), n, seed, lo, hi);
+      break;
+    case ElemType::kF16:
+      fill_uniform<<<blocks, threads>>>(static_cast<__half*>(p), n, seed, lo, hi);
+      break;
   }
   BENCH_CHECK(cudaGetLastError());
 }
@@ -116,15 +123,20 @@ double time_ms(F&& fn, int warmup, int iters) {
   }
   BENCH_CHECK(cudaDeviceSynchronize());
   std::vector<float> ms(iters);
-  for (int i = 0; i < iters; ++i) BENCH_CHECK(cudaEventElapsedTime(&ms[i], ev[2 * i], ev[2 * i + 1]));
+  for (int i = 0; i < iters; ++i)
+    BENCH_CHECK(cudaEventElapsedTime(&ms[i], ev[2 * i], ev[2 * i + 1]));
   for (auto& e : ev) BENCH_CHECK(cudaEventDestroy(e));
   std::sort(ms.begin(), ms.end());
   return ms[iters / 2];
 }
 
 // The byte model of shared/anchors/gpu/bench_peers.py.
-double fwd_bytes(int64_t n, int64_t d, int es) { return 2.0 * n * d * es + 2.0 * d * es + 2.0 * n * 4; }
-double bwd_bytes(int64_t n, int64_t d, int es) { return 3.0 * n * d * es + 3.0 * d * es + 2.0 * n * 4; }
+double fwd_bytes(int64_t n, int64_t d, int es) {
+  return 2.0 * n * d * es + 2.0 * d * es + 2.0 * n * 4;
+}
+double bwd_bytes(int64_t n, int64_t d, int es) {
+  return 3.0 * n * d * es + 3.0 * d * es + 2.0 * n * 4;
+}
 
 const char* dtype_name(ElemType t) {
   return t == ElemType::kF32 ? "float32" : t == ElemType::kBF16 ? "bfloat16" : "float16";
@@ -134,8 +146,8 @@ void bench_copy(int warmup, int iters) {
   const size_t n = size_t{1} << 30;
   Buffer a(n), b(n);
   BENCH_CHECK(cudaMemset(a.p, 1, n));
-  const double ms = time_ms([&] { BENCH_CHECK(cudaMemcpyAsync(b.p, a.p, n, cudaMemcpyDeviceToDevice)); },
-                            warmup, iters);
+  const double ms = time_ms(
+      [&] { BENCH_CHECK(cudaMemcpyAsync(b.p, a.p, n, cudaMemcpyDeviceToDevice)); }, warmup, iters);
   std::printf("{\"impl\": \"copy\", \"bytes\": %zu, \"ms\": %.5f, \"GBps\": %.1f}\n", 2 * n, ms,
               2.0 * n / (ms * 1e-3) / 1e9);
 }
@@ -154,13 +166,20 @@ bool bench_shape(ElemType t, int64_t rows, int64_t cols, int warmup, int iters) 
   for (const Buffer* o : {&dgamma, &dbeta}) BENCH_CHECK(cudaMemset(o->p, 0xff, cols * 4));
 
   tilenorm::cuda::Context ctx;
-  const tilenorm::cuda::ForwardDeviceArgs fa{t, x.p, gamma.p, beta.p, y.p,
-                                             static_cast<float*>(mean.p), static_cast<float*>(rstd.p),
-                                             rows, cols, 1e-5f};
-  const tilenorm::cuda::BackwardDeviceArgs ba{t, x.p, dy.p, gamma.p, static_cast<const float*>(mean.p),
-                                              static_cast<const float*>(rstd.p), dx.p,
-                                              static_cast<float*>(dgamma.p), static_cast<float*>(dbeta.p),
-                                              rows, cols};
+  const tilenorm::cuda::ForwardDeviceArgs fa{
+      t,    x.p,  gamma.p, beta.p, y.p, static_cast<float*>(mean.p), static_cast<float*>(rstd.p),
+      rows, cols, 1e-5f};
+  const tilenorm::cuda::BackwardDeviceArgs ba{t,
+                                              x.p,
+                                              dy.p,
+                                              gamma.p,
+                                              static_cast<const float*>(mean.p),
+                                              static_cast<const float*>(rstd.p),
+                                              dx.p,
+                                              static_cast<float*>(dgamma.p),
+                                              static_cast<float*>(dbeta.p),
+                                              rows,
+                                              cols};
   tilenorm::cuda::PathInfo fwd_info, bwd_info;
   BENCH_CHECK_TN(ctx.forward(fa, nullptr, &fwd_info));
   BENCH_CHECK_TN(ctx.backward(ba, nullptr, &bwd_info));
@@ -179,12 +198,13 @@ bool bench_shape(ElemType t, int64_t rows, int64_t cols, int warmup, int iters) 
   } rs[] = {{"fwd", f_ms, fwd_bytes(rows, cols, es), fwd_info},
             {"bwd", b_ms, bwd_bytes(rows, cols, es), bwd_info}};
   for (const auto& r : rs)
-    std::printf("{\"impl\": \"tilenorm\", \"dir\": \"%s\", \"dtype\": \"%s\", \"n\": %lld, \"d\": %lld, "
-                "\"ms\": %.5f, \"GBps\": %.1f, \"path\": \"%s\", \"blocks_per_row\": %d, "
-                "\"threads\": %d, \"grid\": %lld, \"nan_outputs\": %llu}\n",
-                r.dir, dtype_name(t), static_cast<long long>(rows), static_cast<long long>(cols), r.ms,
-                r.bytes / (r.ms * 1e-3) / 1e9, r.info.path, r.info.cluster, r.info.threads,
-                static_cast<long long>(r.info.grid), nans);
+    std::printf(
+        "{\"impl\": \"tilenorm\", \"dir\": \"%s\", \"dtype\": \"%s\", \"n\": %lld, \"d\": %lld, "
+        "\"ms\": %.5f, \"GBps\": %.1f, \"path\": \"%s\", \"blocks_per_row\": %d, "
+        "\"threads\": %d, \"grid\": %lld, \"nan_outputs\": %llu}\n",
+        r.dir, dtype_name(t), static_cast<long long>(rows), static_cast<long long>(cols), r.ms,
+        r.bytes / (r.ms * 1e-3) / 1e9, r.info.path, r.info.cluster, r.info.threads,
+        static_cast<long long>(r.info.grid), nans);
   std::fflush(stdout);
   return nans == 0;
 }
@@ -207,7 +227,9 @@ int main(int argc, char** argv) {
       for (size_t p = 0; p < value.size();) {
         const size_t q = std::min(value.find(',', p), value.size());
         const std::string d = value.substr(p, q - p);
-        dtypes.push_back(d == "f32" ? ElemType::kF32 : d == "f16" ? ElemType::kF16 : ElemType::kBF16);
+        dtypes.push_back(d == "f32"   ? ElemType::kF32
+                         : d == "f16" ? ElemType::kF16
+                                      : ElemType::kBF16);
         p = q + 1;
       }
     } else if (flag == "--shapes") {

@@ -38,10 +38,10 @@ bool device_available(std::string* why) {
 
 namespace {
 
-#define TN_CUDA_TRY(call, name)                                    \
-  do {                                                             \
-    const cudaError_t tn_err_ = (call);                            \
-    if (tn_err_ != cudaSuccess) return CudaError{tn_err_, name};   \
+#define TN_CUDA_TRY(call, name)                                  \
+  do {                                                           \
+    const cudaError_t tn_err_ = (call);                          \
+    if (tn_err_ != cudaSuccess) return CudaError{tn_err_, name}; \
   } while (0)
 
 #define TN_RETURN_IF_CUDA_ERROR(expr) \
@@ -184,9 +184,16 @@ void fill_report(const PathInfo& info, RunReport* report) {
 Status layernorm_forward(const LayerNormForwardArgs& args, const LayerNormForwardOutputs& out,
                          const LayerNormOptions& opt) {
   HostForward call;
-  call.args = {elem_type(args.x.dtype), args.x.data, args.gamma.data, args.beta.data,
-               out.y.data, out.mean.as<float>(), out.rstd.as<float>(), args.x.shape.rows(),
-               args.x.shape.cols(), static_cast<float>(args.eps)};
+  call.args = {elem_type(args.x.dtype),
+               args.x.data,
+               args.gamma.data,
+               args.beta.data,
+               out.y.data,
+               out.mean.as<float>(),
+               out.rstd.as<float>(),
+               args.x.shape.rows(),
+               args.x.shape.cols(),
+               static_cast<float>(args.eps)};
   PathInfo info;
   if (const CudaError e = layernorm_forward_host(call, &info); !e.ok()) return to_status(e);
   fill_report(info, opt.report);
@@ -196,9 +203,10 @@ Status layernorm_forward(const LayerNormForwardArgs& args, const LayerNormForwar
 Status layernorm_backward(const LayerNormBackwardArgs& args, const LayerNormBackwardOutputs& out,
                           const LayerNormOptions& opt) {
   HostBackward call;
-  call.args = {elem_type(args.x.dtype), args.x.data, args.dy.data, args.gamma.data,
-               args.mean.as<float>(), args.rstd.as<float>(), out.dx.data, out.dgamma.as<float>(),
-               out.dbeta.as<float>(), args.x.shape.rows(), args.x.shape.cols()};
+  call.args = {
+      elem_type(args.x.dtype), args.x.data,           args.dy.data,       args.gamma.data,
+      args.mean.as<float>(),   args.rstd.as<float>(), out.dx.data,        out.dgamma.as<float>(),
+      out.dbeta.as<float>(),   args.x.shape.rows(),   args.x.shape.cols()};
   PathInfo info;
   if (const CudaError e = layernorm_backward_host(call, &info); !e.ok()) return to_status(e);
   fill_report(info, opt.report);

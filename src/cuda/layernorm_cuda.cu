@@ -43,10 +43,10 @@ namespace cg = cooperative_groups;
 constexpr int kChunk = 8;            // elements per chunk
 constexpr int kMaxRowThreads = 512;  // threads per block in the register paths
 constexpr int kMaxWarps = kMaxRowThreads / 32;
-constexpr int kMaxCluster = 8;       // the portable cluster size limit
+constexpr int kMaxCluster = 8;  // the portable cluster size limit
 constexpr int kSplitThreads = 256;
-constexpr int kFwdSegVec = 8;        // forward split: 256 * 8 chunks = 16384 columns per segment
-constexpr int kBwdSegVec = 2;        // backward split: 256 * 2 chunks = 4096 columns per segment
+constexpr int kFwdSegVec = 8;  // forward split: 256 * 8 chunks = 16384 columns per segment
+constexpr int kBwdSegVec = 2;  // backward split: 256 * 2 chunks = 4096 columns per segment
 constexpr int kFinalizeTile = 32;
 
 // ---- element types -------------------------------------------------------------------------
@@ -105,13 +105,16 @@ __device__ inline Chunk<Raw> load_chunk(const Raw* p, int width, int n) {
   Chunk<Raw> c;
   if (n == kChunk && width == 16) {
 #pragma unroll
-    for (int i = 0; i < int(kChunk * sizeof(Raw) / 16); ++i) c.v16[i] = reinterpret_cast<const uint4*>(p)[i];
+    for (int i = 0; i < int(kChunk * sizeof(Raw) / 16); ++i)
+      c.v16[i] = reinterpret_cast<const uint4*>(p)[i];
   } else if (n == kChunk && width == 8) {
 #pragma unroll
-    for (int i = 0; i < int(kChunk * sizeof(Raw) / 8); ++i) c.v8[i] = reinterpret_cast<const uint2*>(p)[i];
+    for (int i = 0; i < int(kChunk * sizeof(Raw) / 8); ++i)
+      c.v8[i] = reinterpret_cast<const uint2*>(p)[i];
   } else if (n == kChunk && width == 4) {
 #pragma unroll
-    for (int i = 0; i < int(kChunk * sizeof(Raw) / 4); ++i) c.v4[i] = reinterpret_cast<const uint32_t*>(p)[i];
+    for (int i = 0; i < int(kChunk * sizeof(Raw) / 4); ++i)
+      c.v4[i] = reinterpret_cast<const uint32_t*>(p)[i];
   } else {
 #pragma unroll
     for (int i = 0; i < kChunk; ++i) c.e[i] = i < n ? p[i] : Raw{0};
@@ -123,13 +126,16 @@ template <typename Raw>
 __device__ inline void store_chunk(Raw* p, int width, int n, const Chunk<Raw>& c) {
   if (n == kChunk && width == 16) {
 #pragma unroll
-    for (int i = 0; i < int(kChunk * sizeof(Raw) / 16); ++i) reinterpret_cast<uint4*>(p)[i] = c.v16[i];
+    for (int i = 0; i < int(kChunk * sizeof(Raw) / 16); ++i)
+      reinterpret_cast<uint4*>(p)[i] = c.v16[i];
   } else if (n == kChunk && width == 8) {
 #pragma unroll
-    for (int i = 0; i < int(kChunk * sizeof(Raw) / 8); ++i) reinterpret_cast<uint2*>(p)[i] = c.v8[i];
+    for (int i = 0; i < int(kChunk * sizeof(Raw) / 8); ++i)
+      reinterpret_cast<uint2*>(p)[i] = c.v8[i];
   } else if (n == kChunk && width == 4) {
 #pragma unroll
-    for (int i = 0; i < int(kChunk * sizeof(Raw) / 4); ++i) reinterpret_cast<uint32_t*>(p)[i] = c.v4[i];
+    for (int i = 0; i < int(kChunk * sizeof(Raw) / 4); ++i)
+      reinterpret_cast<uint32_t*>(p)[i] = c.v4[i];
   } else {
 #pragma unroll
     for (int i = 0; i < kChunk; ++i)
@@ -138,14 +144,16 @@ __device__ inline void store_chunk(Raw* p, int width, int n, const Chunk<Raw>& c
 }
 
 template <ElemType E>
-__device__ inline void load_floats(const typename Elem<E>::Raw* p, int width, int n, float (&v)[kChunk]) {
+__device__ inline void load_floats(const typename Elem<E>::Raw* p, int width, int n,
+                                   float (&v)[kChunk]) {
   const Chunk<typename Elem<E>::Raw> c = load_chunk(p, width, n);
 #pragma unroll
   for (int i = 0; i < kChunk; ++i) v[i] = Elem<E>::load(c.e[i]);
 }
 
 template <ElemType E>
-__device__ inline void store_floats(typename Elem<E>::Raw* p, int width, int n, const float (&v)[kChunk]) {
+__device__ inline void store_floats(typename Elem<E>::Raw* p, int width, int n,
+                                    const float (&v)[kChunk]) {
   Chunk<typename Elem<E>::Raw> c;
 #pragma unroll
   for (int i = 0; i < kChunk; ++i) c.e[i] = Elem<E>::store(v[i]);
@@ -186,8 +194,8 @@ __device__ inline const float* cluster_peer(const float* p, int rank) {
 // All threads of the block (and cluster) must call it the same number of times.
 template <int kN>
 struct RowSum {
-  float (*warp_part)[kMaxWarps][kN];  // [2][warps][kN]
-  float (*block_part)[kMaxWarps][kN]; // [2][row groups][kN], read by the cluster's blocks
+  float (*warp_part)[kMaxWarps][kN];   // [2][warps][kN]
+  float (*block_part)[kMaxWarps][kN];  // [2][row groups][kN], read by the cluster's blocks
   int phase = 0;
 
   __device__ void sum(float (&v)[kN], int cluster) {
@@ -216,7 +224,8 @@ struct RowSum {
 #pragma unroll
       for (int i = 0; i < kN; ++i) {
         float s = 0.f;
-        for (int q = 0; q < cluster; ++q) s += cluster_peer(&block_part[phase][threadIdx.y][i], q)[0];
+        for (int q = 0; q < cluster; ++q)
+          s += cluster_peer(&block_part[phase][threadIdx.y][i], q)[0];
         v[i] = s;
       }
     }
@@ -224,10 +233,10 @@ struct RowSum {
   }
 };
 
-#define TN_ROW_SUM(name, n)                                   \
-  __shared__ float name##_warp[2][kMaxWarps][n];              \
-  __shared__ float name##_block[2][kMaxWarps][n];             \
-  RowSum<n> name{name##_warp, name##_block}
+#define TN_ROW_SUM(name, n)                       \
+  __shared__ float name##_warp[2][kMaxWarps][n];  \
+  __shared__ float name##_block[2][kMaxWarps][n]; \
+  RowSum<n> name { name##_warp, name##_block }
 
 // Count, mean and sum of squared deviations of a set of values.
 struct Moments {
@@ -263,7 +272,8 @@ __device__ Moments block_moments(Moments m) {
   __shared__ Moments warp_m[32];
   __shared__ Moments total;
   for (int off = 16; off > 0; off >>= 1) {
-    const Moments o{__shfl_down_sync(0xffffffffu, m.n, off), __shfl_down_sync(0xffffffffu, m.mean, off),
+    const Moments o{__shfl_down_sync(0xffffffffu, m.n, off),
+                    __shfl_down_sync(0xffffffffu, m.mean, off),
                     __shfl_down_sync(0xffffffffu, m.m2, off)};
     if ((threadIdx.x & 31) + off < 32) m = combine(m, o);
   }
@@ -377,9 +387,9 @@ __global__ void __launch_bounds__(kMaxRowThreads)
                             const typename Elem<E>::Raw* __restrict__ dy,
                             const typename Elem<E>::Raw* __restrict__ gamma,
                             const float* __restrict__ mean, const float* __restrict__ rstd,
-                            typename Elem<E>::Raw* __restrict__ dx,
-                            float* __restrict__ dgamma_part, float* __restrict__ dbeta_part,
-                            int64_t rows, int64_t cols, int cluster) {
+                            typename Elem<E>::Raw* __restrict__ dx, float* __restrict__ dgamma_part,
+                            float* __restrict__ dbeta_part, int64_t rows, int64_t cols,
+                            int cluster) {
   const int t = threadIdx.x, tpr = blockDim.x, rpb = blockDim.y;
   const int rank = blockIdx.x % cluster;
   const int64_t group = blockIdx.x / cluster, groups = gridDim.x / cluster;
@@ -610,8 +620,7 @@ __global__ void __launch_bounds__(kSplitThreads)
                                    const typename Elem<E>::Raw* __restrict__ gamma,
                                    const float* __restrict__ mean, const float* __restrict__ rstd,
                                    typename Elem<E>::Raw* __restrict__ dx,
-                                   const float2* __restrict__ part,
-                                   float* __restrict__ dgamma_part,
+                                   const float2* __restrict__ part, float* __restrict__ dgamma_part,
                                    float* __restrict__ dbeta_part, int64_t row0, int64_t row_end,
                                    int64_t cols, bool accumulate) {
   TN_ROW_SUM(red, 2);
@@ -683,16 +692,16 @@ __global__ void __launch_bounds__(kSplitThreads)
 
 // ---- launch --------------------------------------------------------------------------------
 
-#define TN_CUDA_TRY(call, name)                            \
-  do {                                                     \
-    const cudaError_t tn_err_ = (call);                    \
+#define TN_CUDA_TRY(call, name)                                  \
+  do {                                                           \
+    const cudaError_t tn_err_ = (call);                          \
     if (tn_err_ != cudaSuccess) return CudaError{tn_err_, name}; \
   } while (0)
 
-#define TN_RETURN_IF_CUDA_ERROR(expr)     \
-  do {                                    \
-    const CudaError tn_e_ = (expr);       \
-    if (!tn_e_.ok()) return tn_e_;        \
+#define TN_RETURN_IF_CUDA_ERROR(expr) \
+  do {                                \
+    const CudaError tn_e_ = (expr);   \
+    if (!tn_e_.ok()) return tn_e_;    \
   } while (0)
 
 int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
@@ -705,9 +714,12 @@ struct Tag {
 template <typename F>
 CudaError dispatch(ElemType e, F&& f) {
   switch (e) {
-    case ElemType::kF32: return f(Tag<ElemType::kF32>{});
-    case ElemType::kBF16: return f(Tag<ElemType::kBF16>{});
-    case ElemType::kF16: return f(Tag<ElemType::kF16>{});
+    case ElemType::kF32:
+      return f(Tag<ElemType::kF32>{});
+    case ElemType::kBF16:
+      return f(Tag<ElemType::kBF16>{});
+    case ElemType::kF16:
+      return f(Tag<ElemType::kF16>{});
   }
   return CudaError{cudaErrorInvalidValue, "dtype"};
 }
@@ -838,13 +850,13 @@ CudaError Context::forward(const ForwardDeviceArgs& a, CUstream_st* stream, Path
     if (plan_rows(a.cols, cc_major_ >= 9 ? kMaxCluster : 1, &p)) {
       auto* kernel = p.vec == 1 ? layernorm_forward_rows<E, 1> : layernorm_forward_rows<E, 2>;
       int64_t cap = 0;
-      TN_RETURN_IF_CUDA_ERROR(capacity(reinterpret_cast<const void*>(kernel), p.tpr * p.rpb,
-                                       p.cluster, 0, &cap));
+      TN_RETURN_IF_CUDA_ERROR(
+          capacity(reinterpret_cast<const void*>(kernel), p.tpr * p.rpb, p.cluster, 0, &cap));
       if (cap > 0) {
         const int64_t groups = std::min(ceil_div(a.rows, p.rpb), cap);
         const Launch l(groups * p.cluster, dim3(p.tpr, p.rpb), 0, stream, p.cluster);
-        TN_CUDA_TRY(cudaLaunchKernelEx(&l.config, kernel, x, gamma, beta, y, a.mean, a.rstd,
-                                       a.rows, a.cols, a.eps, p.cluster),
+        TN_CUDA_TRY(cudaLaunchKernelEx(&l.config, kernel, x, gamma, beta, y, a.mean, a.rstd, a.rows,
+                                       a.cols, a.eps, p.cluster),
                     "cudaLaunchKernelEx(layernorm_forward_rows)");
         if (info != nullptr)
           *info = {p.cluster > 1 ? "cluster" : "rows", p.cluster, p.tpr * p.rpb,
@@ -904,8 +916,8 @@ CudaError Context::backward(const BackwardDeviceArgs& a, CUstream_st* stream, Pa
       auto* kernel = p.vec == 1 ? layernorm_backward_rows<E, 1> : layernorm_backward_rows<E, 2>;
       const size_t smem = p.rpb > 1 ? 2 * sizeof(float) * p.tpr * p.vec * kChunk : 0;
       int64_t cap = 0;
-      TN_RETURN_IF_CUDA_ERROR(capacity(reinterpret_cast<const void*>(kernel), p.tpr * p.rpb,
-                                       p.cluster, smem, &cap));
+      TN_RETURN_IF_CUDA_ERROR(
+          capacity(reinterpret_cast<const void*>(kernel), p.tpr * p.rpb, p.cluster, smem, &cap));
       if (cap > 0) {
         parts = std::min(ceil_div(a.rows, p.rpb), cap);
         TN_RETURN_IF_CUDA_ERROR(carve_parts(0));

@@ -72,8 +72,7 @@ class Context {
   Context& operator=(const Context&) = delete;
 
   CudaError forward(const ForwardDeviceArgs& args, CUstream_st* stream, PathInfo* info = nullptr);
-  CudaError backward(const BackwardDeviceArgs& args, CUstream_st* stream,
-                     PathInfo* info = nullptr);
+  CudaError backward(const BackwardDeviceArgs& args, CUstream_st* stream, PathInfo* info = nullptr);
 
  private:
   CudaError init();
