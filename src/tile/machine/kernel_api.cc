@@ -71,7 +71,15 @@ inline float round_tf32(float x) {
   return float_from_bits(u & ~0x1fffu);
 }
 
-inline float dst_round(bool bf16_dst, float x) { return bf16_dst ? round_to_bf16(x) : x; }
+// fp32 -> bf16 (nearest even) -> fp32, NaN kept quiet; branch-free for the whole-tile loops.
+inline float round_bf16(float x) {
+  const uint32_t u = float_bits(x);
+  const bool nan = (u & 0x7fffffffu) > 0x7f800000u;
+  const uint32_t r = (u + 0x7fffu + ((u >> 16) & 1u)) & 0xffff0000u;
+  return float_from_bits(nan ? ((u & 0xffff0000u) | 0x00400000u) : r);
+}
+
+inline float dst_round(bool bf16_dst, float x) { return bf16_dst ? round_bf16(x) : x; }
 
 }  // namespace
 
@@ -219,21 +227,23 @@ uint8_t* l1_host(KernelRuntime& k, uint32_t addr, uint32_t bytes, const char* op
   return core.l1.data() + (addr - core.l1_base);
 }
 
+// Branch-free scans so they vectorize: the sanitizer runs them on every tile it unpacks.
 bool has_poison(const uint8_t* p, uint32_t bytes, DataFormat format) {
+  bool any = false;
   if (format == DataFormat::Float32) {
     for (uint32_t i = 0; i < bytes; i += 4) {
       uint32_t w;
       std::memcpy(&w, p + i, 4);
-      if (w == kPoisonWord) return true;
+      any |= w == kPoisonWord;
     }
-    return false;
+    return any;
   }
   for (uint32_t i = 0; i < bytes; i += 2) {
     uint16_t h;
     std::memcpy(&h, p + i, 2);
-    if (h == kPoisonHalf) return true;
+    any |= h == kPoisonHalf;
   }
-  return false;
+  return any;
 }
 
 }  // namespace
@@ -625,7 +635,7 @@ void store_tile(KernelRuntime& k, uint32_t phys, F&& value_of) {
   float* out = d.data[phys];
   d.dirty |= 1u << phys;
   if (k.core->dst_bf16) {
-    for (int i = 0; i < kTileElems; ++i) out[i] = round_to_bf16(value_of(i, out[i]));
+    for (int i = 0; i < kTileElems; ++i) out[i] = detail::round_bf16(value_of(i, out[i]));
   } else {
     for (int i = 0; i < kTileElems; ++i) out[i] = value_of(i, out[i]);
   }
