@@ -27,9 +27,16 @@ nvcc --version | tail -1
 python3 -c "import torch; assert torch.cuda.is_available()" || fail "PyTorch with CUDA is required"
 
 stage "dependencies"
-deps=(cmake ninja-build libfmt-dev nlohmann-json3-dev libcli11-dev libhwy-dev libgtest-dev)
+cmake_version=$(cmake --version 2>/dev/null | head -1 | grep -oE '[0-9]+\.[0-9]+' | head -1)
+printf '3.25\n%s\n' "${cmake_version:-0.0}" | sort -V -C ||
+  fail "CMake >= 3.25 is required (found ${cmake_version:-none}; e.g. pip install 'cmake>=3.25' ninja)"
+deps=(ninja-build libfmt-dev nlohmann-json3-dev libcli11-dev libhwy-dev libgtest-dev)
 missing=()
-for p in "${deps[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
+if command -v dpkg >/dev/null; then  # elsewhere CMake reports what is missing
+  for p in "${deps[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
+  command -v ninja >/dev/null && missing=("${missing[@]/ninja-build}")
+  read -r -a missing <<<"${missing[*]}"
+fi
 if ((${#missing[@]})); then
   echo "missing packages: ${missing[*]}"
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
