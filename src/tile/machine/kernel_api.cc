@@ -359,12 +359,12 @@ uint32_t get_read_ptr(uint32_t cb, SrcLoc loc) {
   return c.base + c.read_page() * c.page_size;
 }
 
-uint32_t get_tile_size(uint32_t cb) {
-  return detail::cb_of(current(), cb, "get_tile_size", SrcLoc::current()).page_size;
+uint32_t get_tile_size(uint32_t cb, SrcLoc loc) {
+  return detail::cb_of(current(), cb, "get_tile_size", loc).page_size;
 }
 
-DataFormat get_dataformat(uint32_t cb) {
-  return detail::cb_of(current(), cb, "get_dataformat", SrcLoc::current()).format;
+DataFormat get_dataformat(uint32_t cb, SrcLoc loc) {
+  return detail::cb_of(current(), cb, "get_dataformat", loc).format;
 }
 
 void* l1_ptr(uint32_t l1_addr, uint32_t bytes, SrcLoc loc) {

@@ -35,8 +35,8 @@ void cb_pop_front(uint32_t cb, uint32_t n, SrcLoc loc = SrcLoc::current());
 // (valid between wait and pop). Page j of the window is at ptr + j * get_tile_size(cb).
 uint32_t get_write_ptr(uint32_t cb, SrcLoc loc = SrcLoc::current());
 uint32_t get_read_ptr(uint32_t cb, SrcLoc loc = SrcLoc::current());
-uint32_t get_tile_size(uint32_t cb);
-DataFormat get_dataformat(uint32_t cb);
+uint32_t get_tile_size(uint32_t cb, SrcLoc loc = SrcLoc::current());
+DataFormat get_dataformat(uint32_t cb, SrcLoc loc = SrcLoc::current());
 
 // Host pointer to `bytes` bytes of this core's L1 at `l1_addr` (hardware code casts the address
 // instead). The range must lie in a window this kernel holds (checked by the sanitizer); writes
