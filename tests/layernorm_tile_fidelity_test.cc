@@ -30,13 +30,15 @@ struct ReportArgs {
 };
 
 InterleavedAddrGenFast<true> gen(uint32_t addr, uint32_t cb) {
-  return {.bank_base_address = addr, .page_size = get_tile_size(cb), .data_format = get_dataformat(cb)};
+  return {
+      .bank_base_address = addr, .page_size = get_tile_size(cb), .data_format = get_dataformat(cb)};
 }
 
 void read_block(uint32_t cb, uint32_t addr, uint32_t first, uint32_t n, uint32_t pages) {
   cb_reserve_back(cb, pages);
   const auto s = gen(addr, cb);
-  for (uint32_t i = 0; i < n; ++i) noc_async_read_tile(first + i, s, get_write_ptr(cb) + i * get_tile_size(cb));
+  for (uint32_t i = 0; i < n; ++i)
+    noc_async_read_tile(first + i, s, get_write_ptr(cb) + i * get_tile_size(cb));
 }
 
 void report_reader(const ReportArgs& a) {
@@ -88,7 +90,8 @@ void report_writer(const ReportArgs& a) {
       const uint32_t cur = std::min(kBlock, a.wt - c);
       cb_wait_front(kDx, kBlock);
       for (uint32_t j = 0; j < cur; ++j)
-        noc_async_write_tile((a.start_row + i) * a.wt + c + j, dx, get_read_ptr(kDx) + j * get_tile_size(kDx));
+        noc_async_write_tile((a.start_row + i) * a.wt + c + j, dx,
+                             get_read_ptr(kDx) + j * get_tile_size(kDx));
       noc_async_write_barrier();
       cb_pop_front(kDx, kBlock);
     }
@@ -193,7 +196,8 @@ void report_compute(const ReportArgs& a) {
       cb_wait_front(kX, a.wt);
       cb_wait_front(kDy, a.wt);
       cb_wait_front(kGamma, a.wt);
-      for (uint32_t c = 0; c < a.wt; c += kBlock) x_hat_preprocessing(c, std::min(kBlock, a.wt - c));
+      for (uint32_t c = 0; c < a.wt; c += kBlock)
+        x_hat_preprocessing(c, std::min(kBlock, a.wt - c));
       cb_wait_front(kXhat, wt3);
       tile_regs_acquire();
       for (uint32_t col = 0; col < a.wt; ++col) s1_term(col, col, a);
@@ -343,24 +347,36 @@ ReportRun run_report_kernel(const Tensor& x, const Tensor& dy, const Tensor& gam
   const CoreRange grid({0, 0}, {7, 7});
   const uint32_t big = fit ? wt : 2 * kBlock;
   const std::vector<std::pair<uint32_t, uint32_t>> pages = {
-      {kScaler, 1}, {kMask, 1}, {kGamma, big}, {kXhat, fit ? wt3 : 2 * kBlock}, {kRstd, 1},
-      {kDy, big}, {kX, big}, {kMean, 1}, {kMeanBcast, 1}, {kDx, 2 * kBlock}, {kRstdBcast, 1}};
+      {kScaler, 1},    {kMask, 1},        {kGamma, big},  {kXhat, fit ? wt3 : 2 * kBlock},
+      {kRstd, 1},      {kDy, big},        {kX, big},      {kMean, 1},
+      {kMeanBcast, 1}, {kDx, 2 * kBlock}, {kRstdBcast, 1}};
   for (auto [cb, n] : pages) EXPECT_TRUE(program.create_circular_buffer(grid, cb, bf, n).ok());
   for (uint32_t cb : {kS1, kS2})
     EXPECT_TRUE(program.create_circular_buffer(grid, cb, DataFormat::Float32, 1).ok());
   const WorkSplit split = split_work_to_cores(8, 8, ht);
   const float inv_c = 1.0f / float(C);
-  const uint16_t scaler = truncate_scaler ? float_to_bf16_truncate(inv_c).bits
-                                          : float_to_bf16(inv_c).bits;
+  const uint16_t scaler =
+      truncate_scaler ? float_to_bf16_truncate(inv_c).bits : float_to_bf16(inv_c).bits;
   for (uint32_t i = 0; i < split.num_cores; ++i) {
     const CoreCoord core = split.cores[i];
-    const ReportArgs args{bx.address, bdy.address, bg.address, bm.address, br.address,
-                          bdx.address, split.first_work_of(i), split.work_of(i), wt,
-                          uint32_t(C % 32), fit ? 1u : 0u, scaler};
-    const auto r = program.create_kernel(KernelKind::kReader, core, &report_reader, "report_reader");
+    const ReportArgs args{bx.address,
+                          bdy.address,
+                          bg.address,
+                          bm.address,
+                          br.address,
+                          bdx.address,
+                          split.first_work_of(i),
+                          split.work_of(i),
+                          wt,
+                          uint32_t(C % 32),
+                          fit ? 1u : 0u,
+                          scaler};
+    const auto r =
+        program.create_kernel(KernelKind::kReader, core, &report_reader, "report_reader");
     const auto c = program.create_kernel(KernelKind::kCompute, core, &report_compute<kBug1, kBug2>,
                                          "report_compute", ComputeConfig{.fp32_dest_acc_en = true});
-    const auto w = program.create_kernel(KernelKind::kWriter, core, &report_writer, "report_writer");
+    const auto w =
+        program.create_kernel(KernelKind::kWriter, core, &report_writer, "report_writer");
     program.set_runtime_args(r, core, args);
     program.set_runtime_args(c, core, args);
     program.set_runtime_args(w, core, args);
@@ -386,9 +402,12 @@ Problem make_problem(const Shape& shape, bool constant, uint64_t seed) {
   using namespace tilenorm::testing;
   Problem p;
   const Shape cs{shape.cols()};
-  p.x = constant ? constant_tensor(shape, DType::kBF16, 0.5) : random_tensor(shape, DType::kBF16, seed);
-  p.dy = constant ? constant_tensor(shape, DType::kBF16, 1) : random_tensor(shape, DType::kBF16, seed + 1);
-  p.gamma = constant ? constant_tensor(cs, DType::kBF16, 1) : random_tensor(cs, DType::kBF16, seed + 2, 0, 1);
+  p.x = constant ? constant_tensor(shape, DType::kBF16, 0.5)
+                 : random_tensor(shape, DType::kBF16, seed);
+  p.dy = constant ? constant_tensor(shape, DType::kBF16, 1)
+                  : random_tensor(shape, DType::kBF16, seed + 1);
+  p.gamma = constant ? constant_tensor(cs, DType::kBF16, 1)
+                     : random_tensor(cs, DType::kBF16, seed + 2, 0, 1);
   const auto f = reference_forward(p.x.cview(), p.gamma.cview(), {}, 1e-6);
   p.mean = Tensor(shape.leading(), DType::kF32);
   p.rstd = Tensor(shape.leading(), DType::kF32);
@@ -396,7 +415,8 @@ Problem make_problem(const Shape& shape, bool constant, uint64_t seed) {
     p.mean.set(r, f.mean[r]);
     p.rstd.set(r, f.rstd[r]);
   }
-  p.ref = reference_backward(p.x.cview(), p.dy.cview(), p.gamma.cview(), p.mean.cview(), p.rstd.cview());
+  p.ref = reference_backward(p.x.cview(), p.dy.cview(), p.gamma.cview(), p.mean.cview(),
+                             p.rstd.cview());
   return p;
 }
 
@@ -407,10 +427,13 @@ double max_abs_err(const std::vector<float>& got, const std::vector<double>& ref
 }
 
 double our_op_err(const Problem& p) {
-  Tensor dx(p.x.shape(), DType::kBF16), dg(p.gamma.shape(), DType::kF32), db(p.gamma.shape(), DType::kF32);
+  Tensor dx(p.x.shape(), DType::kBF16), dg(p.gamma.shape(), DType::kF32),
+      db(p.gamma.shape(), DType::kF32);
   TileOpConfig config;
-  EXPECT_TRUE(layernorm_backward_tile({p.x.cview(), p.dy.cview(), p.gamma.cview(), p.mean.cview(), p.rstd.cview()},
-                                      {dx.view(), dg.view(), db.view()}, config).ok());
+  EXPECT_TRUE(layernorm_backward_tile(
+                  {p.x.cview(), p.dy.cview(), p.gamma.cview(), p.mean.cview(), p.rstd.cview()},
+                  {dx.view(), dg.view(), db.view()}, config)
+                  .ok());
   std::vector<float> v(size_t(dx.numel()));
   for (int64_t i = 0; i < dx.numel(); ++i) v[size_t(i)] = float(dx.get(i));
   return max_abs_err(v, p.ref.dx);
@@ -419,8 +442,8 @@ double our_op_err(const Problem& p) {
 // dx of the buggy kernel on the report's constant inputs (x = 0.5, dy = 1, gamma = 1, eps 1e-6).
 double constant_dx(int64_t rows, int64_t C, bool* fit) {
   const Problem p = make_problem(Shape{rows, C}, true, 0);
-  const ReportRun run = run_report_kernel<true, true>(p.x, p.dy, p.gamma, p.mean, p.rstd, true,
-                                                      SanitizerMode::kOff);
+  const ReportRun run =
+      run_report_kernel<true, true>(p.x, p.dy, p.gamma, p.mean, p.rstd, true, SanitizerMode::kOff);
   *fit = run.fit;
   double lo = 0, hi = -1e30;
   lo = *std::min_element(run.dx.begin(), run.dx.end());
@@ -458,11 +481,13 @@ TEST(LayerNormTileFidelity, RandomDataErrorBuggyVersusFixed) {
                                                      SanitizerMode::kOff);
     const auto fixed = run_report_kernel<false, false>(p.x, p.dy, p.gamma, p.mean, p.rstd, false,
                                                        SanitizerMode::kError);
-    const double e_buggy = max_abs_err(buggy.dx, p.ref.dx), e_fixed = max_abs_err(fixed.dx, p.ref.dx);
+    const double e_buggy = max_abs_err(buggy.dx, p.ref.dx),
+                 e_fixed = max_abs_err(fixed.dx, p.ref.dx);
     const double e_ours = our_op_err(p);
-    std::printf("[fidelity] random %s: dx max|err| buggy %.3f, fixed %.4f, tile op %.4f "
-                "(device: >= 0.15 vs <= 0.014)\n",
-                shape.to_string().c_str(), e_buggy, e_fixed, e_ours);
+    std::printf(
+        "[fidelity] random %s: dx max|err| buggy %.3f, fixed %.4f, tile op %.4f "
+        "(device: >= 0.15 vs <= 0.014)\n",
+        shape.to_string().c_str(), e_buggy, e_fixed, e_ours);
     EXPECT_GE(e_buggy, 0.15);
     EXPECT_LE(e_fixed, 0.014);
     EXPECT_LE(e_ours, 0.014);

@@ -95,8 +95,11 @@ struct BackwardResult {
 };
 
 BackwardResult run_backward(const BackwardProblem& p, const TileOpConfig& config) {
-  BackwardResult r{Tensor(p.x.shape(), p.x.dtype()), Tensor(p.gamma.shape(), DType::kF32),
-                   Tensor(p.gamma.shape(), DType::kF32), {}, {}};
+  BackwardResult r{Tensor(p.x.shape(), p.x.dtype()),
+                   Tensor(p.gamma.shape(), DType::kF32),
+                   Tensor(p.gamma.shape(), DType::kF32),
+                   {},
+                   {}};
   r.dx.fill(NAN);
   r.dgamma.fill(NAN);
   r.dbeta.fill(NAN);
@@ -179,7 +182,9 @@ TEST(LayerNormTileReport, MetalLayerNormBw_OneTile) { check_main(bhsc(1, 13, 1, 
 TEST(LayerNormTileReport, MetalLayerNormBw_TwoIncompleteTiles) {
   check_main(bhsc(1, 32, 1, 33), 33, 3);
 }
-TEST(LayerNormTileReport, MetalLayerNormBw_OneTilePerRow) { check_main(bhsc(1, 19, 1, 213), 213, 3); }
+TEST(LayerNormTileReport, MetalLayerNormBw_OneTilePerRow) {
+  check_main(bhsc(1, 19, 1, 213), 213, 3);
+}
 TEST(LayerNormTileReport, MetalLayerNormBw_DoesNotFitInL1_WtNotDivisibleBy4) {
   check_main(bhsc(3, 100, 1, 8191), 8191, 1);
 }
@@ -231,8 +236,8 @@ struct ConformanceCase {
   const char* reason;
   int64_t rows, C;
   DType dtype = DType::kBF16;
-  uint32_t grid = 8;     // grid_x = grid_y
-  double x_offset = 0;   // x ~ offset + U(-1, 1)
+  uint32_t grid = 8;    // grid_x = grid_y
+  double x_offset = 0;  // x ~ offset + U(-1, 1)
 };
 
 const std::vector<ConformanceCase>& conformance_cases() {
@@ -263,8 +268,8 @@ TEST_P(LayerNormTileConformance, ForwardThenBackwardOnBothPaths) {
   const ConformanceCase& c = GetParam();
   const Shape shape{c.rows, c.C};
   const double eps = 1e-5;
-  Tensor x = random_tensor(shape, c.dtype, uint64_t(c.C * 7 + c.rows), c.x_offset - 1,
-                           c.x_offset + 1);
+  Tensor x =
+      random_tensor(shape, c.dtype, uint64_t(c.C * 7 + c.rows), c.x_offset - 1, c.x_offset + 1);
   Tensor gamma = random_tensor(Shape{c.C}, c.dtype, 11, 0, 1);
   Tensor beta = random_tensor(Shape{c.C}, c.dtype, 12, -1, 1);
   Tensor dy = random_tensor(shape, c.dtype, 13, -1, 1);
@@ -277,7 +282,8 @@ TEST_P(LayerNormTileConformance, ForwardThenBackwardOnBothPaths) {
     config.device.grid_x = config.device.grid_y = c.grid;
 
     steer_forward(&config, c.rows, c.C, c.dtype, path);
-    Tensor y(shape, c.dtype), mean(shape.leading(), DType::kF32), rstd(shape.leading(), DType::kF32);
+    Tensor y(shape, c.dtype), mean(shape.leading(), DType::kF32),
+        rstd(shape.leading(), DType::kF32);
     y.fill(NAN);
     mean.fill(NAN);
     rstd.fill(NAN);
@@ -294,8 +300,8 @@ TEST_P(LayerNormTileConformance, ForwardThenBackwardOnBothPaths) {
     config.force_path.clear();
     config.device.l1_size = DeviceConfig{}.l1_size;
     steer_backward(&config, c.rows, c.C, c.dtype, path);
-    const auto bref = reference_backward(x.cview(), dy.cview(), gamma.cview(), mean.cview(),
-                                         rstd.cview());
+    const auto bref =
+        reference_backward(x.cview(), dy.cview(), gamma.cview(), mean.cview(), rstd.cview());
     Tensor dx(shape, c.dtype), dgamma(Shape{c.C}, DType::kF32), dbeta(Shape{c.C}, DType::kF32);
     dx.fill(NAN);
     dgamma.fill(NAN);
@@ -310,8 +316,7 @@ TEST_P(LayerNormTileConformance, ForwardThenBackwardOnBothPaths) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(Shapes, LayerNormTileConformance,
-                         ::testing::ValuesIn(conformance_cases()),
+INSTANTIATE_TEST_SUITE_P(Shapes, LayerNormTileConformance, ::testing::ValuesIn(conformance_cases()),
                          [](const ::testing::TestParamInfo<ConformanceCase>& info) {
                            const auto& c = info.param;
                            return std::to_string(c.rows) + "x" + std::to_string(c.C) + "_" +
@@ -321,8 +326,7 @@ INSTANTIATE_TEST_SUITE_P(Shapes, LayerNormTileConformance,
 
 // Padding is explicit: whatever the padded columns hold, the mask keeps it out of every sum.
 TEST(LayerNormTilePadding, ColumnPadValueDoesNotMatter) {
-  const BackwardProblem p =
-      make_backward(Shape{40, 213}, DType::kBF16, false, 0, 0, 0, 77);
+  const BackwardProblem p = make_backward(Shape{40, 213}, DType::kBF16, false, 0, 0, 0, 77);
   std::vector<BackwardResult> runs;
   for (float pad : {0.0f, 1e30f, -3.0f, NAN}) {
     TileOpConfig config = test_config();
@@ -340,8 +344,7 @@ TEST(LayerNormTilePadding, ColumnPadValueDoesNotMatter) {
 // ---- Determinism: bitwise-equal outputs across runs and host thread counts. ----------------
 
 TEST(LayerNormTileDeterminism, BitwiseAcrossRunsAndHostThreads) {
-  const BackwardProblem p =
-      make_backward(Shape{3, 100, 2100}, DType::kBF16, false, 0, 0, 0, 5);
+  const BackwardProblem p = make_backward(Shape{3, 100, 2100}, DType::kBF16, false, 0, 0, 0, 5);
   std::vector<BackwardResult> runs;
   for (int threads : {1, 2, 0, 2}) {
     for (const std::string path : {"fit", "block"}) {
@@ -361,13 +364,16 @@ TEST(LayerNormTileDeterminism, BitwiseAcrossRunsAndHostThreads) {
     EXPECT_TRUE(bitwise_equal(a.dbeta, runs[i].dbeta)) << i;
   }
   // Forward too.
-  Tensor x = random_tensor(Shape{300, 2100}, DType::kBF16, 9), g = random_tensor(Shape{2100}, DType::kBF16, 10);
+  Tensor x = random_tensor(Shape{300, 2100}, DType::kBF16, 9),
+         g = random_tensor(Shape{2100}, DType::kBF16, 10);
   std::vector<Tensor> ys;
   for (int threads : {1, 2}) {
     TileOpConfig config = test_config();
     config.device.host_threads = threads;
     Tensor y(x.shape(), DType::kBF16), m(Shape{300}, DType::kF32), r(Shape{300}, DType::kF32);
-    ASSERT_TRUE(layernorm_forward_tile({x.cview(), g.cview(), {}, 1e-5}, {y.view(), m.view(), r.view()}, config).ok());
+    ASSERT_TRUE(layernorm_forward_tile({x.cview(), g.cview(), {}, 1e-5},
+                                       {y.view(), m.view(), r.view()}, config)
+                    .ok());
     ys.push_back(std::move(y));
   }
   EXPECT_TRUE(bitwise_equal(ys[0], ys[1]));

@@ -28,10 +28,10 @@ struct TileOpConfig {
 struct TileOpInfo {
   std::string path;  // "fit" or "block"
   uint32_t cores = 0;
-  uint32_t tile_rows = 0;  // Ht = ceil(rows / 32)
-  uint32_t wt = 0;         // tiles per tile-row = ceil(C / 32)
-  uint32_t block = 0;      // tiles per block
-  uint32_t l1_bytes = 0;   // CB bytes per core
+  uint32_t tile_rows = 0;    // Ht = ceil(rows / 32)
+  uint32_t wt = 0;           // tiles per tile-row = ceil(C / 32)
+  uint32_t block = 0;        // tiles per block
+  uint32_t l1_bytes = 0;     // CB bytes per core
   uint64_t floor_bytes = 0;  // forward: read x + write y; backward: read x, dy + write dx
   Counters counters;
   std::vector<SanitizerReport> reports;

@@ -9,8 +9,8 @@
 // running partials carried between blocks through the fp32 CB kPartial (never across a nested
 // acquire); the last tile's padded columns are masked. The row sums are exact (row_means) and
 // 1/C is applied in fp32 on the SFPU. Pass 2 writes dx and folds dy·x̂ (split hi + lo) and dy
-// into dense fp32 dgamma/dbeta spans with row-selector matmuls. Every FPU product lands on a fresh or zeroed slot
-// unless it continues its own accumulation chain.
+// into dense fp32 dgamma/dbeta spans with row-selector matmuls. Every FPU product lands on a fresh
+// or zeroed slot unless it continues its own accumulation chain.
 //
 // TILENORM_TILE_MUTANT (build-time fault injection for the mutation test; 0 in every product
 // build): 1 assigns instead of accumulating the row partials, 2 drops the last-tile mask, 3 skips
@@ -135,10 +135,10 @@ void layernorm_backward_compute(const LayerNormBackwardComputeArgs& a) {
     // ---- s1, s2 (slots 0, 1), replicated over the columns.
     row_means({cb::kPartial, cb::kHi, cb::kLo, cb::kOnes}, 2, a.inv_c_bits);
     copy_tile(cb::kMean, 0, 2);
-    mul_binary_tile(2, 0, 2);     // mean·s1
-    sub_binary_tile(1, 2, 1);     // (1/C)Σg·x - mean·s1
+    mul_binary_tile(2, 0, 2);  // mean·s1
+    sub_binary_tile(1, 2, 1);  // (1/C)Σg·x - mean·s1
     copy_tile(cb::kRstd, 0, 2);
-    mul_binary_tile(1, 2, 1);     // s2
+    mul_binary_tile(1, 2, 1);  // s2
     tile_regs_commit();
     cb_reserve_back(cb::kRowStats, 2);
     tile_regs_wait();

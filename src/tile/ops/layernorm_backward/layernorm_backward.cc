@@ -20,8 +20,8 @@ struct CbDesc {
   const char* name;
 };
 
-std::vector<CbDesc> backward_cbs(bool fit, uint32_t wt, uint32_t block, uint32_t spans,
-                                 bool masked, DataFormat e) {
+std::vector<CbDesc> backward_cbs(bool fit, uint32_t wt, uint32_t block, uint32_t spans, bool masked,
+                                 DataFormat e) {
   const DataFormat f32 = DataFormat::Float32, b16 = DataFormat::Float16_b;
   const uint32_t row = fit ? wt : 2 * block;
   std::vector<CbDesc> cbs = {
@@ -68,16 +68,15 @@ Status check_tensor(const char* name, const DeviceTensor& t, int64_t rows, int64
   if (t.padded_rows != padded_rows || t.padded_cols != padded_cols)
     return Status::invalid_argument(
         fmt::format("{} must be padded to {} (canonical 32x32 tiles), got {}", name,
-                    shape_str(padded_rows, padded_cols),
-                    shape_str(t.padded_rows, t.padded_cols)));
+                    shape_str(padded_rows, padded_cols), shape_str(t.padded_rows, t.padded_cols)));
   if (t.buffer.format != format)
     return Status::invalid_argument(fmt::format("{} must be {}, got {}", name,
                                                 data_format_name(format),
                                                 data_format_name(t.buffer.format)));
   const int64_t pages = (padded_rows / kTileDim) * (padded_cols / kTileDim);
   if (t.buffer.num_pages != pages)
-    return Status::invalid_argument(fmt::format("{} must have {} tile pages, got {}", name, pages,
-                                                t.buffer.num_pages));
+    return Status::invalid_argument(
+        fmt::format("{} must have {} tile pages, got {}", name, pages, t.buffer.num_pages));
   return {};
 }
 
@@ -102,7 +101,7 @@ Status layernorm_backward_validate(const LayerNormBackwardTensors& t) {
 
 LayerNormBackwardPlan layernorm_backward_plan(int64_t rows, int64_t C, DataFormat format,
                                               const DeviceConfig& device,
-    const std::string& force_path) {
+                                              const std::string& force_path) {
   LayerNormBackwardPlan p;
   p.ht = uint32_t(tiles_along(rows));
   p.wt = uint32_t(tiles_along(C));
@@ -112,9 +111,8 @@ LayerNormBackwardPlan layernorm_backward_plan(int64_t rows, int64_t C, DataForma
   const uint32_t fit_bytes =
       cb_bytes(backward_cbs(true, p.wt, p.block, p.spans, p.mask_w != 0, format));
   p.fit = force_path.empty() ? fit_bytes <= available : force_path == "fit";
-  p.l1_bytes =
-      p.fit ? fit_bytes
-            : cb_bytes(backward_cbs(false, p.wt, p.block, p.spans, p.mask_w != 0, format));
+  p.l1_bytes = p.fit ? fit_bytes
+                     : cb_bytes(backward_cbs(false, p.wt, p.block, p.spans, p.mask_w != 0, format));
   p.split = split_work_to_cores(device.grid_x, device.grid_y, p.ht);
   return p;
 }
@@ -125,7 +123,8 @@ Status layernorm_backward_tile(const LayerNormBackwardArgs& args,
   const int64_t rows = args.x.shape.rows(), C = args.x.shape.cols();
   const DataFormat e = tile_format(args.x.dtype);
   Device device(config.device);
-  const LayerNormBackwardPlan plan = layernorm_backward_plan(rows, C, e, device.config(), config.force_path);
+  const LayerNormBackwardPlan plan =
+      layernorm_backward_plan(rows, C, e, device.config(), config.force_path);
   const uint32_t num_cores = plan.split.num_cores;
 
   // Host tensors -> tiles (padding explicit) -> device buffers.
@@ -137,21 +136,22 @@ Status layernorm_backward_tile(const LayerNormBackwardArgs& args,
     d->cols = c;
     d->padded_rows = pr;
     d->padded_cols = pc;
-    TN_RETURN_IF_ERROR(device.create_buffer(uint32_t((pr / kTileDim) * (pc / kTileDim)), f,
-                                            &d->buffer));
+    TN_RETURN_IF_ERROR(
+        device.create_buffer(uint32_t((pr / kTileDim) * (pc / kTileDim)), f, &d->buffer));
     return device.write_tiles(d->buffer, padded.data(), pr, pc);
   };
   const int64_t pr = round_up32(rows), pc = round_up32(C);
   const int64_t dense_rows = int64_t(plan.spans) * kTileDim;
-  TN_RETURN_IF_ERROR(make(&t.x, rows, C, pr, pc, e, pad_matrix(args.x, rows, C, config.column_pad)));
+  TN_RETURN_IF_ERROR(
+      make(&t.x, rows, C, pr, pc, e, pad_matrix(args.x, rows, C, config.column_pad)));
   TN_RETURN_IF_ERROR(
       make(&t.dy, rows, C, pr, pc, e, pad_matrix(args.dy, rows, C, config.column_pad)));
   TN_RETURN_IF_ERROR(make(&t.gamma, dense_rows, kTileDim, dense_rows, kTileDim, e,
                           dense_vector(args.gamma, C, config.column_pad)));
-  TN_RETURN_IF_ERROR(make(&t.mean, rows, 1, pr, kTileDim, DataFormat::Float32,
-                          replicated_stats(args.mean, rows)));
-  TN_RETURN_IF_ERROR(make(&t.rstd, rows, 1, pr, kTileDim, DataFormat::Float32,
-                          replicated_stats(args.rstd, rows)));
+  TN_RETURN_IF_ERROR(
+      make(&t.mean, rows, 1, pr, kTileDim, DataFormat::Float32, replicated_stats(args.mean, rows)));
+  TN_RETURN_IF_ERROR(
+      make(&t.rstd, rows, 1, pr, kTileDim, DataFormat::Float32, replicated_stats(args.rstd, rows)));
   TN_RETURN_IF_ERROR(layernorm_backward_validate(t));
 
   // Output specs: dx like x; dgamma/dbeta as one dense fp32 partial per core.
@@ -184,17 +184,16 @@ Status layernorm_backward_tile(const LayerNormBackwardArgs& args,
         KernelKind::kWriter, core, &layernorm_backward_writer, "layernorm_backward_writer");
     program.set_runtime_args(
         reader, core,
-        LayerNormBackwardReaderArgs{t.x.buffer.address, t.dy.buffer.address,
-                                    t.gamma.buffer.address, t.mean.buffer.address,
-                                    t.rstd.buffer.address, start, n, plan.wt, plan.block,
-                                    plan.mask_w, plan.fit ? 1u : 0u, plan.spans});
+        LayerNormBackwardReaderArgs{t.x.buffer.address, t.dy.buffer.address, t.gamma.buffer.address,
+                                    t.mean.buffer.address, t.rstd.buffer.address, start, n, plan.wt,
+                                    plan.block, plan.mask_w, plan.fit ? 1u : 0u, plan.spans});
     program.set_runtime_args(compute, core,
                              LayerNormBackwardComputeArgs{n, plan.wt, plan.block, plan.mask_w,
                                                           plan.fit ? 1u : 0u, inv_c_bits});
     program.set_runtime_args(
         writer, core,
-        LayerNormBackwardWriterArgs{dx.address, dgamma_parts.address, dbeta_parts.address, start,
-                                    n, plan.wt, plan.block, i * plan.spans});
+        LayerNormBackwardWriterArgs{dx.address, dgamma_parts.address, dbeta_parts.address, start, n,
+                                    plan.wt, plan.block, i * plan.spans});
   }
   TN_RETURN_IF_ERROR(program.status());
 

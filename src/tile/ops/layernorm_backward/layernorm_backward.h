@@ -23,9 +23,9 @@ struct DeviceTensor {
 
 struct LayerNormBackwardTensors {
   DeviceTensor x, dy;
-  DeviceTensor gamma;      // dense: [32 * ceil(Wt / 32), 32], the C values in order
-  DeviceTensor mean, rstd; // [rows, 1] logical, replicated over 32 columns, fp32
-  int64_t C = 0;           // the feature count (x's logical cols)
+  DeviceTensor gamma;       // dense: [32 * ceil(Wt / 32), 32], the C values in order
+  DeviceTensor mean, rstd;  // [rows, 1] logical, replicated over 32 columns, fp32
+  int64_t C = 0;            // the feature count (x's logical cols)
 };
 
 // The device operation's checks; messages name the tensor, the expected and the actual value.

@@ -18,8 +18,8 @@ struct CbDesc {
   const char* name;
 };
 
-std::vector<CbDesc> forward_cbs(bool fit, uint32_t wt, uint32_t block, uint32_t spans,
-                                bool masked, DataFormat e) {
+std::vector<CbDesc> forward_cbs(bool fit, uint32_t wt, uint32_t block, uint32_t spans, bool masked,
+                                DataFormat e) {
   const DataFormat f32 = DataFormat::Float32, b16 = DataFormat::Float16_b;
   std::vector<CbDesc> cbs = {
       {cb::kX, e, fit ? wt : 2 * block, "x"},
@@ -50,7 +50,7 @@ uint32_t cb_bytes(const std::vector<CbDesc>& cbs) {
 
 LayerNormForwardPlan layernorm_forward_plan(int64_t rows, int64_t C, DataFormat format,
                                             const DeviceConfig& device,
-    const std::string& force_path) {
+                                            const std::string& force_path) {
   LayerNormForwardPlan p;
   p.ht = uint32_t(tiles_along(rows));
   p.wt = uint32_t(tiles_along(C));
@@ -71,7 +71,8 @@ Status layernorm_forward_tile(const LayerNormForwardArgs& args, const LayerNormF
   const int64_t rows = args.x.shape.rows(), C = args.x.shape.cols();
   const DataFormat e = tile_format(args.x.dtype);
   Device device(config.device);
-  const LayerNormForwardPlan plan = layernorm_forward_plan(rows, C, e, device.config(), config.force_path);
+  const LayerNormForwardPlan plan =
+      layernorm_forward_plan(rows, C, e, device.config(), config.force_path);
   const uint32_t num_cores = plan.split.num_cores;
   const int64_t pr = tiles_along(rows) * kTileDim, pc = int64_t(plan.wt) * kTileDim;
   const int64_t dense_rows = int64_t(plan.spans) * kTileDim;
@@ -93,7 +94,8 @@ Status layernorm_forward_tile(const LayerNormForwardArgs& args, const LayerNormF
 
   Program program(device);
   const CoreRange grid({0, 0}, {device.config().grid_x - 1, device.config().grid_y - 1});
-  for (const CbDesc& c : forward_cbs(plan.fit, plan.wt, plan.block, plan.spans, plan.mask_w != 0, e))
+  for (const CbDesc& c :
+       forward_cbs(plan.fit, plan.wt, plan.block, plan.spans, plan.mask_w != 0, e))
     TN_RETURN_IF_ERROR(program.create_circular_buffer(grid, c.id, c.format, c.pages, c.name));
   const ComputeConfig compute_config{.fp32_dest_acc_en = true,
                                      .dst_full_sync_en = false,
@@ -111,10 +113,10 @@ Status layernorm_forward_tile(const LayerNormForwardArgs& args, const LayerNormF
                               "layernorm_forward_compute", compute_config);
     const KernelHandle writer = program.create_kernel(
         KernelKind::kWriter, core, &layernorm_forward_writer, "layernorm_forward_writer");
-    program.set_runtime_args(reader, core,
-                             LayerNormForwardReaderArgs{x.address, gamma.address, beta.address,
-                                                        start, n, plan.wt, plan.block, plan.mask_w,
-                                                        plan.fit ? 1u : 0u, plan.spans});
+    program.set_runtime_args(
+        reader, core,
+        LayerNormForwardReaderArgs{x.address, gamma.address, beta.address, start, n, plan.wt,
+                                   plan.block, plan.mask_w, plan.fit ? 1u : 0u, plan.spans});
     program.set_runtime_args(compute, core,
                              LayerNormForwardComputeArgs{n, plan.wt, plan.block, plan.mask_w,
                                                          plan.fit ? 1u : 0u, inv_c_bits, eps_bits});
