@@ -79,8 +79,13 @@ void BM_LayerNorm(benchmark::State& state, Case c) {
   impl->release();
 }
 
-void register_all() {
+void register_copy() {
   for (int t : {1, 2}) benchmark::RegisterBenchmark("BM_Copy", BM_Copy)->Arg(t)->UseRealTime();
+}
+
+// The copy runs first and last: the ceiling is the best of both, as the machine's load drifts.
+void register_all() {
+  register_copy();
   const int hw = hardware_threads();
   for (const BenchShape& s : default_shapes()) {
     for (DType dt : {DType::kF32, DType::kBF16}) {
@@ -103,6 +108,7 @@ void register_all() {
       }
     }
   }
+  register_copy();
 }
 
 }  // namespace

@@ -4,6 +4,7 @@
 #include <cstring>
 #include <limits>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "cpu/layernorm_cpu.h"
@@ -348,6 +349,32 @@ TEST(LayerNormCpu, BitwiseDeterministicAcrossThreadCounts) {
         EXPECT_TRUE(bitwise_equal(o.dbeta, base.dbeta)) << threads << " threads: dbeta";
       }
     }
+  }
+}
+
+// The API promises independent concurrent calls: callers share the thread pool, and the
+// row-split path's multi-phase calls must not mix up their scratch.
+TEST(LayerNormCpu, ConcurrentCallsGiveTheSameBits) {
+  const Inputs a = make_inputs(300, 1000, DType::kF32, 5), b = make_inputs(3, 50000, DType::kBF16, 6);
+  const Outputs ref_a = run_cpu(a, 2), ref_b = run_cpu(b, 2);
+  std::vector<Outputs> got_a(4), got_b(4);
+  {
+    std::thread ta([&] {
+      for (auto& o : got_a) o = run_cpu(a, 2);
+    });
+    std::thread tb([&] {
+      for (auto& o : got_b) o = run_cpu(b, 2);
+    });
+    ta.join();
+    tb.join();
+  }
+  for (const Outputs& o : got_a) {
+    EXPECT_TRUE(bitwise_equal(o.y, ref_a.y) && bitwise_equal(o.dx, ref_a.dx) &&
+                bitwise_equal(o.dgamma, ref_a.dgamma) && bitwise_equal(o.dbeta, ref_a.dbeta));
+  }
+  for (const Outputs& o : got_b) {
+    EXPECT_TRUE(bitwise_equal(o.y, ref_b.y) && bitwise_equal(o.dx, ref_b.dx) &&
+                bitwise_equal(o.dgamma, ref_b.dgamma) && bitwise_equal(o.dbeta, ref_b.dbeta));
   }
 }
 
