@@ -119,7 +119,7 @@ constexpr Tols kMainTols{{2e-2, 1e-3}, {5e-2, 1e-3}};
 // Runs the problem on the default path (expected `path`) and on the other one.
 void check_both_paths(const BackwardProblem& p, const Tols& tol, const std::string& path) {
   const int64_t rows = p.x.shape().rows(), C = p.x.shape().cols();
-  for (const std::string want : {path, std::string(path == "fit" ? "block" : "fit")}) {
+  for (const std::string& want : {path, std::string(path == "fit" ? "block" : "fit")}) {
     SCOPED_TRACE("path " + want);
     TileOpConfig config = test_config();
     if (want != path) steer_backward(&config, rows, C, p.x.dtype(), want);

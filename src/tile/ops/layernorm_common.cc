@@ -1,5 +1,7 @@
 #include "tile/ops/layernorm_common.h"
 
+#include <fmt/format.h>
+
 #include <cstring>
 
 #include "reference/layernorm.h"
@@ -22,6 +24,46 @@ void fill_run_report(const TileOpInfo& info, RunReport* report) {
       {"traffic_ratio", info.traffic_ratio()},
       {"estimated_device_seconds", c.estimated_device_seconds},
   };
+}
+
+int64_t round_up_tile(int64_t n) { return tiles_along(n) * kTileDim; }
+
+Status check_device_tensor(const char* name, const DeviceTensor& t, int64_t rows, int64_t cols,
+                           int64_t padded_rows, int64_t padded_cols, DataFormat format) {
+  auto shape = [](int64_t r, int64_t c) { return fmt::format("[{}, {}]", r, c); };
+  if (t.rows != rows || t.cols != cols)
+    return Status::invalid_argument(fmt::format("{} must have logical shape {}, got {}", name,
+                                                shape(rows, cols), shape(t.rows, t.cols)));
+  if (t.padded_rows != padded_rows || t.padded_cols != padded_cols)
+    return Status::invalid_argument(
+        fmt::format("{} must be padded to {} (canonical 32x32 tiles), got {}", name,
+                    shape(padded_rows, padded_cols), shape(t.padded_rows, t.padded_cols)));
+  if (t.buffer.format != format)
+    return Status::invalid_argument(fmt::format("{} must be {}, got {}", name,
+                                                data_format_name(format),
+                                                data_format_name(t.buffer.format)));
+  const int64_t pages = (padded_rows / kTileDim) * (padded_cols / kTileDim);
+  if (t.buffer.num_pages != pages)
+    return Status::invalid_argument(
+        fmt::format("{} must have {} tile pages, got {}", name, pages, t.buffer.num_pages));
+  return {};
+}
+
+DeviceTensor device_tensor_spec(int64_t rows, int64_t cols, DataFormat format) {
+  DeviceTensor t;
+  t.buffer.format = format;
+  t.rows = rows;
+  t.cols = cols;
+  t.padded_rows = round_up_tile(rows);
+  t.padded_cols = round_up_tile(cols);
+  t.buffer.num_pages = uint32_t(num_tiles(rows, cols));
+  return t;
+}
+
+Status allocate(Device& device, DeviceTensor* t, const std::vector<float>* padded) {
+  TN_RETURN_IF_ERROR(device.create_buffer(t->buffer.num_pages, t->buffer.format, &t->buffer));
+  if (padded == nullptr) return {};
+  return device.write_tiles(t->buffer, padded->data(), t->padded_rows, t->padded_cols);
 }
 
 TileOpConfig default_tile_op_config(const LayerNormOptions& options) {

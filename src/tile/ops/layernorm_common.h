@@ -42,6 +42,24 @@ struct TileOpInfo {
   }
 };
 
+// A tensor on the device: a buffer of tiles covering a logical rows x cols matrix padded to
+// padded_rows x padded_cols (multiples of 32).
+struct DeviceTensor {
+  Buffer buffer;
+  int64_t rows = 0, cols = 0;
+  int64_t padded_rows = 0, padded_cols = 0;
+};
+int64_t round_up_tile(int64_t n);  // n rounded up to a multiple of 32
+// The devices operations' check of one tensor: logical shape, canonical 32x32 padding, format,
+// pages. The message names the tensor, the expected and the actual value.
+Status check_device_tensor(const char* name, const DeviceTensor& t, int64_t rows, int64_t cols,
+                           int64_t padded_rows, int64_t padded_cols, DataFormat format);
+// A DeviceTensor spec (no buffer yet) of a rows x cols matrix, padded to whole tiles.
+DeviceTensor device_tensor_spec(int64_t rows, int64_t cols, DataFormat format);
+// Creates the buffer of `t` (its padded size); writes `padded` (padded_rows x padded_cols,
+// row-major) into it when given.
+Status allocate(Device& device, DeviceTensor* t, const std::vector<float>* padded = nullptr);
+
 // Fills the public RunReport from a run.
 void fill_run_report(const TileOpInfo& info, RunReport* report);
 

@@ -58,45 +58,30 @@ uint32_t cb_bytes(const std::vector<CbDesc>& cbs) {
   return bytes;
 }
 
-std::string shape_str(int64_t r, int64_t c) { return fmt::format("[{}, {}]", r, c); }
-
-Status check_tensor(const char* name, const DeviceTensor& t, int64_t rows, int64_t cols,
-                    int64_t padded_rows, int64_t padded_cols, DataFormat format) {
-  if (t.rows != rows || t.cols != cols)
-    return Status::invalid_argument(fmt::format("{} must have logical shape {}, got {}", name,
-                                                shape_str(rows, cols), shape_str(t.rows, t.cols)));
-  if (t.padded_rows != padded_rows || t.padded_cols != padded_cols)
-    return Status::invalid_argument(
-        fmt::format("{} must be padded to {} (canonical 32x32 tiles), got {}", name,
-                    shape_str(padded_rows, padded_cols), shape_str(t.padded_rows, t.padded_cols)));
-  if (t.buffer.format != format)
-    return Status::invalid_argument(fmt::format("{} must be {}, got {}", name,
-                                                data_format_name(format),
-                                                data_format_name(t.buffer.format)));
-  const int64_t pages = (padded_rows / kTileDim) * (padded_cols / kTileDim);
-  if (t.buffer.num_pages != pages)
-    return Status::invalid_argument(
-        fmt::format("{} must have {} tile pages, got {}", name, pages, t.buffer.num_pages));
-  return {};
-}
-
-int64_t round_up32(int64_t n) { return tiles_along(n) * kTileDim; }
-
 }  // namespace
 
 Status layernorm_backward_validate(const LayerNormBackwardTensors& t) {
   const int64_t rows = t.x.rows, C = t.C;
   const DataFormat e = t.x.buffer.format;
-  TN_RETURN_IF_ERROR(check_tensor("x", t.x, rows, C, round_up32(rows), round_up32(C), e));
-  TN_RETURN_IF_ERROR(check_tensor("dy", t.dy, rows, C, round_up32(rows), round_up32(C), e));
-  const int64_t spans = (tiles_along(C) + kSpanTiles - 1) / kSpanTiles;
-  TN_RETURN_IF_ERROR(check_tensor("gamma (dense)", t.gamma, spans * kTileDim, kTileDim,
-                                  spans * kTileDim, kTileDim, e));
+  const int64_t pr = round_up_tile(rows), pc = round_up_tile(C);
+  TN_RETURN_IF_ERROR(check_device_tensor("x", t.x, rows, C, pr, pc, e));
+  TN_RETURN_IF_ERROR(check_device_tensor("dy", t.dy, rows, C, pr, pc, e));
+  const int64_t dense = int64_t((tiles_along(C) + kSpanTiles - 1) / kSpanTiles) * kTileDim;
   TN_RETURN_IF_ERROR(
-      check_tensor("mean", t.mean, rows, 1, round_up32(rows), kTileDim, DataFormat::Float32));
+      check_device_tensor("gamma (dense)", t.gamma, dense, kTileDim, dense, kTileDim, e));
   TN_RETURN_IF_ERROR(
-      check_tensor("rstd", t.rstd, rows, 1, round_up32(rows), kTileDim, DataFormat::Float32));
+      check_device_tensor("mean", t.mean, rows, 1, pr, kTileDim, DataFormat::Float32));
+  TN_RETURN_IF_ERROR(
+      check_device_tensor("rstd", t.rstd, rows, 1, pr, kTileDim, DataFormat::Float32));
   return {};
+}
+
+LayerNormBackwardDeviceOutputs layernorm_backward_output_specs(const LayerNormBackwardTensors& t,
+                                                               uint32_t num_cores) {
+  const int64_t part_rows = int64_t(num_cores) * t.gamma.rows;
+  return {device_tensor_spec(t.x.rows, t.C, t.x.buffer.format),
+          device_tensor_spec(part_rows, kTileDim, DataFormat::Float32),
+          device_tensor_spec(part_rows, kTileDim, DataFormat::Float32)};
 }
 
 LayerNormBackwardPlan layernorm_backward_plan(int64_t rows, int64_t C, DataFormat format,
@@ -130,36 +115,28 @@ Status layernorm_backward_tile(const LayerNormBackwardArgs& args,
   // Host tensors -> tiles (padding explicit) -> device buffers.
   LayerNormBackwardTensors t;
   t.C = C;
-  auto make = [&](DeviceTensor* d, int64_t r, int64_t c, int64_t pr, int64_t pc, DataFormat f,
-                  const std::vector<float>& padded) -> Status {
-    d->rows = r;
-    d->cols = c;
-    d->padded_rows = pr;
-    d->padded_cols = pc;
-    TN_RETURN_IF_ERROR(
-        device.create_buffer(uint32_t((pr / kTileDim) * (pc / kTileDim)), f, &d->buffer));
-    return device.write_tiles(d->buffer, padded.data(), pr, pc);
-  };
-  const int64_t pr = round_up32(rows), pc = round_up32(C);
-  const int64_t dense_rows = int64_t(plan.spans) * kTileDim;
-  TN_RETURN_IF_ERROR(
-      make(&t.x, rows, C, pr, pc, e, pad_matrix(args.x, rows, C, config.column_pad)));
-  TN_RETURN_IF_ERROR(
-      make(&t.dy, rows, C, pr, pc, e, pad_matrix(args.dy, rows, C, config.column_pad)));
-  TN_RETURN_IF_ERROR(make(&t.gamma, dense_rows, kTileDim, dense_rows, kTileDim, e,
-                          dense_vector(args.gamma, C, config.column_pad)));
-  TN_RETURN_IF_ERROR(
-      make(&t.mean, rows, 1, pr, kTileDim, DataFormat::Float32, replicated_stats(args.mean, rows)));
-  TN_RETURN_IF_ERROR(
-      make(&t.rstd, rows, 1, pr, kTileDim, DataFormat::Float32, replicated_stats(args.rstd, rows)));
+  t.x = device_tensor_spec(rows, C, e);
+  t.dy = device_tensor_spec(rows, C, e);
+  t.gamma = device_tensor_spec(int64_t(plan.spans) * kTileDim, kTileDim, e);
+  t.mean = device_tensor_spec(rows, 1, DataFormat::Float32);
+  t.rstd = device_tensor_spec(rows, 1, DataFormat::Float32);
+  const auto x_tiles = pad_matrix(args.x, rows, C, config.column_pad);
+  const auto dy_tiles = pad_matrix(args.dy, rows, C, config.column_pad);
+  const auto gamma_tiles = dense_vector(args.gamma, C, config.column_pad);
+  const auto mean_tiles = replicated_stats(args.mean, rows);
+  const auto rstd_tiles = replicated_stats(args.rstd, rows);
+  TN_RETURN_IF_ERROR(allocate(device, &t.x, &x_tiles));
+  TN_RETURN_IF_ERROR(allocate(device, &t.dy, &dy_tiles));
+  TN_RETURN_IF_ERROR(allocate(device, &t.gamma, &gamma_tiles));
+  TN_RETURN_IF_ERROR(allocate(device, &t.mean, &mean_tiles));
+  TN_RETURN_IF_ERROR(allocate(device, &t.rstd, &rstd_tiles));
   TN_RETURN_IF_ERROR(layernorm_backward_validate(t));
-
-  // Output specs: dx like x; dgamma/dbeta as one dense fp32 partial per core.
-  Buffer dx, dgamma_parts, dbeta_parts;
-  TN_RETURN_IF_ERROR(device.create_buffer(t.x.buffer.num_pages, e, &dx));
-  const uint32_t part_pages = num_cores * plan.spans;
-  TN_RETURN_IF_ERROR(device.create_buffer(part_pages, DataFormat::Float32, &dgamma_parts));
-  TN_RETURN_IF_ERROR(device.create_buffer(part_pages, DataFormat::Float32, &dbeta_parts));
+  LayerNormBackwardDeviceOutputs o = layernorm_backward_output_specs(t, num_cores);
+  TN_RETURN_IF_ERROR(allocate(device, &o.dx));
+  TN_RETURN_IF_ERROR(allocate(device, &o.dgamma_partials));
+  TN_RETURN_IF_ERROR(allocate(device, &o.dbeta_partials));
+  const Buffer &dx = o.dx.buffer, &dgamma_parts = o.dgamma_partials.buffer,
+               &dbeta_parts = o.dbeta_partials.buffer;
 
   // Program: CBs on every core, the three kernels on each used core.
   Program program(device);
@@ -215,7 +192,7 @@ Status layernorm_backward_tile(const LayerNormBackwardArgs& args,
   std::vector<float> values(size_t(rows * C));
   TN_RETURN_IF_ERROR(device.read_tiles(dx, rows, C, values.data()));
   store_values(values.data(), out.dx);
-  const int64_t part_rows = int64_t(part_pages) * kTileDim;
+  const int64_t part_rows = o.dgamma_partials.rows;
   std::vector<float> g(size_t(part_rows * kTileDim)), b(g.size());
   TN_RETURN_IF_ERROR(device.read_tiles(dgamma_parts, part_rows, kTileDim, g.data()));
   TN_RETURN_IF_ERROR(device.read_tiles(dbeta_parts, part_rows, kTileDim, b.data()));

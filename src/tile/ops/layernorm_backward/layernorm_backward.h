@@ -13,14 +13,6 @@
 
 namespace tilenorm::tile {
 
-// A tensor on the device: `pages` tiles of `format` covering a logical rows x cols matrix padded
-// to padded_rows x padded_cols (multiples of 32).
-struct DeviceTensor {
-  Buffer buffer;
-  int64_t rows = 0, cols = 0;
-  int64_t padded_rows = 0, padded_cols = 0;
-};
-
 struct LayerNormBackwardTensors {
   DeviceTensor x, dy;
   DeviceTensor gamma;       // dense: [32 * ceil(Wt / 32), 32], the C values in order
@@ -30,6 +22,14 @@ struct LayerNormBackwardTensors {
 
 // The device operation's checks; messages name the tensor, the expected and the actual value.
 Status layernorm_backward_validate(const LayerNormBackwardTensors& t);
+
+// Output specs: dx like x; dgamma and dbeta as one dense fp32 partial per core
+// ([cores * 32 * ceil(Wt / 32), 32]: core k's C values start at element k * 1024 * spans).
+struct LayerNormBackwardDeviceOutputs {
+  DeviceTensor dx, dgamma_partials, dbeta_partials;
+};
+LayerNormBackwardDeviceOutputs layernorm_backward_output_specs(const LayerNormBackwardTensors& t,
+                                                               uint32_t num_cores);
 
 // The program factory's plan: path and sizes from the CB bytes the fit path would need.
 struct LayerNormBackwardPlan {

@@ -48,6 +48,25 @@ uint32_t cb_bytes(const std::vector<CbDesc>& cbs) {
 
 }  // namespace
 
+Status layernorm_forward_validate(const LayerNormForwardTensors& t) {
+  const int64_t rows = t.x.rows, C = t.C;
+  const DataFormat e = t.x.buffer.format;
+  TN_RETURN_IF_ERROR(
+      check_device_tensor("x", t.x, rows, C, round_up_tile(rows), round_up_tile(C), e));
+  const int64_t dense = int64_t((tiles_along(C) + kSpanTiles - 1) / kSpanTiles) * kTileDim;
+  TN_RETURN_IF_ERROR(
+      check_device_tensor("gamma (dense)", t.gamma, dense, kTileDim, dense, kTileDim, e));
+  TN_RETURN_IF_ERROR(
+      check_device_tensor("beta (dense)", t.beta, dense, kTileDim, dense, kTileDim, e));
+  return {};
+}
+
+LayerNormForwardDeviceOutputs layernorm_forward_output_specs(const LayerNormForwardTensors& t) {
+  return {device_tensor_spec(t.x.rows, t.C, t.x.buffer.format),
+          device_tensor_spec(t.x.rows, 1, DataFormat::Float32),
+          device_tensor_spec(t.x.rows, 1, DataFormat::Float32)};
+}
+
 LayerNormForwardPlan layernorm_forward_plan(int64_t rows, int64_t C, DataFormat format,
                                             const DeviceConfig& device,
                                             const std::string& force_path) {
@@ -74,23 +93,27 @@ Status layernorm_forward_tile(const LayerNormForwardArgs& args, const LayerNormF
   const LayerNormForwardPlan plan =
       layernorm_forward_plan(rows, C, e, device.config(), config.force_path);
   const uint32_t num_cores = plan.split.num_cores;
-  const int64_t pr = tiles_along(rows) * kTileDim, pc = int64_t(plan.wt) * kTileDim;
   const int64_t dense_rows = int64_t(plan.spans) * kTileDim;
 
-  Buffer x, gamma, beta, y, mean, rstd;
-  TN_RETURN_IF_ERROR(device.create_buffer(plan.ht * plan.wt, e, &x));
-  TN_RETURN_IF_ERROR(device.create_buffer(plan.spans, e, &gamma));
-  TN_RETURN_IF_ERROR(device.create_buffer(plan.spans, e, &beta));
-  TN_RETURN_IF_ERROR(device.create_buffer(plan.ht * plan.wt, e, &y));
-  TN_RETURN_IF_ERROR(device.create_buffer(plan.ht, DataFormat::Float32, &mean));
-  TN_RETURN_IF_ERROR(device.create_buffer(plan.ht, DataFormat::Float32, &rstd));
-  TN_RETURN_IF_ERROR(
-      device.write_tiles(x, pad_matrix(args.x, rows, C, config.column_pad).data(), pr, pc));
-  TN_RETURN_IF_ERROR(device.write_tiles(
-      gamma, dense_vector(args.gamma, C, config.column_pad).data(), dense_rows, kTileDim));
-  std::vector<float> beta_dense(size_t(dense_rows * kTileDim), 0.0f);
-  if (!args.beta.empty()) beta_dense = dense_vector(args.beta, C, config.column_pad);
-  TN_RETURN_IF_ERROR(device.write_tiles(beta, beta_dense.data(), dense_rows, kTileDim));
+  LayerNormForwardTensors t;
+  t.C = C;
+  t.x = device_tensor_spec(rows, C, e);
+  t.gamma = device_tensor_spec(dense_rows, kTileDim, e);
+  t.beta = device_tensor_spec(dense_rows, kTileDim, e);
+  const auto x_tiles = pad_matrix(args.x, rows, C, config.column_pad);
+  const auto gamma_tiles = dense_vector(args.gamma, C, config.column_pad);
+  const auto beta_tiles = args.beta.empty() ? std::vector<float>(size_t(dense_rows) * kTileDim)
+                                            : dense_vector(args.beta, C, config.column_pad);
+  TN_RETURN_IF_ERROR(allocate(device, &t.x, &x_tiles));
+  TN_RETURN_IF_ERROR(allocate(device, &t.gamma, &gamma_tiles));
+  TN_RETURN_IF_ERROR(allocate(device, &t.beta, &beta_tiles));
+  TN_RETURN_IF_ERROR(layernorm_forward_validate(t));
+  LayerNormForwardDeviceOutputs o = layernorm_forward_output_specs(t);
+  TN_RETURN_IF_ERROR(allocate(device, &o.y));
+  TN_RETURN_IF_ERROR(allocate(device, &o.mean));
+  TN_RETURN_IF_ERROR(allocate(device, &o.rstd));
+  const Buffer &x = t.x.buffer, &gamma = t.gamma.buffer, &beta = t.beta.buffer, &y = o.y.buffer,
+               &mean = o.mean.buffer, &rstd = o.rstd.buffer;
 
   Program program(device);
   const CoreRange grid({0, 0}, {device.config().grid_x - 1, device.config().grid_y - 1});

@@ -1,5 +1,6 @@
 // LayerNorm forward as a tile-machine op: the high-level op (host tensors in, y, mean, rstd out),
-// its checks and the program factory (path from the CB bytes, blocks, mask, work split).
+// the device operation (validation, output specs) and the program factory (path from the CB bytes,
+// blocks, mask, work split).
 #pragma once
 
 #include <cstdint>
@@ -10,6 +11,20 @@
 #include "tilenorm/layernorm.h"
 
 namespace tilenorm::tile {
+
+struct LayerNormForwardTensors {
+  DeviceTensor x;
+  DeviceTensor gamma, beta;  // dense: [32 * ceil(Wt / 32), 32], the C values in order
+  int64_t C = 0;
+};
+// The device operation's checks; messages name the tensor, the expected and the actual value.
+Status layernorm_forward_validate(const LayerNormForwardTensors& t);
+
+// Output specs: y like x; mean and rstd [rows, 1] fp32, padded to one tile per tile-row.
+struct LayerNormForwardDeviceOutputs {
+  DeviceTensor y, mean, rstd;
+};
+LayerNormForwardDeviceOutputs layernorm_forward_output_specs(const LayerNormForwardTensors& t);
 
 struct LayerNormForwardPlan {
   bool fit = false;
