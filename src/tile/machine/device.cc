@@ -345,9 +345,11 @@ namespace detail {
 
 // Per host thread: three fiber stacks and one dst, reused core after core and run after run.
 struct Worker {
+  Worker() { std::memset(dst->data, 0, sizeof dst->data); }  // then `dirty` tracks writes
   FiberStack stacks[kNumKernelKinds] = {FiberStack(kFiberStackBytes), FiberStack(kFiberStackBytes),
                                         FiberStack(kFiberStackBytes)};
   std::unique_ptr<Dst> dst = std::make_unique<Dst>();
+  std::vector<uint8_t> l1;  // the L1 of the core this thread runs
 };
 
 }  // namespace detail
@@ -452,12 +454,15 @@ void run_core(CoreRuntime& core, Worker& worker) {
 void setup_core(CoreRuntime& core, const Program::Impl& p, Worker& worker, bool poison) {
   const CoreSpec& spec = *core.spec;
   core.l1_base = p.l1_base;
-  core.l1.resize(spec.l1_end - p.l1_base);
+  core.l1_size = spec.l1_end - p.l1_base;
+  if (worker.l1.size() < core.l1_size) worker.l1.resize(core.l1_size);
+  core.l1 = worker.l1.data();
+  // Never the previous core's bytes: what a kernel reads unwritten must not depend on threads.
   if (poison) {
-    auto* h = reinterpret_cast<uint16_t*>(core.l1.data());
-    std::fill(h, h + core.l1.size() / 2, kPoisonHalf);
+    auto* h = reinterpret_cast<uint16_t*>(core.l1);
+    std::fill(h, h + core.l1_size / 2, kPoisonHalf);
   } else {
-    std::fill(core.l1.begin(), core.l1.end(), 0);
+    std::memset(core.l1, 0, core.l1_size);
   }
   for (uint32_t i = 0; i < kMaxCbs; ++i) {
     const CbSpec& s = spec.cbs[i];
@@ -469,7 +474,7 @@ void setup_core(CoreRuntime& core, const Program::Impl& p, Worker& worker, bool 
     cb.num_pages = s.num_pages;
     cb.page_size = tile_size(s.format);
     cb.base = s.base;
-    cb.mem = core.l1.data() + (s.base - p.l1_base);
+    cb.mem = core.l1 + (s.base - p.l1_base);
     cb.name = &s.name;
   }
   core.dst = worker.dst.get();
@@ -495,8 +500,8 @@ void finish_core(CoreRuntime& core) {
   core.counters.core = core.core;
   for (int i = 0; i < kNumKernelKinds; ++i) core.counters.kernels[i] = core.kernels[i].counters;
   for (uint32_t i = 0; i < kMaxCbs; ++i) core.counters.cb_high_water[i] = core.cbs[i].high_water;
-  core.counters.l1_bytes = static_cast<uint32_t>(core.l1.size());
-  std::vector<uint8_t>().swap(core.l1);  // L1 of finished cores is not kept
+  core.counters.l1_bytes = core.l1_size;
+  core.l1 = nullptr;  // the worker's L1 goes to the next core
   for (KernelRuntime& k : core.kernels) {
     k.pending_reads.clear();
     k.pending_writes.clear();

@@ -212,7 +212,7 @@ int window_of(const KernelRuntime& k, uint32_t addr, uint32_t bytes) {
 uint8_t* l1_host(KernelRuntime& k, uint32_t addr, uint32_t bytes, const char* op,
                  const SrcLoc& loc) {
   CoreRuntime& core = *k.core;
-  if (addr < core.l1_base || uint64_t{addr} + bytes > core.l1_base + core.l1.size()) {
+  if (addr < core.l1_base || uint64_t{addr} + bytes > uint64_t{core.l1_base} + core.l1_size) {
     raise(ReportKind::kCbAccessOutsideWindow, op, -1, -1, loc,
           fmt::format("L1 [{:#x}, {:#x}) is outside every CB of this core", addr,
                       uint64_t{addr} + bytes),
@@ -224,7 +224,7 @@ uint8_t* l1_host(KernelRuntime& k, uint32_t addr, uint32_t bytes, const char* op
                       "and not pushed, or waited and not popped)",
                       addr, uint64_t{addr} + bytes));
   }
-  return core.l1.data() + (addr - core.l1_base);
+  return core.l1 + (addr - core.l1_base);
 }
 
 // Branch-free scans so they vectorize: the sanitizer runs them on every tile it unpacks.
@@ -466,8 +466,11 @@ void reset_dst(Dst& d, const ComputeConfig& config) {
   d.sections = config.dst_full_sync_en ? 1u : 2u;
   d.acquired = d.waited = false;
   d.committed = d.math_section = d.pack_section = 0;
-  // Firmware clears dst before a kernel starts, so the first acquire also reads zeros.
-  std::memset(d.data, 0, sizeof d.data);
+  // Firmware clears dst before a kernel starts, so the first acquire also reads zeros. Dst starts
+  // zeroed and `dirty` tracks every slot written since, so only those need clearing.
+  for (int p = 0; p < kDstTiles; ++p) {
+    if (d.dirty & (1u << p)) std::memset(d.data[p], 0, sizeof d.data[p]);
+  }
   d.dirty = 0;
   for (SlotMeta& m : d.meta) m = SlotMeta{};
 }

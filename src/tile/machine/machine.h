@@ -176,7 +176,8 @@ struct CoreRuntime {
   Device::Dram* dram = nullptr;
   const DeviceConfig* config = nullptr;
   uint32_t l1_base = 0;
-  std::vector<uint8_t> l1;  // bytes [l1_base, spec->l1_end)
+  uint8_t* l1 = nullptr;  // bytes [l1_base, l1_base + l1_size), owned by the host thread's worker
+  uint32_t l1_size = 0;
   std::array<CbState, kMaxCbs> cbs;
   std::array<KernelRuntime, kNumKernelKinds> kernels;
   Dst* dst = nullptr;
