@@ -172,6 +172,18 @@ TEST(Program, BuilderErrorsAreReportedByRun) {
   }
 }
 
+TEST(Program, DescribePrintsCbsAndKernelsPerCore) {
+  Device d(small_grid(2, 1));
+  Program p(d);
+  ASSERT_TRUE(p.create_circular_buffer(CoreCoord{1, 0}, 3, DataFormat::Float32, 4, "xhat").ok());
+  p.create_kernel(KernelKind::kCompute, CoreCoord{1, 0}, &copy_compute, "bw_compute");
+  const std::string text = p.describe();
+  EXPECT_NE(text.find("core (x=1, y=0): L1 16384 B; compute 'bw_compute'"), std::string::npos)
+      << text;
+  EXPECT_NE(text.find("CB  3 'xhat' Float32 x 4 pages at L1 0x0"), std::string::npos) << text;
+  EXPECT_EQ(text.find("(x=0, y=0)"), std::string::npos);  // unused cores are not listed
+}
+
 // A reader -> copy -> writer pipeline over every core moves every tile exactly, with counters.
 TEST(Run, CopyPipelineMovesEveryTileAndCountsTraffic) {
   Device d(small_grid(2, 2));
