@@ -1,12 +1,13 @@
 #include "bench_core.h"
 
+#include <dlfcn.h>
+
 #include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
-#include <dlfcn.h>
 #include <fstream>
 #include <sstream>
 #include <thread>
@@ -167,8 +168,8 @@ const std::string& load_peers() {
     if (path.empty()) return "";
     void* lib = dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL);
     if (lib == nullptr) return std::string("peers plugin not loaded: ") + dlerror();
-    auto* entry = reinterpret_cast<void (*)(RegisterPeer)>(
-        dlsym(lib, "tilenorm_bench_register_peers"));
+    auto* entry =
+        reinterpret_cast<void (*)(RegisterPeer)>(dlsym(lib, "tilenorm_bench_register_peers"));
     if (entry == nullptr) return "peers plugin " + path + " has no tilenorm_bench_register_peers";
     entry(&register_peer);
     return "";
@@ -206,21 +207,22 @@ std::string check_outputs(const BenchInputs& in, const BenchOutputs& got, double
   const int64_t R = in.shape.rows, C = in.shape.C;
   const std::vector<double> x(in.x.begin(), in.x.end()), dy(in.dy.begin(), in.dy.end()),
       g(in.gamma.begin(), in.gamma.end()), b(in.beta.begin(), in.beta.end());
-  BenchOutputs ref{std::vector<double>(x.size()), std::vector<double>(R),
-                   std::vector<double>(R),        std::vector<double>(x.size()),
-                   std::vector<double>(C),        std::vector<double>(C)};
+  BenchOutputs ref{std::vector<double>(x.size()), std::vector<double>(R), std::vector<double>(R),
+                   std::vector<double>(x.size()), std::vector<double>(C), std::vector<double>(C)};
   reference::layernorm_forward_f64(x.data(), g.data(), b.data(), R, C, 1e-5, ref.y.data(),
                                    ref.mean.data(), ref.rstd.data());
-  reference::layernorm_backward_f64(x.data(), dy.data(), g.data(), ref.mean.data(),
-                                    ref.rstd.data(), R, C, ref.dx.data(), ref.dgamma.data(),
-                                    ref.dbeta.data());
+  reference::layernorm_backward_f64(x.data(), dy.data(), g.data(), ref.mean.data(), ref.rstd.data(),
+                                    R, C, ref.dx.data(), ref.dgamma.data(), ref.dbeta.data());
   const double tol = in.dtype == DType::kF32 ? 1e-4 : 2e-2;
   std::string bad;
   *max_err = 0;
   const std::pair<const char*, std::pair<const std::vector<double>*, const std::vector<double>*>>
-      pairs[] = {{"y", {&got.y, &ref.y}},       {"mean", {&got.mean, &ref.mean}},
-                 {"rstd", {&got.rstd, &ref.rstd}}, {"dx", {&got.dx, &ref.dx}},
-                 {"dgamma", {&got.dgamma, &ref.dgamma}}, {"dbeta", {&got.dbeta, &ref.dbeta}}};
+      pairs[] = {{"y", {&got.y, &ref.y}},
+                 {"mean", {&got.mean, &ref.mean}},
+                 {"rstd", {&got.rstd, &ref.rstd}},
+                 {"dx", {&got.dx, &ref.dx}},
+                 {"dgamma", {&got.dgamma, &ref.dgamma}},
+                 {"dbeta", {&got.dbeta, &ref.dbeta}}};
   for (const auto& [name, p] : pairs) {
     const auto& [a, r] = p;
     double err = 0, mag = 0;
@@ -261,13 +263,13 @@ CopyArrays& copy_arrays(int threads) {
   static CopyArrays arrays;
   if (arrays.touched_by != threads) {
     // First touch by the threads that copy, as STREAM does.
-    ThreadPool::shared(threads).parallel_for(
-        static_cast<int64_t>(kCopyN), [&](int64_t b, int64_t e, int) {
-          for (int64_t i = b; i < e; ++i) {
-            arrays.a[i] = 1.0;
-            arrays.c[i] = 0.0;
-          }
-        });
+    ThreadPool::shared(threads).parallel_for(static_cast<int64_t>(kCopyN),
+                                             [&](int64_t b, int64_t e, int) {
+                                               for (int64_t i = b; i < e; ++i) {
+                                                 arrays.a[i] = 1.0;
+                                                 arrays.c[i] = 0.0;
+                                               }
+                                             });
     arrays.touched_by = threads;
   }
   return arrays;
@@ -279,12 +281,12 @@ double copy_bytes() { return 2.0 * static_cast<double>(kCopyBytes); }
 
 void copy_once(int threads) {
   CopyArrays& arr = copy_arrays(threads);
-  ThreadPool::shared(threads).parallel_for(
-      static_cast<int64_t>(kCopyN), [&](int64_t b, int64_t e, int) {
-        double* __restrict dst = arr.c.get();
-        const double* __restrict src = arr.a.get();
-        for (int64_t i = b; i < e; ++i) dst[i] = src[i];
-      });
+  ThreadPool::shared(threads).parallel_for(static_cast<int64_t>(kCopyN),
+                                           [&](int64_t b, int64_t e, int) {
+                                             double* __restrict dst = arr.c.get();
+                                             const double* __restrict src = arr.a.get();
+                                             for (int64_t i = b; i < e; ++i) dst[i] = src[i];
+                                           });
   if (arr.c[kCopyN / 3] != 1.0) std::abort();  // keeps the copy observable
 }
 
@@ -294,8 +296,8 @@ double copy_gbps(int threads, int reps) {
   for (int r = 0; r < reps; ++r) {
     const auto t0 = std::chrono::steady_clock::now();
     copy_once(threads);
-    best = std::min(
-        best, std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+    best = std::min(best,
+                    std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
   }
   return copy_bytes() / best / 1e9;
 }
@@ -308,8 +310,8 @@ Timing time_calls(const std::function<void()>& fn, int warmup, int reps, bool co
     if (cold) flush_caches();
     const auto a = std::chrono::steady_clock::now();
     fn();
-    t.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - a)
-                    .count());
+    t.push_back(
+        std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - a).count());
   }
   std::sort(t.begin(), t.end());
   const size_t n = t.size();
@@ -330,8 +332,8 @@ std::string machine_description() {
     }
   }
   std::ostringstream os;
-  os << model << ", " << hardware_threads() << " hardware threads"
-     << (avx512 ? ", AVX-512" : "") << (bf16 ? " + avx512_bf16" : "");
+  os << model << ", " << hardware_threads() << " hardware threads" << (avx512 ? ", AVX-512" : "")
+     << (bf16 ? " + avx512_bf16" : "");
   return os.str();
 }
 

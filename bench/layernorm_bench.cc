@@ -74,8 +74,8 @@ void BM_LayerNorm(benchmark::State& state, Case c) {
     }
     impl->run(c.dir);
   }
-  state.SetBytesProcessed(
-      static_cast<int64_t>(static_cast<double>(state.iterations()) * bytes_moved(c.shape, c.dtype, c.dir)));
+  state.SetBytesProcessed(static_cast<int64_t>(static_cast<double>(state.iterations()) *
+                                               bytes_moved(c.shape, c.dtype, c.dir)));
   impl->release();
 }
 
@@ -120,11 +120,11 @@ int main(int argc, char** argv) {
   benchmark::AddCustomContext("machine", tilenorm::bench::machine_description());
   std::string peers;
   for (const auto& v : tilenorm::bench::peer_versions()) peers += (peers.empty() ? "" : ", ") + v;
-  benchmark::AddCustomContext(
-      "peers", peers.empty() ? "none " + (tilenorm::bench::peers_status().empty()
-                                              ? std::string("built")
-                                              : tilenorm::bench::peers_status())
-                             : peers);
+  benchmark::AddCustomContext("peers", peers.empty()
+                                           ? "none " + (tilenorm::bench::peers_status().empty()
+                                                            ? std::string("built")
+                                                            : tilenorm::bench::peers_status())
+                                           : peers);
   tilenorm::bench::register_all();
   benchmark::RunSpecifiedBenchmarks();
   benchmark::Shutdown();

@@ -2,11 +2,11 @@
 // (diff_src, diff_scale, diff_shift), f32 or bf16 data, f32 scale/shift and statistics (2.6
 // offers nothing else). Debian's libdnnl uses OpenMP: the thread count is omp_set_num_threads.
 #include <omp.h>
+#include <oneapi/dnnl/dnnl_version.h>
 
 #include <cmath>
 #include <cstring>
 #include <oneapi/dnnl/dnnl.hpp>
-#include <oneapi/dnnl/dnnl_version.h>
 #include <unordered_map>
 
 #include "bench_peers.h"
@@ -31,11 +31,11 @@ class OnednnImpl : public Impl {
       const memory::desc ss_md({in.shape.C}, memory::data_type::f32, memory::format_tag::a);
       const auto flags =
           dnnl::normalization_flags::use_scale | dnnl::normalization_flags::use_shift;
-      const dnnl::layer_normalization_forward::desc fd(dnnl::prop_kind::forward_training,
-                                                       data_md, stat_md, 1e-5f, flags);
+      const dnnl::layer_normalization_forward::desc fd(dnnl::prop_kind::forward_training, data_md,
+                                                       stat_md, 1e-5f, flags);
       const dnnl::layer_normalization_forward::primitive_desc fpd(fd, eng_);
-      const dnnl::layer_normalization_backward::desc bd(dnnl::prop_kind::backward, data_md,
-                                                        data_md, stat_md, 1e-5f, flags);
+      const dnnl::layer_normalization_backward::desc bd(dnnl::prop_kind::backward, data_md, data_md,
+                                                        stat_md, 1e-5f, flags);
       const dnnl::layer_normalization_backward::primitive_desc bpd(bd, eng_, fpd);
       fwd_ = dnnl::layer_normalization_forward(fpd);
       bwd_ = dnnl::layer_normalization_backward(bpd);
@@ -53,13 +53,13 @@ class OnednnImpl : public Impl {
       fill(dy_, in.dy, bf16_);
       fill(scale_, in.gamma, false);
       fill(shift_, in.beta, false);
-      fargs_ = {{DNNL_ARG_SRC, src_},     {DNNL_ARG_DST, dst_},     {DNNL_ARG_MEAN, mean_},
+      fargs_ = {{DNNL_ARG_SRC, src_},      {DNNL_ARG_DST, dst_},     {DNNL_ARG_MEAN, mean_},
                 {DNNL_ARG_VARIANCE, var_}, {DNNL_ARG_SCALE, scale_}, {DNNL_ARG_SHIFT, shift_}};
       // 2.6 refuses to execute backward unless shift is passed too, although it is not read.
-      bargs_ = {{DNNL_ARG_SRC, src_},         {DNNL_ARG_DIFF_DST, dy_},
-                {DNNL_ARG_MEAN, mean_},       {DNNL_ARG_VARIANCE, var_},
-                {DNNL_ARG_SCALE, scale_},     {DNNL_ARG_SHIFT, shift_},
-                {DNNL_ARG_DIFF_SRC, dx_},     {DNNL_ARG_DIFF_SCALE, dscale_},
+      bargs_ = {{DNNL_ARG_SRC, src_},          {DNNL_ARG_DIFF_DST, dy_},
+                {DNNL_ARG_MEAN, mean_},        {DNNL_ARG_VARIANCE, var_},
+                {DNNL_ARG_SCALE, scale_},      {DNNL_ARG_SHIFT, shift_},
+                {DNNL_ARG_DIFF_SRC, dx_},      {DNNL_ARG_DIFF_SCALE, dscale_},
                 {DNNL_ARG_DIFF_SHIFT, dshift_}};
       if (fpd.workspace_desc().get_size() != 0) {
         ws_ = memory(fpd.workspace_desc(), eng_);
@@ -87,7 +87,7 @@ class OnednnImpl : public Impl {
   BenchOutputs outputs() override {
     run(Direction::kForward);
     run(Direction::kBackward);
-    BenchOutputs o{get(dst_, bf16_), get(mean_, false), get(var_, false),
+    BenchOutputs o{get(dst_, bf16_), get(mean_, false),   get(var_, false),
                    get(dx_, bf16_),  get(dscale_, false), get(dshift_, false)};
     for (double& v : o.rstd) v = 1.0 / std::sqrt(v + 1e-5);  // oneDNN returns the variance
     return o;

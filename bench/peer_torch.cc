@@ -14,8 +14,8 @@ namespace tilenorm::bench {
 namespace {
 
 at::Tensor to_tensor(const std::vector<float>& v, at::IntArrayRef sizes, at::ScalarType st) {
-  at::Tensor t = at::from_blob(const_cast<float*>(v.data()), sizes,
-                               at::TensorOptions().dtype(at::kFloat));
+  at::Tensor t =
+      at::from_blob(const_cast<float*>(v.data()), sizes, at::TensorOptions().dtype(at::kFloat));
   return t.to(st).contiguous().clone();
 }
 

@@ -108,21 +108,25 @@ std::string render_svg(const std::vector<Row>& rows, const BenchArgs& a) {
   const double W = 720, H = 440, L = 60, R = 170, T = 40, B = 50;
   if (xmax <= xmin) xmax = xmin * 2;
   ymax = std::ceil(ymax / 10) * 10 + 10;
-  auto px = [&](double c) { return L + (std::log2(c) - std::log2(xmin)) / (std::log2(xmax) - std::log2(xmin)) * (W - L - R); };
+  auto px = [&](double c) {
+    return L + (std::log2(c) - std::log2(xmin)) / (std::log2(xmax) - std::log2(xmin)) * (W - L - R);
+  };
   auto py = [&](double g) { return H - B - g / ymax * (H - T - B); };
   std::ostringstream s;
   s << "<svg xmlns='http://www.w3.org/2000/svg' width='" << W << "' height='" << H
-    << "' font-family='sans-serif' font-size='12'>\n<rect width='100%' height='100%' fill='white'/>\n"
-    << "<text x='" << L << "' y='20' font-size='14'>LayerNorm " << a.dirs.front() << ", "
-    << tmax << " threads, " << rows.front().cache << " cache: GB/s vs C</text>\n";
+    << "' font-family='sans-serif' font-size='12'>\n<rect width='100%' height='100%' "
+       "fill='white'/>\n"
+    << "<text x='" << L << "' y='20' font-size='14'>LayerNorm " << a.dirs.front() << ", " << tmax
+    << " threads, " << rows.front().cache << " cache: GB/s vs C</text>\n";
   for (double g = 0; g <= ymax; g += 10)
     s << "<line x1='" << L << "' x2='" << W - R << "' y1='" << py(g) << "' y2='" << py(g)
-      << "' stroke='#ddd'/><text x='" << L - 8 << "' y='" << py(g) + 4
-      << "' text-anchor='end'>" << g << "</text>\n";
+      << "' stroke='#ddd'/><text x='" << L - 8 << "' y='" << py(g) + 4 << "' text-anchor='end'>"
+      << g << "</text>\n";
   for (double c = std::exp2(std::ceil(std::log2(xmin))); c <= xmax; c *= 4)
     s << "<text x='" << px(c) << "' y='" << H - B + 18 << "' text-anchor='middle'>"
       << static_cast<long long>(c) << "</text>\n";
-  s << "<text x='" << (L + W - R) / 2 << "' y='" << H - 10 << "' text-anchor='middle'>C (log scale)</text>\n";
+  s << "<text x='" << (L + W - R) / 2 << "' y='" << H - 10
+    << "' text-anchor='middle'>C (log scale)</text>\n";
   const char* colors[] = {"#d62728", "#1f77b4", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b"};
   int i = 0;
   for (auto& [name, pts] : series) {
@@ -150,7 +154,8 @@ Status write_file(const std::string& path, const std::string& text) {
     f << text;
     if (!f) return Status::io_error("cannot write " + tmp);
   }
-  if (std::rename(tmp.c_str(), path.c_str()) != 0) return Status::io_error("cannot rename " + tmp + " to " + path);
+  if (std::rename(tmp.c_str(), path.c_str()) != 0)
+    return Status::io_error("cannot rename " + tmp + " to " + path);
   return {};
 }
 
@@ -171,13 +176,15 @@ int run_bench(const BenchArgs& a) {
   }
   std::vector<std::string> impls = a.impls.empty() ? bench::impl_names() : a.impls;
   for (const std::string& i : impls)
-    if (!bench::make_impl(i)) return report_error("--impls: '" + i + "' is not built into this binary");
+    if (!bench::make_impl(i))
+      return report_error("--impls: '" + i + "' is not built into this binary");
   std::vector<bool> colds;
   if (a.cache != "cold") colds.push_back(false);
   if (a.cache != "warm") colds.push_back(true);
 
-  const int total = static_cast<int>(shapes.size() * dtypes.size() * impls.size() * a.threads.size() *
-                                     a.dirs.size() * colds.size()) + 2;
+  const int total = static_cast<int>(shapes.size() * dtypes.size() * impls.size() *
+                                     a.threads.size() * a.dirs.size() * colds.size()) +
+                    2;
   Progress progress(total);
   const int tmax = *std::max_element(a.threads.begin(), a.threads.end());
   progress.step("copy bandwidth");
@@ -201,8 +208,17 @@ int run_bench(const BenchArgs& a) {
             for (bool cold : colds) {
               progress.step(name + " " + dir + " " + dtype_name(dt) + " " + shape_name(s) + " t" +
                             std::to_string(t) + (cold ? " cold" : ""));
-              Row r{name, dtype_name(dt), dir, cold ? "cold" : "warm", ok ? verdict : "unsupported: " + why,
-                    s, t, {}, 0, 0, 0};
+              Row r{name,
+                    dtype_name(dt),
+                    dir,
+                    cold ? "cold" : "warm",
+                    ok ? verdict : "unsupported: " + why,
+                    s,
+                    t,
+                    {},
+                    0,
+                    0,
+                    0};
               if (ok) {
                 r.t = bench::time_calls([&] { impl->run(d); }, a.warmup, a.reps, cold);
                 r.gbps = bench::bytes_moved(s, dt, d) / (r.t.median_ms * 1e-3) / 1e9;
@@ -228,7 +244,9 @@ int run_bench(const BenchArgs& a) {
   std::strftime(date, sizeof date, "%Y-%m-%d %H:%M UTC", std::gmtime(&now));
   std::string peers;
   for (const auto& v : bench::peer_versions()) peers += (peers.empty() ? "" : ", ") + v;
-  if (peers.empty()) peers = "none" + (bench::peers_status().empty() ? std::string(" built") : " (" + bench::peers_status() + ")");
+  if (peers.empty())
+    peers = "none" + (bench::peers_status().empty() ? std::string(" built")
+                                                    : " (" + bench::peers_status() + ")");
 
   if (a.json) {
     nlohmann::json j;
@@ -240,15 +258,25 @@ int run_bench(const BenchArgs& a) {
     j["reps"] = a.reps;
     j["results"] = nlohmann::json::array();
     for (const Row& r : rows)
-      j["results"].push_back({{"impl", r.impl}, {"rows", r.shape.rows}, {"C", r.shape.C},
-                              {"dtype", r.dtype}, {"dir", r.dir}, {"threads", r.threads},
-                              {"cache", r.cache}, {"median_ms", r.t.median_ms},
-                              {"min_ms", r.t.min_ms}, {"max_ms", r.t.max_ms}, {"gbps", r.gbps},
-                              {"pct_copy", r.pct_copy}, {"vs_best_peer", r.vs_best_peer},
+      j["results"].push_back({{"impl", r.impl},
+                              {"rows", r.shape.rows},
+                              {"C", r.shape.C},
+                              {"dtype", r.dtype},
+                              {"dir", r.dir},
+                              {"threads", r.threads},
+                              {"cache", r.cache},
+                              {"median_ms", r.t.median_ms},
+                              {"min_ms", r.t.min_ms},
+                              {"max_ms", r.t.max_ms},
+                              {"gbps", r.gbps},
+                              {"pct_copy", r.pct_copy},
+                              {"vs_best_peer", r.vs_best_peer},
                               {"check", r.check}});
     std::printf("%s\n", j.dump(2).c_str());
   } else if (a.csv) {
-    std::printf("shape,impl,dtype,dir,threads,cache,median_ms,min_ms,max_ms,gbps,pct_copy,vs_best_peer,check\n");
+    std::printf(
+        "shape,impl,dtype,dir,threads,cache,median_ms,min_ms,max_ms,gbps,pct_copy,vs_best_peer,"
+        "check\n");
     for (const Row& r : rows)
       std::printf("%s,%s,%s,%s,%d,%s,%.4f,%.4f,%.4f,%.2f,%.1f,%.3f,\"%s\"\n",
                   shape_name(r.shape).c_str(), r.impl.c_str(), r.dtype.c_str(), r.dir.c_str(),
@@ -261,7 +289,9 @@ int run_bench(const BenchArgs& a) {
                 copy_ceiling);
     std::printf("# median of %d calls after %d warm-ups; spread = (max - min) / median; %.0f s\n\n",
                 a.reps, a.warmup, seconds);
-    std::printf("| shape | impl | dtype | dir | thr | cache | ms | spread | GB/s | %% copy | vs best peer | check |\n");
+    std::printf(
+        "| shape | impl | dtype | dir | thr | cache | ms | spread | GB/s | %% copy | vs best peer "
+        "| check |\n");
     std::printf("|---|---|---|---|---|---|---|---|---|---|---|---|\n");
     for (const Row& r : rows) {
       const double spread = r.t.median_ms > 0 ? (r.t.max_ms - r.t.min_ms) / r.t.median_ms : 0;
@@ -292,16 +322,22 @@ void add_bench_command(CLI::App& app) {
                   "Implementations: tilenorm, and onednn, torch when the peers plugin was built "
                   "(default: all available)")
       ->delimiter(',');
-  cmd->add_option("--shapes", a->shapes, "ROWSxC list (default: the 7 shapes of docs/performance.md)")
+  cmd->add_option("--shapes", a->shapes,
+                  "ROWSxC list (default: the 7 shapes of docs/performance.md)")
       ->delimiter(',');
   cmd->add_option("--dtypes", a->dtypes, "f32,bf16")->delimiter(',');
-  cmd->add_option("--dirs", a->dirs, "bwd,fwd")->delimiter(',')->check(CLI::IsMember({"bwd", "fwd"}));
-  cmd->add_option("--threads", a->threads, "Thread counts (default 1,2)")->delimiter(',')
+  cmd->add_option("--dirs", a->dirs, "bwd,fwd")
+      ->delimiter(',')
+      ->check(CLI::IsMember({"bwd", "fwd"}));
+  cmd->add_option("--threads", a->threads, "Thread counts (default 1,2)")
+      ->delimiter(',')
       ->check(CLI::PositiveNumber);
   cmd->add_option("--cache", a->cache, "warm, cold (caches flushed before each call) or both")
       ->check(CLI::IsMember({"warm", "cold", "both"}));
-  cmd->add_option("--reps", a->reps, "Timed calls per case (median reported)")->check(CLI::PositiveNumber);
-  cmd->add_option("--warmup", a->warmup, "Untimed calls before timing")->check(CLI::NonNegativeNumber);
+  cmd->add_option("--reps", a->reps, "Timed calls per case (median reported)")
+      ->check(CLI::PositiveNumber);
+  cmd->add_option("--warmup", a->warmup, "Untimed calls before timing")
+      ->check(CLI::NonNegativeNumber);
   cmd->add_flag("--json", a->json, "Print JSON instead of the table");
   cmd->add_flag("--csv", a->csv, "Print CSV instead of the table");
   cmd->add_flag("!--no-check", a->check, "Skip the accuracy check against the float64 reference");

@@ -1,5 +1,7 @@
 // Conformance of the native CPU backend (layernorm_forward / layernorm_backward) against the
 // float64 reference, on every compiled SIMD target; bitwise determinism across thread counts.
+#include "cpu/layernorm_cpu.h"
+
 #include <cmath>
 #include <cstring>
 #include <limits>
@@ -7,7 +9,6 @@
 #include <thread>
 #include <vector>
 
-#include "cpu/layernorm_cpu.h"
 #include "test_util.h"
 #include "tilenorm/layernorm.h"
 
@@ -83,9 +84,9 @@ Outputs run_cpu(const Inputs& in, int threads, double eps = kDefaultEps) {
   LayerNormOptions opt;
   opt.num_threads = threads;
   opt.report = &o.fwd_report;
-  Status st = layernorm_forward(Backend::kCpu, {in.x.view(), in.gamma.view(), in.beta.view(), eps},
-                                LayerNormForwardOutputs{o.y.view(), o.mean.view(), o.rstd.view()},
-                                opt);
+  Status st =
+      layernorm_forward(Backend::kCpu, {in.x.view(), in.gamma.view(), in.beta.view(), eps},
+                        LayerNormForwardOutputs{o.y.view(), o.mean.view(), o.rstd.view()}, opt);
   EXPECT_TRUE(st.ok()) << st.to_string();
   opt.report = &o.bwd_report;
   st = layernorm_backward(
@@ -215,8 +216,8 @@ TEST_P(CpuTargets, MisalignedStarts) {
 // exactly zero and dbeta count the rows exactly.
 TEST_P(CpuTargets, ConstantInputsExact) {
   for (DType dt : {DType::kF32, DType::kBF16}) {
-    for (const auto& [rows, C] : std::vector<std::pair<int64_t, int64_t>>{
-             {64, 1024}, {300, 1000}, {3, 40000}}) {
+    for (const auto& [rows, C] :
+         std::vector<std::pair<int64_t, int64_t>>{{64, 1024}, {300, 1000}, {3, 40000}}) {
       SCOPED_TRACE(std::to_string(rows) + "x" + std::to_string(C) + " " + dtype_name(dt));
       Inputs in{testing::constant_tensor(Shape{rows, C}, dt, 0.5),
                 testing::constant_tensor(Shape{rows, C}, dt, 1.0),
@@ -265,8 +266,8 @@ TEST(LayerNormCpu, ZeroVarianceRows) {
 TEST(LayerNormCpu, BackwardOnReferenceStatistics) {
   for (DType dt : {DType::kF32, DType::kBF16}) {
     const Inputs in = make_inputs(100, 777, dt, 21);
-    const auto f = testing::reference_forward(in.x.view(), in.gamma.view(), in.beta.view(),
-                                              kDefaultEps);
+    const auto f =
+        testing::reference_forward(in.x.view(), in.gamma.view(), in.beta.view(), kDefaultEps);
     Tensor mean(Shape{100}, DType::kF32), rstd(Shape{100}, DType::kF32);
     for (int64_t r = 0; r < 100; ++r) {
       mean.set(r, f.mean[r]);
@@ -274,11 +275,11 @@ TEST(LayerNormCpu, BackwardOnReferenceStatistics) {
     }
     Tensor dx = nan_tensor(in.x.shape(), dt), dg = nan_tensor(Shape{777}, DType::kF32),
            db = nan_tensor(Shape{777}, DType::kF32);
-    ASSERT_TRUE(layernorm_backward(Backend::kCpu,
-                                   {in.x.view(), in.dy.view(), in.gamma.view(), mean.view(),
-                                    rstd.view()},
-                                   LayerNormBackwardOutputs{dx.view(), dg.view(), db.view()})
-                    .ok());
+    ASSERT_TRUE(
+        layernorm_backward(Backend::kCpu,
+                           {in.x.view(), in.dy.view(), in.gamma.view(), mean.view(), rstd.view()},
+                           LayerNormBackwardOutputs{dx.view(), dg.view(), db.view()})
+            .ok());
     const auto b = testing::reference_backward(in.x.view(), in.dy.view(), in.gamma.view(),
                                                mean.view(), rstd.view());
     const Tolerances tol = tolerances(dt, 100);
@@ -355,7 +356,8 @@ TEST(LayerNormCpu, BitwiseDeterministicAcrossThreadCounts) {
 // The API promises independent concurrent calls: callers share the thread pool, and the
 // row-split path's multi-phase calls must not mix up their scratch.
 TEST(LayerNormCpu, ConcurrentCallsGiveTheSameBits) {
-  const Inputs a = make_inputs(300, 1000, DType::kF32, 5), b = make_inputs(3, 50000, DType::kBF16, 6);
+  const Inputs a = make_inputs(300, 1000, DType::kF32, 5),
+               b = make_inputs(3, 50000, DType::kBF16, 6);
   const Outputs ref_a = run_cpu(a, 2), ref_b = run_cpu(b, 2);
   std::vector<Outputs> got_a(4), got_b(4);
   {

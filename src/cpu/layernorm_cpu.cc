@@ -242,11 +242,9 @@ void ApplyForwardRowG(const ForwardCtx& c, int64_t r, int64_t c0, int64_t c1,
   const G* b = static_cast<const G*>(c.beta);
   const size_t n = static_cast<size_t>(c1 - c0);
   if (c.stream && Aligned(static_cast<T*>(c.y), c.C) && c0 % kColChunk == 0) {
-    ApplyForward<true>(x + c0, g + c0, b ? b + c0 : nullptr, y + c0, n, p.mh, p.ml, p.rstd,
-                       ahead);
+    ApplyForward<true>(x + c0, g + c0, b ? b + c0 : nullptr, y + c0, n, p.mh, p.ml, p.rstd, ahead);
   } else {
-    ApplyForward<false>(x + c0, g + c0, b ? b + c0 : nullptr, y + c0, n, p.mh, p.ml, p.rstd,
-                        ahead);
+    ApplyForward<false>(x + c0, g + c0, b ? b + c0 : nullptr, y + c0, n, p.mh, p.ml, p.rstd, ahead);
   }
 }
 
@@ -403,18 +401,17 @@ void ApplyBackwardRowG(const BackwardCtx& c, int64_t r, int64_t c0, int64_t c1, 
 }
 
 template <typename T>
-void ApplyBackwardRow(const BackwardCtx& c, int64_t r, int64_t c0, int64_t c1, float* dg,
-                      float* db, const RowCoeffs& k, bool first, ptrdiff_t ahead) {
+void ApplyBackwardRow(const BackwardCtx& c, int64_t r, int64_t c0, int64_t c1, float* dg, float* db,
+                      const RowCoeffs& k, bool first, ptrdiff_t ahead) {
   c.params_f32 ? ApplyBackwardRowG<T, float>(c, r, c0, c1, dg, db, k, first, ahead)
                : ApplyBackwardRowG<T, T>(c, r, c0, c1, dg, db, k, first, ahead);
 }
 
 template <typename T, typename G>
-void ChunkSumsG(const BackwardCtx& c, int64_t r, int64_t col, size_t n, double* sg,
-                double* sgx) {
+void ChunkSumsG(const BackwardCtx& c, int64_t r, int64_t col, size_t n, double* sg, double* sgx) {
   BackwardSums(static_cast<const T*>(c.x) + r * c.C + col,
-               static_cast<const T*>(c.dy) + r * c.C + col, static_cast<const G*>(c.gamma) + col,
-               n, c.mean[r], sg, sgx);
+               static_cast<const T*>(c.dy) + r * c.C + col, static_cast<const G*>(c.gamma) + col, n,
+               c.mean[r], sg, sgx);
 }
 
 // sum(g) and sum(g * xc) over columns [col, col + n) of row r.
@@ -550,7 +547,8 @@ ChunkStats merge_stats(const ChunkStats& a, const ChunkStats& b) {
 
 RowCoeffs backward_coeffs(float mean, float rstd, double sum_g, double sum_gxc, int64_t C) {
   const double inv_c = 1.0 / static_cast<double>(C), r = rstd;
-  return {mean, rstd, static_cast<float>(sum_g * inv_c), static_cast<float>(r * r * r * sum_gxc * inv_c)};
+  return {mean, rstd, static_cast<float>(sum_g * inv_c),
+          static_cast<float>(r * r * r * sum_gxc * inv_c)};
 }
 
 namespace {
@@ -608,9 +606,18 @@ Status layernorm_forward(const LayerNormForwardArgs& args, const LayerNormForwar
   const int64_t rows = args.x.shape.rows(), C = args.x.shape.cols();
   const bool bf16 = args.x.dtype == DType::kBF16;
   const int64_t es = bf16 ? 2 : 4;
-  ForwardCtx c{args.x.data, args.gamma.data, args.beta.data, out.y.data,
-               out.mean.as<float>(), out.rstd.as<float>(), rows, C, args.eps, bf16,
-               rows * C * es >= kStreamBytes, !bf16};
+  ForwardCtx c{args.x.data,
+               args.gamma.data,
+               args.beta.data,
+               out.y.data,
+               out.mean.as<float>(),
+               out.rstd.as<float>(),
+               rows,
+               C,
+               args.eps,
+               bf16,
+               rows * C * es >= kStreamBytes,
+               !bf16};
   if (bf16 && rows >= kWidenParamsRows) {
     static thread_local std::unique_ptr<float[]> gbuf, bbuf;
     static thread_local size_t gcap = 0, bcap = 0;
@@ -641,8 +648,8 @@ Status layernorm_forward(const LayerNormForwardArgs& args, const LayerNormForwar
     pool.parallel_for(nck, [&](int64_t k0, int64_t k1, int) {
       const int64_t c0 = k0 * kColChunk, c1 = std::min(C, k1 * kColChunk);
       for (int64_t r = g0; r < g1; ++r)
-        HWY_DYNAMIC_DISPATCH(ForwardApplyColumns)(c, r, c0, c1, stats + (r - g0) * nck, nck,
-                                                  k0 == 0);
+        HWY_DYNAMIC_DISPATCH(ForwardApplyColumns)
+        (c, r, c0, c1, stats + (r - g0) * nck, nck, k0 == 0);
     });
   }
   set_report(opt, "row-split", T, {{"row_group", static_cast<double>(group)}});
@@ -656,10 +663,21 @@ Status layernorm_backward(const LayerNormBackwardArgs& args, const LayerNormBack
   const int64_t rows = args.x.shape.rows(), C = args.x.shape.cols();
   const bool bf16 = args.x.dtype == DType::kBF16;
   const int64_t es = bf16 ? 2 : 4;
-  BackwardCtx c{args.x.data, args.dy.data, args.gamma.data, args.mean.as<float>(),
-                args.rstd.as<float>(), out.dx.data, out.dgamma.as<float>(),
-                out.dbeta.as<float>(), nullptr, rows, C, 0, bf16,
-                rows * C * es >= kStreamBytes, !bf16};
+  BackwardCtx c{args.x.data,
+                args.dy.data,
+                args.gamma.data,
+                args.mean.as<float>(),
+                args.rstd.as<float>(),
+                out.dx.data,
+                out.dgamma.as<float>(),
+                out.dbeta.as<float>(),
+                nullptr,
+                rows,
+                C,
+                0,
+                bf16,
+                rows * C * es >= kStreamBytes,
+                !bf16};
   if (bf16 && rows >= kWidenParamsRows) {
     static thread_local std::unique_ptr<float[]> gbuf;
     static thread_local size_t gcap = 0;
@@ -684,8 +702,8 @@ Status layernorm_backward(const LayerNormBackwardArgs& args, const LayerNormBack
     const auto group_sums = [&](int64_t g) { return sums + (g % 2) * 2 * group * nck; };
     const auto row_sums = [&](int64_t g, int64_t k0, int64_t k1) {
       for (int64_t r = g * group; r < std::min(rows, (g + 1) * group); ++r)
-        HWY_DYNAMIC_DISPATCH(BackwardChunkSums)(c, r, k0, k1,
-                                                group_sums(g) + 2 * (r - g * group) * nck);
+        HWY_DYNAMIC_DISPATCH(BackwardChunkSums)
+        (c, r, k0, k1, group_sums(g) + 2 * (r - g * group) * nck);
     };
     pool.parallel_for(nck, [&](int64_t k0, int64_t k1, int) { row_sums(0, k0, k1); });
     for (int64_t g = 0; g < ngroups; ++g) {
