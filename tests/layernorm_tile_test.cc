@@ -230,6 +230,39 @@ TEST(LayerNormTilePlan, DeviceOperationNamesTheTensor) {
             std::string::npos);
 }
 
+// ---- DRAM traffic from the machine's counters (not timed): the design's bounds. -----------
+
+TEST(LayerNormTileTraffic, WithinTheDesignBounds) {
+  // 32 tile-rows over 2x2 cores, so per-core terms (dense gamma, dgamma/dbeta partials) weigh
+  // as little as on the full grid at the benchmark shapes (layernorm_tile_traffic).
+  const Shape shape{1024, 4096};
+  const Tensor x = random_tensor(shape, DType::kBF16, 1),
+               dy = random_tensor(shape, DType::kBF16, 2);
+  const Tensor gamma = random_tensor(Shape{4096}, DType::kBF16, 3, 0, 1);
+  Tensor y(shape, DType::kBF16), mean(Shape{1024}, DType::kF32), rstd(Shape{1024}, DType::kF32);
+  Tensor dx(shape, DType::kBF16), dgamma(Shape{4096}, DType::kF32), dbeta(Shape{4096}, DType::kF32);
+  for (const std::string path : {"fit", "block"}) {
+    SCOPED_TRACE(path);
+    TileOpConfig config;
+    config.device.sanitizer = SanitizerMode::kOff;
+    config.device.grid_x = config.device.grid_y = 2;
+    config.force_path = path;
+    TileOpInfo fwd, bwd;
+    ASSERT_TRUE(layernorm_forward_tile({x.cview(), gamma.cview(), {}, 1e-5},
+                                       {y.view(), mean.view(), rstd.view()}, config, &fwd)
+                    .ok());
+    ASSERT_TRUE(
+        layernorm_backward_tile({x.cview(), dy.cview(), gamma.cview(), mean.cview(), rstd.cview()},
+                                {dx.view(), dgamma.view(), dbeta.view()}, config, &bwd)
+            .ok());
+    // Fit: x (and dy) read once, dx/y written once, plus small terms. Block: x and dy read
+    // twice in the backward (-> 5/3), x three times in the forward (-> 2).
+    EXPECT_LE(bwd.traffic_ratio(), path == "fit" ? 1.05 : 1.75);
+    EXPECT_LE(fwd.traffic_ratio(), path == "fit" ? 1.05 : 2.05);
+    EXPECT_GT(bwd.counters.estimated_device_seconds, 0.0);
+  }
+}
+
 // ---- Conformance: both ops, both paths, over shapes with reasons. --------------------------
 
 struct ConformanceCase {
