@@ -62,7 +62,10 @@ const char* origin_name(Origin o) {
   return "?";
 }
 
-inline KernelRuntime& current() { return *t_kernel; }
+inline KernelRuntime& current() {
+  TN_CHECK(t_kernel != nullptr, "a kernel API function was called outside a running kernel");
+  return *t_kernel;
+}
 
 inline float round_tf32(float x) {
   uint32_t u = float_bits(x);
