@@ -399,5 +399,10 @@ TEST(Run, L1AccessOutsideEveryCbFailsEvenWithTheSanitizerOff) {
   EXPECT_NE(s.message().find("outside every CB"), std::string::npos) << s.message();
 }
 
+
+TEST(RunDeathTest, KernelApiOutsideAKernelFailsACheck) {
+  EXPECT_DEATH(cb_reserve_back(0, 1), "outside a running kernel");
+}
+
 }  // namespace
 }  // namespace tilenorm::tile
