@@ -73,6 +73,40 @@ def main():
         row.append("; ".join(bad) if bad else "ok")
         print("| " + " | ".join(row) + " |")
 
+    # The targets of the CPU backend (docs/performance.md), evaluated on this run.
+    def med(impl, case):
+        v = gbps.get((impl, case))
+        return statistics.median(v) if v else None
+
+    print("\nTargets (2-thread copy as the ceiling):")
+    dram = ["8192x1024", "2048x4096", "1024x8192"]
+    misses = []
+    for case in order:
+        shape, dtype, direction, threads, cache = case
+        if shape in dram and dtype == "f32" and threads == 2:
+            pct = 100 * med("tilenorm", case) / ceiling
+            if pct < 85:
+                misses.append(f"{shape} {direction} {cache} {pct:.0f}%")
+    print(f"- >= 85 % of copy, f32, 2 threads, {', '.join(dram)}: "
+          + ("met" if not misses else "missed on " + "; ".join(misses)))
+    slower = []
+    for case in order:
+        t = med("tilenorm", case)
+        best = max((med(p, case) for p in peers if med(p, case)), default=None)
+        if t and best and t <= best:
+            slower.append("{} {} {} t{} {}: {:.2f}x".format(*case, t / best))
+    print("- faster than the best peer on every case: "
+          + ("met" if not slower else f"missed on {len(slower)} of {len(order)}: " + "; ".join(slower)))
+    short = []
+    for case in order:
+        if case[0] in ("4x1048576", "32x65536"):
+            t = med("tilenorm", case)
+            best = max((med(p, case) for p in peers if med(p, case)), default=None)
+            if t and best and t < 1.5 * best:
+                short.append("{} {} {} t{} {}: {:.2f}x".format(*case, t / best))
+    print("- >= 1.5x the best peer on 4x1048576 and 32x65536: "
+          + ("met" if not short else f"missed on {len(short)}: " + "; ".join(short)))
+
 
 if __name__ == "__main__":
     main()

@@ -300,7 +300,7 @@ TEST(LayerNormCpu, Bf16DgammaDbetaAccurateAtManyRows) {
   }
 }
 
-// Large enough for the non-temporal store paths (outputs >= 24 MiB) in both directions.
+// Large enough for the non-temporal store paths (tensors beyond 7/8 of the L3) both ways.
 TEST(LayerNormCpu, StreamedStoresMatchReference) {
   for (DType dt : {DType::kF32, DType::kBF16}) {
     SCOPED_TRACE(dtype_name(dt));

@@ -520,6 +520,7 @@ const char* TargetName() { return hwy::TargetName(HWY_TARGET); }
 HWY_AFTER_NAMESPACE();
 
 #if HWY_ONCE
+#include <fstream>
 #include <memory>
 
 #include "backends.h"
@@ -555,9 +556,19 @@ namespace {
 
 // Rows of a row-split group: their x (and dy) stay in the L3 between the two phases.
 constexpr int64_t kGroupBytes = int64_t{8} << 20;
-// Outputs beyond this go around the caches (non-temporal stores): they would only evict the
-// inputs still to be read.
-constexpr int64_t kStreamBytes = int64_t{24} << 20;
+// When the tensors of a call (inputs and outputs) do not fit 7/8 of the last-level cache, the
+// output goes around the caches (non-temporal stores): kept, it would only evict inputs still
+// to be read, and its write-allocate reads cost bandwidth. Smaller outputs stay cached for the
+// next layer.
+bool stream_output(int64_t footprint_bytes) {
+  // sysfs, not sysconf: under KVM glibc's cpuid answer can be the host's whole L3.
+  static const int64_t llc = [] {
+    std::ifstream f("/sys/devices/system/cpu/cpu0/cache/index3/size");
+    int64_t kib = 0;
+    return f >> kib && kib > 0 ? kib << 10 : int64_t{32} << 20;
+  }();
+  return footprint_bytes >= llc / 8 * 7;
+}
 
 // A growing per-calling-thread scratch buffer: steady-state calls allocate nothing.
 template <typename T>
@@ -616,7 +627,7 @@ Status layernorm_forward(const LayerNormForwardArgs& args, const LayerNormForwar
                C,
                args.eps,
                bf16,
-               rows * C * es >= kStreamBytes,
+               stream_output(2 * rows * C * es),
                !bf16};
   if (bf16 && rows >= kWidenParamsRows) {
     static thread_local std::unique_ptr<float[]> gbuf, bbuf;
@@ -676,7 +687,7 @@ Status layernorm_backward(const LayerNormBackwardArgs& args, const LayerNormBack
                 C,
                 0,
                 bf16,
-                rows * C * es >= kStreamBytes,
+                stream_output(3 * rows * C * es),
                 !bf16};
   if (bf16 && rows >= kWidenParamsRows) {
     static thread_local std::unique_ptr<float[]> gbuf;
