@@ -993,7 +993,6 @@ TEST(Sanitizer, CleanKernelRaisesNothing) {
   EXPECT_EQ(c.tile_ops[int(TileOpKind::kPack)], 6u);
 }
 
-
 // Upstream's Bug 2 in miniature: a running sum in slot 0, then a nested acquire whose commit and
 // release hand the sum's section to the packer, which zeroes it. Warning mode shows the loss.
 void nested_acquire_loses_sum_compute() {

@@ -399,7 +399,6 @@ TEST(Run, L1AccessOutsideEveryCbFailsEvenWithTheSanitizerOff) {
   EXPECT_NE(s.message().find("outside every CB"), std::string::npos) << s.message();
 }
 
-
 TEST(RunDeathTest, KernelApiOutsideAKernelFailsACheck) {
   EXPECT_DEATH(cb_reserve_back(0, 1), "outside a running kernel");
 }
