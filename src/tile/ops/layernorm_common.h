@@ -68,8 +68,13 @@ TileOpConfig default_tile_op_config(const LayerNormOptions& options);
 
 // Tiles per 32-tile span of a dense vector (dgamma/dbeta partials, dense gamma/beta).
 inline constexpr uint32_t kSpanTiles = 32;
-// Tiles per block: the dst section holds 4 fp32 tiles (fp32_dest_acc_en, half-sync).
-inline constexpr uint32_t kBlockTiles = 4;
+// Tiles of one dst section: 16 bf16 tiles in full-sync, half that per half-sync section, half
+// again with fp32_dest_acc_en.
+constexpr uint32_t dst_section_tiles(bool fp32_dest_acc_en, bool dst_full_sync_en) {
+  return (dst_full_sync_en ? 16u : 8u) / (fp32_dest_acc_en ? 2u : 1u);
+}
+// Tiles per block: one dst section of the ops' compute config (fp32 dst, half-sync): 4.
+inline constexpr uint32_t kBlockTiles = dst_section_tiles(true, false);
 static_assert(kSpanTiles % kBlockTiles == 0, "a block never straddles two spans");
 
 DataFormat tile_format(DType dtype);  // bf16 -> Float16_b, f32 -> Float32
