@@ -408,28 +408,51 @@ __global__ void __launch_bounds__(kMaxRowThreads)
     for (int i = 0; i < kChunk; ++i) dg[k][i] = db[k][i] = 0.f;
   }
 
-  for (int64_t first = group * rpb; first < rows; first += groups * rpb) {
+  // x and dy stay in their raw form; the next row's chunks are loaded before the reduction of
+  // the current one (except for f32 with two chunks per thread: no registers left).
+  using Raw = typename Elem<E>::Raw;
+  constexpr bool kPrefetch = kVec == 2 && sizeof(Raw) == 2;
+  Chunk<Raw> nx[kVec], nd[kVec];
+  const int64_t stride = groups * rpb;
+  auto load_row = [&](int64_t first) {
+    const int64_t r = first + threadIdx.y;
+    const int64_t off = r < rows ? r * cols : 0;
+    const int w = vec_width(addr(x + off) | addr(dy + off) | addr(dx + off));
+#pragma unroll
+    for (int k = 0; k < kVec; ++k) {
+      const int n = r < rows ? len[k] : 0;
+      nx[k] = load_chunk(x + off + col[k], w, n);
+      nd[k] = load_chunk(dy + off + col[k], w, n);
+    }
+  };
+  if (kPrefetch) load_row(group * rpb);
+  for (int64_t first = group * rpb; first < rows; first += stride) {
     const int64_t r = first + threadIdx.y;
     const bool active = r < rows;
     const int64_t off = active ? r * cols : 0;
     const int w = vec_width(addr(x + off) | addr(dy + off) | addr(dx + off));
     const float mu = active ? mean[r] : 0.f, rs = active ? rstd[r] : 0.f;
-    float xh[kVec][kChunk], gy[kVec][kChunk];
+    if (!kPrefetch) load_row(first);
+    Chunk<Raw> cx[kVec], cd[kVec];
+#pragma unroll
+    for (int k = 0; k < kVec; ++k) {
+      cx[k] = nx[k];
+      cd[k] = nd[k];
+    }
+    if (kPrefetch) load_row(first + stride);
     float s[2] = {0.f, 0.f};
 #pragma unroll
     for (int k = 0; k < kVec; ++k) {
       const int n = active ? len[k] : 0;
-      float d[kChunk];
-      load_floats<E>(x + off + col[k], w, n, xh[k]);
-      load_floats<E>(dy + off + col[k], w, n, d);
 #pragma unroll
       for (int i = 0; i < kChunk; ++i) {
-        xh[k][i] = i < n ? (xh[k][i] - mu) * rs : 0.f;
-        gy[k][i] = d[i] * g[k][i];  // padding is 0
-        s[0] += gy[k][i];
-        s[1] += gy[k][i] * xh[k][i];
-        dg[k][i] += d[i] * xh[k][i];
-        db[k][i] += d[i];
+        const float d = Elem<E>::load(cd[k].e[i]);  // padding is 0
+        const float xh = i < n ? (Elem<E>::load(cx[k].e[i]) - mu) * rs : 0.f;
+        const float gy = d * g[k][i];
+        s[0] += gy;
+        s[1] += gy * xh;
+        dg[k][i] += d * xh;
+        db[k][i] += d;
       }
     }
     red.sum(s, cluster);
@@ -439,7 +462,10 @@ __global__ void __launch_bounds__(kMaxRowThreads)
       for (int k = 0; k < kVec; ++k) {
         float o[kChunk];
 #pragma unroll
-        for (int i = 0; i < kChunk; ++i) o[i] = rs * (gy[k][i] - a - xh[k][i] * c);
+        for (int i = 0; i < kChunk; ++i) {
+          const float xh = (Elem<E>::load(cx[k].e[i]) - mu) * rs;
+          o[i] = rs * (Elem<E>::load(cd[k].e[i]) * g[k][i] - a - xh * c);
+        }
         if (len[k] > 0) store_floats<E>(dx + off + col[k], w, len[k], o);
       }
     }
