@@ -251,6 +251,18 @@ TEST_P(CpuTargets, StableForLargeMean) {
   expect_matches_reference(in, run_cpu(in, 2));
 }
 
+// An outlier leading a 1024-column statistics chunk: the chunk's shift (the mean of its first
+// 16 values) lands far from the mean, and the variance must still come out right.
+TEST_P(CpuTargets, StableWithLeadingOutliers) {
+  const int64_t rows = 4, C = 3000;
+  Inputs in = make_inputs(rows, C, DType::kF32, 12);
+  for (int64_t r = 0; r < rows; ++r) {
+    in.x.set(r * C, 1e4);
+    in.x.set(r * C + 1024, -3e3);
+  }
+  expect_matches_reference(in, run_cpu(in, 2));
+}
+
 INSTANTIATE_TEST_SUITE_P(Simd, CpuTargets, ::testing::ValuesIn(all_targets()),
                          [](const auto& info) { return info.param; });
 

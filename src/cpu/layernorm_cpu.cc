@@ -3,9 +3,9 @@
 //
 // Formulas (symbols of include/tilenorm/layernorm.h), all arithmetic in f32 lanes, row sums
 // combined in float64:
-//   forward:  per 1024-column chunk: m' = sum(x)/n, s1 = sum(x - m'), s2 = sum((x - m')^2),
-//             chunk mean = m' + s1/n, M2 = s2 - s1^2/n (corrected two-pass on an L1-resident
-//             chunk); chunks merged in order (Chan); y = (x - mean) * rstd * gamma + beta.
+//   forward:  per 1024-column chunk, K = mean of its first 16 values, s1 = sum(x - K),
+//             s2 = sum((x - K)^2), chunk mean = K + s1/n, M2 = s2 - s1^2/n; chunks merged in
+//             order (Chan, float64); y = (x - mean) * rstd * gamma + beta.
 //   backward: g = dy * gamma, xc = x - mean, a = sum(g)/C, k = rstd^3 * sum(g * xc)/C,
 //             dx = (g - a) * rstd - xc * k, dgamma += dy * xc * rstd, dbeta += dy.
 #undef HWY_TARGET_INCLUDE
@@ -127,28 +127,24 @@ HWY_INLINE void StoreTail(DF d, VF v, T* p, size_t n) {
 
 HWY_INLINE double Sum(DF d, VF v) { return static_cast<double>(hn::GetLane(hn::SumOfLanes(d, v))); }
 
-// Statistics of x[0, n) for n <= kColChunk: the chunk is read twice, the second time from L1.
+HWY_INLINE float ToFloat(float v) { return v; }
+HWY_INLINE float ToFloat(bf16 v) { return bf16_to_float(v); }
+
+// Statistics of x[0, n) for n <= kColChunk in one pass of shifted sums around K, the mean of the
+// first (up to) 16 values: (K - mean)^2 <= (n/16) var, so s2 - s1^2/n cancels at most ~6 bits
+// (n = 1024) even when |mean| >> std or a leading value is an outlier.
 template <typename T>
 ChunkStats ChunkStatsOf(const T* x, size_t n) {
   const DF d;
   const size_t N = hn::Lanes(d);
-  VF s0 = hn::Zero(d), s1 = hn::Zero(d), s2 = hn::Zero(d), s3 = hn::Zero(d);
+  const size_t m0 = std::min<size_t>(n, 16);
+  float k = 0;
+  for (size_t j = 0; j < m0; ++j) k += ToFloat(x[j]);
+  const float shift = k / static_cast<float>(m0);
   size_t i = 0;
-  for (; i + 4 * N <= n; i += 4 * N) {
-    s0 = hn::Add(s0, LoadV(d, x + i));
-    s1 = hn::Add(s1, LoadV(d, x + i + N));
-    s2 = hn::Add(s2, LoadV(d, x + i + 2 * N));
-    s3 = hn::Add(s3, LoadV(d, x + i + 3 * N));
-  }
-  for (; i + N <= n; i += N) s0 = hn::Add(s0, LoadV(d, x + i));
-  if (i < n) s1 = hn::Add(s1, LoadTail(d, x + i, n - i));
-  const double sum = Sum(d, hn::Add(hn::Add(s0, s1), hn::Add(s2, s3)));
-  const float shift = static_cast<float>(sum / static_cast<double>(n));
-
   const VF m = hn::Set(d, shift);
   VF a0 = hn::Zero(d), a1 = hn::Zero(d), q0 = hn::Zero(d), q1 = hn::Zero(d);
   VF a2 = hn::Zero(d), a3 = hn::Zero(d), q2 = hn::Zero(d), q3 = hn::Zero(d);
-  i = 0;
   for (; i + 4 * N <= n; i += 4 * N) {
     const VF c0 = hn::Sub(LoadV(d, x + i), m), c1 = hn::Sub(LoadV(d, x + i + N), m);
     const VF c2 = hn::Sub(LoadV(d, x + i + 2 * N), m), c3 = hn::Sub(LoadV(d, x + i + 3 * N), m);
