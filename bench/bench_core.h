@@ -20,7 +20,7 @@ const char* direction_name(Direction dir);  // "fwd", "bwd"
 struct BenchShape {
   int64_t rows, C;
 };
-// rows x C of the table: BERT-base/large, 4K and 8K hidden, an odd width, huge C.
+// rows x C of docs/performance.md: BERT-base/large, 4K and 8K hidden, an odd width, huge C.
 const std::vector<BenchShape>& default_shapes();
 
 // Minimal traffic, identical for every implementation (so GB/s compare like time):
