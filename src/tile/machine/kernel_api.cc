@@ -603,7 +603,17 @@ const uint8_t* cb_page(KernelRuntime& k, uint32_t cb, uint32_t itile, bool produ
                         producer ? "reserved" : "waited for", window));
     }
   }
-  return c.mem + size_t{(start + itile) % c.num_pages} * c.page_size;
+  // Unpack and pack address pages linearly from the window's start: they do not wrap at the
+  // CB's end, so a wrapping access would read or write past the CB on hardware.
+  if (uint64_t{start} + itile >= c.num_pages) {
+    raise(ReportKind::kCbAccessOutsideWindow, op, int(cb), -1, loc,
+          fmt::format("tile {} of CB {} is page {} of a {}-page CB: the window starts at page {} "
+                      "and runs past the CB's end, which unpack and pack do not wrap; use page "
+                      "counts that divide the CB size",
+                      itile, cb, start + itile, c.num_pages, start),
+          true);
+  }
+  return c.mem + size_t{start + itile} * c.page_size;
 }
 
 void unpack(KernelRuntime& k, uint32_t cb, uint32_t itile, bool tf32, const char* op,

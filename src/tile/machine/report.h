@@ -24,7 +24,8 @@ inline constexpr uint32_t kMaxCbs = 32;  // CB indices 0..31, as tt-metal's CBIn
 
 // Every finding of the sanitizer. Findings after which the machine cannot go on are raised in
 // every mode, sanitizer off included, and fail the run: kDeadlock, kNocBadAccess, kCbUnknown,
-// kCbOverCapacity, an L1 range outside every CB, and a tile_regs_wait/acquire that would hang.
+// kCbOverCapacity, an L1 range outside every CB, a compute tile index whose window runs past the
+// CB's end (unpack and pack do not wrap), and a tile_regs_wait/acquire that would hang.
 enum class ReportKind : uint8_t {
   kDeadlock,               // every unfinished kernel of a core is blocked on a CB
   kCbOverCapacity,         // cb_reserve_back / cb_wait_front asks for more pages than the CB has

@@ -272,6 +272,75 @@ TEST(Sanitizer, AccessOutsideTheWindow) {
   }
 }
 
+// A 3-page CB used 2 pages at a time: the second window is pages 2 and 0, which unpack and
+// pack cannot address (they do not wrap at the CB's end).
+constexpr uint32_t kWrapTiles = 4;
+
+void push_four_reader() {
+  for (uint32_t i = 0; i < kWrapTiles; ++i) push_one(kIn0);
+}
+
+void pop_four_writer() {
+  const InterleavedAddrGenFast<true> s = {.bank_base_address = g_addr,
+                                          .page_size = get_tile_size(kOut),
+                                          .data_format = get_dataformat(kOut)};
+  for (uint32_t i = 0; i < kWrapTiles; ++i) {
+    cb_wait_front(kOut, 1);
+    noc_async_write_tile(i, s, get_read_ptr(kOut));
+    noc_async_write_barrier();
+    cb_pop_front(kOut, 1);
+  }
+}
+
+// Copies pairs of kIn0 tiles to kOut. kWrapIn: kIn0 is the 3-page CB and copy_tile wraps;
+// otherwise kOut is and pack_tile wraps.
+template <bool kWrapIn>
+void copy_pairs_compute() {
+  copy_tile_init(kIn0);
+  for (uint32_t i = 0; i < kWrapTiles; i += 2) {
+    cb_wait_front(kIn0, 2);
+    tile_regs_acquire();
+    copy_tile(kIn0, 0, 0);
+    if (kWrapIn) g_line = __LINE__ + 1;
+    copy_tile(kIn0, 1, 1);
+    tile_regs_commit();
+    tile_regs_wait();
+    cb_reserve_back(kOut, 2);
+    pack_tile(0, kOut, 0);
+    if (!kWrapIn) g_line = __LINE__ + 1;
+    pack_tile(1, kOut, 1);
+    cb_push_back(kOut, 2);
+    tile_regs_release();
+    cb_pop_front(kIn0, 2);
+  }
+}
+
+TEST(Sanitizer, WindowThatWrapsTheCbEndIsAnErrorInEveryMode) {
+  for (SanitizerMode mode : {SanitizerMode::kError, SanitizerMode::kWarn, SanitizerMode::kOff}) {
+    for (bool wrap_in : {true, false}) {
+      SCOPED_TRACE(testing::Message() << "mode " << int(mode) << (wrap_in ? " input" : " output"));
+      const uint32_t wrap_cb = wrap_in ? kIn0 : kOut;
+      Machine m(mode);
+      Kernels s;
+      s.cbs = {{kIn0, wrap_in ? 3u : 4u}, {kOut, wrap_in ? 4u : 3u}};
+      s.core = {1, 0};
+      s.reader = &push_four_reader;
+      s.compute = wrap_in ? &copy_pairs_compute<true> : &copy_pairs_compute<false>;
+      s.writer = &pop_four_writer;
+      const Status st = m.run(s);
+      EXPECT_FALSE(st.ok());
+      const SanitizerReport& r =
+          expect_report(m, ReportKind::kCbAccessOutsideWindow, KernelKind::kCompute);
+      EXPECT_EQ(r.op, wrap_in ? "copy_tile" : "pack_tile");
+      EXPECT_EQ(r.core, (CoreCoord{1, 0}));
+      EXPECT_EQ(r.cb, int(wrap_cb));
+      EXPECT_EQ(r.line, g_line);
+      EXPECT_NE(r.message.find("page 3 of a 3-page CB"), std::string::npos) << r.message;
+      EXPECT_NE(st.message().find("cb-access-outside-window"), std::string::npos) << st.message();
+    }
+  }
+}
+
 void second_producer_writer() {
   g_line = __LINE__ + 1;
   cb_reserve_back(kIn0, 1);
