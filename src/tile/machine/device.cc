@@ -587,6 +587,11 @@ Status Device::run(const Program& program) {
       status = Status::internal("tile machine: " + core->reports[core->fatal_report].to_string());
     }
     for (SanitizerReport& r : core->reports) last_run_.reports.push_back(std::move(r));
+    last_run_.dropped_reports += core->dropped_reports;
+    if (core->dropped_reports > 0 && config_.sanitizer == SanitizerMode::kWarn) {
+      fmt::print(stderr, "tile machine warning: core {}: {} further reports dropped ({} kept)\n",
+                 core->core.to_string(), core->dropped_reports, detail::kMaxReportsPerCore);
+    }
     c.dram_bytes_read += core->counters.dram_bytes_read();
     c.dram_bytes_written += core->counters.dram_bytes_written();
     for (int i = 0; i < kNumTileOpKinds; ++i) c.tile_ops[i] += core->counters.tile_ops[i];
@@ -594,6 +599,12 @@ Status Device::run(const Program& program) {
       c.dram_bank_bytes[b] += core->bank_bytes[b];
     }
     c.cores.push_back(core->counters);
+  }
+  if (!status.ok() && last_run_.dropped_reports > 0) {
+    status = Status(status.code(),
+                    fmt::format("{} ({} further reports dropped: {} are kept per core)",
+                                status.message(), last_run_.dropped_reports,
+                                detail::kMaxReportsPerCore));
   }
   c.estimated_device_seconds = static_cast<double>(c.dram_bytes_read + c.dram_bytes_written) /
                                config_.dram_bandwidth_bytes_per_s;

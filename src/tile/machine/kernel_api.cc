@@ -20,7 +20,6 @@ namespace {
 
 constexpr uint16_t kPoisonHalf = 0xffb5;
 constexpr uint32_t kPoisonWord = 0xffb5ffb5u;
-constexpr size_t kMaxReportsPerCore = 256;
 
 // Element (row, col) positions of the face layout, for broadcasts, reduce and matmul.
 struct Layout {
@@ -120,7 +119,10 @@ void raise(ReportKind kind, const char* op, int cb, int slot, const std::source_
   KernelRuntime& k = current();
   CoreRuntime& core = *k.core;
   fatal = fatal || core.error_mode;
-  if (fatal && core.reports.size() >= kMaxReportsPerCore) core.reports.pop_back();
+  if (fatal && core.reports.size() >= kMaxReportsPerCore) {
+    core.reports.pop_back();  // room for the report that stops the core
+    ++core.dropped_reports;
+  }
   raise_at(k, kind, op, cb, slot, loc.file_name(), loc.line(), std::move(message));
   if (fatal) {
     core.fatal_report = static_cast<int>(core.reports.size()) - 1;

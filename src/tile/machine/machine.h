@@ -165,9 +165,7 @@ struct KernelRuntime {
   KernelCounters counters;
   // Compute state.
   bool acc_to_dest = false;
-  bool unpack_fp32 = false;
   bool mm_transpose = false;
-  bool threw_other = false;
 };
 
 struct CoreRuntime {
@@ -186,13 +184,17 @@ struct CoreRuntime {
   bool faithful = false;
   bool dst_bf16 = false;  // faithful and !fp32_dest_acc_en: dst values are rounded to bf16
   bool stopping = false;  // an error ended this core; unwinding fibers
-  std::vector<SanitizerReport> reports;
-  uint32_t dropped_reports = 0;
+  std::vector<SanitizerReport> reports;  // at most kMaxReportsPerCore
+  uint64_t dropped_reports = 0;          // reports raised past that limit
   CoreCounters counters;
   std::vector<uint64_t> bank_bytes;
   std::string internal_error;
   int fatal_report = -1;  // index in reports of the report that stopped the core
 };
+
+// Reports kept per core; later ones are counted in dropped_reports (a kernel looping over a
+// bug would otherwise grow the list without bound).
+inline constexpr size_t kMaxReportsPerCore = 256;
 
 // The kernel running on this host thread (set by the scheduler around every resume).
 extern thread_local KernelRuntime* t_kernel;

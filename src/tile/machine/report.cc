@@ -135,7 +135,7 @@ std::string Counters::to_string() const {
   return out;
 }
 
-bool RunResult::ok() const { return reports.empty(); }
+bool RunResult::ok() const { return reports.empty() && dropped_reports == 0; }
 
 std::vector<const SanitizerReport*> RunResult::of_kind(ReportKind kind) const {
   std::vector<const SanitizerReport*> out;

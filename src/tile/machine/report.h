@@ -120,9 +120,12 @@ struct Counters {
 };
 
 struct RunResult {
-  std::vector<SanitizerReport> reports;  // in core order, then in the order raised per core
+  // In core order, then in the order raised per core; at most 256 per core (the first ones, and
+  // the one that stopped the core).
+  std::vector<SanitizerReport> reports;
+  uint64_t dropped_reports = 0;  // reports past the 256 of a core, counted but not kept
   Counters counters;
-  bool ok() const;  // no report at all
+  bool ok() const;  // no report at all, kept or dropped
   // Reports of one kind (tests assert on these).
   std::vector<const SanitizerReport*> of_kind(ReportKind kind) const;
 };

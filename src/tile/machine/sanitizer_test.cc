@@ -1043,6 +1043,28 @@ void drain_six_writer() {
   }
 }
 
+// 260 reports, then one that stops the core: the first 256 are kept, the rest counted.
+void many_reports_reader() {
+  for (int i = 0; i < 260; ++i) get_write_ptr(kIn0);  // outside a reserve: one report each
+  cb_reserve_back(7, 1);                               // unknown CB: stops the core
+}
+
+TEST(Sanitizer, ReportsPastTheLimitAreCountedAndNamedInTheStatus) {
+  Machine m(SanitizerMode::kWarn);
+  Kernels s;
+  s.reader = &many_reports_reader;
+  const Status st = m.run(s);
+  EXPECT_FALSE(st.ok());
+  const RunResult& run = m.device.last_run();
+  ASSERT_EQ(run.reports.size(), 256u);
+  EXPECT_EQ(run.of_kind(ReportKind::kCbAccessOutsideWindow).size(), 255u);
+  EXPECT_EQ(run.reports.back().kind, ReportKind::kCbUnknown);  // the report that stopped the core
+  EXPECT_EQ(run.dropped_reports, 5u);
+  EXPECT_FALSE(run.ok());
+  EXPECT_NE(st.message().find("cb-unknown"), std::string::npos) << st.message();
+  EXPECT_NE(st.message().find("5 further reports dropped"), std::string::npos) << st.message();
+}
+
 TEST(Sanitizer, CleanKernelRaisesNothing) {
   Machine m(SanitizerMode::kError);
   Kernels s;
