@@ -357,6 +357,77 @@ INSTANTIATE_TEST_SUITE_P(Shapes, LayerNormTileConformance, ::testing::ValuesIn(c
                                   "_grid" + std::to_string(c.grid);
                          });
 
+// ---- Any C: the block path streams dense gamma/beta and the dgamma/dbeta partials. ---------
+
+// The smallest L1 the streamed block path of the op runs in (its CB bytes).
+template <typename Plan>
+uint32_t streamed_l1(Plan&& plan) {
+  DeviceConfig tiny;
+  tiny.l1_size = 1;
+  return plan(tiny).l1_bytes;
+}
+
+// Forward then backward (on the forward's statistics) against the reference, the backward on
+// its streamed path; small_l1: each op in the L1 of its streamed path, else at 1464 KiB.
+void check_streamed(int64_t rows, int64_t C, DType dtype, uint32_t grid, bool small_l1,
+                    bool forward_streams) {
+  const Shape shape{rows, C};
+  const double eps = 1e-5;
+  const Tensor x = random_tensor(shape, dtype, uint64_t(C), -1, 1);
+  const Tensor gamma = random_tensor(Shape{C}, dtype, 11, 0, 1);
+  const Tensor beta = random_tensor(Shape{C}, dtype, 12, -1, 1);
+  const Tensor dy = random_tensor(shape, dtype, 13, -1, 1);
+  const DataFormat e = tile_format(dtype);
+  auto fwd_plan = [&](const DeviceConfig& d) { return layernorm_forward_plan(rows, C, e, d); };
+  auto bwd_plan = [&](const DeviceConfig& d) { return layernorm_backward_plan(rows, C, e, d); };
+  TileOpConfig config = test_config();
+  config.device.grid_x = config.device.grid_y = grid;
+  if (small_l1) config.device.l1_size = streamed_l1(fwd_plan);
+  EXPECT_EQ(fwd_plan(config.device).stream, forward_streams);
+
+  const auto fref = reference_forward(x.cview(), gamma.cview(), beta.cview(), eps);
+  Tensor y(shape, dtype), mean(shape.leading(), DType::kF32), rstd(shape.leading(), DType::kF32);
+  y.fill(NAN);
+  TileOpInfo info;
+  Status s = layernorm_forward_tile({x.cview(), gamma.cview(), beta.cview(), eps},
+                                    {y.view(), mean.view(), rstd.view()}, config, &info);
+  ASSERT_TRUE(s.ok()) << s.to_string();
+  EXPECT_EQ(info.path, "block");
+  EXPECT_TRUE(AllClose("y", y.cview(), fref.y, Tolerance{2e-2, 1e-2}));
+  EXPECT_TRUE(AllClose("mean", mean.cview(), fref.mean, Tolerance{1e-4, 1e-4}));
+  EXPECT_TRUE(AllClose("rstd", rstd.cview(), fref.rstd, Tolerance{1e-4, 1e-4}));
+
+  if (small_l1) config.device.l1_size = streamed_l1(bwd_plan);
+  EXPECT_TRUE(bwd_plan(config.device).stream);
+  const auto bref =
+      reference_backward(x.cview(), dy.cview(), gamma.cview(), mean.cview(), rstd.cview());
+  Tensor dx(shape, dtype), dgamma(Shape{C}, DType::kF32), dbeta(Shape{C}, DType::kF32);
+  dx.fill(NAN);
+  dgamma.fill(NAN);
+  dbeta.fill(NAN);
+  s = layernorm_backward_tile({x.cview(), dy.cview(), gamma.cview(), mean.cview(), rstd.cview()},
+                              {dx.view(), dgamma.view(), dbeta.view()}, config, &info);
+  ASSERT_TRUE(s.ok()) << s.to_string();
+  EXPECT_EQ(info.path, "block");
+  EXPECT_TRUE(AllClose("dx", dx.cview(), bref.dx, kMainTols.dx));
+  EXPECT_TRUE(AllClose("dgamma", dgamma.cview(), bref.dgamma, kMainTols.dparams));
+  EXPECT_TRUE(AllClose("dbeta", dbeta.cview(), bref.dbeta, kMainTols.dparams));
+}
+
+// Above the resident block path's limits at 1464 KiB (backward bf16 C > 125952, f32 > 99328;
+// forward bf16 > 350208): the per-core L1 no longer grows with C.
+TEST(LayerNormTileAnyC, C131072) {
+  check_streamed(3, 131072, DType::kBF16, 8, false, false);
+  check_streamed(2, 131072, DType::kF32, 8, false, false);
+}
+TEST(LayerNormTileAnyC, C1048576) { check_streamed(1, 1 << 20, DType::kBF16, 8, false, true); }
+// The streamed path at a small C in a small L1: 3 spans with a masked tail (C = 2100), 10
+// tile-rows over 4 cores, so partials of several tile-rows per core are summed.
+TEST(LayerNormTileAnyC, StreamedAtSmallC) {
+  check_streamed(300, 2100, DType::kBF16, 2, true, true);
+  check_streamed(70, 2100, DType::kF32, 2, true, true);
+}
+
 // Padding is explicit: whatever the padded columns hold, the mask keeps it out of every sum.
 TEST(LayerNormTilePadding, ColumnPadValueDoesNotMatter) {
   const BackwardProblem p = make_backward(Shape{40, 213}, DType::kBF16, false, 0, 0, 0, 77);

@@ -228,7 +228,7 @@ void layernorm_backward_compute(const LayerNormBackwardComputeArgs& a) {
       const bool span_first = c0 % kSpanTiles == 0;
       const bool span_done = (c0 + cur) % kSpanTiles == 0 || c0 + cur == a.wt;
       tile_regs_acquire();
-      if (!span_first || !first_row) {
+      if (!span_first || (!first_row && !a.stream)) {
         const uint32_t src = span_first ? cb::kAccCarry : cb::kAccSpan;
         cb_wait_front(src, 2);
         copy_tile(src, 0, 0);
@@ -247,7 +247,9 @@ void layernorm_backward_compute(const LayerNormBackwardComputeArgs& a) {
                      use_masked ? 0 : ix, 1);
       }
       tile_regs_commit();
-      const uint32_t dst = !span_done ? cb::kAccSpan : last_row ? cb::kAccOut : cb::kAccCarry;
+      const uint32_t dst = !span_done                 ? cb::kAccSpan
+                           : last_row || a.stream     ? cb::kAccOut
+                                                      : cb::kAccCarry;
       cb_reserve_back(dst, 2);
       tile_regs_wait();
       pack_tile(0, dst, 0);

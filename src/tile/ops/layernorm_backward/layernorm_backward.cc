@@ -20,14 +20,16 @@ struct CbDesc {
   const char* name;
 };
 
-std::vector<CbDesc> backward_cbs(bool fit, uint32_t wt, uint32_t block, uint32_t spans, bool masked,
-                                 DataFormat e) {
+// stream: one dense gamma page, re-read per span and tile-row, and no dgamma/dbeta carry across
+// tile-rows (each tile-row writes its own partial spans).
+std::vector<CbDesc> backward_cbs(bool fit, bool stream, uint32_t wt, uint32_t block,
+                                 uint32_t spans, bool masked, DataFormat e) {
   const DataFormat f32 = DataFormat::Float32, b16 = DataFormat::Float16_b;
   const uint32_t row = fit ? wt : 2 * block;
   std::vector<CbDesc> cbs = {
       {cb::kX, e, row, "x"},
       {cb::kDy, e, row, "dy"},
-      {cb::kGammaDense, e, spans, "gamma_dense"},
+      {cb::kGammaDense, e, stream ? 1 : spans, "gamma_dense"},
       {cb::kGamma, e, 2 * block, "gamma"},
       {cb::kMean, f32, 2, "mean"},
       {cb::kRstd, f32, 2, "rstd"},
@@ -40,11 +42,11 @@ std::vector<CbDesc> backward_cbs(bool fit, uint32_t wt, uint32_t block, uint32_t
       {cb::kProduct, f32, block, "dy_xhat"},
       {cb::kProductHi, b16, block, "dy_xhat_hi"},
       {cb::kProductLo, f32, block, "dy_xhat_lo"},
-      {cb::kAccCarry, f32, 2 * spans, "dgamma_dbeta_carry"},
       {cb::kAccSpan, f32, 2, "dgamma_dbeta_span"},
       {cb::kAccOut, f32, 2, "dgamma_dbeta_out"},
       {cb::kDx, e, 2 * block, "dx"},
   };
+  if (!stream) cbs.push_back({cb::kAccCarry, f32, 2 * spans, "dgamma_dbeta_carry"});
   if (masked) {
     cbs.push_back({cb::kMask, b16, 1, "mask"});
     cbs.push_back({cb::kDyMasked, e, 1, "dy_masked"});
@@ -52,9 +54,9 @@ std::vector<CbDesc> backward_cbs(bool fit, uint32_t wt, uint32_t block, uint32_t
   return cbs;
 }
 
-uint32_t cb_bytes(const std::vector<CbDesc>& cbs) {
-  uint32_t bytes = 0;
-  for (const CbDesc& c : cbs) bytes += c.pages * tile_size(c.format);
+uint64_t cb_bytes(const std::vector<CbDesc>& cbs) {
+  uint64_t bytes = 0;
+  for (const CbDesc& c : cbs) bytes += uint64_t(c.pages) * tile_size(c.format);
   return bytes;
 }
 
@@ -77,8 +79,8 @@ Status layernorm_backward_validate(const LayerNormBackwardTensors& t) {
 }
 
 LayerNormBackwardDeviceOutputs layernorm_backward_output_specs(const LayerNormBackwardTensors& t,
-                                                               uint32_t num_cores) {
-  const int64_t part_rows = int64_t(num_cores) * t.gamma.rows;
+                                                               uint32_t slots) {
+  const int64_t part_rows = int64_t(slots) * t.gamma.rows;
   return {device_tensor_spec(t.x.rows, t.C, t.x.buffer.format),
           device_tensor_spec(part_rows, kTileDim, DataFormat::Float32),
           device_tensor_spec(part_rows, kTileDim, DataFormat::Float32)};
@@ -93,12 +95,19 @@ LayerNormBackwardPlan layernorm_backward_plan(int64_t rows, int64_t C, DataForma
   p.mask_w = uint32_t(C % kTileDim);
   p.spans = (p.wt + kSpanTiles - 1) / kSpanTiles;
   const uint32_t available = device.l1_size - device.l1_allocator_base;
-  const uint32_t fit_bytes =
-      cb_bytes(backward_cbs(true, p.wt, p.block, p.spans, p.mask_w != 0, format));
+  const bool masked = p.mask_w != 0;
+  const uint64_t fit_bytes =
+      cb_bytes(backward_cbs(true, false, p.wt, p.block, p.spans, masked, format));
   p.fit = force_path.empty() ? fit_bytes <= available : force_path == "fit";
-  p.l1_bytes = p.fit ? fit_bytes
-                     : cb_bytes(backward_cbs(false, p.wt, p.block, p.spans, p.mask_w != 0, format));
+  const uint64_t block_bytes =
+      cb_bytes(backward_cbs(false, false, p.wt, p.block, p.spans, masked, format));
+  p.stream = !p.fit && block_bytes > available;
+  p.l1_bytes = uint32_t(p.fit      ? fit_bytes
+                        : p.stream ? cb_bytes(backward_cbs(false, true, p.wt, p.block, p.spans,
+                                                           masked, format))
+                                   : block_bytes);
   p.split = split_work_to_cores(device.grid_x, device.grid_y, p.ht);
+  p.slots = p.stream ? p.ht : p.split.num_cores;
   return p;
 }
 
@@ -131,7 +140,7 @@ Status layernorm_backward_tile(const LayerNormBackwardArgs& args,
   TN_RETURN_IF_ERROR(allocate(device, &t.mean, &mean_tiles));
   TN_RETURN_IF_ERROR(allocate(device, &t.rstd, &rstd_tiles));
   TN_RETURN_IF_ERROR(layernorm_backward_validate(t));
-  LayerNormBackwardDeviceOutputs o = layernorm_backward_output_specs(t, num_cores);
+  LayerNormBackwardDeviceOutputs o = layernorm_backward_output_specs(t, plan.slots);
   TN_RETURN_IF_ERROR(allocate(device, &o.dx));
   TN_RETURN_IF_ERROR(allocate(device, &o.dgamma_partials));
   TN_RETURN_IF_ERROR(allocate(device, &o.dbeta_partials));
@@ -142,7 +151,7 @@ Status layernorm_backward_tile(const LayerNormBackwardArgs& args,
   Program program(device);
   const CoreRange grid({0, 0}, {device.config().grid_x - 1, device.config().grid_y - 1});
   for (const CbDesc& c :
-       backward_cbs(plan.fit, plan.wt, plan.block, plan.spans, plan.mask_w != 0, e))
+       backward_cbs(plan.fit, plan.stream, plan.wt, plan.block, plan.spans, plan.mask_w != 0, e))
     TN_RETURN_IF_ERROR(program.create_circular_buffer(grid, c.id, c.format, c.pages, c.name));
   const ComputeConfig compute_config{.fp32_dest_acc_en = true,
                                      .dst_full_sync_en = false,
@@ -163,14 +172,17 @@ Status layernorm_backward_tile(const LayerNormBackwardArgs& args,
         reader, core,
         LayerNormBackwardReaderArgs{t.x.buffer.address, t.dy.buffer.address, t.gamma.buffer.address,
                                     t.mean.buffer.address, t.rstd.buffer.address, start, n, plan.wt,
-                                    plan.block, plan.mask_w, plan.fit ? 1u : 0u, plan.spans});
+                                    plan.block, plan.mask_w, plan.fit ? 1u : 0u, plan.spans,
+                                    plan.stream ? 1u : 0u});
     program.set_runtime_args(compute, core,
                              LayerNormBackwardComputeArgs{n, plan.wt, plan.block, plan.mask_w,
-                                                          plan.fit ? 1u : 0u, inv_c_bits});
+                                                          plan.fit ? 1u : 0u, inv_c_bits,
+                                                          plan.stream ? 1u : 0u});
     program.set_runtime_args(
         writer, core,
         LayerNormBackwardWriterArgs{dx.address, dgamma_parts.address, dbeta_parts.address, start, n,
-                                    plan.wt, plan.block, i * plan.spans});
+                                    plan.wt, plan.block, i * plan.spans, plan.spans,
+                                    plan.stream ? 1u : 0u});
   }
   TN_RETURN_IF_ERROR(program.status());
 
@@ -188,7 +200,8 @@ Status layernorm_backward_tile(const LayerNormBackwardArgs& args,
   }
   TN_RETURN_IF_ERROR(run);
 
-  // Untilize dx; combine the per-core dgamma/dbeta partials in core order.
+  // Untilize dx; combine the dgamma/dbeta partials (per core, or per tile-row when streamed) in
+  // order.
   std::vector<float> values(size_t(rows * C));
   TN_RETURN_IF_ERROR(device.read_tiles(dx, rows, C, values.data()));
   store_values(values.data(), out.dx);
@@ -201,7 +214,7 @@ Status layernorm_backward_tile(const LayerNormBackwardArgs& args,
   float* dbeta = out.dbeta.as<float>();
   for (int64_t i = 0; i < C; ++i) {
     double sg = 0, sb = 0;
-    for (uint32_t k = 0; k < num_cores; ++k) {
+    for (uint32_t k = 0; k < plan.slots; ++k) {
       sg += g[k * stride + size_t(i)];
       sb += b[k * stride + size_t(i)];
     }

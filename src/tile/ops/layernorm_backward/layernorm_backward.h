@@ -23,17 +23,23 @@ struct LayerNormBackwardTensors {
 // The device operation's checks; messages name the tensor, the expected and the actual value.
 Status layernorm_backward_validate(const LayerNormBackwardTensors& t);
 
-// Output specs: dx like x; dgamma and dbeta as one dense fp32 partial per core
-// ([cores * 32 * ceil(Wt / 32), 32]: core k's C values start at element k * 1024 * spans).
+// Output specs: dx like x; dgamma and dbeta as `slots` dense fp32 partials (one per core, or one
+// per tile-row on the streamed block path): [slots * 32 * ceil(Wt / 32), 32], slot k's C values
+// start at element k * 1024 * spans.
 struct LayerNormBackwardDeviceOutputs {
   DeviceTensor dx, dgamma_partials, dbeta_partials;
 };
 LayerNormBackwardDeviceOutputs layernorm_backward_output_specs(const LayerNormBackwardTensors& t,
-                                                               uint32_t num_cores);
+                                                               uint32_t slots);
 
 // The program factory's plan: path and sizes from the CB bytes the fit path would need.
 struct LayerNormBackwardPlan {
   bool fit = false;
+  // Block path whose resident dense gamma and dgamma/dbeta carry would not fit: one gamma page
+  // re-read per span and tile-row, and one dgamma/dbeta partial per tile-row in DRAM, so the
+  // per-core L1 does not grow with C.
+  bool stream = false;
+  uint32_t slots = 0;  // dgamma/dbeta partials: cores, or tile-rows when streamed
   uint32_t ht = 0, wt = 0, block = kBlockTiles, mask_w = 0, spans = 0;
   uint32_t l1_bytes = 0;  // CB bytes per core of the chosen path
   WorkSplit split;

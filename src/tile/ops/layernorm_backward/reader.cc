@@ -1,4 +1,5 @@
-// LayerNorm backward reader: constant tiles and dense gamma once per core; per tile-row mean and
+// LayerNorm backward reader: constant tiles and dense gamma once per core (streamed: the span's
+// page per span, pass and tile-row); per tile-row mean and
 // rstd, then x and dy (fit: once; block: per block, for each of the two passes) and the gamma
 // chunk of every tile in the order the compute kernel consumes them. Blocks always move `block`
 // pages (a tail block leaves its last pages unused) so no window wraps the ring.
@@ -46,8 +47,9 @@ void layernorm_backward_reader(const LayerNormBackwardReaderArgs& a) {
   cb_reserve_back(cb::kSelect, kTileDim);
   fill_row_selector_pages(cb::kSelect, 0);
   cb_push_back(cb::kSelect, kTileDim);
-  // Dense gamma stays in the reader's window for the whole run.
-  read_tiles_into(cb::kGammaDense, gamma, 0, a.gamma_tiles, a.gamma_tiles);
+  // Dense gamma stays in the reader's window for the whole run (streamed: one page, refilled).
+  const uint32_t dense_pages = a.stream ? 1 : a.gamma_tiles;
+  read_tiles_into(cb::kGammaDense, gamma, 0, a.stream ? 0 : dense_pages, dense_pages);
   noc_async_read_barrier();
 
   for (uint32_t i = 0; i < a.num_rows; ++i) {
@@ -75,13 +77,18 @@ void layernorm_backward_reader(const LayerNormBackwardReaderArgs& a) {
           cb_push_back(cb::kX, a.block);
           cb_push_back(cb::kDy, a.block);
         }
+        if (a.stream && c0 % kSpanTiles == 0) {
+          noc_async_read_tile(c0 / kSpanTiles, gamma, get_write_ptr(cb::kGammaDense));
+          noc_async_read_barrier();
+        }
+        const uint32_t t0 = a.stream ? c0 % kSpanTiles : c0;
         cb_reserve_back(cb::kGamma, a.block);
-        for (uint32_t j = 0; j < cur; ++j) expand_dense_row(cb::kGammaDense, c0 + j, cb::kGamma, j);
+        for (uint32_t j = 0; j < cur; ++j) expand_dense_row(cb::kGammaDense, t0 + j, cb::kGamma, j);
         cb_push_back(cb::kGamma, a.block);
       }
     }
   }
-  cb_push_back(cb::kGammaDense, a.gamma_tiles);
+  cb_push_back(cb::kGammaDense, dense_pages);
 }
 
 }  // namespace tilenorm::tile

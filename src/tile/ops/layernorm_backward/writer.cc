@@ -1,5 +1,5 @@
-// LayerNorm backward writer: dx tile by tile, and on the core's last tile-row this core's dense
-// dgamma/dbeta partial spans (fp32), in the order the compute kernel produces them.
+// LayerNorm backward writer: dx tile by tile, and on the core's last tile-row (streamed: on every
+// tile-row) the dense dgamma/dbeta partial spans (fp32), in the order compute produces them.
 #include <algorithm>
 
 #include "tile/machine/kernel_api.h"
@@ -33,8 +33,8 @@ void layernorm_backward_writer(const LayerNormBackwardWriterArgs& a) {
         cb_pop_front(cb::kDx, 1);
       }
       const bool span_done = (c0 + cur) % kSpanTiles == 0 || c0 + cur == a.wt;
-      if (last_row && span_done) {
-        const uint32_t page = a.first_span_page + c0 / kSpanTiles;
+      if ((last_row || a.stream) && span_done) {
+        const uint32_t page = (a.stream ? row * a.spans : a.first_span_page) + c0 / kSpanTiles;
         cb_wait_front(cb::kAccOut, 2);
         const uint32_t base = get_read_ptr(cb::kAccOut);
         noc_async_write_tile(page, dgamma, base);

@@ -10,6 +10,7 @@ struct LayerNormForwardReaderArgs {
   uint32_t start_row, num_rows;  // this core's tile-rows
   uint32_t wt, block, mask_w, fit;
   uint32_t dense_tiles;  // dense gamma / beta pages
+  uint32_t stream;       // 1: keep one dense page, read per span (block path, any C)
 };
 
 struct LayerNormForwardComputeArgs {

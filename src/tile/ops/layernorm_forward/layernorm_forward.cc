@@ -18,13 +18,15 @@ struct CbDesc {
   const char* name;
 };
 
-std::vector<CbDesc> forward_cbs(bool fit, uint32_t wt, uint32_t block, uint32_t spans, bool masked,
-                                DataFormat e) {
+// stream: the dense gamma/beta windows hold one span page, re-read per span and tile-row.
+std::vector<CbDesc> forward_cbs(bool fit, bool stream, uint32_t wt, uint32_t block, uint32_t spans,
+                                bool masked, DataFormat e) {
   const DataFormat f32 = DataFormat::Float32, b16 = DataFormat::Float16_b;
+  const uint32_t dense = stream ? 1 : spans;
   std::vector<CbDesc> cbs = {
       {cb::kX, e, fit ? wt : 2 * block, "x"},
-      {cb::kGammaDense, e, spans, "gamma_dense"},
-      {cb::kBetaDense, e, spans, "beta_dense"},
+      {cb::kGammaDense, e, dense, "gamma_dense"},
+      {cb::kBetaDense, e, dense, "beta_dense"},
       {cb::kGamma, e, 2 * block, "gamma"},
       {cb::kBeta, e, 2 * block, "beta"},
       {cb::kOnes, b16, 1, "ones"},
@@ -40,9 +42,9 @@ std::vector<CbDesc> forward_cbs(bool fit, uint32_t wt, uint32_t block, uint32_t 
   return cbs;
 }
 
-uint32_t cb_bytes(const std::vector<CbDesc>& cbs) {
-  uint32_t bytes = 0;
-  for (const CbDesc& c : cbs) bytes += c.pages * tile_size(c.format);
+uint64_t cb_bytes(const std::vector<CbDesc>& cbs) {
+  uint64_t bytes = 0;
+  for (const CbDesc& c : cbs) bytes += uint64_t(c.pages) * tile_size(c.format);
   return bytes;
 }
 
@@ -76,11 +78,16 @@ LayerNormForwardPlan layernorm_forward_plan(int64_t rows, int64_t C, DataFormat 
   p.mask_w = uint32_t(C % kTileDim);
   p.spans = (p.wt + kSpanTiles - 1) / kSpanTiles;
   const uint32_t available = device.l1_size - device.l1_allocator_base;
-  const uint32_t fit_bytes =
-      cb_bytes(forward_cbs(true, p.wt, p.block, p.spans, p.mask_w != 0, format));
+  const bool masked = p.mask_w != 0;
+  const uint64_t fit_bytes = cb_bytes(forward_cbs(true, false, p.wt, p.block, p.spans, masked, format));
   p.fit = force_path.empty() ? fit_bytes <= available : force_path == "fit";
-  p.l1_bytes = p.fit ? fit_bytes
-                     : cb_bytes(forward_cbs(false, p.wt, p.block, p.spans, p.mask_w != 0, format));
+  const uint64_t block_bytes =
+      cb_bytes(forward_cbs(false, false, p.wt, p.block, p.spans, masked, format));
+  p.stream = !p.fit && block_bytes > available;
+  p.l1_bytes = uint32_t(p.fit      ? fit_bytes
+                        : p.stream ? cb_bytes(forward_cbs(false, true, p.wt, p.block, p.spans,
+                                                          masked, format))
+                                   : block_bytes);
   p.split = split_work_to_cores(device.grid_x, device.grid_y, p.ht);
   return p;
 }
@@ -118,7 +125,7 @@ Status layernorm_forward_tile(const LayerNormForwardArgs& args, const LayerNormF
   Program program(device);
   const CoreRange grid({0, 0}, {device.config().grid_x - 1, device.config().grid_y - 1});
   for (const CbDesc& c :
-       forward_cbs(plan.fit, plan.wt, plan.block, plan.spans, plan.mask_w != 0, e))
+       forward_cbs(plan.fit, plan.stream, plan.wt, plan.block, plan.spans, plan.mask_w != 0, e))
     TN_RETURN_IF_ERROR(program.create_circular_buffer(grid, c.id, c.format, c.pages, c.name));
   const ComputeConfig compute_config{.fp32_dest_acc_en = true,
                                      .dst_full_sync_en = false,
@@ -139,7 +146,8 @@ Status layernorm_forward_tile(const LayerNormForwardArgs& args, const LayerNormF
     program.set_runtime_args(
         reader, core,
         LayerNormForwardReaderArgs{x.address, gamma.address, beta.address, start, n, plan.wt,
-                                   plan.block, plan.mask_w, plan.fit ? 1u : 0u, plan.spans});
+                                   plan.block, plan.mask_w, plan.fit ? 1u : 0u, plan.spans,
+                                   plan.stream ? 1u : 0u});
     program.set_runtime_args(compute, core,
                              LayerNormForwardComputeArgs{n, plan.wt, plan.block, plan.mask_w,
                                                          plan.fit ? 1u : 0u, inv_c_bits, eps_bits});

@@ -28,6 +28,9 @@ LayerNormForwardDeviceOutputs layernorm_forward_output_specs(const LayerNormForw
 
 struct LayerNormForwardPlan {
   bool fit = false;
+  // Block path whose resident dense gamma/beta would not fit: one span page each, re-read per
+  // span and tile-row, so the per-core L1 does not grow with C.
+  bool stream = false;
   uint32_t ht = 0, wt = 0, block = kBlockTiles, mask_w = 0, spans = 0;
   uint32_t l1_bytes = 0;
   WorkSplit split;
