@@ -6,6 +6,7 @@
 #include <fmt/format.h>
 
 #include "backends.h"
+#include "cuda/cuda_try.h"
 
 namespace tilenorm::cuda {
 
@@ -37,18 +38,6 @@ bool device_available(std::string* why) {
 }
 
 namespace {
-
-#define TN_CUDA_TRY(call, name)                                  \
-  do {                                                           \
-    const cudaError_t tn_err_ = (call);                          \
-    if (tn_err_ != cudaSuccess) return CudaError{tn_err_, name}; \
-  } while (0)
-
-#define TN_RETURN_IF_CUDA_ERROR(expr) \
-  do {                                \
-    const CudaError tn_e_ = (expr);   \
-    if (!tn_e_.ok()) return tn_e_;    \
-  } while (0)
 
 CudaError check_device() {
   int n = 0;

@@ -33,6 +33,7 @@
 #include <algorithm>
 #include <cstdint>
 
+#include "cuda/cuda_try.h"
 #include "cuda/layernorm_cuda.h"
 
 namespace tilenorm::cuda {
@@ -717,18 +718,6 @@ __global__ void __launch_bounds__(kSplitThreads)
 }
 
 // ---- launch --------------------------------------------------------------------------------
-
-#define TN_CUDA_TRY(call, name)                                  \
-  do {                                                           \
-    const cudaError_t tn_err_ = (call);                          \
-    if (tn_err_ != cudaSuccess) return CudaError{tn_err_, name}; \
-  } while (0)
-
-#define TN_RETURN_IF_CUDA_ERROR(expr) \
-  do {                                \
-    const CudaError tn_e_ = (expr);   \
-    if (!tn_e_.ok()) return tn_e_;    \
-  } while (0)
 
 int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
