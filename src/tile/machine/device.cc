@@ -601,10 +601,10 @@ Status Device::run(const Program& program) {
     c.cores.push_back(core->counters);
   }
   if (!status.ok() && last_run_.dropped_reports > 0) {
-    status = Status(status.code(),
-                    fmt::format("{} ({} further reports dropped: {} are kept per core)",
-                                status.message(), last_run_.dropped_reports,
-                                detail::kMaxReportsPerCore));
+    status =
+        Status(status.code(), fmt::format("{} ({} further reports dropped: {} are kept per core)",
+                                          status.message(), last_run_.dropped_reports,
+                                          detail::kMaxReportsPerCore));
   }
   c.estimated_device_seconds = static_cast<double>(c.dram_bytes_read + c.dram_bytes_written) /
                                config_.dram_bandwidth_bytes_per_s;

@@ -1046,7 +1046,7 @@ void drain_six_writer() {
 // 260 reports, then one that stops the core: the first 256 are kept, the rest counted.
 void many_reports_reader() {
   for (int i = 0; i < 260; ++i) get_write_ptr(kIn0);  // outside a reserve: one report each
-  cb_reserve_back(7, 1);                               // unknown CB: stops the core
+  cb_reserve_back(7, 1);                              // unknown CB: stops the core
 }
 
 TEST(Sanitizer, ReportsPastTheLimitAreCountedAndNamedInTheStatus) {
