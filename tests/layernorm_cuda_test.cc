@@ -28,10 +28,10 @@ using testing::constant_tensor;
 using testing::random_tensor;
 
 #ifdef TILENORM_HAVE_CUDA
-#define TN_SKIP_WITHOUT_CUDA()                                                    \
-  do {                                                                            \
-    std::string why;                                                              \
-    if (!cuda::device_available(&why)) GTEST_SKIP() << "no CUDA device: " << why; \
+#define TN_SKIP_WITHOUT_CUDA()                              \
+  do {                                                      \
+    std::string why;                                        \
+    if (!cuda::device_available(&why)) GTEST_SKIP() << why; \
   } while (0)
 #else
 #define TN_SKIP_WITHOUT_CUDA() \

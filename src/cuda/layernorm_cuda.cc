@@ -15,35 +15,53 @@ std::string cuda_error_string(const CudaError& e) {
   return fmt::format("{}: {} ({})", e.call, cudaGetErrorString(err), cudaGetErrorName(err));
 }
 
+bool cuda_error_is_no_kernel_image(const CudaError& e) {
+  const auto err = static_cast<cudaError_t>(e.code);
+  return err == cudaErrorNoKernelImageForDevice || err == cudaErrorUnsupportedPtxVersion ||
+         err == cudaErrorJitCompilerNotFound;
+}
+
 bool cuda_error_is_no_device(const CudaError& e) {
   const auto err = static_cast<cudaError_t>(e.code);
   return err == cudaErrorNoDevice || err == cudaErrorInsufficientDriver ||
-         err == cudaErrorNotSupported;
+         err == cudaErrorNotSupported || cuda_error_is_no_kernel_image(e);
+}
+
+CudaError current_device(DeviceInfo* out) {
+  int device = 0;
+  cudaDeviceProp prop{};
+  TN_CUDA_TRY(cudaGetDevice(&device), "cudaGetDevice");
+  TN_CUDA_TRY(cudaGetDeviceProperties(&prop, device), "cudaGetDeviceProperties");
+  *out = {device, prop.name, prop.major, prop.minor};
+  return {};
 }
 
 size_t elem_size(ElemType t) { return t == ElemType::kF32 ? 4 : 2; }
 
-bool device_available(std::string* why) {
-  int n = 0;
-  const cudaError_t err = cudaGetDeviceCount(&n);
-  if (err != cudaSuccess) {
-    if (why) *why = cuda_error_string({err, "cudaGetDeviceCount"});
-    return false;
-  }
-  if (n == 0) {
-    if (why) *why = "cudaGetDeviceCount: 0 devices";
-    return false;
-  }
-  return true;
+namespace {
+
+// "CUDA device 0 'NVIDIA A100-SXM4-80GB' (compute capability 8.0)"
+std::string device_description() {
+  DeviceInfo d;
+  if (!current_device(&d).ok()) return "the current CUDA device";
+  return fmt::format("CUDA device {} '{}' (compute capability {}.{})", d.index, d.name, d.cc_major,
+                     d.cc_minor);
 }
 
-namespace {
+// Why the kernels cannot run here, for a no-device or no-kernel-image error.
+std::string unusable_reason(const CudaError& e) {
+  if (!cuda_error_is_no_kernel_image(e)) return "no usable CUDA device: " + cuda_error_string(e);
+  return fmt::format(
+      "{} cannot run the kernels, which are built for sm_90 only (compute capability 9.0, and "
+      "newer through a driver that compiles compute_90 PTX): {}",
+      device_description(), cuda_error_string(e));
+}
 
 CudaError check_device() {
   int n = 0;
   TN_CUDA_TRY(cudaGetDeviceCount(&n), "cudaGetDeviceCount");
   if (n == 0) return {cudaErrorNoDevice, "cudaGetDeviceCount"};
-  return {};
+  return check_kernel_image();
 }
 
 // One device allocation holding a copy of a host tensor (or room for an output), placed
@@ -82,6 +100,14 @@ class DeviceTensor {
 };
 
 }  // namespace
+
+bool device_available(std::string* why) {
+  if (const CudaError e = check_device(); !e.ok()) {
+    if (why) *why = unusable_reason(e);
+    return false;
+  }
+  return true;
+}
 
 CudaError layernorm_forward_host(const HostForward& call, PathInfo* info) {
   TN_RETURN_IF_CUDA_ERROR(check_device());
@@ -156,7 +182,7 @@ ElemType elem_type(DType t) { return t == DType::kBF16 ? ElemType::kBF16 : ElemT
 
 Status to_status(const CudaError& e) {
   if (cuda_error_is_no_device(e))
-    return Status::unsupported("backend 'cuda': no usable CUDA device: " + cuda_error_string(e));
+    return Status::unsupported("backend 'cuda': " + unusable_reason(e));
   return Status::internal("backend 'cuda': " + cuda_error_string(e));
 }
 

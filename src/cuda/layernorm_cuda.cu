@@ -168,22 +168,13 @@ __device__ inline int64_t slot_col(int64_t slice, int k, int t, int tpr, int vec
 }
 
 // ---- cluster primitives (sm_90) ------------------------------------------------------------
+// Every kernel here is built for sm_90 only (CMAKE_CUDA_ARCHITECTURES 90) and check_kernel_image
+// refuses older devices, so the cluster API needs no fallback.
 
-__device__ inline void cluster_sync() {
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
-  cg::this_cluster().sync();
-#else
-  __trap();  // the host never launches clusters below sm_90
-#endif
-}
+__device__ inline void cluster_sync() { cg::this_cluster().sync(); }
 
 __device__ inline const float* cluster_peer(const float* p, int rank) {
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
   return cg::this_cluster().map_shared_rank(p, rank);
-#else
-  __trap();
-  return p;
-#endif
 }
 
 // ---- fixed-order reductions ----------------------------------------------------------------
@@ -748,10 +739,10 @@ struct RowPlan {
 };
 
 // False when the row is too long for registers (the split path takes it).
-bool plan_rows(int64_t cols, int max_cluster, RowPlan* p) {
+bool plan_rows(int64_t cols, RowPlan* p) {
   const int64_t chunks = ceil_div(cols, kChunk);
   int cluster = 1;
-  while (cluster < max_cluster && ceil_div(chunks, cluster) > 2 * kMaxRowThreads) cluster *= 2;
+  while (cluster < kMaxCluster && ceil_div(chunks, cluster) > 2 * kMaxRowThreads) cluster *= 2;
   const int64_t per_block = ceil_div(chunks, cluster);
   if (per_block > 2 * kMaxRowThreads) return false;
   p->cluster = cluster;
@@ -786,6 +777,19 @@ size_t align256(size_t n) { return (n + 255) / 256 * 256; }
 
 }  // namespace
 
+CudaError check_kernel_image() {
+  int device = 0, cc_major = 0;
+  TN_CUDA_TRY(cudaGetDevice(&device), "cudaGetDevice");
+  TN_CUDA_TRY(cudaDeviceGetAttribute(&cc_major, cudaDevAttrComputeCapabilityMajor, device),
+              "cudaDeviceGetAttribute(ComputeCapabilityMajor)");
+  if (cc_major < 9) return {cudaErrorNoKernelImageForDevice, "compute capability below 9.0"};
+  // Loads the module of this file's kernels: fails when the PTX cannot be compiled for the device.
+  cudaFuncAttributes attr{};
+  TN_CUDA_TRY(cudaFuncGetAttributes(&attr, layernorm_backward_finalize),
+              "cudaFuncGetAttributes(layernorm_backward_finalize)");
+  return {};
+}
+
 Context::~Context() {
   if (workspace_ != nullptr) {
     cudaDeviceSynchronize();  // kernels still queued may use it
@@ -804,11 +808,10 @@ CudaError Context::init() {
     workspace_bytes_ = 0;
   }
   capacity_cache_.clear();
+  TN_RETURN_IF_CUDA_ERROR(check_kernel_image());
   int l2 = 0;
   TN_CUDA_TRY(cudaDeviceGetAttribute(&sms_, cudaDevAttrMultiProcessorCount, device),
               "cudaDeviceGetAttribute(MultiProcessorCount)");
-  TN_CUDA_TRY(cudaDeviceGetAttribute(&cc_major_, cudaDevAttrComputeCapabilityMajor, device),
-              "cudaDeviceGetAttribute(ComputeCapabilityMajor)");
   TN_CUDA_TRY(cudaDeviceGetAttribute(&l2, cudaDevAttrL2CacheSize, device),
               "cudaDeviceGetAttribute(L2CacheSize)");
   l2_bytes_ = l2;
@@ -862,7 +865,7 @@ CudaError Context::forward(const ForwardDeviceArgs& a, CUstream_st* stream, Path
     auto* y = static_cast<Raw*>(a.y);
 
     RowPlan p;
-    if (plan_rows(a.cols, cc_major_ >= 9 ? kMaxCluster : 1, &p)) {
+    if (plan_rows(a.cols, &p)) {
       auto* kernel = p.vec == 1 ? layernorm_forward_rows<E, 1> : layernorm_forward_rows<E, 2>;
       int64_t cap = 0;
       TN_RETURN_IF_CUDA_ERROR(
@@ -927,7 +930,7 @@ CudaError Context::backward(const BackwardDeviceArgs& a, CUstream_st* stream, Pa
 
     bool done = false;
     RowPlan p;
-    if (plan_rows(a.cols, cc_major_ >= 9 ? kMaxCluster : 1, &p)) {
+    if (plan_rows(a.cols, &p)) {
       auto* kernel = p.vec == 1 ? layernorm_backward_rows<E, 1> : layernorm_backward_rows<E, 2>;
       const size_t smem = p.rpb > 1 ? 2 * sizeof(float) * p.tpr * p.vec * kChunk : 0;
       int64_t cap = 0;

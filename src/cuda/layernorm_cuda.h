@@ -23,8 +23,25 @@ struct CudaError {
 };
 // "cudaMalloc(x): out of memory (cudaErrorMemoryAllocation)"
 std::string cuda_error_string(const CudaError& e);
-// True when no usable device (or driver) is the cause: callers report it as Unsupported.
+// True when the device cannot run the kernels, which are built for sm_90 only (SASS and compute_90
+// PTX): no image for its compute capability, or a driver that cannot compile the PTX.
+bool cuda_error_is_no_kernel_image(const CudaError& e);
+// True when no usable device, driver or kernel image is the cause (the above included): callers
+// report it as Unsupported.
 bool cuda_error_is_no_device(const CudaError& e);
+
+// The current device, for messages and tests.
+struct DeviceInfo {
+  int index = -1;
+  std::string name;
+  int cc_major = 0, cc_minor = 0;  // compute capability
+};
+CudaError current_device(DeviceInfo* out);
+
+// Whether the current device can run the kernels: compute capability 9.0 or newer (checked up
+// front: cudaErrorNoKernelImageForDevice otherwise), and the kernels' image loads (a newer device
+// needs a driver that compiles the compute_90 PTX; the load's error otherwise).
+CudaError check_kernel_image();
 
 // Device pointers, row-major [rows, cols]. Pointers must be aligned to their element size;
 // rows >= 1, cols >= 1. beta may be null (0). mean/rstd/dgamma/dbeta are fp32; dgamma and
@@ -82,7 +99,6 @@ class Context {
 
   int device_ = -1;
   int sms_ = 0;
-  int cc_major_ = 0;
   int64_t l2_bytes_ = 0;
   void* workspace_ = nullptr;
   size_t workspace_bytes_ = 0;
@@ -104,7 +120,8 @@ struct HostBackward {
 CudaError layernorm_forward_host(const HostForward& call, PathInfo* info = nullptr);
 CudaError layernorm_backward_host(const HostBackward& call, PathInfo* info = nullptr);
 
-// Whether a CUDA device can be used; when not, `why` names the failing call and its error.
+// Whether a CUDA device can be used (check_kernel_image included); when not, `why` names the
+// device, its compute capability where the image is the cause, the failing call and its error.
 bool device_available(std::string* why);
 
 size_t elem_size(ElemType t);
