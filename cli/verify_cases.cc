@@ -28,11 +28,19 @@ std::vector<VerifyCase> verify_cases(Backend backend) {
 
 Tolerances verify_tolerances(Backend backend, DType dtype) {
   if (backend == Backend::kTile) {
-    // Tile ops: bf16 inputs travel as bf16 tiles, f32 inputs as fp32 tiles (the FPU reads
-    // them as TF32); statistics and row sums are fp32 either way. dx and dgamma/dbeta at the
-    // post-fix upstream test levels (dx atol 2e-2, dgamma/dbeta 5e-2), relative to the output's
-    // magnitude; measured worst cases are 5-10x inside them (bf16: the output rounding).
-    return {{2e-2, 1e-2}, {1e-2, 1e-2}, {2e-2, 1e-2}, {5e-2, 1e-2}};
+    // Tile ops: bf16 inputs travel as bf16 tiles, f32 inputs as fp32 tiles; statistics, row
+    // sums and products are fp32 either way (fp32 operands of FPU matmuls split hi + lo).
+    if (dtype == DType::kBF16) {
+      // dx and dgamma/dbeta at the post-fix upstream test levels (dx atol 2e-2, dgamma/dbeta
+      // 5e-2), relative to the output's magnitude; measured worst cases are 5-10x inside them
+      // (the output rounding).
+      return {{2e-2, 1e-2}, {1e-2, 1e-2}, {2e-2, 1e-2}, {5e-2, 1e-2}};
+    }
+    // f32: statistics and dgamma/dbeta at the CPU's f32 level. y and dx measure ~1e-7 of the
+    // output scale on well-conditioned rows, but inherit the fp32 mean's error (~2 ulp, from
+    // the rounded 1/C) times rstd: 3.8e-3 at x = 1e4 + U(-1,1) (ulp(1e4) ~ 1e-3), 3e-5 where
+    // the variance is 0 (rstd = 1/sqrt(eps)).
+    return {{5e-3, 1e-5}, {1e-5, 1e-5}, {5e-3, 1e-5}, {1e-5, 1e-5}};
   }
   if (dtype == DType::kBF16) {
     // y and dx are rounded to bf16 (relative step 2^-8); statistics and dgamma/dbeta stay fp32.

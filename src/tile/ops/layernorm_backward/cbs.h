@@ -20,12 +20,13 @@ inline constexpr uint32_t kHi = 10;         // bf16 the final partials rounded (
 inline constexpr uint32_t kLo = 11;         // fp32 partial - hi
 inline constexpr uint32_t kRowStats = 12;   // fp32 s1 and s2 of the tile-row, replicated
 inline constexpr uint32_t kProduct = 13;    // fp32 dy·x̂ of the block's tiles, for dgamma
-inline constexpr uint32_t kDyMasked = 14;   // E  the last tile's dy with padded columns zeroed
+inline constexpr uint32_t kDyHi = 14;       // bf16 dy rounded, padded columns zeroed (for dβ)
 inline constexpr uint32_t kAccCarry = 15;   // fp32 dgamma/dbeta spans carried across rows (not streamed)
 inline constexpr uint32_t kAccSpan = 16;    // fp32 the current span's pair, carried across blocks
 inline constexpr uint32_t kAccOut = 17;     // fp32 final dgamma/dbeta span pairs -> writer
 inline constexpr uint32_t kDx = 18;         // E  dx -> writer
 inline constexpr uint32_t kProductHi = 19;  // bf16 dy·x̂ rounded
 inline constexpr uint32_t kProductLo = 20;  // fp32 dy·x̂ - hi
+inline constexpr uint32_t kDyLo = 21;       // fp32 dy - hi, padded columns zeroed
 
 }  // namespace tilenorm::tile::layernorm_backward_cb

@@ -8,8 +8,9 @@
 // Pass 1 accumulates Σg and Σg·x elementwise in fp32 dst slots 0 and 1, block by block, the
 // running partials carried between blocks through the fp32 CB kPartial (never across a nested
 // acquire); the last tile's padded columns are masked. The row sums are exact (row_means) and
-// 1/C is applied in fp32 on the SFPU. Pass 2 writes dx and folds dy·x̂ (split hi + lo) and dy
-// into dense fp32 dgamma/dbeta spans with row-selector matmuls. Every FPU product lands on a fresh
+// 1/C is applied in fp32 on the SFPU. g is formed on the SFPU in fp32 (the FPU reads fp32 CBs as
+// TF32). Pass 2 writes dx and folds dy·x̂ and dy (each split hi + lo) into dense fp32
+// dgamma/dbeta spans with row-selector matmuls. Every FPU product lands on a fresh
 // or zeroed slot unless it continues its own accumulation chain.
 //
 // TILENORM_TILE_MUTANT (build-time fault injection for the mutation test; 0 in every product
@@ -103,8 +104,9 @@ void layernorm_backward_compute(const LayerNormBackwardComputeArgs& a) {
       for (uint32_t j = 0; j < cur; ++j) {
         const uint32_t ix = a.fit ? c0 + j : j;
         const bool last_masked = masked && c0 + j + 1 == a.wt;
-        fill_tile(2, 0.0f);  // the product below accumulates: start from zero
-        mul_tiles_bcast_rows(cb::kDy, cb::kGamma, ix, j, 2);  // g
+        copy_tile(cb::kDy, ix, 2);
+        copy_tile(cb::kGamma, j, 3);
+        mul_binary_tile(2, 3, 2);  // g, in fp32 (the FPU would read fp32 dy and γ as TF32)
         mask_last(last_masked, 2);
         accumulate(0, 2);
         copy_tile(cb::kX, ix, 3);
@@ -158,12 +160,14 @@ void layernorm_backward_compute(const LayerNormBackwardComputeArgs& a) {
       cb_wait_front(cb::kGamma, a.block);
       cb_reserve_back(cb::kProduct, a.block);
       cb_reserve_back(cb::kProductHi, a.block);
-      bool dy_masked = false;
+      cb_reserve_back(cb::kDyHi, a.block);
       for (uint32_t j = 0; j < cur; ++j) {
         const uint32_t ix = a.fit ? c0 + j : j;
         const bool last_masked = masked && c0 + j + 1 == a.wt;
         tile_regs_acquire();
-        mul_tiles_bcast_rows(cb::kDy, cb::kGamma, ix, j, 0);  // g, on a fresh slot
+        copy_tile(cb::kDy, ix, 0);
+        copy_tile(cb::kGamma, j, 1);
+        mul_binary_tile(0, 1, 0);  // g, in fp32
         copy_tile(cb::kRowStats, 0, 1);
         sub_binary_tile(0, 1, 0);  // g - s1
         copy_tile(cb::kX, ix, 1);
@@ -187,42 +191,45 @@ void layernorm_backward_compute(const LayerNormBackwardComputeArgs& a) {
         pack_tile(2, cb::kProductHi, j);
         tile_regs_release();
         cb_push_back(cb::kDx, 1);
-        if (last_masked) {  // dβ takes dy straight from a CB: mask a copy of the last tile
-          tile_regs_acquire();
-          copy_tile(cb::kDy, ix, 0);
-          mask_last(true, 0);
-          tile_regs_commit();
-          cb_reserve_back(cb::kDyMasked, 1);
-          tile_regs_wait();
-          pack_tile(0, cb::kDyMasked, 0);
-          tile_regs_release();
-          cb_push_back(cb::kDyMasked, 1);
-          cb_wait_front(cb::kDyMasked, 1);
-          dy_masked = true;
-        }
+        // dy (masked) rounded to bf16 for dβ.
+        tile_regs_acquire();
+        copy_tile(cb::kDy, ix, 0);
+        mask_last(last_masked, 0);
+        tile_regs_commit();
+        tile_regs_wait();
+        pack_tile(0, cb::kDyHi, j);
+        tile_regs_release();
       }
       cb_push_back(cb::kProduct, a.block);
       cb_push_back(cb::kProductHi, a.block);
+      cb_push_back(cb::kDyHi, a.block);
 
-      // dy·x̂ = hi + lo (as in row_means): the FPU would read the fp32 product as TF32.
+      // dy·x̂ and dy as hi + lo (as in row_means): the FPU would read fp32 tiles as TF32.
       cb_wait_front(cb::kProduct, a.block);
       cb_wait_front(cb::kProductHi, a.block);
+      cb_wait_front(cb::kDyHi, a.block);
       cb_reserve_back(cb::kProductLo, a.block);
-      for (uint32_t j = 0; j < cur; j += 2) {
-        const uint32_t n = std::min(2u, cur - j);
+      cb_reserve_back(cb::kDyLo, a.block);
+      for (uint32_t j = 0; j < cur; ++j) {
+        const uint32_t ix = a.fit ? c0 + j : j;
         tile_regs_acquire();
-        for (uint32_t k = 0; k < n; ++k) {
-          copy_tile(cb::kProduct, j + k, 2 * k);
-          copy_tile(cb::kProductHi, j + k, 2 * k + 1);
-          sub_binary_tile(2 * k, 2 * k + 1, 2 * k);
-        }
+        copy_tile(cb::kProduct, j, 0);
+        copy_tile(cb::kProductHi, j, 1);
+        sub_binary_tile(0, 1, 0);
+        copy_tile(cb::kDy, ix, 2);
+        copy_tile(cb::kDyHi, j, 3);
+        sub_binary_tile(2, 3, 2);
+        mask_last(masked && c0 + j + 1 == a.wt, 2);
         tile_regs_commit();
         tile_regs_wait();
-        for (uint32_t k = 0; k < n; ++k) pack_tile(2 * k, cb::kProductLo, j + k);
+        pack_tile(0, cb::kProductLo, j);
+        pack_tile(2, cb::kDyLo, j);
         tile_regs_release();
       }
       cb_push_back(cb::kProductLo, a.block);
+      cb_push_back(cb::kDyLo, a.block);
       cb_wait_front(cb::kProductLo, a.block);
+      cb_wait_front(cb::kDyLo, a.block);
 
       // Fold the block into its span: row (t % 32) of the span's dγ (slot 0) and dβ (slot 1).
       const bool span_first = c0 % kSpanTiles == 0;
@@ -239,12 +246,11 @@ void layernorm_backward_compute(const LayerNormBackwardComputeArgs& a) {
       }
       mm_init_short(cb::kSelect, cb::kProductHi);
       for (uint32_t j = 0; j < cur; ++j) {
-        const uint32_t t = c0 + j, ix = a.fit ? t : j;
-        const bool use_masked = dy_masked && t + 1 == a.wt;
-        matmul_tiles(cb::kSelect, cb::kProductHi, t % kSpanTiles, j, 0);
-        matmul_tiles(cb::kSelect, cb::kProductLo, t % kSpanTiles, j, 0);
-        matmul_tiles(cb::kSelect, use_masked ? cb::kDyMasked : cb::kDy, t % kSpanTiles,
-                     use_masked ? 0 : ix, 1);
+        const uint32_t sel = (c0 + j) % kSpanTiles;
+        matmul_tiles(cb::kSelect, cb::kProductHi, sel, j, 0);
+        matmul_tiles(cb::kSelect, cb::kProductLo, sel, j, 0);
+        matmul_tiles(cb::kSelect, cb::kDyHi, sel, j, 1);
+        matmul_tiles(cb::kSelect, cb::kDyLo, sel, j, 1);
       }
       tile_regs_commit();
       const uint32_t dst = !span_done                 ? cb::kAccSpan
@@ -260,7 +266,8 @@ void layernorm_backward_compute(const LayerNormBackwardComputeArgs& a) {
       cb_pop_front(cb::kProduct, a.block);
       cb_pop_front(cb::kProductHi, a.block);
       cb_pop_front(cb::kProductLo, a.block);
-      if (dy_masked) cb_pop_front(cb::kDyMasked, 1);
+      cb_pop_front(cb::kDyHi, a.block);
+      cb_pop_front(cb::kDyLo, a.block);
       cb_pop_front(cb::kGamma, a.block);
       if (!a.fit) {
         cb_pop_front(cb::kX, a.block);

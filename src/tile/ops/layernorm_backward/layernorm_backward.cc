@@ -42,15 +42,14 @@ std::vector<CbDesc> backward_cbs(bool fit, bool stream, uint32_t wt, uint32_t bl
       {cb::kProduct, f32, block, "dy_xhat"},
       {cb::kProductHi, b16, block, "dy_xhat_hi"},
       {cb::kProductLo, f32, block, "dy_xhat_lo"},
+      {cb::kDyHi, b16, block, "dy_hi"},
+      {cb::kDyLo, f32, block, "dy_lo"},
       {cb::kAccSpan, f32, 2, "dgamma_dbeta_span"},
       {cb::kAccOut, f32, 2, "dgamma_dbeta_out"},
       {cb::kDx, e, 2 * block, "dx"},
   };
   if (!stream) cbs.push_back({cb::kAccCarry, f32, 2 * spans, "dgamma_dbeta_carry"});
-  if (masked) {
-    cbs.push_back({cb::kMask, b16, 1, "mask"});
-    cbs.push_back({cb::kDyMasked, e, 1, "dy_masked"});
-  }
+  if (masked) cbs.push_back({cb::kMask, b16, 1, "mask"});
   return cbs;
 }
 
