@@ -10,8 +10,9 @@
 // acquire); the last tile's padded columns are masked. The row sums are exact (row_means) and
 // 1/C is applied in fp32 on the SFPU. g is formed on the SFPU in fp32 (the FPU reads fp32 CBs as
 // TF32). Pass 2 writes dx and folds dy·x̂ and dy (each split hi + lo) into dense fp32
-// dgamma/dbeta spans with row-selector matmuls. Every FPU product lands on a fresh
-// or zeroed slot unless it continues its own accumulation chain.
+// dgamma/dbeta spans with row-selector matmuls. The FPU accumulates by design only in the
+// matmuls (lo onto hi in a row sum; a span's tiles onto its partial carried in from a CB); every
+// other FPU product lands on a fresh slot.
 //
 // TILENORM_TILE_MUTANT (build-time fault injection for the mutation test; 0 in every product
 // build): 1 assigns instead of accumulating the row partials, 2 drops the last-tile mask, 3 skips
