@@ -120,8 +120,56 @@ void store_values(const float* values, TensorView out) {
   }
 }
 
+uint64_t cb_bytes(const std::vector<CbDesc>& cbs) {
+  uint64_t bytes = 0;
+  for (const CbDesc& c : cbs) bytes += uint64_t(c.pages) * tile_size(c.format);
+  return bytes;
+}
+
+Status create_cbs(Program& program, const CoreRange& grid, const std::vector<CbDesc>& cbs) {
+  for (const CbDesc& c : cbs)
+    TN_RETURN_IF_ERROR(program.create_circular_buffer(grid, c.id, c.format, c.pages, c.name));
+  return {};
+}
+
+LayerNormTilePlan layernorm_tile_plan(int64_t rows, int64_t C, const DeviceConfig& device,
+                                      const std::string& force_path, const CbList& cbs) {
+  LayerNormTilePlan p;
+  p.ht = uint32_t(tiles_along(rows));
+  p.wt = uint32_t(tiles_along(C));
+  p.mask_w = uint32_t(C % kTileDim);
+  p.spans = (p.wt + kSpanTiles - 1) / kSpanTiles;
+  const uint64_t available = device.l1_size - device.l1_allocator_base;
+  auto bytes = [&](bool fit, bool stream) {
+    LayerNormTilePlan q = p;
+    q.fit = fit;
+    q.stream = stream;
+    return cb_bytes(cbs(q));
+  };
+  const uint64_t fit_bytes = bytes(true, false);
+  p.fit = force_path.empty() ? fit_bytes <= available : force_path == "fit";
+  p.stream = !p.fit && bytes(false, false) > available;
+  p.l1_bytes = uint32_t(p.fit ? fit_bytes : bytes(false, p.stream));
+  p.split = split_work_to_cores(device.grid_x, device.grid_y, p.ht);
+  p.slots = p.stream ? p.ht : p.split.num_cores;
+  return p;
+}
+
 // ---------------------------------------------------------------------------------------------
-// Reader-side constant tiles.
+// Reader side.
+
+InterleavedAddrGenFast<true> tile_addr_gen(uint32_t addr, uint32_t cb) {
+  return {.bank_base_address = addr,
+          .page_size = get_tile_size(cb),
+          .data_format = get_dataformat(cb)};
+}
+
+void read_tiles_into(uint32_t cb, const InterleavedAddrGenFast<true>& s, uint32_t first,
+                     uint32_t n, uint32_t pages) {
+  cb_reserve_back(cb, pages);
+  const uint32_t base = get_write_ptr(cb), size = get_tile_size(cb);
+  for (uint32_t i = 0; i < n; ++i) noc_async_read_tile(first + i, s, base + i * size);
+}
 
 namespace {
 

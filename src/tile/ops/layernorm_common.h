@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <limits>
 #include <string>
 #include <vector>
@@ -73,9 +74,47 @@ inline constexpr uint32_t kSpanTiles = 32;
 constexpr uint32_t dst_section_tiles(bool fp32_dest_acc_en, bool dst_full_sync_en) {
   return (dst_full_sync_en ? 16u : 8u) / (fp32_dest_acc_en ? 2u : 1u);
 }
-// Tiles per block: one dst section of the ops' compute config (fp32 dst, half-sync): 4.
-inline constexpr uint32_t kBlockTiles = dst_section_tiles(true, false);
+// The compute kernels' config in both ops: fp32 dst (sums and products in fp32), half-sync, and
+// fp32 CBs unpacked to dst without the TF32 rounding.
+inline constexpr ComputeConfig kLayerNormComputeConfig{.fp32_dest_acc_en = true,
+                                                       .dst_full_sync_en = false,
+                                                       .math_fidelity = MathFidelity::HiFi4,
+                                                       .unpack_to_dest_fp32 = true};
+// Tiles per block: one dst section of that config (4).
+inline constexpr uint32_t kBlockTiles = dst_section_tiles(
+    kLayerNormComputeConfig.fp32_dest_acc_en, kLayerNormComputeConfig.dst_full_sync_en);
 static_assert(kSpanTiles % kBlockTiles == 0, "a block never straddles two spans");
+
+// ---- Program factory: CBs and the path rule.
+struct CbDesc {
+  uint32_t id;
+  DataFormat format;
+  uint32_t pages;
+  const char* name;
+};
+uint64_t cb_bytes(const std::vector<CbDesc>& cbs);  // per core
+// Creates every CB on every core of `grid`.
+Status create_cbs(Program& program, const CoreRange& grid, const std::vector<CbDesc>& cbs);
+
+// A tile op's plan: the path and the sizes.
+struct LayerNormTilePlan {
+  bool fit = false;
+  // Block path whose resident dense gamma/beta (and the backward's dgamma/dbeta carry across
+  // tile-rows) would not fit: one dense page per vector, re-read per span and tile-row, and one
+  // dgamma/dbeta partial per tile-row in DRAM, so the per-core L1 does not grow with C.
+  bool stream = false;
+  uint32_t ht = 0, wt = 0, block = kBlockTiles, mask_w = 0, spans = 0;
+  uint32_t l1_bytes = 0;  // CB bytes per core of the chosen path
+  uint32_t slots = 0;     // backward dgamma/dbeta partials: cores, or tile-rows when streamed
+  WorkSplit split;
+};
+// The rule: fit if the fit path's CBs fit in l1_size - l1_allocator_base, else block, streamed
+// if the resident block path's CBs do not fit. `cbs` lists the op's CBs for a plan's geometry,
+// fit and stream. force_path: "fit" or "block" overrides the fit rule
+// (TileOpConfig::force_path).
+using CbList = std::function<std::vector<CbDesc>(const LayerNormTilePlan&)>;
+LayerNormTilePlan layernorm_tile_plan(int64_t rows, int64_t C, const DeviceConfig& device,
+                                      const std::string& force_path, const CbList& cbs);
 
 DataFormat tile_format(DType dtype);  // bf16 -> Float16_b, f32 -> Float32
 
@@ -90,7 +129,15 @@ std::vector<float> replicated_stats(ConstTensorView s, int64_t rows);
 // Stores float values into a view of dtype f32 or bf16 (round to nearest even).
 void store_values(const float* values, TensorView out);
 
-// ---- Reader-side constant tiles (written through l1_ptr into the reserved page).
+// ---- Reader side.
+// The DRAM address generator of a tile buffer whose pages are those of CB `cb`.
+InterleavedAddrGenFast<true> tile_addr_gen(uint32_t addr, uint32_t cb);
+// Reserves `pages` (a whole block, so windows never wrap the ring) and reads n <= pages tiles
+// from page `first`; the caller barriers and pushes.
+void read_tiles_into(uint32_t cb, const InterleavedAddrGenFast<true>& s, uint32_t first,
+                     uint32_t n, uint32_t pages);
+
+// Constant tiles (written through l1_ptr into the reserved page).
 void fill_page(uint32_t cb, uint32_t page, float value);
 // 1.0 in the columns < mask_w of every row, 0 elsewhere.
 void fill_mask_page(uint32_t cb, uint32_t page, uint32_t mask_w);

@@ -34,43 +34,33 @@ namespace cb = layernorm_backward_cb;
 
 namespace {
 
+constexpr int kMutant = TILENORM_TILE_MUTANT;
+
 // acc += term (dst slots).
 void accumulate(uint32_t acc, uint32_t term) {
-#if TILENORM_TILE_MUTANT == 1
-  sub_binary_tile(acc, acc, acc);
-#endif
+  if (kMutant == 1) sub_binary_tile(acc, acc, acc);
   add_binary_tile(acc, term, acc);
 }
 
 // Zeroes the padded columns of slot `data` on the row's last tile (mask in data + 1).
 void mask_last(bool last_masked, uint32_t data) {
-#if TILENORM_TILE_MUTANT != 2
-  if (last_masked) {
+  if (last_masked && kMutant != 2) {
     copy_tile(cb::kMask, 0, data + 1);
     mask_tile(data, data + 1);
   }
-#else
-  (void)last_masked;
-  (void)data;
-#endif
 }
 
 // Slots 0, 1 = the partials carried in kPartial (or zero on the row's first block).
 void load_partials(bool first_block) {
-  if (first_block) {
+  if (!first_block) cb_wait_front(cb::kPartial, 2);
+  if (first_block || kMutant == 3) {
     fill_tile(0, 0.0f);
     fill_tile(1, 0.0f);
-    return;
+  } else {
+    copy_tile(cb::kPartial, 0, 0);
+    copy_tile(cb::kPartial, 1, 1);
   }
-  cb_wait_front(cb::kPartial, 2);
-#if TILENORM_TILE_MUTANT == 3
-  fill_tile(0, 0.0f);
-  fill_tile(1, 0.0f);
-#else
-  copy_tile(cb::kPartial, 0, 0);
-  copy_tile(cb::kPartial, 1, 1);
-#endif
-  cb_pop_front(cb::kPartial, 2);
+  if (!first_block) cb_pop_front(cb::kPartial, 2);
 }
 
 }  // namespace

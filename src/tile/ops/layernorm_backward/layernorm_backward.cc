@@ -13,23 +13,15 @@ namespace cb = layernorm_backward_cb;
 
 namespace {
 
-struct CbDesc {
-  uint32_t id;
-  DataFormat format;
-  uint32_t pages;
-  const char* name;
-};
-
 // stream: one dense gamma page, re-read per span and tile-row, and no dgamma/dbeta carry across
 // tile-rows (each tile-row writes its own partial spans).
-std::vector<CbDesc> backward_cbs(bool fit, bool stream, uint32_t wt, uint32_t block,
-                                 uint32_t spans, bool masked, DataFormat e) {
+std::vector<CbDesc> backward_cbs(const LayerNormTilePlan& p, DataFormat e) {
   const DataFormat f32 = DataFormat::Float32, b16 = DataFormat::Float16_b;
-  const uint32_t row = fit ? wt : 2 * block;
+  const uint32_t block = p.block, spans = p.spans, row = p.fit ? p.wt : 2 * block;
   std::vector<CbDesc> cbs = {
       {cb::kX, e, row, "x"},
       {cb::kDy, e, row, "dy"},
-      {cb::kGammaDense, e, stream ? 1 : spans, "gamma_dense"},
+      {cb::kGammaDense, e, p.stream ? 1 : spans, "gamma_dense"},
       {cb::kGamma, e, 2 * block, "gamma"},
       {cb::kMean, f32, 2, "mean"},
       {cb::kRstd, f32, 2, "rstd"},
@@ -48,15 +40,9 @@ std::vector<CbDesc> backward_cbs(bool fit, bool stream, uint32_t wt, uint32_t bl
       {cb::kAccOut, f32, 2, "dgamma_dbeta_out"},
       {cb::kDx, e, 2 * block, "dx"},
   };
-  if (!stream) cbs.push_back({cb::kAccCarry, f32, 2 * spans, "dgamma_dbeta_carry"});
-  if (masked) cbs.push_back({cb::kMask, b16, 1, "mask"});
+  if (!p.stream) cbs.push_back({cb::kAccCarry, f32, 2 * spans, "dgamma_dbeta_carry"});
+  if (p.mask_w != 0) cbs.push_back({cb::kMask, b16, 1, "mask"});
   return cbs;
-}
-
-uint64_t cb_bytes(const std::vector<CbDesc>& cbs) {
-  uint64_t bytes = 0;
-  for (const CbDesc& c : cbs) bytes += uint64_t(c.pages) * tile_size(c.format);
-  return bytes;
 }
 
 }  // namespace
@@ -88,26 +74,9 @@ LayerNormBackwardDeviceOutputs layernorm_backward_output_specs(const LayerNormBa
 LayerNormBackwardPlan layernorm_backward_plan(int64_t rows, int64_t C, DataFormat format,
                                               const DeviceConfig& device,
                                               const std::string& force_path) {
-  LayerNormBackwardPlan p;
-  p.ht = uint32_t(tiles_along(rows));
-  p.wt = uint32_t(tiles_along(C));
-  p.mask_w = uint32_t(C % kTileDim);
-  p.spans = (p.wt + kSpanTiles - 1) / kSpanTiles;
-  const uint32_t available = device.l1_size - device.l1_allocator_base;
-  const bool masked = p.mask_w != 0;
-  const uint64_t fit_bytes =
-      cb_bytes(backward_cbs(true, false, p.wt, p.block, p.spans, masked, format));
-  p.fit = force_path.empty() ? fit_bytes <= available : force_path == "fit";
-  const uint64_t block_bytes =
-      cb_bytes(backward_cbs(false, false, p.wt, p.block, p.spans, masked, format));
-  p.stream = !p.fit && block_bytes > available;
-  p.l1_bytes = uint32_t(p.fit      ? fit_bytes
-                        : p.stream ? cb_bytes(backward_cbs(false, true, p.wt, p.block, p.spans,
-                                                           masked, format))
-                                   : block_bytes);
-  p.split = split_work_to_cores(device.grid_x, device.grid_y, p.ht);
-  p.slots = p.stream ? p.ht : p.split.num_cores;
-  return p;
+  return layernorm_tile_plan(rows, C, device, force_path, [&](const LayerNormTilePlan& p) {
+    return backward_cbs(p, format);
+  });
 }
 
 Status layernorm_backward_tile(const LayerNormBackwardArgs& args,
@@ -149,13 +118,7 @@ Status layernorm_backward_tile(const LayerNormBackwardArgs& args,
   // Program: CBs on every core, the three kernels on each used core.
   Program program(device);
   const CoreRange grid({0, 0}, {device.config().grid_x - 1, device.config().grid_y - 1});
-  for (const CbDesc& c :
-       backward_cbs(plan.fit, plan.stream, plan.wt, plan.block, plan.spans, plan.mask_w != 0, e))
-    TN_RETURN_IF_ERROR(program.create_circular_buffer(grid, c.id, c.format, c.pages, c.name));
-  const ComputeConfig compute_config{.fp32_dest_acc_en = true,
-                                     .dst_full_sync_en = false,
-                                     .math_fidelity = MathFidelity::HiFi4,
-                                     .unpack_to_dest_fp32 = true};
+  TN_RETURN_IF_ERROR(create_cbs(program, grid, backward_cbs(plan, e)));
   const uint32_t inv_c_bits = float_bits(1.0f / float(C));
   for (uint32_t i = 0; i < num_cores; ++i) {
     const CoreCoord core = plan.split.cores[i];
@@ -164,7 +127,7 @@ Status layernorm_backward_tile(const LayerNormBackwardArgs& args,
         KernelKind::kReader, core, &layernorm_backward_reader, "layernorm_backward_reader");
     const KernelHandle compute =
         program.create_kernel(KernelKind::kCompute, core, &layernorm_backward_compute,
-                              "layernorm_backward_compute", compute_config);
+                              "layernorm_backward_compute", kLayerNormComputeConfig);
     const KernelHandle writer = program.create_kernel(
         KernelKind::kWriter, core, &layernorm_backward_writer, "layernorm_backward_writer");
     program.set_runtime_args(

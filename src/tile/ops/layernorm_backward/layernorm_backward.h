@@ -32,18 +32,8 @@ struct LayerNormBackwardDeviceOutputs {
 LayerNormBackwardDeviceOutputs layernorm_backward_output_specs(const LayerNormBackwardTensors& t,
                                                                uint32_t slots);
 
-// The program factory's plan: path and sizes from the CB bytes the fit path would need.
-struct LayerNormBackwardPlan {
-  bool fit = false;
-  // Block path whose resident dense gamma and dgamma/dbeta carry would not fit: one gamma page
-  // re-read per span and tile-row, and one dgamma/dbeta partial per tile-row in DRAM, so the
-  // per-core L1 does not grow with C.
-  bool stream = false;
-  uint32_t slots = 0;  // dgamma/dbeta partials: cores, or tile-rows when streamed
-  uint32_t ht = 0, wt = 0, block = kBlockTiles, mask_w = 0, spans = 0;
-  uint32_t l1_bytes = 0;  // CB bytes per core of the chosen path
-  WorkSplit split;
-};
+// The program factory's plan: path and sizes from the CB bytes (layernorm_tile_plan).
+using LayerNormBackwardPlan = LayerNormTilePlan;
 // force_path: "fit" or "block" to override the rule (TileOpConfig::force_path).
 LayerNormBackwardPlan layernorm_backward_plan(int64_t rows, int64_t C, DataFormat format,
                                               const DeviceConfig& device,

@@ -14,27 +14,11 @@ namespace tilenorm::tile {
 
 namespace cb = layernorm_backward_cb;
 
-namespace {
-
-// Reserves `pages` (a whole block, so windows never wrap the ring) and reads n <= pages tiles.
-void read_tiles_into(uint32_t cbid, const InterleavedAddrGenFast<true>& s, uint32_t first,
-                     uint32_t n, uint32_t pages) {
-  cb_reserve_back(cbid, pages);
-  const uint32_t base = get_write_ptr(cbid), size = get_tile_size(cbid);
-  for (uint32_t i = 0; i < n; ++i) noc_async_read_tile(first + i, s, base + i * size);
-}
-
-}  // namespace
-
 void layernorm_backward_reader(const LayerNormBackwardReaderArgs& a) {
-  auto gen = [](uint32_t addr, uint32_t cbid) {
-    return InterleavedAddrGenFast<true>{.bank_base_address = addr,
-                                        .page_size = get_tile_size(cbid),
-                                        .data_format = get_dataformat(cbid)};
-  };
-  const auto x = gen(a.x_addr, cb::kX), dy = gen(a.dy_addr, cb::kDy),
-             gamma = gen(a.gamma_addr, cb::kGammaDense), mean = gen(a.mean_addr, cb::kMean),
-             rstd = gen(a.rstd_addr, cb::kRstd);
+  const auto x = tile_addr_gen(a.x_addr, cb::kX), dy = tile_addr_gen(a.dy_addr, cb::kDy),
+             gamma = tile_addr_gen(a.gamma_addr, cb::kGammaDense),
+             mean = tile_addr_gen(a.mean_addr, cb::kMean),
+             rstd = tile_addr_gen(a.rstd_addr, cb::kRstd);
 
   if (a.mask_w != 0) {
     cb_reserve_back(cb::kMask, 1);

@@ -11,20 +11,12 @@ namespace cb = layernorm_forward_cb;
 
 namespace {
 
-struct CbDesc {
-  uint32_t id;
-  DataFormat format;
-  uint32_t pages;
-  const char* name;
-};
-
 // stream: the dense gamma/beta windows hold one span page, re-read per span and tile-row.
-std::vector<CbDesc> forward_cbs(bool fit, bool stream, uint32_t wt, uint32_t block, uint32_t spans,
-                                bool masked, DataFormat e) {
+std::vector<CbDesc> forward_cbs(const LayerNormTilePlan& p, DataFormat e) {
   const DataFormat f32 = DataFormat::Float32, b16 = DataFormat::Float16_b;
-  const uint32_t dense = stream ? 1 : spans;
+  const uint32_t block = p.block, dense = p.stream ? 1 : p.spans;
   std::vector<CbDesc> cbs = {
-      {cb::kX, e, fit ? wt : 2 * block, "x"},
+      {cb::kX, e, p.fit ? p.wt : 2 * block, "x"},
       {cb::kGammaDense, e, dense, "gamma_dense"},
       {cb::kBetaDense, e, dense, "beta_dense"},
       {cb::kGamma, e, 2 * block, "gamma"},
@@ -38,14 +30,8 @@ std::vector<CbDesc> forward_cbs(bool fit, bool stream, uint32_t wt, uint32_t blo
       {cb::kStatsOut, f32, 2, "stats_out"},
       {cb::kY, e, 2 * block, "y"},
   };
-  if (masked) cbs.push_back({cb::kMask, b16, 1, "mask"});
+  if (p.mask_w != 0) cbs.push_back({cb::kMask, b16, 1, "mask"});
   return cbs;
-}
-
-uint64_t cb_bytes(const std::vector<CbDesc>& cbs) {
-  uint64_t bytes = 0;
-  for (const CbDesc& c : cbs) bytes += uint64_t(c.pages) * tile_size(c.format);
-  return bytes;
 }
 
 }  // namespace
@@ -72,24 +58,9 @@ LayerNormForwardDeviceOutputs layernorm_forward_output_specs(const LayerNormForw
 LayerNormForwardPlan layernorm_forward_plan(int64_t rows, int64_t C, DataFormat format,
                                             const DeviceConfig& device,
                                             const std::string& force_path) {
-  LayerNormForwardPlan p;
-  p.ht = uint32_t(tiles_along(rows));
-  p.wt = uint32_t(tiles_along(C));
-  p.mask_w = uint32_t(C % kTileDim);
-  p.spans = (p.wt + kSpanTiles - 1) / kSpanTiles;
-  const uint32_t available = device.l1_size - device.l1_allocator_base;
-  const bool masked = p.mask_w != 0;
-  const uint64_t fit_bytes = cb_bytes(forward_cbs(true, false, p.wt, p.block, p.spans, masked, format));
-  p.fit = force_path.empty() ? fit_bytes <= available : force_path == "fit";
-  const uint64_t block_bytes =
-      cb_bytes(forward_cbs(false, false, p.wt, p.block, p.spans, masked, format));
-  p.stream = !p.fit && block_bytes > available;
-  p.l1_bytes = uint32_t(p.fit      ? fit_bytes
-                        : p.stream ? cb_bytes(forward_cbs(false, true, p.wt, p.block, p.spans,
-                                                          masked, format))
-                                   : block_bytes);
-  p.split = split_work_to_cores(device.grid_x, device.grid_y, p.ht);
-  return p;
+  return layernorm_tile_plan(rows, C, device, force_path, [&](const LayerNormTilePlan& p) {
+    return forward_cbs(p, format);
+  });
 }
 
 Status layernorm_forward_tile(const LayerNormForwardArgs& args, const LayerNormForwardOutputs& out,
@@ -124,13 +95,7 @@ Status layernorm_forward_tile(const LayerNormForwardArgs& args, const LayerNormF
 
   Program program(device);
   const CoreRange grid({0, 0}, {device.config().grid_x - 1, device.config().grid_y - 1});
-  for (const CbDesc& c :
-       forward_cbs(plan.fit, plan.stream, plan.wt, plan.block, plan.spans, plan.mask_w != 0, e))
-    TN_RETURN_IF_ERROR(program.create_circular_buffer(grid, c.id, c.format, c.pages, c.name));
-  const ComputeConfig compute_config{.fp32_dest_acc_en = true,
-                                     .dst_full_sync_en = false,
-                                     .math_fidelity = MathFidelity::HiFi4,
-                                     .unpack_to_dest_fp32 = true};
+  TN_RETURN_IF_ERROR(create_cbs(program, grid, forward_cbs(plan, e)));
   const uint32_t inv_c_bits = float_bits(1.0f / float(C));
   const uint32_t eps_bits = float_bits(float(args.eps));
   for (uint32_t i = 0; i < num_cores; ++i) {
@@ -140,7 +105,7 @@ Status layernorm_forward_tile(const LayerNormForwardArgs& args, const LayerNormF
         KernelKind::kReader, core, &layernorm_forward_reader, "layernorm_forward_reader");
     const KernelHandle compute =
         program.create_kernel(KernelKind::kCompute, core, &layernorm_forward_compute,
-                              "layernorm_forward_compute", compute_config);
+                              "layernorm_forward_compute", kLayerNormComputeConfig);
     const KernelHandle writer = program.create_kernel(
         KernelKind::kWriter, core, &layernorm_forward_writer, "layernorm_forward_writer");
     program.set_runtime_args(

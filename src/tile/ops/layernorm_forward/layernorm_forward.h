@@ -26,15 +26,7 @@ struct LayerNormForwardDeviceOutputs {
 };
 LayerNormForwardDeviceOutputs layernorm_forward_output_specs(const LayerNormForwardTensors& t);
 
-struct LayerNormForwardPlan {
-  bool fit = false;
-  // Block path whose resident dense gamma/beta would not fit: one span page each, re-read per
-  // span and tile-row, so the per-core L1 does not grow with C.
-  bool stream = false;
-  uint32_t ht = 0, wt = 0, block = kBlockTiles, mask_w = 0, spans = 0;
-  uint32_t l1_bytes = 0;
-  WorkSplit split;
-};
+using LayerNormForwardPlan = LayerNormTilePlan;
 // force_path: "fit" or "block" to override the rule (TileOpConfig::force_path).
 LayerNormForwardPlan layernorm_forward_plan(int64_t rows, int64_t C, DataFormat format,
                                             const DeviceConfig& device,

@@ -12,26 +12,8 @@ namespace tilenorm::tile {
 
 namespace cb = layernorm_forward_cb;
 
-namespace {
-
-// Reserves `pages` (a whole block, so windows never wrap the ring) and reads n <= pages tiles.
-void read_tiles_into(uint32_t cbid, const InterleavedAddrGenFast<true>& s, uint32_t first,
-                     uint32_t n, uint32_t pages) {
-  cb_reserve_back(cbid, pages);
-  const uint32_t base = get_write_ptr(cbid), size = get_tile_size(cbid);
-  for (uint32_t i = 0; i < n; ++i) noc_async_read_tile(first + i, s, base + i * size);
-}
-
-InterleavedAddrGenFast<true> gen(uint32_t addr, uint32_t cbid) {
-  return {.bank_base_address = addr,
-          .page_size = get_tile_size(cbid),
-          .data_format = get_dataformat(cbid)};
-}
-
-}  // namespace
-
 void layernorm_forward_reader(const LayerNormForwardReaderArgs& a) {
-  const auto x = gen(a.x_addr, cb::kX);
+  const auto x = tile_addr_gen(a.x_addr, cb::kX);
   if (a.mask_w != 0) {
     cb_reserve_back(cb::kMask, 1);
     fill_mask_page(cb::kMask, 0, a.mask_w);
@@ -40,7 +22,8 @@ void layernorm_forward_reader(const LayerNormForwardReaderArgs& a) {
   cb_reserve_back(cb::kOnes, 1);
   fill_page(cb::kOnes, 0, 1.0f);
   cb_push_back(cb::kOnes, 1);
-  const auto gamma = gen(a.gamma_addr, cb::kGammaDense), beta = gen(a.beta_addr, cb::kBetaDense);
+  const auto gamma = tile_addr_gen(a.gamma_addr, cb::kGammaDense),
+             beta = tile_addr_gen(a.beta_addr, cb::kBetaDense);
   const uint32_t dense_pages = a.stream ? 1 : a.dense_tiles;
   read_tiles_into(cb::kGammaDense, gamma, 0, a.stream ? 0 : dense_pages, dense_pages);
   read_tiles_into(cb::kBetaDense, beta, 0, a.stream ? 0 : dense_pages, dense_pages);
