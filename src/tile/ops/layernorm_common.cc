@@ -159,13 +159,12 @@ LayerNormTilePlan layernorm_tile_plan(int64_t rows, int64_t C, const DeviceConfi
 // Reader side.
 
 InterleavedAddrGenFast<true> tile_addr_gen(uint32_t addr, uint32_t cb) {
-  return {.bank_base_address = addr,
-          .page_size = get_tile_size(cb),
-          .data_format = get_dataformat(cb)};
+  return {
+      .bank_base_address = addr, .page_size = get_tile_size(cb), .data_format = get_dataformat(cb)};
 }
 
-void read_tiles_into(uint32_t cb, const InterleavedAddrGenFast<true>& s, uint32_t first,
-                     uint32_t n, uint32_t pages) {
+void read_tiles_into(uint32_t cb, const InterleavedAddrGenFast<true>& s, uint32_t first, uint32_t n,
+                     uint32_t pages) {
   cb_reserve_back(cb, pages);
   const uint32_t base = get_write_ptr(cb), size = get_tile_size(cb);
   for (uint32_t i = 0; i < n; ++i) noc_async_read_tile(first + i, s, base + i * size);

@@ -81,8 +81,8 @@ inline constexpr ComputeConfig kLayerNormComputeConfig{.fp32_dest_acc_en = true,
                                                        .math_fidelity = MathFidelity::HiFi4,
                                                        .unpack_to_dest_fp32 = true};
 // Tiles per block: one dst section of that config (4).
-inline constexpr uint32_t kBlockTiles = dst_section_tiles(
-    kLayerNormComputeConfig.fp32_dest_acc_en, kLayerNormComputeConfig.dst_full_sync_en);
+inline constexpr uint32_t kBlockTiles = dst_section_tiles(kLayerNormComputeConfig.fp32_dest_acc_en,
+                                                          kLayerNormComputeConfig.dst_full_sync_en);
 static_assert(kSpanTiles % kBlockTiles == 0, "a block never straddles two spans");
 
 // ---- Program factory: CBs and the path rule.
@@ -134,8 +134,8 @@ void store_values(const float* values, TensorView out);
 InterleavedAddrGenFast<true> tile_addr_gen(uint32_t addr, uint32_t cb);
 // Reserves `pages` (a whole block, so windows never wrap the ring) and reads n <= pages tiles
 // from page `first`; the caller barriers and pushes.
-void read_tiles_into(uint32_t cb, const InterleavedAddrGenFast<true>& s, uint32_t first,
-                     uint32_t n, uint32_t pages);
+void read_tiles_into(uint32_t cb, const InterleavedAddrGenFast<true>& s, uint32_t first, uint32_t n,
+                     uint32_t pages);
 
 // Constant tiles (written through l1_ptr into the reserved page).
 void fill_page(uint32_t cb, uint32_t page, float value);

@@ -8,7 +8,7 @@ namespace tilenorm::tile::layernorm_backward_cb {
 
 inline constexpr uint32_t kX = 0;           // E  x: the whole tile-row (fit) or a block, twice
 inline constexpr uint32_t kDy = 1;          // E  dy: as kX
-inline constexpr uint32_t kGammaDense = 2;  // E  gamma, dense (reader only; once per core, or a span page)
+inline constexpr uint32_t kGammaDense = 2;  // E  gamma, dense (reader only; streamed: one page)
 inline constexpr uint32_t kGamma = 3;       // E  gamma chunk of one x tile, replicated over rows
 inline constexpr uint32_t kMean = 4;        // fp32 mean of the tile-row, replicated over columns
 inline constexpr uint32_t kRstd = 5;        // fp32 rstd, as kMean
@@ -21,7 +21,7 @@ inline constexpr uint32_t kLo = 11;         // fp32 partial - hi
 inline constexpr uint32_t kRowStats = 12;   // fp32 s1 and s2 of the tile-row, replicated
 inline constexpr uint32_t kProduct = 13;    // fp32 dy·x̂ of the block's tiles, for dgamma
 inline constexpr uint32_t kDyHi = 14;       // bf16 dy rounded, padded columns zeroed (for dβ)
-inline constexpr uint32_t kAccCarry = 15;   // fp32 dgamma/dbeta spans carried across rows (not streamed)
+inline constexpr uint32_t kAccCarry = 15;   // fp32 dγ/dβ spans carried across rows (not streamed)
 inline constexpr uint32_t kAccSpan = 16;    // fp32 the current span's pair, carried across blocks
 inline constexpr uint32_t kAccOut = 17;     // fp32 final dgamma/dbeta span pairs -> writer
 inline constexpr uint32_t kDx = 18;         // E  dx -> writer

@@ -244,9 +244,9 @@ void layernorm_backward_compute(const LayerNormBackwardComputeArgs& a) {
         matmul_tiles(cb::kSelect, cb::kDyLo, sel, j, 1);
       }
       tile_regs_commit();
-      const uint32_t dst = !span_done                 ? cb::kAccSpan
-                           : last_row || a.stream     ? cb::kAccOut
-                                                      : cb::kAccCarry;
+      const uint32_t dst = !span_done             ? cb::kAccSpan
+                           : last_row || a.stream ? cb::kAccOut
+                                                  : cb::kAccCarry;
       cb_reserve_back(dst, 2);
       tile_regs_wait();
       pack_tile(0, dst, 0);

@@ -74,9 +74,8 @@ LayerNormBackwardDeviceOutputs layernorm_backward_output_specs(const LayerNormBa
 LayerNormBackwardPlan layernorm_backward_plan(int64_t rows, int64_t C, DataFormat format,
                                               const DeviceConfig& device,
                                               const std::string& force_path) {
-  return layernorm_tile_plan(rows, C, device, force_path, [&](const LayerNormTilePlan& p) {
-    return backward_cbs(p, format);
-  });
+  return layernorm_tile_plan(rows, C, device, force_path,
+                             [&](const LayerNormTilePlan& p) { return backward_cbs(p, format); });
 }
 
 Status layernorm_backward_tile(const LayerNormBackwardArgs& args,
@@ -136,10 +135,10 @@ Status layernorm_backward_tile(const LayerNormBackwardArgs& args,
                                     t.mean.buffer.address, t.rstd.buffer.address, start, n, plan.wt,
                                     plan.block, plan.mask_w, plan.fit ? 1u : 0u, plan.spans,
                                     plan.stream ? 1u : 0u});
-    program.set_runtime_args(compute, core,
-                             LayerNormBackwardComputeArgs{n, plan.wt, plan.block, plan.mask_w,
-                                                          plan.fit ? 1u : 0u, inv_c_bits,
-                                                          plan.stream ? 1u : 0u});
+    program.set_runtime_args(
+        compute, core,
+        LayerNormBackwardComputeArgs{n, plan.wt, plan.block, plan.mask_w, plan.fit ? 1u : 0u,
+                                     inv_c_bits, plan.stream ? 1u : 0u});
     program.set_runtime_args(
         writer, core,
         LayerNormBackwardWriterArgs{dx.address, dgamma_parts.address, dbeta_parts.address, start, n,

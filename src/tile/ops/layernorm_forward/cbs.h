@@ -7,7 +7,7 @@
 namespace tilenorm::tile::layernorm_forward_cb {
 
 inline constexpr uint32_t kX = 0;           // E  x: the whole tile-row (fit) or a block, 3 times
-inline constexpr uint32_t kGammaDense = 1;  // E  gamma, dense (reader only; once per core, or a span page)
+inline constexpr uint32_t kGammaDense = 1;  // E  gamma, dense (reader only; streamed: one page)
 inline constexpr uint32_t kBetaDense = 2;   // E  beta, dense (reader only)
 inline constexpr uint32_t kGamma = 3;       // E  gamma chunk of one x tile, replicated over rows
 inline constexpr uint32_t kBeta = 4;        // E  beta chunk, as kGamma

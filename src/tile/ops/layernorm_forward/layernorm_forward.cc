@@ -58,9 +58,8 @@ LayerNormForwardDeviceOutputs layernorm_forward_output_specs(const LayerNormForw
 LayerNormForwardPlan layernorm_forward_plan(int64_t rows, int64_t C, DataFormat format,
                                             const DeviceConfig& device,
                                             const std::string& force_path) {
-  return layernorm_tile_plan(rows, C, device, force_path, [&](const LayerNormTilePlan& p) {
-    return forward_cbs(p, format);
-  });
+  return layernorm_tile_plan(rows, C, device, force_path,
+                             [&](const LayerNormTilePlan& p) { return forward_cbs(p, format); });
 }
 
 Status layernorm_forward_tile(const LayerNormForwardArgs& args, const LayerNormForwardOutputs& out,
