@@ -1,11 +1,11 @@
 #include "cli_common.h"
 
+#include <fmt/format.h>
+
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
-
-#include <fmt/format.h>
 
 namespace tilenorm::cli {
 
@@ -34,7 +34,8 @@ Status parse_dtype_arg(const std::string& name, DType* dtype) {
   } else if (name == "bf16") {
     *dtype = DType::kBF16;
   } else {
-    return Status::invalid_argument(fmt::format("--dtype '{}' is unknown (choose f32 or bf16)", name));
+    return Status::invalid_argument(
+        fmt::format("--dtype '{}' is unknown (choose f32 or bf16)", name));
   }
   return {};
 }

@@ -1,10 +1,9 @@
 // Shared CLI plumbing: exit codes, error printing, dtype/backend parsing, JSON summaries.
 #pragma once
 
-#include <string>
-
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
+#include <string>
 
 #include "tilenorm/layernorm.h"
 

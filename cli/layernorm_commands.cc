@@ -1,9 +1,9 @@
 // `tilenorm forward` and `tilenorm backward`: .npy in, .npy out.
+#include <fmt/format.h>
+
 #include <chrono>
 #include <cstdio>
 #include <memory>
-
-#include <fmt/format.h>
 
 #include "cli_common.h"
 #include "common/npy.h"
@@ -100,7 +100,8 @@ void add_forward_command(CLI::App& app) {
   };
   auto args = std::make_shared<Args>();
   CLI::App* cmd = app.add_subcommand(
-      "forward", "LayerNorm forward over the last dim: writes DIR/y.npy, DIR/mean.npy, DIR/rstd.npy");
+      "forward",
+      "LayerNorm forward over the last dim: writes DIR/y.npy, DIR/mean.npy, DIR/rstd.npy");
   cmd->add_option("--x", args->x, "input [..., C] (.npy, <f4 or <f8)")->required();
   cmd->add_option("--gamma", args->gamma, "scale [C]")->required();
   cmd->add_option("--beta", args->beta, "shift [C] (default 0)");
@@ -109,7 +110,8 @@ void add_forward_command(CLI::App& app) {
     Parsed p;
     if (Status s = parse_common(*args, &p); !s.ok()) throw CLI::RuntimeError(report_error(s));
     Tensor x, gamma, beta;
-    for (auto [flag, path, t] : {std::tuple{"--x", &args->x, &x}, {"--gamma", &args->gamma, &gamma},
+    for (auto [flag, path, t] : {std::tuple{"--x", &args->x, &x},
+                                 {"--gamma", &args->gamma, &gamma},
                                  {"--beta", &args->beta, &beta}}) {
       if (path->empty()) continue;
       if (Status s = read_input(flag, *path, p.dtype, t); !s.ok())
@@ -120,8 +122,9 @@ void add_forward_command(CLI::App& app) {
     LayerNormForwardResult r;
     const auto t0 = std::chrono::steady_clock::now();
     Status s = layernorm_forward(
-        p.backend, {x.cview(), gamma.cview(), beta.defined() ? beta.cview() : ConstTensorView{}, p.eps},
-        &r, opt);
+        p.backend,
+        {x.cview(), gamma.cview(), beta.defined() ? beta.cview() : ConstTensorView{}, p.eps}, &r,
+        opt);
     if (!s.ok()) throw CLI::RuntimeError(report_error(s));
     const double secs = seconds_since(t0);
     const int rc = finish("forward", *args, p,
@@ -153,7 +156,8 @@ void add_backward_command(CLI::App& app) {
       throw CLI::RuntimeError(report_error(fmt::format(
           "--mean and --rstd go together (got --mean '{}', --rstd '{}')", args->mean, args->rstd)));
     Tensor x, dy, gamma, mean, rstd;
-    for (auto [flag, path, t] : {std::tuple{"--x", &args->x, &x}, {"--dy", &args->dy, &dy},
+    for (auto [flag, path, t] : {std::tuple{"--x", &args->x, &x},
+                                 {"--dy", &args->dy, &dy},
                                  {"--gamma", &args->gamma, &gamma}}) {
       if (Status s = read_input(flag, *path, p.dtype, t); !s.ok())
         throw CLI::RuntimeError(report_error(s));
@@ -180,10 +184,10 @@ void add_backward_command(CLI::App& app) {
         p.backend, {x.cview(), dy.cview(), gamma.cview(), mean.cview(), rstd.cview()}, &r, opt);
     if (!s.ok()) throw CLI::RuntimeError(report_error(s));
     const double secs = seconds_since(t0);
-    const int rc = finish("backward", *args, p,
-                          {{"dx", r.dx.cview()}, {"dgamma", r.dgamma.cview()},
-                           {"dbeta", r.dbeta.cview()}},
-                          report, secs);
+    const int rc =
+        finish("backward", *args, p,
+               {{"dx", r.dx.cview()}, {"dgamma", r.dgamma.cview()}, {"dbeta", r.dbeta.cview()}},
+               report, secs);
     if (rc != kExitOk) throw CLI::RuntimeError(rc);
   });
 }

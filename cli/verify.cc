@@ -1,15 +1,15 @@
 // `tilenorm verify`: every built backend against the float64 reference over a shape list,
 // including the bug report's constant inputs, printed as a table; exit 1 on any failure.
+#include <fmt/format.h>
+
 #include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <memory>
 
-#include <fmt/format.h>
-
-#include "cli_common.h"
 #include "cli/verify_cases.h"
+#include "cli_common.h"
 #include "common/compare.h"
 #include "reference/layernorm.h"
 
@@ -108,9 +108,8 @@ std::vector<Row> run_case(Backend backend, DType dtype, const VerifyCase& c, int
                                     dx.data(), dgamma.data(), dbeta.data());
   base.op = "backward";
   LayerNormBackwardResult b;
-  s = layernorm_backward(backend,
-                         {x.cview(), dy.cview(), gamma.cview(), mean32.cview(), rstd32.cview()}, &b,
-                         opt);
+  s = layernorm_backward(
+      backend, {x.cview(), dy.cview(), gamma.cview(), mean32.cview(), rstd32.cview()}, &b, opt);
   if (!s.ok()) {
     base.pass = false;
     base.detail = s.to_string();
@@ -150,8 +149,8 @@ void add_verify_command(CLI::App& app) {
       Backend b;
       if (Status s = parse_backend_arg(name, &b); !s.ok()) throw CLI::RuntimeError(report_error(s));
       if (!backend_built(b))
-        throw CLI::RuntimeError(report_error(
-            fmt::format("--backend '{}' is not built into this binary", name)));
+        throw CLI::RuntimeError(
+            report_error(fmt::format("--backend '{}' is not built into this binary", name)));
       backends.push_back(b);
     }
     if (backends.empty())
@@ -187,8 +186,8 @@ void add_verify_command(CLI::App& app) {
             r.op = "all";
             r.shape = r.dtype = r.data = "-";
             if (!args->json)
-              std::printf("%-9s %-8s %-14s %-5s %-20s %-7s %10s %10s  skip: %s\n", r.backend.c_str(),
-                          "all", "-", "-", "-", "-", "-", "-", r.detail.c_str());
+              std::printf("%-9s %-8s %-14s %-5s %-20s %-7s %10s %10s  skip: %s\n",
+                          r.backend.c_str(), "all", "-", "-", "-", "-", "-", "-", r.detail.c_str());
             all.push_back(r);
             break;
           }
@@ -240,14 +239,26 @@ void add_verify_command(CLI::App& app) {
     if (args->json) {
       nlohmann::json j = nlohmann::json::array();
       for (const Row& r : all)
-        j.push_back({{"backend", r.backend}, {"op", r.op}, {"shape", r.shape}, {"dtype", r.dtype},
-                     {"data", r.data}, {"output", r.output}, {"max_abs_err", r.err},
-                     {"tolerance", r.tol}, {"pass", r.pass}, {"skipped", r.skipped},
+        j.push_back({{"backend", r.backend},
+                     {"op", r.op},
+                     {"shape", r.shape},
+                     {"dtype", r.dtype},
+                     {"data", r.data},
+                     {"output", r.output},
+                     {"max_abs_err", r.err},
+                     {"tolerance", r.tol},
+                     {"pass", r.pass},
+                     {"skipped", r.skipped},
                      {"detail", r.detail}});
-      std::printf("%s\n", nlohmann::json{{"rows", j}, {"checked", checked}, {"failures", failures},
-                                         {"skipped", skipped}}.dump(2).c_str());
+      std::printf(
+          "%s\n",
+          nlohmann::json{
+              {"rows", j}, {"checked", checked}, {"failures", failures}, {"skipped", skipped}}
+              .dump(2)
+              .c_str());
     } else {
-      std::printf("verify: %d outputs checked, %d failed, %d skipped\n", checked, failures, skipped);
+      std::printf("verify: %d outputs checked, %d failed, %d skipped\n", checked, failures,
+                  skipped);
     }
     if (failures > 0) throw CLI::RuntimeError(kExitFailed);
   });

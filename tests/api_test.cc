@@ -26,14 +26,16 @@ TEST(LayerNormApi, ForwardRejectsBadArguments) {
   auto a = f.args();
   Tensor g7(Shape{7}, DType::kF32);
   a.gamma = g7.cview();
-  expect_invalid(layernorm_forward(Backend::kReference, a, f.out()), "gamma has shape [7], expected [8]");
+  expect_invalid(layernorm_forward(Backend::kReference, a, f.out()),
+                 "gamma has shape [7], expected [8]");
   a = f.args();
   a.gamma = {};
   expect_invalid(layernorm_forward(Backend::kReference, a, f.out()), "gamma is missing");
   for (double eps : {0.0, -1e-5, std::nan(""), double{INFINITY}}) {
     a = f.args();
     a.eps = eps;
-    expect_invalid(layernorm_forward(Backend::kReference, a, f.out()), "eps must be finite and > 0");
+    expect_invalid(layernorm_forward(Backend::kReference, a, f.out()),
+                   "eps must be finite and > 0");
   }
   Tensor empty(Shape{0, 8}, DType::kF32), c0(Shape{4, 0}, DType::kF32);
   a = f.args();
@@ -44,11 +46,13 @@ TEST(LayerNormApi, ForwardRejectsBadArguments) {
   Tensor gb(Shape{8}, DType::kBF16);
   a = f.args();
   a.gamma = gb.cview();
-  expect_invalid(layernorm_forward(Backend::kCpu, a, f.out()), "gamma has dtype bf16, expected f32");
+  expect_invalid(layernorm_forward(Backend::kCpu, a, f.out()),
+                 "gamma has dtype bf16, expected f32");
   Tensor mean5(Shape{5}, DType::kF32);
   auto o = f.out();
   o.mean = mean5.view();
-  expect_invalid(layernorm_forward(Backend::kReference, f.args(), o), "mean has shape [5], expected [4]");
+  expect_invalid(layernorm_forward(Backend::kReference, f.args(), o),
+                 "mean has shape [5], expected [4]");
   Tensor x64 = f.x.to(DType::kF64);
   a = f.args();
   a.x = x64.cview();
@@ -56,19 +60,23 @@ TEST(LayerNormApi, ForwardRejectsBadArguments) {
 }
 
 TEST(LayerNormApi, BackwardRejectsBadArguments) {
-  Tensor x = random_tensor(Shape{2, 3, 8}, DType::kF32, 1), dy = random_tensor(Shape{2, 3, 8}, DType::kF32, 2);
+  Tensor x = random_tensor(Shape{2, 3, 8}, DType::kF32, 1),
+         dy = random_tensor(Shape{2, 3, 8}, DType::kF32, 2);
   Tensor gamma = random_tensor(Shape{8}, DType::kF32, 3);
   Tensor mean(Shape{2, 3}, DType::kF32), rstd = constant_tensor(Shape{2, 3}, DType::kF32, 1);
   Tensor dy_bad(Shape{2, 4, 8}, DType::kF32), mean_bad(Shape{6}, DType::kF32);
   LayerNormBackwardResult r;
-  const LayerNormBackwardArgs good{x.cview(), dy.cview(), gamma.cview(), mean.cview(), rstd.cview()};
+  const LayerNormBackwardArgs good{x.cview(), dy.cview(), gamma.cview(), mean.cview(),
+                                   rstd.cview()};
   ASSERT_TRUE(layernorm_backward(Backend::kReference, good, &r).ok());
   auto a = good;
   a.dy = dy_bad.cview();
-  expect_invalid(layernorm_backward(Backend::kReference, a, &r), "dy has shape [2, 4, 8], expected [2, 3, 8]");
+  expect_invalid(layernorm_backward(Backend::kReference, a, &r),
+                 "dy has shape [2, 4, 8], expected [2, 3, 8]");
   a = good;
   a.rstd = mean_bad.cview();
-  expect_invalid(layernorm_backward(Backend::kReference, a, &r), "rstd has shape [6], expected [2, 3]");
+  expect_invalid(layernorm_backward(Backend::kReference, a, &r),
+                 "rstd has shape [6], expected [2, 3]");
   a = good;
   a.mean = {};
   expect_invalid(layernorm_backward(Backend::kReference, a, &r), "mean is missing");

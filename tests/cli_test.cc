@@ -2,8 +2,8 @@
 // kind of bad input asserting the one-line message, exit code 2 and that no output was written.
 #include <sys/wait.h>
 
-#include <cstdio>
 #include <algorithm>
+#include <cstdio>
 #include <filesystem>
 #include <fstream>
 
@@ -29,7 +29,8 @@ class Cli : public ::testing::Test {
  protected:
   void SetUp() override {
     dir_ = fs::temp_directory_path() /
-           ("tilenorm_cli_" + std::string(::testing::UnitTest::GetInstance()->current_test_info()->name()));
+           ("tilenorm_cli_" +
+            std::string(::testing::UnitTest::GetInstance()->current_test_info()->name()));
     fs::remove_all(dir_);
     fs::create_directories(dir_);
   }
@@ -42,10 +43,11 @@ class Cli : public ::testing::Test {
   }
 
   CliRun run(const std::string& args) {
-    const std::string cmd = std::string(TILENORM_CLI) + " " + args + " >" + (dir_ / "stdout").string() +
-                            " 2>" + (dir_ / "stderr").string();
+    const std::string cmd = std::string(TILENORM_CLI) + " " + args + " >" +
+                            (dir_ / "stdout").string() + " 2>" + (dir_ / "stderr").string();
     const int status = std::system(cmd.c_str());
-    return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, slurp(dir_ / "stdout"), slurp(dir_ / "stderr")};
+    return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, slurp(dir_ / "stdout"),
+            slurp(dir_ / "stderr")};
   }
 
   // Writes the report's constant inputs: x = 0.5, dy = 1, gamma = 1, shape [100, 2048].
@@ -75,7 +77,7 @@ TEST_F(Cli, BackwardOnReportConstantInputsWritesExactValues) {
   for (const char* backend : {"reference", "cpu"}) {
     const fs::path out = dir_ / backend;
     const CliRun r = run("backward --x " + x_ + " --dy " + dy_ + " --gamma " + gamma_ +
-                      " --eps 1e-6 --backend " + backend + " --out " + out.string());
+                         " --eps 1e-6 --backend " + backend + " --out " + out.string());
     ASSERT_EQ(r.rc, 0) << r.err;
     Tensor dx, dgamma, dbeta;
     ASSERT_TRUE(npy_read((out / "dx.npy").string(), DType::kF64, &dx).ok());
@@ -83,7 +85,8 @@ TEST_F(Cli, BackwardOnReportConstantInputsWritesExactValues) {
     ASSERT_TRUE(npy_read((out / "dbeta.npy").string(), DType::kF64, &dbeta).ok());
     EXPECT_EQ(dx.shape(), (Shape{100, 2048}));
     EXPECT_EQ(dgamma.shape(), (Shape{2048}));
-    for (int64_t i = 0; i < dx.numel(); ++i) ASSERT_EQ(dx.get(i), 0.0) << backend << " dx[" << i << "]";
+    for (int64_t i = 0; i < dx.numel(); ++i)
+      ASSERT_EQ(dx.get(i), 0.0) << backend << " dx[" << i << "]";
     for (int64_t i = 0; i < 2048; ++i) {
       ASSERT_EQ(dgamma.get(i), 0.0) << backend;
       ASSERT_EQ(dbeta.get(i), 100.0) << backend;
@@ -96,7 +99,8 @@ TEST_F(Cli, ForwardWritesStatisticsOfLeadingShape) {
   x_ = write("x.npy", testing::constant_tensor(Shape{2, 3, 64}, DType::kF32, 0.5));
   gamma_ = write("gamma.npy", testing::constant_tensor(Shape{64}, DType::kF32, 1.0));
   const fs::path out = dir_ / "fwd";
-  const CliRun r = run("forward --x " + x_ + " --gamma " + gamma_ + " --eps 1e-6 --json --out " + out.string());
+  const CliRun r =
+      run("forward --x " + x_ + " --gamma " + gamma_ + " --eps 1e-6 --json --out " + out.string());
   ASSERT_EQ(r.rc, 0) << r.err;
   Tensor mean, rstd, y;
   ASSERT_TRUE(npy_read((out / "mean.npy").string(), DType::kF64, &mean).ok());
@@ -116,7 +120,8 @@ TEST_F(Cli, BadInputsNameTheArgumentAndWriteNothing) {
   write_report_inputs();
   const std::string common = " --x " + x_ + " --gamma " + gamma_ + " --backend reference";
   const std::string g7 = write("g7.npy", testing::constant_tensor(Shape{7}, DType::kF32, 1));
-  const std::string dy_bad = write("dyb.npy", testing::constant_tensor(Shape{100, 2047}, DType::kF32, 1));
+  const std::string dy_bad =
+      write("dyb.npy", testing::constant_tensor(Shape{100, 2047}, DType::kF32, 1));
   const std::string m99 = write("m99.npy", testing::constant_tensor(Shape{99}, DType::kF32, 0));
   const std::string m100 = write("m100.npy", testing::constant_tensor(Shape{100}, DType::kF32, 0));
   const std::string empty = write("empty.npy", Tensor(Shape{0, 2048}, DType::kF32));
@@ -124,8 +129,9 @@ TEST_F(Cli, BadInputsNameTheArgumentAndWriteNothing) {
   const std::string broken = (dir_ / "broken.npy").string();
   std::ofstream(broken) << "\x93NUMPY garbage";
 
-  expect_bad_input("backward --backend reference --x " + x_ + " --dy " + dy_bad + " --gamma " + gamma_,
-                   "dy has shape [100, 2047], expected [100, 2048]");
+  expect_bad_input(
+      "backward --backend reference --x " + x_ + " --dy " + dy_bad + " --gamma " + gamma_,
+      "dy has shape [100, 2047], expected [100, 2048]");
   expect_bad_input("forward --x " + x_ + " --gamma " + g7, "gamma has shape [7], expected [2048]");
   expect_bad_input("backward" + common + " --dy " + dy_ + " --mean " + m99 + " --rstd " + m100,
                    "mean has shape [99], expected [100]");
@@ -134,9 +140,11 @@ TEST_F(Cli, BadInputsNameTheArgumentAndWriteNothing) {
   expect_bad_input("forward --x " + empty + " --gamma " + gamma_, "x is empty (shape [0, 2048])");
   expect_bad_input("forward --x " + c0 + " --gamma " + gamma_, "x has C = 0");
   for (const char* eps : {"nan", "inf", "0", "-1e-5"})
-    expect_bad_input("forward" + common + " --eps " + eps, "--eps must be finite and > 0, got " + std::string(eps));
+    expect_bad_input("forward" + common + " --eps " + eps,
+                     "--eps must be finite and > 0, got " + std::string(eps));
   expect_bad_input("forward" + common + " --eps abc", "--eps 'abc' is not a number");
-  expect_bad_input("forward --x " + x_ + " --gamma " + gamma_ + " --backend gpu", "--backend 'gpu' is unknown");
+  expect_bad_input("forward --x " + x_ + " --gamma " + gamma_ + " --backend gpu",
+                   "--backend 'gpu' is unknown");
   expect_bad_input("forward" + common + " --dtype f16", "--dtype 'f16' is unknown");
   expect_bad_input("forward --x " + (dir_ / "missing.npy").string() + " --gamma " + gamma_,
                    "--x " + (dir_ / "missing.npy").string() + ": cannot open");

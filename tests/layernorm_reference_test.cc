@@ -13,7 +13,8 @@ struct Problem {
   std::vector<double> x, gamma, beta;
 };
 
-Problem random_problem(int64_t rows, int64_t C, uint64_t seed, double offset = 0, double spread = 1) {
+Problem random_problem(int64_t rows, int64_t C, uint64_t seed, double offset = 0,
+                       double spread = 1) {
   std::mt19937_64 rng(seed);
   std::normal_distribution<double> n01(0, 1);
   Problem p{rows, C, {}, {}, {}};
@@ -40,7 +41,8 @@ TEST(LayerNormReference, BackwardMatchesFiniteDifferencesOfForward) {
   struct Shape2 {
     int64_t rows, C;
   };
-  for (const auto [rows, C] : {Shape2{1, 1}, Shape2{1, 2}, Shape2{3, 7}, Shape2{4, 33}, Shape2{2, 100}}) {
+  for (const auto [rows, C] :
+       {Shape2{1, 1}, Shape2{1, 2}, Shape2{3, 7}, Shape2{4, 33}, Shape2{2, 100}}) {
     const Problem p = random_problem(rows, C, 42 + rows * 1000 + C);
     std::mt19937_64 rng(7);
     std::normal_distribution<double> n01(0, 1);
@@ -49,8 +51,8 @@ TEST(LayerNormReference, BackwardMatchesFiniteDifferencesOfForward) {
     std::vector<double> y(p.x.size()), mean(rows), rstd(rows), dx(p.x.size()), dgamma(C), dbeta(C);
     reference::layernorm_forward_f64(p.x.data(), p.gamma.data(), p.beta.data(), rows, C, eps,
                                      y.data(), mean.data(), rstd.data());
-    reference::layernorm_backward_f64(p.x.data(), w.data(), p.gamma.data(), mean.data(), rstd.data(),
-                                      rows, C, dx.data(), dgamma.data(), dbeta.data());
+    reference::layernorm_backward_f64(p.x.data(), w.data(), p.gamma.data(), mean.data(),
+                                      rstd.data(), rows, C, dx.data(), dgamma.data(), dbeta.data());
     const double h = 1e-5;
     auto check = [&](std::vector<double> Problem::*field, const std::vector<double>& analytic,
                      const char* name) {
@@ -59,7 +61,8 @@ TEST(LayerNormReference, BackwardMatchesFiniteDifferencesOfForward) {
         (plus.*field)[i] += h;
         (minus.*field)[i] -= h;
         const double fd = (loss(p, plus.x, plus.gamma, plus.beta, w, eps) -
-                           loss(p, minus.x, minus.gamma, minus.beta, w, eps)) / (2 * h);
+                           loss(p, minus.x, minus.gamma, minus.beta, w, eps)) /
+                          (2 * h);
         EXPECT_NEAR(analytic[i], fd, 1e-6 * std::max(1.0, std::fabs(fd)))
             << name << "[" << i << "] rows " << rows << " C " << C;
       }

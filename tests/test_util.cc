@@ -27,8 +27,8 @@ ForwardRef reference_forward(ConstTensorView x, ConstTensorView gamma, ConstTens
   const auto bv = beta.empty() ? std::vector<double>{} : reference::load_f64(beta);
   ForwardRef r{std::vector<double>(xv.size()), std::vector<double>(rows),
                std::vector<double>(rows)};
-  reference::layernorm_forward_f64(xv.data(), gv.data(), bv.empty() ? nullptr : bv.data(), rows,
-                                   C, eps, r.y.data(), r.mean.data(), r.rstd.data());
+  reference::layernorm_forward_f64(xv.data(), gv.data(), bv.empty() ? nullptr : bv.data(), rows, C,
+                                   eps, r.y.data(), r.mean.data(), r.rstd.data());
   return r;
 }
 
@@ -39,8 +39,8 @@ BackwardRef reference_backward(ConstTensorView x, ConstTensorView dy, ConstTenso
              gv = reference::load_f64(gamma), mv = reference::load_f64(mean),
              rv = reference::load_f64(rstd);
   BackwardRef r{std::vector<double>(xv.size()), std::vector<double>(C), std::vector<double>(C)};
-  reference::layernorm_backward_f64(xv.data(), dyv.data(), gv.data(), mv.data(), rv.data(), rows,
-                                    C, r.dx.data(), r.dgamma.data(), r.dbeta.data());
+  reference::layernorm_backward_f64(xv.data(), dyv.data(), gv.data(), mv.data(), rv.data(), rows, C,
+                                    r.dx.data(), r.dgamma.data(), r.dbeta.data());
   return r;
 }
 
@@ -48,8 +48,8 @@ BackwardRef reference_backward(ConstTensorView x, ConstTensorView dy, ConstTenso
                                     const std::vector<double>& ref, Tolerance tol) {
   const CompareResult c = compare_allclose(got, ref, tol);
   if (c.pass) return ::testing::AssertionSuccess();
-  return ::testing::AssertionFailure() << name << " (atol " << tol.atol << ", rtol " << tol.rtol
-                                       << "): " << c.to_string();
+  return ::testing::AssertionFailure()
+         << name << " (atol " << tol.atol << ", rtol " << tol.rtol << "): " << c.to_string();
 }
 
 bool bitwise_equal(const Tensor& a, const Tensor& b) {

@@ -1,5 +1,6 @@
 #include "common/npy.h"
 
+#include <fmt/format.h>
 #include <unistd.h>
 
 #include <cmath>
@@ -9,8 +10,6 @@
 #include <limits>
 #include <sstream>
 #include <vector>
-
-#include <fmt/format.h>
 
 namespace tilenorm {
 namespace {
@@ -110,7 +109,8 @@ std::string parse_header(const std::string& text, Header* h) {
     skip_space(text, i);
     if (i < text.size() && text[i] == ',') ++i;
   }
-  if (!have_descr || !have_order || !have_shape) return "header lacks descr, fortran_order or shape";
+  if (!have_descr || !have_order || !have_shape)
+    return "header lacks descr, fortran_order or shape";
   return "";
 }
 
@@ -128,7 +128,8 @@ Status npy_parse(const std::string& name, const std::string& bytes, DType dtype,
   } else if (major == 2 || major == 3) {
     if (bytes.size() < 12) return fail("truncated header");
     header_len = 0;
-    for (int k = 3; k >= 0; --k) header_len = (header_len << 8) | static_cast<unsigned char>(bytes[8 + k]);
+    for (int k = 3; k >= 0; --k)
+      header_len = (header_len << 8) | static_cast<unsigned char>(bytes[8 + k]);
     header_start = 12;
   } else {
     return fail("unsupported .npy format version " + std::to_string(major));
@@ -156,7 +157,8 @@ Status npy_parse(const std::string& name, const std::string& bytes, DType dtype,
   for (int64_t d : h.shape) numel *= static_cast<double>(d);
   if (numel * static_cast<double>(src_size) != static_cast<double>(payload)) {
     return fail("payload is " + std::to_string(payload) + " bytes, shape " + shape.to_string() +
-                " of " + h.descr + " needs " + fmt::format("{:.0f}", numel * static_cast<double>(src_size)) + " bytes");
+                " of " + h.descr + " needs " +
+                fmt::format("{:.0f}", numel * static_cast<double>(src_size)) + " bytes");
   }
   const int64_t n = shape.numel();
   Tensor t(shape, dtype);
@@ -191,8 +193,8 @@ Status npy_read(const std::string& path, DType dtype, Tensor* out) {
 
 std::string npy_encode(ConstTensorView t) {
   const bool f64 = t.dtype == DType::kF64;
-  std::string dict = std::string("{'descr': '") + (f64 ? "<f8" : "<f4") +
-                     "', 'fortran_order': False, 'shape': (";
+  std::string dict =
+      std::string("{'descr': '") + (f64 ? "<f8" : "<f4") + "', 'fortran_order': False, 'shape': (";
   for (size_t i = 0; i < t.shape.rank(); ++i) {
     if (i) dict += ", ";
     dict += std::to_string(t.shape[i]);

@@ -95,20 +95,25 @@ TEST(Npy, BadFilesGiveIoErrorsNamingFileAndProblem) {
       {good.substr(0, 20), "truncated header"},
       {good.substr(0, good.size() - 1), "payload is 15 bytes"},
       {good + "xx", "payload is 18 bytes"},
-      {header_v1("{'descr': '<f4', 'fortran_order': True, 'shape': (2, 2), }") + good.substr(good.size() - 16),
+      {header_v1("{'descr': '<f4', 'fortran_order': True, 'shape': (2, 2), }") +
+           good.substr(good.size() - 16),
        "Fortran-order"},
-      {header_v1("{'descr': '>f4', 'fortran_order': False, 'shape': (2, 2), }") + good.substr(good.size() - 16),
+      {header_v1("{'descr': '>f4', 'fortran_order': False, 'shape': (2, 2), }") +
+           good.substr(good.size() - 16),
        "big-endian"},
-      {header_v1("{'descr': '|O', 'fortran_order': False, 'shape': (2, 2), }") + good.substr(good.size() - 16),
+      {header_v1("{'descr': '|O', 'fortran_order': False, 'shape': (2, 2), }") +
+           good.substr(good.size() - 16),
        "dtype '|O' is not supported"},
-      {header_v1("{'descr': '<i4', 'fortran_order': False, 'shape': (2, 2), }") + good.substr(good.size() - 16),
+      {header_v1("{'descr': '<i4', 'fortran_order': False, 'shape': (2, 2), }") +
+           good.substr(good.size() - 16),
        "dtype '<i4' is not supported"},
       {header_v1("{'descr': [('a', '<f4')], 'fortran_order': False, 'shape': (2,), }"),
        "descr is not a string"},
       {header_v1("{'descr': '<f4', 'fortran_order': False, 'shape': (a, 2), }"), "non-integer"},
       {header_v1("{'descr': '<f4', 'shape': (2, 2), }"), "lacks"},
       {header_v1("['descr', '<f4']"), "not a dict"},
-      {header_v1("{'descr': '<f4', 'fortran_order': False, 'shape': (1048576, 1048576, 1048576, 1048576), }"),
+      {header_v1("{'descr': '<f4', 'fortran_order': False, 'shape': (1048576, 1048576, 1048576, "
+                 "1048576), }"),
        "payload is 0 bytes"},
   };
   for (const auto& c : cases) {

@@ -655,9 +655,8 @@ Status layernorm_forward(const LayerNormForwardArgs& args, const LayerNormForwar
     });
     pool.parallel_for(nck, [&](int64_t k0, int64_t k1, int) {
       const int64_t c0 = k0 * kColChunk, c1 = std::min(C, k1 * kColChunk);
-      for (int64_t r = g0; r < g1; ++r)
-        HWY_DYNAMIC_DISPATCH(ForwardApplyColumns)
-        (c, r, c0, c1, stats + (r - g0) * nck, nck, k0 == 0);
+      for (int64_t r = g0; r < g1; ++r) HWY_DYNAMIC_DISPATCH(ForwardApplyColumns)
+      (c, r, c0, c1, stats + (r - g0) * nck, nck, k0 == 0);
     });
   }
   set_report(opt, "row-split", T, {{"row_group", static_cast<double>(group)}});
@@ -713,7 +712,7 @@ Status layernorm_backward(const LayerNormBackwardArgs& args, const LayerNormBack
     const auto row_sums = [&](int64_t g, int64_t k0, int64_t k1) {
       for (int64_t r = g * group; r < std::min(rows, (g + 1) * group); ++r)
         HWY_DYNAMIC_DISPATCH(BackwardChunkSums)
-        (c, r, k0, k1, group_sums(g) + 2 * (r - g * group) * nck);
+      (c, r, k0, k1, group_sums(g) + 2 * (r - g * group) * nck);
     };
     pool.parallel_for(nck, [&](int64_t k0, int64_t k1, int) { row_sums(0, k0, k1); });
     for (int64_t g = 0; g < ngroups; ++g) {
