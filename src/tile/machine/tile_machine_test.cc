@@ -257,18 +257,6 @@ void accumulate_compute(const AccArgs& a) {
   }
 }
 
-void write_strided(const IoArgs& a) {
-  const InterleavedAddrGenFast<true> s = {.bank_base_address = a.addr,
-                                          .page_size = get_tile_size(a.cb),
-                                          .data_format = get_dataformat(a.cb)};
-  for (uint32_t i = 0; i < a.count; ++i) {
-    cb_wait_front(a.cb, 1);
-    noc_async_write_tile(a.start + i, s, get_read_ptr(a.cb));
-    noc_async_write_barrier();
-    cb_pop_front(a.cb, 1);
-  }
-}
-
 struct OffsetRead2Args {
   uint32_t addr0, addr1, start, count;
 };
@@ -311,7 +299,7 @@ TEST(Run, BitwiseIdenticalForOneTwoFourHostThreads) {
     ASSERT_TRUE(p.create_circular_buffer(all, kOut, DataFormat::Float16_b, 2).ok());
     auto r = p.create_kernel(KernelKind::kReader, all, &read_two_offset);
     auto c = p.create_kernel(KernelKind::kCompute, all, &accumulate_compute);
-    auto w = p.create_kernel(KernelKind::kWriter, all, &write_strided);
+    auto w = p.create_kernel(KernelKind::kWriter, all, &write_tiles);
     p.set_common_runtime_args(c, AccArgs{per_core});
     for (uint32_t i = 0; i < cores; ++i) {
       const CoreCoord core{i % 8, i / 8};

@@ -252,4 +252,18 @@ void row_means(const RowSumCbs& cbs, uint32_t n, uint32_t inv_c_bits) {
   cb_pop_front(cbs.lo, n);
 }
 
+void fill_tile_op_info(TileOpInfo* info, const LayerNormTilePlan& plan, uint32_t cores,
+                       uint64_t floor_bytes, const Device& device) {
+  if (info == nullptr) return;
+  info->path = plan.fit ? "fit" : "block";
+  info->cores = cores;
+  info->tile_rows = plan.ht;
+  info->wt = plan.wt;
+  info->block = plan.block;
+  info->l1_bytes = plan.l1_bytes;
+  info->floor_bytes = floor_bytes;
+  info->counters = device.last_run().counters;
+  info->reports = device.last_run().reports;
+}
+
 }  // namespace tilenorm::tile

@@ -126,6 +126,10 @@ std::vector<float> pad_matrix(ConstTensorView t, int64_t rows, int64_t C, float 
 std::vector<float> dense_vector(ConstTensorView v, int64_t C, float pad);
 // Per-row statistics replicated over the 32 columns of their tile: [Ht*32, 32], padded rows 0.
 std::vector<float> replicated_stats(ConstTensorView s, int64_t rows);
+// Fills *info (when not null) from a finished run: the plan's path and sizes, the machine's
+// counters and findings, and `floor_bytes` (the op's minimal DRAM traffic).
+void fill_tile_op_info(TileOpInfo* info, const LayerNormTilePlan& plan, uint32_t cores,
+                       uint64_t floor_bytes, const Device& device);
 // Stores float values into a view of dtype f32 or bf16 (round to nearest even).
 void store_values(const float* values, TensorView out);
 

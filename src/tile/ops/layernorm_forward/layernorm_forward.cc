@@ -122,17 +122,8 @@ Status layernorm_forward_tile(const LayerNormForwardArgs& args, const LayerNormF
   TN_RETURN_IF_ERROR(program.status());
 
   const Status run = device.run(program);
-  if (info != nullptr) {
-    info->path = plan.fit ? "fit" : "block";
-    info->cores = num_cores;
-    info->tile_rows = plan.ht;
-    info->wt = plan.wt;
-    info->block = plan.block;
-    info->l1_bytes = plan.l1_bytes;
-    info->floor_bytes = uint64_t(2) * uint64_t(rows) * uint64_t(C) * datum_size(e);
-    info->counters = device.last_run().counters;
-    info->reports = device.last_run().reports;
-  }
+  fill_tile_op_info(info, plan, num_cores,
+                    uint64_t(2) * uint64_t(rows) * uint64_t(C) * datum_size(e), device);
   TN_RETURN_IF_ERROR(run);
 
   std::vector<float> values(size_t(rows * C));
