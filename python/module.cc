@@ -92,12 +92,28 @@ void raise_if_cuda_error(const cuda::CudaError& e) {
   throw std::runtime_error(message);
 }
 
-template <typename Args>
-void set_rows_cols(Args* a, const Shape& x) {
-  a->rows = x.rows();
-  a->cols = x.cols();
+// Runs call(context, stream) on the device's and stream's Context, without the GIL.
+template <typename Call>
+void run_cuda(int device, uintptr_t stream, const Call& call) {
+  StreamContext& sc = stream_context(device, stream);
+  py::gil_scoped_release unlocked;
+  std::lock_guard<std::mutex> lock(sc.mu);
+  raise_if_cuda_error(call(sc.context, reinterpret_cast<CUstream_st*>(stream)));
 }
 #endif
+
+// Runs call(options) on a host backend, without the GIL.
+template <typename Call>
+void run_host(int num_threads, const Call& call) {
+  LayerNormOptions options;
+  options.num_threads = num_threads;
+  Status s;
+  {
+    py::gil_scoped_release unlocked;
+    s = call(options);
+  }
+  raise_if_error(s);
+}
 
 void forward(const std::string& backend, py::handle x, py::handle gamma, py::handle beta,
              double eps, py::handle y, py::handle mean, py::handle rstd, int num_threads,
@@ -107,35 +123,26 @@ void forward(const std::string& backend, py::handle x, py::handle gamma, py::han
                  bm = borrow(mean), br = borrow(rstd);
   if (b == Backend::kCuda) {
 #ifdef TILENORM_HAVE_CUDA
-    cuda::ForwardDeviceArgs a;
-    a.dtype = cuda_dtype(bx);
-    a.x = bx.data;
-    a.gamma = bg.data;
-    a.beta = bb.data;
-    a.y = by.data;
-    a.mean = static_cast<float*>(bm.data);
-    a.rstd = static_cast<float*>(br.data);
-    set_rows_cols(&a, bx.shape);
-    a.eps = static_cast<float>(eps);
-    StreamContext& sc = stream_context(device, stream);
-    py::gil_scoped_release unlocked;
-    std::lock_guard<std::mutex> lock(sc.mu);
-    raise_if_cuda_error(sc.context.forward(a, reinterpret_cast<CUstream_st*>(stream)));
-    return;
+    const cuda::ForwardDeviceArgs a{.dtype = cuda_dtype(bx),
+                                    .x = bx.data,
+                                    .gamma = bg.data,
+                                    .beta = bb.data,
+                                    .y = by.data,
+                                    .mean = static_cast<float*>(bm.data),
+                                    .rstd = static_cast<float*>(br.data),
+                                    .rows = bx.shape.rows(),
+                                    .cols = bx.shape.cols(),
+                                    .eps = static_cast<float>(eps)};
+    return run_cuda(device, stream,
+                    [&](cuda::Context& c, CUstream_st* s) { return c.forward(a, s); });
 #endif
   }
   (void)device;
   (void)stream;
   const LayerNormForwardArgs args{view("x", bx), view("gamma", bg), view("beta", bb), eps};
   const LayerNormForwardOutputs out{view("y", by), view("mean", bm), view("rstd", br)};
-  LayerNormOptions options;
-  options.num_threads = num_threads;
-  Status s;
-  {
-    py::gil_scoped_release unlocked;
-    s = layernorm_forward(b, args, out, options);
-  }
-  raise_if_error(s);
+  run_host(num_threads,
+           [&](const LayerNormOptions& o) { return layernorm_forward(b, args, out, o); });
 }
 
 void backward(const std::string& backend, py::handle x, py::handle dy, py::handle gamma,
@@ -146,22 +153,19 @@ void backward(const std::string& backend, py::handle x, py::handle dy, py::handl
                  br = borrow(rstd), bdx = borrow(dx), bdg = borrow(dgamma), bdb = borrow(dbeta);
   if (b == Backend::kCuda) {
 #ifdef TILENORM_HAVE_CUDA
-    cuda::BackwardDeviceArgs a;
-    a.dtype = cuda_dtype(bx);
-    a.x = bx.data;
-    a.dy = bdy.data;
-    a.gamma = bg.data;
-    a.mean = static_cast<const float*>(bm.data);
-    a.rstd = static_cast<const float*>(br.data);
-    a.dx = bdx.data;
-    a.dgamma = static_cast<float*>(bdg.data);
-    a.dbeta = static_cast<float*>(bdb.data);
-    set_rows_cols(&a, bx.shape);
-    StreamContext& sc = stream_context(device, stream);
-    py::gil_scoped_release unlocked;
-    std::lock_guard<std::mutex> lock(sc.mu);
-    raise_if_cuda_error(sc.context.backward(a, reinterpret_cast<CUstream_st*>(stream)));
-    return;
+    const cuda::BackwardDeviceArgs a{.dtype = cuda_dtype(bx),
+                                     .x = bx.data,
+                                     .dy = bdy.data,
+                                     .gamma = bg.data,
+                                     .mean = static_cast<const float*>(bm.data),
+                                     .rstd = static_cast<const float*>(br.data),
+                                     .dx = bdx.data,
+                                     .dgamma = static_cast<float*>(bdg.data),
+                                     .dbeta = static_cast<float*>(bdb.data),
+                                     .rows = bx.shape.rows(),
+                                     .cols = bx.shape.cols()};
+    return run_cuda(device, stream,
+                    [&](cuda::Context& c, CUstream_st* s) { return c.backward(a, s); });
 #endif
   }
   (void)device;
@@ -169,14 +173,8 @@ void backward(const std::string& backend, py::handle x, py::handle dy, py::handl
   const LayerNormBackwardArgs args{view("x", bx), view("dy", bdy), view("gamma", bg),
                                    view("mean", bm), view("rstd", br)};
   const LayerNormBackwardOutputs out{view("dx", bdx), view("dgamma", bdg), view("dbeta", bdb)};
-  LayerNormOptions options;
-  options.num_threads = num_threads;
-  Status s;
-  {
-    py::gil_scoped_release unlocked;
-    s = layernorm_backward(b, args, out, options);
-  }
-  raise_if_error(s);
+  run_host(num_threads,
+           [&](const LayerNormOptions& o) { return layernorm_backward(b, args, out, o); });
 }
 
 // Empty when the backend can run here; otherwise why not.
