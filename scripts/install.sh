@@ -6,7 +6,8 @@ set -euo pipefail
 
 packages=(build-essential cmake ninja-build pkg-config git
           libgtest-dev libgmock-dev libbenchmark-dev
-          libhwy-dev libcli11-dev libfmt-dev nlohmann-json3-dev)
+          libhwy-dev libcli11-dev libfmt-dev nlohmann-json3-dev
+          python3-dev pybind11-dev python3-torch python3-pytest)
 if [[ "${1:-}" == "--with-peers" ]]; then
   packages+=(libdnnl-dev libtorch-dev hyperfine)
 fi
