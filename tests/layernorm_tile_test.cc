@@ -1,6 +1,7 @@
 // The LayerNorm tile ops against the float64 reference: the bug report's suite (shapes, data and
 // tolerances of upstream's layernorm_bw_fused_op_test, on both paths), a conformance matrix for
 // both ops, and determinism across runs and host thread counts.
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -94,19 +95,24 @@ struct BackwardResult {
   Status status;
 };
 
-BackwardResult run_backward(const BackwardProblem& p, const TileOpConfig& config) {
-  BackwardResult r{Tensor(p.x.shape(), p.x.dtype()),
-                   Tensor(p.gamma.shape(), DType::kF32),
-                   Tensor(p.gamma.shape(), DType::kF32),
+// The tile backward with dx, dgamma, dbeta prefilled with NaN.
+BackwardResult run_backward(const Tensor& x, const Tensor& dy, const Tensor& gamma,
+                            const Tensor& mean, const Tensor& rstd, const TileOpConfig& config) {
+  BackwardResult r{Tensor(x.shape(), x.dtype()),
+                   Tensor(gamma.shape(), DType::kF32),
+                   Tensor(gamma.shape(), DType::kF32),
                    {},
                    {}};
   r.dx.fill(NAN);
   r.dgamma.fill(NAN);
   r.dbeta.fill(NAN);
-  r.status = layernorm_backward_tile(
-      {p.x.cview(), p.dy.cview(), p.gamma.cview(), p.mean.cview(), p.rstd.cview()},
-      {r.dx.view(), r.dgamma.view(), r.dbeta.view()}, config, &r.info);
+  r.status =
+      layernorm_backward_tile({x.cview(), dy.cview(), gamma.cview(), mean.cview(), rstd.cview()},
+                              {r.dx.view(), r.dgamma.view(), r.dbeta.view()}, config, &r.info);
   return r;
+}
+BackwardResult run_backward(const BackwardProblem& p, const TileOpConfig& config) {
+  return run_backward(p.x, p.dy, p.gamma, p.mean, p.rstd, config);
 }
 
 struct Tols {
@@ -469,6 +475,158 @@ TEST(LayerNormTilePadding, ColumnPadValueDoesNotMatter) {
     EXPECT_TRUE(bitwise_equal(runs[0].dx, runs[i].dx));
     EXPECT_TRUE(bitwise_equal(runs[0].dgamma, runs[i].dgamma));
     EXPECT_TRUE(bitwise_equal(runs[0].dbeta, runs[i].dbeta));
+  }
+}
+
+// ---- Exact answers on constant rows, non-finite values in their own rows and columns. -----
+
+struct ForwardRun {
+  Tensor y, mean, rstd;
+  TileOpInfo info;
+};
+// The tile forward on `path` ("" = the L1 rule's choice), y/mean/rstd prefilled with NaN.
+ForwardRun run_forward(const Tensor& x, const Tensor& gamma, const Tensor* beta, double eps,
+                       const std::string& path) {
+  const int64_t rows = x.shape().rows(), C = x.shape().cols();
+  TileOpConfig config = test_config();
+  if (!path.empty()) steer_forward(&config, rows, C, x.dtype(), path);
+  ForwardRun r{Tensor(x.shape(), x.dtype()),
+               Tensor(x.shape().leading(), DType::kF32),
+               Tensor(x.shape().leading(), DType::kF32),
+               {}};
+  r.y.fill(NAN);
+  r.mean.fill(NAN);
+  r.rstd.fill(NAN);
+  const Status s = layernorm_forward_tile(
+      {x.cview(), gamma.cview(), beta ? beta->cview() : ConstTensorView{}, eps},
+      {r.y.view(), r.mean.view(), r.rstd.view()}, config, &r.info);
+  EXPECT_TRUE(s.ok()) << s.to_string();
+  return r;
+}
+// Constant rows x = v with dy = γ = 1: a correctly rounded row mean is v itself (the row sum is
+// exact: v has 8 significant bits), so x̂ = 0 and y = β, dx = 0, dγ = 0, dβ = rows exactly.
+// An ulp off in the mean times rstd = 1/sqrt(eps) gave the report's constants (0.5, eps 1e-6)
+// dγ = 0.0244 end to end.
+void check_constant_rows(int64_t rows, int64_t C, DType dtype, double v, double eps,
+                         const std::string& path) {
+  SCOPED_TRACE(
+      fmt::format("{}x{} {} x = {} eps {} path '{}'", rows, C, dtype_name(dtype), v, eps, path));
+  const Shape shape{rows, C};
+  const Tensor x = constant_tensor(shape, dtype, v), dy = constant_tensor(shape, dtype, 1);
+  const Tensor gamma = constant_tensor(Shape{C}, dtype, 1),
+               beta = constant_tensor(Shape{C}, dtype, 0.25);
+  const ForwardRun f = run_forward(x, gamma, &beta, eps, path);
+  if (!path.empty()) {
+    EXPECT_EQ(f.info.path, path);
+  }
+  const float rstd = float(1 / std::sqrt(double(float(eps))));
+  for (int64_t r = 0; r < rows; ++r) {
+    ASSERT_EQ(f.mean.get(r), x.get(0)) << "row " << r;
+    ASSERT_NEAR(f.rstd.get(r), rstd, 1e-6 * rstd) << "row " << r;
+  }
+  const std::vector<double> quarter(size_t(rows * C), 0.25), zero(size_t(rows * C), 0.0);
+  EXPECT_TRUE(AllClose("y", f.y.cview(), quarter, {}));
+  TileOpConfig config = test_config();
+  if (!path.empty()) steer_backward(&config, rows, C, dtype, path);
+  const BackwardResult b = run_backward(x, dy, gamma, f.mean, f.rstd, config);
+  if (!path.empty()) {
+    EXPECT_EQ(b.info.path, path);
+  }
+  ASSERT_TRUE(b.status.ok()) << b.status.to_string();
+  EXPECT_TRUE(AllClose("dx", b.dx.cview(), zero, {}));
+  EXPECT_TRUE(AllClose("dgamma", b.dgamma.cview(), std::vector<double>(size_t(C), 0.0), {}));
+  EXPECT_TRUE(AllClose("dbeta", b.dbeta.cview(), std::vector<double>(size_t(C), double(rows)), {}));
+}
+
+TEST(LayerNormTileExact, ReportConstantsForwardThenBackward) {
+  for (DType dtype : {DType::kBF16, DType::kF32})
+    check_constant_rows(819, 8462, dtype, 0.5, 1e-6, "");
+}
+
+// C not a power of two (1/C inexact), both paths, several values and eps.
+TEST(LayerNormTileExact, ConstantRowsOnBothPaths) {
+  for (const std::string path : {"fit", "block"}) {
+    check_constant_rows(40, 8462, DType::kBF16, -3.75, 1e-5, path);
+    check_constant_rows(64, 1000, DType::kF32, 0.10009765625, 1e-6, path);
+    check_constant_rows(33, 33, DType::kBF16, 1000, 1e-3, path);
+    check_constant_rows(40, 2100, DType::kF32, 0.5, 1e-6, path);
+  }
+}
+
+// One NaN, +Inf and -Inf in dy stay in their own dγ/dβ columns (as in the reference and
+// PyTorch): no other column turns NaN, and +Inf stays +Inf. dx: the rows without them match.
+TEST(LayerNormTileNonFinite, DyValuesStayInTheirColumns) {
+  const int64_t rows = 70, C = 2100;
+  const Shape shape{rows, C};
+  const Tensor x = random_tensor(shape, DType::kF32, 21),
+               gamma = random_tensor(Shape{C}, DType::kF32, 22, 0.5, 1);
+  Tensor dy = random_tensor(shape, DType::kF32, 23);
+  const struct {
+    int64_t r, c;
+    float v;
+  } bad[] = {{3, 5, NAN}, {40, 70, INFINITY}, {41, 2099, -INFINITY}};
+  for (const auto& b : bad) dy.set(b.r * C + b.c, b.v);
+  const auto fref = reference_forward(x.cview(), gamma.cview(), {}, 1e-5);
+  Tensor mean(shape.leading(), DType::kF32), rstd(shape.leading(), DType::kF32);
+  for (int64_t r = 0; r < rows; ++r) {
+    mean.set(r, fref.mean[size_t(r)]);
+    rstd.set(r, fref.rstd[size_t(r)]);
+  }
+  const auto ref =
+      reference_backward(x.cview(), dy.cview(), gamma.cview(), mean.cview(), rstd.cview());
+  // Fit, resident block and (small L1) streamed block paths.
+  for (const std::string path : {"fit", "block", "stream"}) {
+    SCOPED_TRACE(path);
+    TileOpConfig config = test_config();
+    if (path == "stream") {
+      config.device.l1_size = streamed_l1([&](const DeviceConfig& d) {
+        return layernorm_backward_plan(rows, C, DataFormat::Float32, d);
+      });
+    } else {
+      steer_backward(&config, rows, C, DType::kF32, path);
+    }
+    const BackwardResult r = run_backward(x, dy, gamma, mean, rstd, config);
+    ASSERT_TRUE(r.status.ok()) << r.status.to_string();
+    const DTypeTols tol = tile_tols(DType::kF32);
+    EXPECT_TRUE(AllClose("dgamma", r.dgamma.cview(), ref.dgamma, tol.dparams));
+    EXPECT_TRUE(AllClose("dbeta", r.dbeta.cview(), ref.dbeta, tol.dparams));
+    EXPECT_TRUE(std::isnan(r.dbeta.get(5)) && r.dbeta.get(70) == INFINITY &&
+                r.dbeta.get(2099) == -INFINITY);
+    for (int64_t row = 0; row < rows; ++row) {
+      if (row == 3 || row == 40 || row == 41) continue;
+      for (int64_t c = 0; c < C; ++c) {
+        const double e = ref.dx[size_t(row * C + c)];
+        ASSERT_LE(std::fabs(r.dx.get(row * C + c) - e), tol.dx.atol + tol.dx.rtol * std::fabs(e))
+            << row << ", " << c;
+      }
+    }
+  }
+}
+
+// Rows holding non-finite x: the float64 reference's statistics (mean +Inf or -Inf for a row
+// with one infinity, NaN with a NaN or both infinities; rstd NaN), and y NaN on those rows.
+TEST(LayerNormTileNonFinite, ForwardStatisticsOfNonFiniteRows) {
+  for (DType dtype : {DType::kBF16, DType::kF32}) {
+    const int64_t rows = 40, C = 100;
+    Tensor x = random_tensor(Shape{rows, C}, dtype, 31);
+    x.set(1 * C + 7, INFINITY);
+    x.set(2 * C + 99, -INFINITY);
+    x.set(3 * C + 0, NAN);
+    x.set(4 * C + 3, INFINITY);
+    x.set(4 * C + 35, -INFINITY);
+    x.set(5 * C + 3, INFINITY);  // same column position in two tiles
+    x.set(5 * C + 67, INFINITY);
+    const Tensor gamma = random_tensor(Shape{C}, dtype, 32, 0, 1);
+    const auto ref = reference_forward(x.cview(), gamma.cview(), {}, 1e-5);
+    for (const std::string path : {"fit", "block"}) {
+      SCOPED_TRACE(std::string(dtype_name(dtype)) + " " + path);
+      const ForwardRun f = run_forward(x, gamma, nullptr, 1e-5, path);
+      const DTypeTols tol = tile_tols(dtype);
+      EXPECT_EQ(f.mean.get(1), INFINITY);
+      EXPECT_TRUE(AllClose("mean", f.mean.cview(), ref.mean, tol.stats));
+      EXPECT_TRUE(AllClose("rstd", f.rstd.cview(), ref.rstd, tol.stats));
+      EXPECT_TRUE(AllClose("y", f.y.cview(), ref.y, tol.y));
+    }
   }
 }
 
