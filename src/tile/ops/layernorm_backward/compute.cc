@@ -7,12 +7,12 @@
 //
 // Pass 1 accumulates Σg and Σg·x elementwise in fp32 dst slots 0 and 1, block by block, the
 // running partials carried between blocks through the fp32 CB kPartial (never across a nested
-// acquire); the last tile's padded columns are masked. The row sums are exact (row_means) and
-// 1/C is applied in fp32 on the SFPU. g is formed on the SFPU in fp32 (the FPU reads fp32 CBs as
-// TF32). Pass 2 writes dx and folds dy·x̂ and dy (each split hi + lo) into dense fp32
-// dgamma/dbeta spans with row-selector matmuls. The FPU accumulates by design only in the
-// matmuls (lo onto hi in a row sum; a span's tiles onto its partial carried in from a CB); every
-// other FPU product lands on a fresh slot.
+// acquire); the last tile's padded columns are masked. The row sums are exact and divided
+// by C correctly rounded (row_means), in fp32 on the SFPU. g is formed on the SFPU in fp32 (the FPU
+// reads fp32 CBs as TF32). Pass 2 writes dx and folds dy·x̂ and dy (each split hi + lo) into dense
+// fp32 dgamma/dbeta spans with row-selector matmuls, each masked to its row and added on the SFPU.
+// The FPU accumulates by design only where a matmul adds lo onto hi; every other FPU product
+// lands on a fresh or zero-filled slot.
 //
 // TILENORM_TILE_MUTANT (build-time fault injection for the mutation test; 0 in every product
 // build): 1 assigns instead of accumulating the row partials, 2 drops the last-tile mask, 3 skips
