@@ -424,7 +424,7 @@ void check_streamed(int64_t rows, int64_t C, DType dtype, uint32_t grid, bool sm
   Status s = layernorm_forward_tile({x.cview(), gamma.cview(), beta.cview(), eps},
                                     {y.view(), mean.view(), rstd.view()}, config, &info);
   ASSERT_TRUE(s.ok()) << s.to_string();
-  EXPECT_EQ(info.path, "block");
+  EXPECT_EQ(info.path, forward_streams ? "streamed" : "block");
   const DTypeTols tol = tile_tols(dtype);
   EXPECT_TRUE(AllClose("y", y.cview(), fref.y, tol.y));
   EXPECT_TRUE(AllClose("mean", mean.cview(), fref.mean, tol.stats));
@@ -441,7 +441,7 @@ void check_streamed(int64_t rows, int64_t C, DType dtype, uint32_t grid, bool sm
   s = layernorm_backward_tile({x.cview(), dy.cview(), gamma.cview(), mean.cview(), rstd.cview()},
                               {dx.view(), dgamma.view(), dbeta.view()}, config, &info);
   ASSERT_TRUE(s.ok()) << s.to_string();
-  EXPECT_EQ(info.path, "block");
+  EXPECT_EQ(info.path, "streamed");
   EXPECT_TRUE(AllClose("dx", dx.cview(), bref.dx, tol.dx));
   EXPECT_TRUE(AllClose("dgamma", dgamma.cview(), bref.dgamma, tol.dparams));
   EXPECT_TRUE(AllClose("dbeta", dbeta.cview(), bref.dbeta, tol.dparams));
@@ -575,10 +575,10 @@ TEST(LayerNormTileNonFinite, DyValuesStayInTheirColumns) {
   const auto ref =
       reference_backward(x.cview(), dy.cview(), gamma.cview(), mean.cview(), rstd.cview());
   // Fit, resident block and (small L1) streamed block paths.
-  for (const std::string path : {"fit", "block", "stream"}) {
+  for (const std::string path : {"fit", "block", "streamed"}) {
     SCOPED_TRACE(path);
     TileOpConfig config = test_config();
-    if (path == "stream") {
+    if (path == "streamed") {
       config.device.l1_size = streamed_l1([&](const DeviceConfig& d) {
         return layernorm_backward_plan(rows, C, DataFormat::Float32, d);
       });
@@ -587,6 +587,7 @@ TEST(LayerNormTileNonFinite, DyValuesStayInTheirColumns) {
     }
     const BackwardResult r = run_backward(x, dy, gamma, mean, rstd, config);
     ASSERT_TRUE(r.status.ok()) << r.status.to_string();
+    EXPECT_EQ(r.info.path, path);
     const DTypeTols tol = tile_tols(DType::kF32);
     EXPECT_TRUE(AllClose("dgamma", r.dgamma.cview(), ref.dgamma, tol.dparams));
     EXPECT_TRUE(AllClose("dbeta", r.dbeta.cview(), ref.dbeta, tol.dparams));

@@ -330,7 +330,7 @@ void row_means(const RowSumCbs& cbs, uint32_t n, const RowMeanConstants& k) {
 void fill_tile_op_info(TileOpInfo* info, const LayerNormTilePlan& plan, uint32_t cores,
                        uint64_t floor_bytes, const Device& device) {
   if (info == nullptr) return;
-  info->path = plan.fit ? "fit" : "block";
+  info->path = plan.fit ? "fit" : plan.stream ? "streamed" : "block";
   info->cores = cores;
   info->tile_rows = plan.ht;
   info->wt = plan.wt;

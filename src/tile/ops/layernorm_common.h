@@ -27,7 +27,7 @@ struct TileOpConfig {
 
 // What a run did: the path, the work split and the machine's counters and findings.
 struct TileOpInfo {
-  std::string path;  // "fit" or "block"
+  std::string path;  // "fit", "block" or "streamed" (the block path streaming dense vectors)
   uint32_t cores = 0;
   uint32_t tile_rows = 0;    // Ht = ceil(rows / 32)
   uint32_t wt = 0;           // tiles per tile-row = ceil(C / 32)
