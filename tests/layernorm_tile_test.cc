@@ -302,25 +302,29 @@ struct ConformanceCase {
   DType dtype = DType::kBF16;
   uint32_t grid = 8;    // grid_x = grid_y
   double x_offset = 0;  // x ~ offset + U(-1, 1)
+  double eps = 1e-5;
 };
 
 const std::vector<ConformanceCase>& conformance_cases() {
   static const std::vector<ConformanceCase> cases = {
       {"1x1: one element, variance 0", 1, 1},
-      {"C = 1: every row constant", 13, 1},
+      {"C = 1: every row constant, eps 1e-3 (rstd = 1/sqrt(eps))", 13, 1, DType::kBF16, 8, 0, 1e-3},
       {"C = 20 < 32: one masked tile (OneTile)", 13, 20},
       {"C = 31: mask of 31 columns", 32, 31},
       {"C = 32: one full tile, no mask", 33, 32},
-      {"C = 33: full tile + 1 column (TwoIncompleteTiles)", 100, 33},
+      {"C = 33: full tile + 1 column (TwoIncompleteTiles), eps 1e-6", 100, 33, DType::kBF16, 8, 0,
+       1e-6},
       {"C = 213: 7 tiles, tail block of 3, mask 21", 19, 213},
       {"C = 1024, 819 rows over 2x2 cores: more tile-rows than cores", 819, 1024, DType::kBF16, 2},
       {"C = 2048: 64 tiles, two dgamma spans", 100, 2048},
       {"C = 4096, 13 rows: fewer tile-rows than cores", 13, 4096},
       {"C = 8191: 256 tiles, mask 31", 33, 8191},
       {"C = 8192: 256 tiles", 32, 8192},
-      {"C = 8462: the nightly's width, mask 14", 100, 8462},
+      {"C = 8462: the nightly's width, mask 14, the report's eps 1e-6", 100, 8462, DType::kBF16, 8,
+       0, 1e-6},
       {"C = 16384: block path by default", 32, 16384},
-      {"f32 tiles, C = 213", 19, 213, DType::kF32},
+      {"f32 tiles, C = 213, eps 1e-3", 19, 213, DType::kF32, 8, 0, 1e-3},
+      {"f32 tiles, C = 1000, eps 1e-6", 40, 1000, DType::kF32, 8, 0, 1e-6},
       {"f32 tiles, C = 2100 over 2x2 cores: dγ/dβ summed over many tile-rows", 300, 2100,
        DType::kF32, 2},
       {"f32 tiles, x = 1e4 + U(-1,1): exact row sums", 16, 1024, DType::kF32, 8, 1e4},
@@ -333,7 +337,7 @@ class LayerNormTileConformance : public ::testing::TestWithParam<ConformanceCase
 TEST_P(LayerNormTileConformance, ForwardThenBackwardOnBothPaths) {
   const ConformanceCase& c = GetParam();
   const Shape shape{c.rows, c.C};
-  const double eps = 1e-5;
+  const double eps = c.eps;
   Tensor x =
       random_tensor(shape, c.dtype, uint64_t(c.C * 7 + c.rows), c.x_offset - 1, c.x_offset + 1);
   Tensor gamma = random_tensor(Shape{c.C}, c.dtype, 11, 0, 1);
