@@ -56,6 +56,14 @@ void steer_forward(TileOpConfig* config, int64_t rows, int64_t C, DType dtype,
   });
 }
 
+// The smallest L1 the streamed block path of the op runs in (its CB bytes).
+template <typename Plan>
+uint32_t streamed_l1(Plan&& plan) {
+  DeviceConfig tiny;
+  tiny.l1_size = 1;
+  return plan(tiny).l1_bytes;
+}
+
 struct BackwardProblem {
   Tensor x, dy, gamma, mean, rstd;
   tilenorm::testing::BackwardRef ref;
@@ -261,36 +269,136 @@ TEST(LayerNormTilePlan, DeviceOperationNamesTheTensor) {
             std::string::npos);
 }
 
-// ---- DRAM traffic from the machine's counters (not timed): the design's bounds. -----------
+// ---- Plan boundaries under a non-default L1 and allocator base. ----------------------------
 
-TEST(LayerNormTileTraffic, WithinTheDesignBounds) {
-  // 32 tile-rows over 2x2 cores, so per-core terms (dense gamma, dgamma/dbeta partials) weigh
-  // as little as on the full grid at the benchmark shapes (layernorm_tile_traffic).
-  const Shape shape{1024, 4096};
+// The CB bytes of each path, restated from the ops' CB lists (cbs.h) for unmasked C = 32 Wt:
+// E = bytes of an x tile, S = dense spans. Backward: x, dy (Wt pages each on the fit path, 8 on
+// the block path), S dense γ (1 streamed), 8 γ, 8 dx, 1 ones, 32 selectors, 2 hi, 4 dy·x̂ hi,
+// 4 dy hi (bf16); 2 mean, 2 rstd, 2 partials, 2 lo, 2 s1/s2, 4 dy·x̂, 4 dy·x̂ lo, 4 dy lo,
+// 2 span, 2 out and 2S carry pages unless streamed (fp32).
+uint64_t backward_cb_bytes(uint32_t wt, uint64_t e, bool fit, bool stream) {
+  const uint64_t spans = (wt + 31) / 32, row = fit ? wt : 8;
+  return e * (2 * row + (stream ? 1 : spans) + 16) + 2048 * (1 + 32 + 2 + 4 + 4) +
+         4096 * (26 + (stream ? 0 : 2 * spans));
+}
+// Forward: x (Wt or 8), S dense γ and β (1 each streamed), 8 γ, 8 β, 8 y; 1 ones and 1 hi
+// (bf16); partial, lo, mean, rstd and 2 statistics out (fp32).
+uint64_t forward_cb_bytes(uint32_t wt, uint64_t e, bool fit, bool stream) {
+  const uint64_t spans = (wt + 31) / 32;
+  return e * ((fit ? wt : 8) + 2 * (stream ? 1 : spans) + 24) + 2048 * 2 + 4096 * 6;
+}
+
+// The largest unmasked C whose bytes(wt) fit, and the plan there and one tile more.
+template <typename Bytes, typename Plan>
+void check_boundary(const char* what, uint64_t available, Bytes&& bytes, Plan&& plan,
+                    const char* at, const char* beyond) {
+  uint32_t wt = 1;
+  while (bytes(wt + 1) <= available) ++wt;
+  SCOPED_TRACE(fmt::format("{}: Wt = {} ({} B of {})", what, wt, bytes(wt), available));
+  const LayerNormTilePlan p = plan(int64_t(wt) * 32), q = plan(int64_t(wt + 1) * 32);
+  auto name = [](const LayerNormTilePlan& x) {
+    return x.fit ? "fit" : x.stream ? "streamed" : "block";
+  };
+  EXPECT_EQ(name(p), std::string(at));
+  EXPECT_EQ(name(q), std::string(beyond));
+  EXPECT_EQ(p.l1_bytes, bytes(wt));
+}
+
+TEST(LayerNormTilePlan, PathsChangeExactlyAtTheL1Limit) {
+  DeviceConfig d;
+  d.l1_size = 640 * 1024;
+  d.l1_allocator_base = 96 * 1024;
+  const uint64_t available = d.l1_size - d.l1_allocator_base;
+  for (DataFormat f : {DataFormat::Float16_b, DataFormat::Float32}) {
+    const uint64_t e = tile_size(f);
+    SCOPED_TRACE(data_format_name(f));
+    auto bwd = [&](int64_t C) { return layernorm_backward_plan(300, C, f, d); };
+    auto fwd = [&](int64_t C) { return layernorm_forward_plan(300, C, f, d); };
+    check_boundary(
+        "backward fit", available,
+        [&](uint32_t wt) { return backward_cb_bytes(wt, e, true, false); }, bwd, "fit", "block");
+    check_boundary(
+        "backward resident block", available,
+        [&](uint32_t wt) { return backward_cb_bytes(wt, e, false, false); }, bwd, "block",
+        "streamed");
+    check_boundary(
+        "forward fit", available, [&](uint32_t wt) { return forward_cb_bytes(wt, e, true, false); },
+        fwd, "fit", "block");
+    check_boundary(
+        "forward resident block", available,
+        [&](uint32_t wt) { return forward_cb_bytes(wt, e, false, false); }, fwd, "block",
+        "streamed");
+  }
+  // The machine takes the fit path's CBs at the limit, above the allocator base.
+  uint32_t wt = 1;
+  while (backward_cb_bytes(wt + 1, 2048, true, false) <= available) ++wt;
+  const BackwardProblem p =
+      make_backward(Shape{40, int64_t(wt) * 32}, DType::kBF16, false, 0, 0, 0, 3);
+  TileOpConfig config = test_config();
+  config.device = d;
+  config.device.grid_x = config.device.grid_y = 2;
+  const BackwardResult r = run_backward(p, config);
+  ASSERT_TRUE(r.status.ok()) << r.status.to_string();
+  EXPECT_EQ(r.info.path, "fit");
+  EXPECT_TRUE(AllClose("dx", r.dx.cview(), p.ref.dx, tile_tols(DType::kBF16).dx));
+}
+
+// ---- DRAM traffic from the machine's counters (not timed): exact bytes per path. -----------
+
+TEST(LayerNormTileTraffic, ExactBytesOnEveryPath) {
+  // 10 tile-rows over 2x2 cores (3, 3, 2, 2), C = 2100: Wt = 66 tiles in S = 3 spans.
+  const int64_t rows = 300, C = 2100;
+  const uint64_t ht = 10, wt = 66, spans = 3, cores = 4, e = 2048, f32 = 4096;
+  const Shape shape{rows, C};
   const Tensor x = random_tensor(shape, DType::kBF16, 1),
                dy = random_tensor(shape, DType::kBF16, 2);
-  const Tensor gamma = random_tensor(Shape{4096}, DType::kBF16, 3, 0, 1);
-  Tensor y(shape, DType::kBF16), mean(Shape{1024}, DType::kF32), rstd(Shape{1024}, DType::kF32);
-  Tensor dx(shape, DType::kBF16), dgamma(Shape{4096}, DType::kF32), dbeta(Shape{4096}, DType::kF32);
-  for (const std::string path : {"fit", "block"}) {
+  const Tensor gamma = random_tensor(Shape{C}, DType::kBF16, 3, 0, 1);
+  Tensor y(shape, DType::kBF16), mean(Shape{rows}, DType::kF32), rstd(Shape{rows}, DType::kF32);
+  Tensor dx(shape, DType::kBF16), dgamma(Shape{C}, DType::kF32), dbeta(Shape{C}, DType::kF32);
+  for (const std::string path : {"fit", "block", "streamed"}) {
     SCOPED_TRACE(path);
     TileOpConfig config;
     config.device.sanitizer = SanitizerMode::kOff;
     config.device.grid_x = config.device.grid_y = 2;
-    config.force_path = path;
+    TileOpConfig bconfig = config;
+    if (path == "streamed") {
+      config.device.l1_size = streamed_l1([&](const DeviceConfig& d) {
+        return layernorm_forward_plan(rows, C, DataFormat::Float16_b, d);
+      });
+      bconfig.device.l1_size = streamed_l1([&](const DeviceConfig& d) {
+        return layernorm_backward_plan(rows, C, DataFormat::Float16_b, d);
+      });
+    } else {
+      config.force_path = bconfig.force_path = path;
+    }
     TileOpInfo fwd, bwd;
     ASSERT_TRUE(layernorm_forward_tile({x.cview(), gamma.cview(), {}, 1e-5},
                                        {y.view(), mean.view(), rstd.view()}, config, &fwd)
                     .ok());
     ASSERT_TRUE(
         layernorm_backward_tile({x.cview(), dy.cview(), gamma.cview(), mean.cview(), rstd.cview()},
-                                {dx.view(), dgamma.view(), dbeta.view()}, config, &bwd)
+                                {dx.view(), dgamma.view(), dbeta.view()}, bconfig, &bwd)
             .ok());
-    // Fit: x (and dy) read once, dx/y written once, plus small terms. Block: x and dy read
-    // twice in the backward (-> 5/3), x three times in the forward (-> 2).
-    EXPECT_LE(bwd.traffic_ratio(), path == "fit" ? 1.05 : 1.75);
-    EXPECT_LE(fwd.traffic_ratio(), path == "fit" ? 1.05 : 2.05);
-    EXPECT_GT(bwd.counters.estimated_device_seconds, 0.0);
+    EXPECT_EQ(fwd.path, path);
+    EXPECT_EQ(bwd.path, path);
+    const bool fit = path == "fit", stream = path == "streamed";
+    const uint64_t tiles = ht * wt * e;
+    // Forward reads x once per pass (1 fit, 3 block), dense γ and β once per core (streamed:
+    // one span page each per span and tile-row); writes y, mean and rstd (one fp32 tile per
+    // tile-row each).
+    const uint64_t fwd_dense = stream ? ht * spans * e : cores * spans * e;
+    EXPECT_EQ(fwd.counters.dram_bytes_read, (fit ? 1 : 3) * tiles + 2 * fwd_dense);
+    EXPECT_EQ(fwd.counters.dram_bytes_written, tiles + 2 * ht * f32);
+    // Backward reads x and dy once per pass (1 fit, 2 block), dense γ once per core (streamed:
+    // per span, pass and tile-row), mean and rstd; writes dx and the fp32 dγ/dβ partials (S
+    // pages each per core, streamed per tile-row).
+    const uint64_t bwd_gamma = stream ? 2 * ht * spans * e : cores * spans * e;
+    EXPECT_EQ(bwd.counters.dram_bytes_read, 2 * (fit ? 1 : 2) * tiles + bwd_gamma + 2 * ht * f32);
+    EXPECT_EQ(bwd.counters.dram_bytes_written, tiles + 2 * (stream ? ht : cores) * spans * f32);
+    for (const CoreCounters& c : bwd.counters.cores) {
+      EXPECT_EQ(c.kernels[size_t(KernelKind::kCompute)].dram_bytes_read, 0u);
+      EXPECT_EQ(c.kernels[size_t(KernelKind::kReader)].dram_bytes_written, 0u);
+    }
   }
 }
 
@@ -394,14 +502,6 @@ INSTANTIATE_TEST_SUITE_P(Shapes, LayerNormTileConformance, ::testing::ValuesIn(c
                          });
 
 // ---- Any C: the block path streams dense gamma/beta and the dgamma/dbeta partials. ---------
-
-// The smallest L1 the streamed block path of the op runs in (its CB bytes).
-template <typename Plan>
-uint32_t streamed_l1(Plan&& plan) {
-  DeviceConfig tiny;
-  tiny.l1_size = 1;
-  return plan(tiny).l1_bytes;
-}
 
 // Forward then backward (on the forward's statistics) against the reference, the backward on
 // its streamed path; small_l1: each op in the L1 of its streamed path, else at 1464 KiB.
