@@ -1,11 +1,14 @@
 // The `tilenorm` binary end to end: outputs on the report's constant inputs, and one test per
 // kind of bad input asserting the one-line message, exit code 2 and that no output was written.
+#include <sys/resource.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 
 #include "common/npy.h"
 #include "test_util.h"
@@ -16,8 +19,17 @@ namespace {
 namespace fs = std::filesystem;
 
 struct CliRun {
-  int rc;
+  int rc = -1;  // exit status, or -1 when a signal ended the run
+  int sig = 0;  // the signal that ended the run, if one did
   std::string out, err;
+  long maxrss_kib = 0;  // peak resident set of the run (ru_maxrss of the child)
+};
+
+// Hooks around one run: before_exec sees the child's pid before the binary starts (the pid the
+// binary will have); while_running runs while it does.
+struct RunHooks {
+  std::string shell_prefix;  // shell commands run before the binary, e.g. "ulimit -f 64; "
+  std::function<void(pid_t)> before_exec, while_running;
 };
 
 std::string slurp(const fs::path& p) {
@@ -27,27 +39,39 @@ std::string slurp(const fs::path& p) {
 
 class Cli : public ::testing::Test {
  protected:
-  void SetUp() override {
-    dir_ = fs::temp_directory_path() /
-           ("tilenorm_cli_" +
-            std::string(::testing::UnitTest::GetInstance()->current_test_info()->name()));
-    fs::remove_all(dir_);
-    fs::create_directories(dir_);
-  }
-  void TearDown() override { fs::remove_all(dir_); }
-
   std::string write(const std::string& name, const Tensor& t) {
     const std::string path = (dir_ / name).string();
     EXPECT_TRUE(npy_write(path, t.cview()).ok());
     return path;
   }
 
-  CliRun run(const std::string& args) {
-    const std::string cmd = std::string(TILENORM_CLI) + " " + args + " >" +
+  CliRun run(const std::string& args, const RunHooks& hooks = {}) {
+    const std::string cmd = hooks.shell_prefix + "exec " + TILENORM_CLI + " " + args + " >" +
                             (dir_ / "stdout").string() + " 2>" + (dir_ / "stderr").string();
-    const int status = std::system(cmd.c_str());
-    return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, slurp(dir_ / "stdout"),
-            slurp(dir_ / "stderr")};
+    int go[2];
+    if (::pipe(go) != 0) return {};
+    const pid_t pid = ::fork();
+    if (pid == 0) {  // wait for the parent's go, then become the binary (same pid)
+      ::close(go[1]);
+      char c;
+      if (::read(go[0], &c, 1) == 1) ::execl("/bin/sh", "sh", "-c", cmd.c_str(), nullptr);
+      ::_exit(127);
+    }
+    ::close(go[0]);
+    if (hooks.before_exec) hooks.before_exec(pid);
+    EXPECT_EQ(::write(go[1], "g", 1), 1);
+    ::close(go[1]);
+    if (hooks.while_running) hooks.while_running(pid);
+    int status = 0;
+    struct rusage ru {};
+    EXPECT_EQ(::wait4(pid, &status, 0, &ru), pid);
+    CliRun r;
+    r.rc = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+    r.sig = WIFSIGNALED(status) ? WTERMSIG(status) : 0;
+    r.out = slurp(dir_ / "stdout");
+    r.err = slurp(dir_ / "stderr");
+    r.maxrss_kib = ru.ru_maxrss;
+    return r;
   }
 
   // Writes the report's constant inputs: x = 0.5, dy = 1, gamma = 1, shape [100, 2048].
@@ -68,7 +92,8 @@ class Cli : public ::testing::Test {
     EXPECT_FALSE(fs::exists(out)) << args << ": output left behind";
   }
 
-  fs::path dir_;
+  testing::TempDir tmp_;
+  const fs::path dir_ = tmp_.path();
   std::string x_, dy_, gamma_;
 };
 

@@ -8,6 +8,8 @@
 #include <filesystem>
 #include <fstream>
 
+#include "test_util.h"
+
 namespace tilenorm {
 namespace {
 
@@ -134,9 +136,8 @@ TEST(Npy, ReadOfMissingFileNamesIt) {
 }
 
 TEST(Npy, WriteAllLeavesNothingWhenOneFileFails) {
-  const auto dir = std::filesystem::temp_directory_path() / "tilenorm_npy_test";
-  std::filesystem::remove_all(dir);
-  std::filesystem::create_directories(dir);
+  const testing::TempDir tmp;
+  const auto& dir = tmp.path();
   Tensor t(Shape{3}, DType::kBF16);
   t.set(0, 1.5);
   const std::string a = (dir / "a.npy").string();
@@ -149,7 +150,6 @@ TEST(Npy, WriteAllLeavesNothingWhenOneFileFails) {
   Tensor back;
   ASSERT_TRUE(npy_read(a, DType::kF32, &back).ok());
   EXPECT_EQ(back.get(0), 1.5);  // bf16 written exactly as <f4
-  std::filesystem::remove_all(dir);
 }
 
 }  // namespace
