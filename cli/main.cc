@@ -1,5 +1,7 @@
 // tilenorm: LayerNorm forward/backward on .npy tensors, verification and benchmarks.
 #include <cstdio>
+#include <exception>
+#include <new>
 
 #include "bench.h"
 #include "cli_common.h"
@@ -28,6 +30,15 @@ int main(int argc, char** argv) {
   } catch (const CLI::ParseError& e) {
     app.exit(e);
     return kExitBadInput;
+  } catch (const std::bad_alloc&) {
+    std::fprintf(stderr, "tilenorm: error: out of memory\n");
+    return kExitFailed;
+  } catch (const std::exception& e) {  // e.g. std::system_error when a thread cannot start
+    std::fprintf(stderr, "tilenorm: error: run-time failure: %s\n", e.what());
+    return kExitFailed;
+  } catch (...) {
+    std::fprintf(stderr, "tilenorm: error: unexpected exception\n");
+    return kExitFailed;
   }
   return kExitOk;
 }

@@ -177,6 +177,26 @@ TEST_F(Cli, BadInputsNameTheArgumentAndWriteNothing) {
   expect_bad_input("forward --gamma " + gamma_, "--x is required");
 }
 
+TEST_F(Cli, ThreadCountAboveTheMaximumIsBadInput) {
+  write_report_inputs();
+  expect_bad_input("forward --x " + x_ + " --gamma " + gamma_ + " --threads 100000",
+                   "--threads must be between 0 and 1024, got 100000");
+}
+
+// Threads that cannot start (1024 stacks do not fit a 2 GiB address space) are a run-time
+// failure: one line and exit 1, never an abort.
+TEST_F(Cli, ExceptionIsOneLineAndExitOne) {
+  write_report_inputs();
+  const fs::path out = dir_ / "out";
+  const CliRun r =
+      run("forward --x " + x_ + " --gamma " + gamma_ + " --threads 1024 --out " + out.string(),
+          {.shell_prefix = "ulimit -v 2097152; "});
+  EXPECT_EQ(r.rc, 1) << "signal " << r.sig << "\nstderr: " << r.err;
+  EXPECT_EQ(r.err.rfind("tilenorm: error: ", 0), 0u) << r.err;
+  EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << "one line: " << r.err;
+  EXPECT_FALSE(fs::exists(out / "y.npy"));
+}
+
 TEST_F(Cli, UnbuiltBackendIsBadInput) {
   if (backend_built(Backend::kCuda)) GTEST_SKIP() << "the CUDA backend is built into this binary";
   write_report_inputs();
