@@ -5,6 +5,7 @@
 
 #include "bench.h"
 #include "cli_common.h"
+#include "common/npy.h"
 
 int main(int argc, char** argv) {
   using namespace tilenorm::cli;
@@ -15,6 +16,7 @@ int main(int argc, char** argv) {
   app.failure_message([](const CLI::App*, const CLI::Error& e) {
     return std::string("tilenorm: error: ") + e.what() + "\n";
   });
+  tilenorm::npy_install_signal_handlers();
   add_forward_command(app);
   add_backward_command(app);
   add_verify_command(app);

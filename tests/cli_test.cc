@@ -1,10 +1,13 @@
 // The `tilenorm` binary end to end: outputs on the report's constant inputs, and one test per
 // kind of bad input asserting the one-line message, exit code 2 and that no output was written.
+#include <poll.h>
+#include <sys/inotify.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <csignal>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -195,6 +198,124 @@ TEST_F(Cli, ExceptionIsOneLineAndExitOne) {
   EXPECT_EQ(r.err.rfind("tilenorm: error: ", 0), 0u) << r.err;
   EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << "one line: " << r.err;
   EXPECT_FALSE(fs::exists(out / "y.npy"));
+}
+
+// Names in a folder, sorted.
+std::vector<std::string> listing(const fs::path& dir) {
+  std::vector<std::string> names;
+  for (const auto& e : fs::directory_iterator(dir)) names.push_back(e.path().filename().string());
+  std::sort(names.begin(), names.end());
+  return names;
+}
+
+class CliOutputs : public Cli {
+ protected:
+  // A first forward run fills out_; returns its y and mean bytes.
+  void first_run() {
+    write_report_inputs();
+    ASSERT_EQ(run(forward_args()).rc, 0);
+    old_y_ = slurp(out_ / "y.npy");
+    old_mean_ = slurp(out_ / "mean.npy");
+    x_ = write("x2.npy", testing::random_tensor(Shape{100, 2048}, DType::kF32, 7));
+  }
+  std::string forward_args() const {
+    return "forward --x " + x_ + " --gamma " + gamma_ + " --threads 1 --out " + out_.string();
+  }
+  // A failed second run left y and mean as the first run wrote them, and nothing else.
+  void expect_first_outputs_kept(const std::vector<std::string>& names) {
+    EXPECT_EQ(slurp(out_ / "y.npy"), old_y_) << "y.npy replaced by a failed run";
+    EXPECT_EQ(slurp(out_ / "mean.npy"), old_mean_) << "mean.npy replaced by a failed run";
+    EXPECT_EQ(listing(out_), names) << "temporary or backup files left behind";
+  }
+  const fs::path out_ = dir_ / "out";
+  std::string old_y_, old_mean_;
+};
+
+TEST_F(CliOutputs, DirectoryAtTheLastOutputReplacesNone) {
+  first_run();
+  fs::remove(out_ / "rstd.npy");
+  fs::create_directory(out_ / "rstd.npy");
+  const CliRun r = run(forward_args());
+  EXPECT_EQ(r.rc, 2) << r.err;
+  EXPECT_NE(r.err.find("rstd.npy: cannot replace a directory"), std::string::npos) << r.err;
+  expect_first_outputs_kept({"mean.npy", "rstd.npy", "y.npy"});
+}
+
+// A file size limit (ulimit -f) fails the write of y: an error, not a crash, and no output changed.
+TEST_F(CliOutputs, WriteFailureReplacesNone) {
+  first_run();
+  const CliRun r = run(forward_args(), {.shell_prefix = "ulimit -f 256; "});
+  EXPECT_EQ(r.rc, 2) << "signal " << r.sig << "\nstderr: " << r.err;
+  EXPECT_NE(r.err.find("y.npy: write failed"), std::string::npos) << r.err;
+  expect_first_outputs_kept({"mean.npy", "rstd.npy", "y.npy"});
+}
+
+// Symlinks planted at every name a pid-based temporary scheme would use do not get written.
+TEST_F(CliOutputs, PlantedSymlinksAtTemporaryNamesAreNotFollowed) {
+  write_report_inputs();
+  const fs::path victim = dir_ / "victim.txt";
+  std::ofstream(victim) << "precious";
+  fs::create_directory(out_);
+  const CliRun r = run(forward_args(), {.before_exec = [&](pid_t pid) {
+                         for (const char* name : {"y", "mean", "rstd"})
+                           fs::create_symlink(victim, out_ / (std::string(name) + ".npy.tmp." +
+                                                              std::to_string(pid)));
+                       }});
+  ASSERT_EQ(r.rc, 0) << r.err;
+  EXPECT_EQ(slurp(victim), "precious");
+  EXPECT_FALSE(fs::is_symlink(out_ / "y.npy"));
+  Tensor y;
+  ASSERT_TRUE(npy_read((out_ / "y.npy").string(), DType::kF32, &y).ok());
+  EXPECT_EQ(y.shape(), (Shape{100, 2048}));
+}
+
+// SIGTERM as soon as the first temporary appears (inotify): the run ends by the signal and
+// leaves no temporary; the outputs are all there or none is.
+TEST_F(CliOutputs, SigtermWhileWritingLeavesNoTemporary) {
+  x_ = write("x.npy", testing::constant_tensor(Shape{512, 16384}, DType::kF32, 0.5));
+  gamma_ = write("gamma.npy", testing::constant_tensor(Shape{16384}, DType::kF32, 1.0));
+  fs::create_directory(out_);
+  const int ino = inotify_init1(IN_CLOEXEC);
+  ASSERT_GE(ino, 0);
+  ASSERT_GE(inotify_add_watch(ino, out_.c_str(), IN_CREATE), 0);
+  bool created = false;
+  const CliRun r = run(forward_args(), {.while_running = [&](pid_t pid) {
+                         pollfd p{ino, POLLIN, 0};
+                         created = ::poll(&p, 1, 30000) == 1;
+                         ::kill(pid, SIGTERM);
+                       }});
+  ::close(ino);
+  ASSERT_TRUE(created) << "no temporary appeared; rc " << r.rc << " " << r.err;
+  EXPECT_EQ(r.sig, SIGTERM) << "rc " << r.rc << " " << r.err;
+  const std::vector<std::string> names = listing(out_);
+  if (!names.empty()) {
+    EXPECT_EQ(names, (std::vector<std::string>{"mean.npy", "rstd.npy", "y.npy"}));
+  }
+}
+
+// An input too large for memory (a 2 GiB payload under a 1 GiB address-space limit) is reported
+// as such, after the file size was checked against the header.
+TEST_F(Cli, InputLargerThanMemoryIsReportedAsSuch) {
+  write_report_inputs();
+  const fs::path big = dir_ / "big.npy";
+  {
+    Tensor one(Shape{1}, DType::kF32);
+    std::string bytes = npy_encode(one.cview());
+    const std::string from = "(1,)", to = "(268435456, 2)";
+    bytes.replace(bytes.find(from), from.size(), to);
+    bytes.erase(bytes.size() - 5 - (to.size() - from.size()), to.size() - from.size());
+    std::ofstream(big, std::ios::binary) << bytes.substr(0, bytes.size() - 4);
+    fs::resize_file(big, bytes.size() - 4 + (uint64_t{268435456} * 2 * 4));  // sparse
+  }
+  const fs::path out = dir_ / "out";
+  const CliRun r =
+      run("forward --x " + big.string() + " --gamma " + gamma_ + " --out " + out.string(),
+          {.shell_prefix = "ulimit -v 1048576; "});
+  EXPECT_EQ(r.rc, 2) << "signal " << r.sig << "\nstderr: " << r.err;
+  EXPECT_NE(r.err.find("out of memory allocating 2147483648 bytes for shape [268435456, 2]"),
+            std::string::npos)
+      << r.err;
+  EXPECT_FALSE(fs::exists(out));
 }
 
 TEST_F(Cli, UnbuiltBackendIsBadInput) {
