@@ -318,6 +318,30 @@ TEST_F(Cli, InputLargerThanMemoryIsReportedAsSuch) {
   EXPECT_FALSE(fs::exists(out));
 }
 
+// Peak memory of a forward run on a 256 MiB f32 input with f32 compute (no conversion): the
+// inputs and outputs themselves, +5 %, + 24 MiB for the binary, its libraries and the runtime
+// (a run on a tiny input peaks near 10 MiB). Inputs are read straight into their tensors and
+// outputs written straight from them; a conversion (an <f2/<f8 file, --dtype bf16) costs only a
+// 1 MiB buffer more.
+TEST_F(Cli, ForwardPeakMemoryIsInputsPlusOutputs) {
+  const Shape shape{4096, 16384};
+  x_ = write("x.npy", testing::constant_tensor(shape, DType::kF32, 0.5));
+  gamma_ = write("gamma.npy", testing::constant_tensor(Shape{16384}, DType::kF32, 1.0));
+  const CliRun small = run("forward --x " + write("xs.npy", Tensor(Shape{4, 16384}, DType::kF32)) +
+                           " --gamma " + gamma_ + " --threads 1 --out " + (dir_ / "o1").string());
+  ASSERT_EQ(small.rc, 0) << small.err;
+  const CliRun r = run("forward --x " + x_ + " --gamma " + gamma_ + " --threads 1 --out " +
+                       (dir_ / "o").string());
+  ASSERT_EQ(r.rc, 0) << r.err;
+  const double x_bytes = 4.0 * shape.numel(), stats_bytes = 2 * 4.0 * shape[0];
+  const double data_kib = (2 * x_bytes + 4.0 * 16384 + stats_bytes) / 1024;  // x, gamma; y, stats
+  const double budget_kib = data_kib * 1.05 + 24 * 1024;
+  EXPECT_LE(r.maxrss_kib, budget_kib)
+      << "inputs + outputs " << data_kib << " KiB; a tiny run " << small.maxrss_kib << " KiB";
+  std::printf("forward peak RSS %ld KiB for %.0f KiB of inputs + outputs (tiny run %ld KiB)\n",
+              r.maxrss_kib, data_kib, small.maxrss_kib);
+}
+
 TEST_F(Cli, UnbuiltBackendIsBadInput) {
   if (backend_built(Backend::kCuda)) GTEST_SKIP() << "the CUDA backend is built into this binary";
   write_report_inputs();
