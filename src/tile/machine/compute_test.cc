@@ -6,6 +6,13 @@
 #include <string>
 #include <vector>
 
+#include "tile/machine/api/compute/bcast.h"
+#include "tile/machine/api/compute/eltwise_binary.h"
+#include "tile/machine/api/compute/eltwise_binary_sfpu.h"
+#include "tile/machine/api/compute/eltwise_unary.h"
+#include "tile/machine/api/compute/mask.h"
+#include "tile/machine/api/compute/matmul.h"
+#include "tile/machine/api/compute/reduce.h"
 #include "tile/machine/machine_test_util.h"
 
 namespace tilenorm::tile {

@@ -1,6 +1,5 @@
 // Kernel API of the tile machine: CBs, NoC, dst protocol, FPU/SFPU/pack numerics and the
 // sanitizer checks that go with each call.
-#include "tile/machine/kernel_api.h"
 
 #include <fmt/format.h>
 
@@ -8,6 +7,20 @@
 #include <cmath>
 #include <cstring>
 
+#include "tile/machine/api/cb_api.h"
+#include "tile/machine/api/compute/bcast.h"
+#include "tile/machine/api/compute/eltwise_binary.h"
+#include "tile/machine/api/compute/eltwise_binary_sfpu.h"
+#include "tile/machine/api/compute/eltwise_unary.h"
+#include "tile/machine/api/compute/mask.h"
+#include "tile/machine/api/compute/matmul.h"
+#include "tile/machine/api/compute/pack.h"
+#include "tile/machine/api/compute/reconfig_data_format.h"
+#include "tile/machine/api/compute/reduce.h"
+#include "tile/machine/api/compute/reg_api.h"
+#include "tile/machine/api/compute/sanitizer.h"
+#include "tile/machine/api/compute/tile_move_copy.h"
+#include "tile/machine/api/dataflow_api.h"
 #include "tile/machine/machine.h"
 #include "tilenorm/bf16.h"
 
@@ -65,6 +78,13 @@ inline KernelRuntime& current() {
   TN_CHECK(t_kernel != nullptr, "a kernel API function was called outside a running kernel");
   return *t_kernel;
 }
+
+// The kernel API domains; a kernel may call only its own kind's (tt-metal compiles a reader or
+// writer against dataflow_api.h and a compute kernel against compute_kernel_api/, so a call of
+// the other domain does not compile there).
+enum class Domain : uint8_t { kDataflow, kCompute };
+
+void check_domain(KernelRuntime& k, Domain domain, const char* op, const SrcLoc& loc);
 
 inline float round_tf32(float x) {
   uint32_t u = float_bits(x);
@@ -130,6 +150,21 @@ void raise(ReportKind kind, const char* op, int cb, int slot, const std::source_
     throw KernelAbort{};
   }
 }
+
+namespace {
+
+void check_domain(KernelRuntime& k, Domain domain, const char* op, const SrcLoc& loc) {
+  const bool compute = k.kind == KernelKind::kCompute;
+  if (!k.core->sanitize || compute == (domain == Domain::kCompute)) return;
+  raise(ReportKind::kKernelApiKind, op, -1, -1, loc,
+        fmt::format("{} is {} API, called from a {} kernel: on hardware this does not compile "
+                    "({} kernels are built against {})",
+                    op, domain == Domain::kCompute ? "compute" : "dataflow (NoC / L1 pointer)",
+                    kernel_kind_name(k.kind), kernel_kind_name(k.kind),
+                    compute ? "compute_kernel_api/*.h" : "dataflow_api.h"));
+}
+
+}  // namespace
 
 std::string dump_core(const CoreRuntime& core) {
   std::string out = fmt::format(
@@ -341,6 +376,7 @@ void cb_pop_front(uint32_t cb, uint32_t n, SrcLoc loc) {
 
 uint32_t get_write_ptr(uint32_t cb, SrcLoc loc) {
   KernelRuntime& k = current();
+  detail::check_domain(k, detail::Domain::kDataflow, "get_write_ptr", loc);
   CbState& c = detail::cb_of(k, cb, "get_write_ptr", loc);
   if (k.core->sanitize && (c.reserved == 0 || c.producer != int(k.kind))) {
     raise(ReportKind::kCbAccessOutsideWindow, "get_write_ptr", int(cb), -1, loc,
@@ -351,6 +387,7 @@ uint32_t get_write_ptr(uint32_t cb, SrcLoc loc) {
 
 uint32_t get_read_ptr(uint32_t cb, SrcLoc loc) {
   KernelRuntime& k = current();
+  detail::check_domain(k, detail::Domain::kDataflow, "get_read_ptr", loc);
   CbState& c = detail::cb_of(k, cb, "get_read_ptr", loc);
   if (k.core->sanitize && (c.waited == 0 || c.consumer != int(k.kind))) {
     raise(ReportKind::kCbAccessOutsideWindow, "get_read_ptr", int(cb), -1, loc,
@@ -360,15 +397,21 @@ uint32_t get_read_ptr(uint32_t cb, SrcLoc loc) {
 }
 
 uint32_t get_tile_size(uint32_t cb, SrcLoc loc) {
-  return detail::cb_of(current(), cb, "get_tile_size", loc).page_size;
+  KernelRuntime& k = current();
+  detail::check_domain(k, detail::Domain::kDataflow, "get_tile_size", loc);
+  return detail::cb_of(k, cb, "get_tile_size", loc).page_size;
 }
 
 DataFormat get_dataformat(uint32_t cb, SrcLoc loc) {
-  return detail::cb_of(current(), cb, "get_dataformat", loc).format;
+  KernelRuntime& k = current();
+  detail::check_domain(k, detail::Domain::kDataflow, "get_dataformat", loc);
+  return detail::cb_of(k, cb, "get_dataformat", loc).format;
 }
 
 void* l1_ptr(uint32_t l1_addr, uint32_t bytes, SrcLoc loc) {
-  return detail::l1_host(current(), l1_addr, bytes, "l1_ptr", loc);
+  KernelRuntime& k = current();
+  detail::check_domain(k, detail::Domain::kDataflow, "l1_ptr", loc);
+  return detail::l1_host(k, l1_addr, bytes, "l1_ptr", loc);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -402,6 +445,7 @@ DramBuffer* buffer_page(KernelRuntime& k, uint32_t address, uint32_t tile_id, ui
 void noc_read_tile(uint32_t tile_id, uint32_t buffer_address, uint32_t page_size, uint32_t l1_addr,
                    SrcLoc loc) {
   KernelRuntime& k = current();
+  check_domain(k, Domain::kDataflow, "noc_async_read_tile", loc);
   DramBuffer* b = buffer_page(k, buffer_address, tile_id, page_size, "noc_async_read_tile", loc);
   uint8_t* dst = l1_host(k, l1_addr, page_size, "noc_async_read_tile", loc);
   k.pending_reads.push_back({dst, b->data.data() + size_t{tile_id} * page_size, page_size, l1_addr,
@@ -413,6 +457,7 @@ void noc_read_tile(uint32_t tile_id, uint32_t buffer_address, uint32_t page_size
 void noc_write_tile(uint32_t tile_id, uint32_t buffer_address, uint32_t page_size, uint32_t l1_addr,
                     SrcLoc loc) {
   KernelRuntime& k = current();
+  check_domain(k, Domain::kDataflow, "noc_async_write_tile", loc);
   DramBuffer* b = buffer_page(k, buffer_address, tile_id, page_size, "noc_async_write_tile", loc);
   const uint8_t* src = l1_host(k, l1_addr, page_size, "noc_async_write_tile", loc);
   const int cb = k.core->sanitize ? window_of(k, l1_addr, page_size) : -1;
@@ -453,8 +498,16 @@ void complete_writes(KernelRuntime& k, const SrcLoc& loc) {
 }  // namespace
 }  // namespace detail
 
-void noc_async_read_barrier(SrcLoc) { detail::complete_reads(current()); }
-void noc_async_write_barrier(SrcLoc loc) { detail::complete_writes(current(), loc); }
+void noc_async_read_barrier(SrcLoc loc) {
+  KernelRuntime& k = current();
+  detail::check_domain(k, detail::Domain::kDataflow, "noc_async_read_barrier", loc);
+  detail::complete_reads(k);
+}
+void noc_async_write_barrier(SrcLoc loc) {
+  KernelRuntime& k = current();
+  detail::check_domain(k, detail::Domain::kDataflow, "noc_async_write_barrier", loc);
+  detail::complete_writes(k, loc);
+}
 
 // ---------------------------------------------------------------------------------------------
 // Dst protocol.
@@ -536,6 +589,7 @@ inline Dst& dst_of(KernelRuntime& k) { return *k.core->dst; }
 uint32_t dst_slot(KernelRuntime& k, uint32_t idst, bool math, const char* op, const SrcLoc& loc) {
   Dst& d = dst_of(k);
   if (k.core->sanitize) {
+    detail::check_domain(k, detail::Domain::kCompute, op, loc);
     if (math && !d.acquired) {
       raise(ReportKind::kDstOpOutsideAcquire, op, -1, int(idst), loc,
             "dst op outside tile_regs_acquire ... tile_regs_commit");
@@ -739,6 +793,7 @@ void sfpu(uint32_t a, uint32_t b, uint32_t out, bool two_operands, TileOpKind ki
 
 void tile_regs_acquire(SrcLoc loc) {
   KernelRuntime& k = current();
+  detail::check_domain(k, detail::Domain::kCompute, "tile_regs_acquire", loc);
   Dst& d = dst_of(k);
   if (k.core->sanitize && d.acquired) {
     raise(ReportKind::kDstNestedAcquire, "tile_regs_acquire", -1, -1, loc,
@@ -756,6 +811,7 @@ void tile_regs_acquire(SrcLoc loc) {
 
 void tile_regs_commit(SrcLoc loc) {
   KernelRuntime& k = current();
+  detail::check_domain(k, detail::Domain::kCompute, "tile_regs_commit", loc);
   Dst& d = dst_of(k);
   if (!d.acquired && k.core->sanitize) {
     raise(ReportKind::kDstProtocol, "tile_regs_commit", -1, -1, loc,
@@ -768,6 +824,7 @@ void tile_regs_commit(SrcLoc loc) {
 
 void tile_regs_wait(SrcLoc loc) {
   KernelRuntime& k = current();
+  detail::check_domain(k, detail::Domain::kCompute, "tile_regs_wait", loc);
   Dst& d = dst_of(k);
   if (d.committed == 0) {
     raise(ReportKind::kDstProtocol, "tile_regs_wait", -1, -1, loc,
@@ -778,6 +835,7 @@ void tile_regs_wait(SrcLoc loc) {
 
 void tile_regs_release(SrcLoc loc) {
   KernelRuntime& k = current();
+  detail::check_domain(k, detail::Domain::kCompute, "tile_regs_release", loc);
   Dst& d = dst_of(k);
   if (!d.waited && k.core->sanitize) {
     raise(ReportKind::kDstProtocol, "tile_regs_release", -1, -1, loc,

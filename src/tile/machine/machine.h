@@ -11,9 +11,9 @@
 #include <unordered_map>
 #include <vector>
 
+#include "tile/machine/api/common.h"
 #include "tile/machine/device.h"
 #include "tile/machine/fiber.h"
-#include "tile/machine/kernel_api.h"
 
 namespace tilenorm::tile {
 

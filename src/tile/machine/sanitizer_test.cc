@@ -1,10 +1,19 @@
 // Each sanitizer rule: a small kernel that breaks it and the report it must produce (kind, core,
 // kernel, op, CB or slot, source line), plus clean kernels that raise nothing.
+#include "tile/machine/api/compute/sanitizer.h"
+
 #include <gtest/gtest.h>
 
 #include <string>
 #include <vector>
 
+#include "tile/machine/api/compute/bcast.h"
+#include "tile/machine/api/compute/eltwise_binary.h"
+#include "tile/machine/api/compute/eltwise_binary_sfpu.h"
+#include "tile/machine/api/compute/eltwise_unary.h"
+#include "tile/machine/api/compute/mask.h"
+#include "tile/machine/api/compute/matmul.h"
+#include "tile/machine/api/compute/reduce.h"
 #include "tile/machine/machine_test_util.h"
 
 namespace tilenorm::tile {
@@ -501,6 +510,63 @@ TEST(Sanitizer, BadDramAccessIsAnErrorEvenWithTheSanitizerOff) {
   const SanitizerReport& r = expect_report(m, ReportKind::kNocBadAccess, KernelKind::kReader);
   EXPECT_NE(r.message.find("tile 4"), std::string::npos) << r.message;
   EXPECT_NE(st.message().find("noc-bad-access"), std::string::npos);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Kernel API of another kernel kind: on hardware a reader is built against dataflow_api.h and a
+// compute kernel against compute_kernel_api/, so such a call does not compile.
+
+void reader_calls_copy_tile() {
+  push_one(kIn0);
+  g_line = __LINE__ + 1;
+  copy_tile(kIn0, 0, 0);
+}
+
+void compute_calls_noc_read() {
+  const InterleavedAddrGenFast<true> s = {.bank_base_address = g_addr,
+                                          .page_size = tile_size(DataFormat::Float16_b),
+                                          .data_format = DataFormat::Float16_b};
+  cb_reserve_back(kIn1, 1);
+  g_line = __LINE__ + 1;
+  noc_async_read_tile(0, s, 0);
+}
+
+void writer_calls_tile_regs_acquire() {
+  g_line = __LINE__ + 1;
+  tile_regs_acquire();
+}
+
+TEST(Sanitizer, KernelApiOfAnotherKernelKind) {
+  struct Case {
+    void (*reader)();
+    void (*compute)();
+    void (*writer)();
+    KernelKind kind;
+    const char* op;
+    const char* name;
+  };
+  for (const Case& c :
+       {Case{&reader_calls_copy_tile, nullptr, nullptr, KernelKind::kReader, "copy_tile", "rd"},
+        Case{nullptr, &compute_calls_noc_read, nullptr, KernelKind::kCompute, "noc_async_read_tile",
+             "cmp"},
+        Case{nullptr, nullptr, &writer_calls_tile_regs_acquire, KernelKind::kWriter,
+             "tile_regs_acquire", "wr"}}) {
+    SCOPED_TRACE(c.op);
+    Machine m(SanitizerMode::kError);
+    Kernels s;
+    s.reader = c.reader;
+    s.compute = c.compute;
+    s.writer = c.writer;
+    const Status st = m.run(s);
+    ASSERT_FALSE(st.ok());
+    const SanitizerReport& r = expect_report(m, ReportKind::kKernelApiKind, c.kind);
+    EXPECT_EQ(r.kernel_name, c.name);
+    EXPECT_EQ(r.op, c.op);
+    EXPECT_EQ(r.line, g_line);
+    EXPECT_NE(std::string(r.file).find("sanitizer_test.cc"), std::string::npos);
+    EXPECT_NE(r.message.find("does not compile"), std::string::npos) << r.message;
+    EXPECT_NE(st.message().find("kernel-api-kind"), std::string::npos) << st.message();
+  }
 }
 
 // ---------------------------------------------------------------------------------------------

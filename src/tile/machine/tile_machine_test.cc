@@ -9,6 +9,8 @@
 #include <string>
 #include <vector>
 
+#include "tile/machine/api/compute/eltwise_binary.h"
+#include "tile/machine/api/compute/eltwise_unary.h"
 #include "tile/machine/machine_test_util.h"
 
 namespace tilenorm::tile {
