@@ -34,6 +34,11 @@ struct DeviceConfig {
   double dram_bandwidth_bytes_per_s = 288e9;  // for the estimated device time only
   NumericsMode numerics = NumericsMode::kFaithful;
   SanitizerMode sanitizer = SanitizerMode::kError;
+  // Lint of the sanitizer (any mode but kOff): `running-sum-lost` when pack_tile writes a CB page
+  // that an earlier dst section packed an accumulated value into and that was not pushed since
+  // (each section starts from zero, so that partial is lost). On by default: the first value is
+  // overwritten before any kernel can read it, so the report is never a false alarm.
+  bool lint_running_sum = true;
   int host_threads = 0;  // 0: std::thread::hardware_concurrency(); results never depend on it
 };
 

@@ -329,6 +329,9 @@ void cb_push_back(uint32_t cb, uint32_t n, SrcLoc loc) {
                         k.pending_reads.size()));
     }
   }
+  if (!c.packs.empty()) {
+    for (uint32_t i = 0; i < n; ++i) c.packs[(c.write_page() + i) % c.num_pages] = {};
+  }
   c.pushed += n;
   c.reserved = c.reserved > n ? c.reserved - n : 0;
   c.high_water = std::max(c.high_water, c.available());
@@ -519,6 +522,7 @@ void reset_dst(Dst& d, const ComputeConfig& config) {
   d.sections = config.dst_full_sync_en ? 1u : 2u;
   d.acquired = d.waited = false;
   d.committed = d.math_section = d.pack_section = 0;
+  d.cycle = d.section_cycle[0] = d.section_cycle[1] = 0;
   // Firmware clears dst before a kernel starts, so the first acquire also reads zeros. Dst starts
   // zeroed and `dirty` tracks every slot written since, so only those need clearing.
   for (int p = 0; p < kDstTiles; ++p) {
@@ -627,19 +631,47 @@ void note_assign(KernelRuntime& k, uint32_t phys, uint32_t idst, Origin origin, 
   m = SlotMeta{origin, false, false, false, op, loc.file_name(), loc.line()};
 }
 
+// An accumulating op (dst += result) on a slot is quiet when the slot is zero (a fresh section
+// or fill_tile(0)), declared (sanitizer_allow_accumulate), or the open chain of the same op:
+// matmul_tiles and reduce_tile chains are their ops' purpose (a K loop may change operands); an
+// element-wise multiply chain must also keep its operand CBs (a sum of products over tiles).
 void note_accumulate(KernelRuntime& k, uint32_t phys, uint32_t idst, Origin chain, const char* op,
-                     const SrcLoc& loc) {
+                     uint32_t cb0, uint32_t cb1, const SrcLoc& loc) {
   SlotMeta& m = dst_of(k).meta[phys];
-  const bool fresh = m.origin == Origin::kZero || m.origin == Origin::kFill;
-  if (!fresh && !m.allow_acc && !(m.origin == chain && m.chain_open)) {
-    raise(ReportKind::kImplicitAccumulation, op, -1, int(idst), loc,
-          fmt::format("{} accumulates (dst += result) onto dst slot {}, which holds a {} value "
-                      "from {} at {}:{}{}; zero the slot first (fill_tile) or use a slot of a "
-                      "freshly acquired section",
-                      op, idst, origin_name(m.origin), m.op, m.file, m.line,
-                      m.origin == chain ? " (an earlier accumulation, read since)" : ""));
+  const bool zero = m.origin == Origin::kZero || (m.origin == Origin::kFill && m.fill == 0.0f);
+  const bool same_operands = chain != Origin::kMul ||
+                             (std::strcmp(m.op, op) == 0 && m.cb0 == int(cb0) && m.cb1 == int(cb1));
+  const bool continues = m.origin == chain && m.chain_open;
+  if (!zero && !m.allow_acc && !(continues && same_operands)) {
+    std::string what;
+    if (m.origin == Origin::kFill) {
+      what = fmt::format(
+          "the non-zero constant {} from fill_tile at {}:{}, so the result is {} + "
+          "the product; fill with 0, or declare the carry-in with "
+          "sanitizer_allow_accumulate",
+          m.fill, m.file, m.line, m.fill);
+    } else if (continues) {
+      what = fmt::format(
+          "the product of {} (CBs {}, {}) at {}:{}, never read: the two products "
+          "add up; use another slot or a fresh section for the second product",
+          m.op, m.cb0, m.cb1, m.file, m.line);
+    } else {
+      what = fmt::format(
+          "a {} value from {} at {}:{}{}; zero the slot first (fill_tile) or use a "
+          "slot of a freshly acquired section",
+          origin_name(m.origin), m.op, m.file, m.line,
+          m.origin == chain ? " (an earlier accumulation, read since)" : "");
+    }
+    raise(
+        ReportKind::kImplicitAccumulation, op, -1, int(idst), loc,
+        fmt::format("{} (CBs {}, {}) accumulates (dst += result) onto dst slot {}, which holds {}",
+                    op, cb0, cb1, idst, what));
   }
+  const bool from_zero = continues && same_operands ? m.from_zero : zero;
   m = SlotMeta{chain, false, true, false, op, loc.file_name(), loc.line()};
+  m.from_zero = from_zero;
+  m.cb0 = int(cb0);
+  m.cb1 = int(cb1);
 }
 
 // A tile of a CB window as fp32 values. `fpu`: the value passes the FPU source registers
@@ -732,7 +764,7 @@ void fpu_binary(Bin op, BroadcastType bcast, uint32_t icb0, uint32_t icb1, uint3
   if (k.core->sanitize) {
     const uint32_t p = phys;
     if (op == Bin::kMul) {
-      note_accumulate(k, p, idst, Origin::kMul, name, loc);
+      note_accumulate(k, p, idst, Origin::kMul, name, icb0, icb1, loc);
     } else {
       if (accumulate) dst_of(k).meta[p].read = true;  // acc_to_dest reads the old value
       note_assign(k, p, idst, Origin::kAssignFpu, name, loc);
@@ -805,6 +837,7 @@ void tile_regs_acquire(SrcLoc loc) {
           "no free dst section (all committed and not released): would block forever", true);
   }
   d.acquired = true;
+  d.section_cycle[d.math_section] = ++d.cycle;
   d.acquire_file = loc.file_name();
   d.acquire_line = loc.line();
 }
@@ -859,6 +892,32 @@ void tile_regs_release(SrcLoc loc) {
   if (d.sections == 2) d.pack_section ^= 1u;
 }
 
+namespace {
+
+// A partial packed from an accumulated slot into an unpushed page, then overwritten by the next
+// section's pack of the same page: the sum restarted from zero and the earlier partial is lost.
+void lint_running_sum(KernelRuntime& k, CbState& c, uint32_t ocb, uint32_t page, uint32_t phys,
+                      uint32_t idst, const SrcLoc& loc) {
+  Dst& d = dst_of(k);
+  const SlotMeta& m = d.meta[phys];
+  const bool accumulated =
+      m.origin == Origin::kMul || m.origin == Origin::kMatmul || m.origin == Origin::kReduce;
+  const uint32_t cycle = d.section_cycle[d.sections == 2 ? d.pack_section : 0];
+  detail::PackMark& mark = c.packs[(c.write_page() + page) % c.num_pages];
+  if (mark.cycle != 0 && mark.cycle != cycle && mark.accumulated && accumulated && m.from_zero) {
+    raise(ReportKind::kRunningSumLost, "pack_tile", int(ocb), int(idst), loc,
+          fmt::format("pack_tile writes page {} of CB {} from the accumulated dst slot {}, but "
+                      "pack_tile at {}:{} packed an accumulated slot {} of an earlier dst section "
+                      "there and the page was not pushed since, and this sum started from zero: "
+                      "that partial is lost (a section starts from zero, so a sum across sections "
+                      "must carry its partial in)",
+                      page, ocb, idst, mark.file, mark.line, mark.slot));
+  }
+  mark = {cycle, accumulated, int(idst), loc.file_name(), loc.line()};
+}
+
+}  // namespace
+
 void pack_tile(uint32_t idst, uint32_t ocb, uint32_t out_tile_index, SrcLoc loc) {
   KernelRuntime& k = current();
   Dst& d = dst_of(k);
@@ -871,6 +930,7 @@ void pack_tile(uint32_t idst, uint32_t ocb, uint32_t out_tile_index, SrcLoc loc)
   if (k.core->sanitize) note_read(k, phys, idst, "pack_tile", loc);
   CbState* c = nullptr;
   uint8_t* p = const_cast<uint8_t*>(cb_page(k, ocb, out_tile_index, true, "pack_tile", loc, &c));
+  if (!c->packs.empty()) lint_running_sum(k, *c, ocb, out_tile_index, phys, idst, loc);
   const float* v = d.data[phys];
   if (c->format == DataFormat::Float16_b) {
     auto* h = reinterpret_cast<uint16_t*>(p);
@@ -997,7 +1057,8 @@ void detail::reduce_tile(PoolType pool, ReduceDim dim, uint32_t icb, uint32_t ic
   alignas(64) float s[kTileElems];
   unpack(k, icb, itile, true, "reduce_tile", loc, a);
   unpack(k, icb_scaler, itile_scaler, true, "reduce_tile", loc, s);
-  if (k.core->sanitize) note_accumulate(k, phys, idst, Origin::kReduce, "reduce_tile", loc);
+  if (k.core->sanitize)
+    note_accumulate(k, phys, idst, Origin::kReduce, "reduce_tile", icb, icb_scaler, loc);
   const float scale = s[0];
   const bool is_max = pool == PoolType::MAX;
   Dst& d = dst_of(k);
@@ -1045,7 +1106,8 @@ void matmul_tiles(uint32_t in0, uint32_t in1, uint32_t i0, uint32_t i1, uint32_t
   alignas(64) float b[kTileElems];
   unpack(k, in0, i0, true, "matmul_tiles", loc, a);
   unpack(k, in1, i1, true, "matmul_tiles", loc, b);
-  if (k.core->sanitize) note_accumulate(k, phys, idst, Origin::kMatmul, "matmul_tiles", loc);
+  if (k.core->sanitize)
+    note_accumulate(k, phys, idst, Origin::kMatmul, "matmul_tiles", in0, in1, loc);
   // Row-major copies so the inner loop is contiguous.
   alignas(64) float am[kTileDim][kTileDim];
   alignas(64) float bm[kTileDim][kTileDim];
@@ -1094,7 +1156,10 @@ void fill_tile_init() {}
 void fill_tile(uint32_t idst, float value, SrcLoc loc) {
   KernelRuntime& k = current();
   const uint32_t phys = dst_slot(k, idst, true, "fill_tile", loc);
-  if (k.core->sanitize) note_assign(k, phys, idst, Origin::kFill, "fill_tile", loc);
+  if (k.core->sanitize) {
+    note_assign(k, phys, idst, Origin::kFill, "fill_tile", loc);
+    dst_of(k).meta[phys].fill = value;
+  }
   store_tile(k, phys, [&](int, float) { return value; });
   count(k, TileOpKind::kFill);
 }
