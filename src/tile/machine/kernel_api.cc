@@ -742,6 +742,39 @@ void store_tile(KernelRuntime& k, uint32_t phys, F&& value_of) {
 
 enum class Bin { kAdd, kSub, kMul };
 
+// Math fidelity (Wormhole ISA documentation, ELWMUL.md and MVMUL.md): per phase the multiplier
+// takes 5 significand bits of SrcA and 7 of SrcB. SrcA offers the top 10 of its TF32 significand
+// (hidden bit + 9; the TF32 LSB is dropped) as hi = top 5, lo = next 5; SrcB its 11 as hi = top 7,
+// lo = next 4. LoFi: A_hi·B_hi; HiFi2 adds A_lo·B_hi; HiFi3 adds A_hi·B_lo; HiFi4 adds A_lo·B_lo.
+// Every partial product is exact in fp32 (at most 10 x 11 bits), so the phases sum as below.
+// Returns 0 (exact products) in exact mode or with DeviceConfig::math_fidelity_phases off.
+int fidelity_phases(const KernelRuntime& k) {
+  if (!k.core->faithful || !k.core->config->math_fidelity_phases) return 0;
+  return static_cast<int>(k.spec->config.math_fidelity) + 1;  // LoFi 1 ... HiFi4 4
+}
+constexpr uint32_t kSrcAHi = 0xfff80000u;  // sign, exponent, hidden + 4 bits
+constexpr uint32_t kSrcA = 0xffffc000u;    // hidden + 9 bits
+constexpr uint32_t kSrcBHi = 0xfffe0000u;  // hidden + 6 bits
+constexpr uint32_t kSrcB = 0xffffe000u;    // hidden + 10 bits (TF32)
+inline float keep(float x, uint32_t mask) { return float_from_bits(float_bits(x) & mask); }
+// srca * srcb as the multiplier computes it with `phases` phases (0: exact).
+inline float fidelity_product(float srca, float srcb, int phases) {
+  switch (phases) {
+    case 1:
+      return keep(srca, kSrcAHi) * keep(srcb, kSrcBHi);
+    case 2:
+      return keep(srca, kSrcA) * keep(srcb, kSrcBHi);
+    case 3: {
+      const float b_hi = keep(srcb, kSrcBHi);
+      return keep(srca, kSrcA) * b_hi + keep(srca, kSrcAHi) * (keep(srcb, kSrcB) - b_hi);
+    }
+    case 4:
+      return keep(srca, kSrcA) * keep(srcb, kSrcB);
+    default:
+      return srca * srcb;
+  }
+}
+
 void fpu_binary(Bin op, BroadcastType bcast, uint32_t icb0, uint32_t icb1, uint32_t itile0,
                 uint32_t itile1, uint32_t idst, const char* name, SrcLoc loc) {
   KernelRuntime& k = current();
@@ -785,9 +818,26 @@ void fpu_binary(Bin op, BroadcastType bcast, uint32_t icb0, uint32_t icb1, uint3
         store_tile(k, phys, [&](int i, float) { return a[i] - b[i]; });
       }
       break;
-    case Bin::kMul:
-      store_tile(k, phys, [&](int i, float old) { return old + a[i] * b[i]; });
+    case Bin::kMul: {
+      // in0 is SrcA, in1 SrcB.
+      const int phases = fidelity_phases(k);
+      if (phases > 0) {
+        for (int i = 0; i < kTileElems; ++i) a[i] = fidelity_product(a[i], b[i], phases);
+      } else {
+        for (int i = 0; i < kTileElems; ++i) a[i] *= b[i];
+      }
+      // tt-llk 001c23a4 (llk_math_eltwise_binary.h): with fidelity phases, a column broadcast
+      // multiply ZEROACCs faces 0-1 first, so rows 0-15 are assigned and rows 16-31 accumulate.
+      if (bcast == BroadcastType::COL && k.core->config->llk == LlkVersion::k001c23a4 &&
+          k.spec->config.math_fidelity != MathFidelity::LoFi) {
+        store_tile(k, phys, [&](int i, float old) {
+          return (kLayout.row[i] < kFaceDim ? 0.0f : old) + a[i];
+        });
+      } else {
+        store_tile(k, phys, [&](int i, float old) { return old + a[i]; });
+      }
       break;
+    }
   }
   static constexpr TileOpKind kPlain[] = {TileOpKind::kAdd, TileOpKind::kSub, TileOpKind::kMul};
   static constexpr TileOpKind kBcast[] = {TileOpKind::kAddBcast, TileOpKind::kSubBcast,
@@ -940,12 +990,7 @@ void pack_tile(uint32_t idst, uint32_t ocb, uint32_t out_tile_index, SrcLoc loc)
       for (int i = 0; i < kTileElems; ++i) h[i] = float_to_bf16(v[i]).bits;
     }
   } else {
-    auto* f = reinterpret_cast<float*>(p);
-    if (k.core->faithful) {
-      for (int i = 0; i < kTileElems; ++i) f[i] = packer_flush_fp32(v[i]);
-    } else {
-      std::memcpy(f, v, kTileElems * sizeof(float));
-    }
+    std::memcpy(p, v, kTileElems * sizeof(float));  // fp32 -> fp32: the identity
   }
   count(k, TileOpKind::kPack);
 }
@@ -967,7 +1012,7 @@ void datacopy(BroadcastType bcast, uint32_t icb, uint32_t itile, uint32_t idst, 
   KernelRuntime& k = current();
   const uint32_t phys = dst_slot(k, idst, true, name, loc);
   if (k.core->sanitize) note_assign(k, phys, idst, Origin::kCopy, name, loc);
-  const bool tf32 = !k.spec->config.unpack_to_dest_fp32;
+  const bool tf32 = !k.spec->config.unpacks_to_dest(icb);
   Dst& d = dst_of(k);
   CbState& c = detail::cb_of(k, icb, name, loc);
   if (bcast == BroadcastType::NONE && c.format == DataFormat::Float16_b) {
@@ -1019,6 +1064,43 @@ void sub_tiles(uint32_t a, uint32_t b, uint32_t ia, uint32_t ib, uint32_t idst, 
 }
 void mul_tiles(uint32_t a, uint32_t b, uint32_t ia, uint32_t ib, uint32_t idst, SrcLoc loc) {
   fpu_binary(Bin::kMul, BroadcastType::NONE, a, b, ia, ib, idst, "mul_tiles", loc);
+}
+
+// tt-llk (llk_math_eltwise_binary.h, both commits the machine names): with dest reuse the math
+// thread moves dst into SrcA / SrcB (MOVD2A / MOVD2B) and ZEROACCs the slot before the op.
+void detail::binary_dest_reuse(EltwiseBinaryType op, EltwiseBinaryReuseDestType reuse, uint32_t icb,
+                               uint32_t itile, uint32_t idst, SrcLoc loc) {
+  static constexpr const char* kName = "binary_dest_reuse_tiles";
+  KernelRuntime& k = current();
+  const uint32_t phys = dst_slot(k, idst, true, kName, loc);
+  alignas(64) float c[kTileElems];
+  unpack(k, icb, itile, true, kName, loc, c);
+  if (k.core->sanitize) {
+    note_read(k, phys, idst, kName, loc);
+    note_assign(k, phys, idst, Origin::kAssignFpu, kName, loc);
+  }
+  Dst& d = dst_of(k);
+  alignas(64) float m[kTileElems];  // the dst tile in its source register
+  for (int i = 0; i < kTileElems; ++i) {
+    m[i] = k.core->faithful ? round_tf32(d.data[phys][i]) : d.data[phys][i];
+  }
+  const bool dst_is_a = reuse == EltwiseBinaryReuseDestType::DEST_TO_SRCA;
+  const float* a = dst_is_a ? m : c;
+  const float* b = dst_is_a ? c : m;
+  const int phases = fidelity_phases(k);
+  switch (op) {
+    case EltwiseBinaryType::ELWADD:
+      store_tile(k, phys, [&](int i, float) { return a[i] + b[i]; });
+      break;
+    case EltwiseBinaryType::ELWSUB:
+      store_tile(k, phys, [&](int i, float) { return a[i] - b[i]; });
+      break;
+    case EltwiseBinaryType::ELWMUL:
+      store_tile(k, phys, [&](int i, float) { return fidelity_product(a[i], b[i], phases); });
+      break;
+  }
+  static constexpr TileOpKind kKind[] = {TileOpKind::kAdd, TileOpKind::kSub, TileOpKind::kMul};
+  count(k, kKind[int(op)]);
 }
 
 #define TN_BCAST_INIT(name, op) \
@@ -1117,11 +1199,34 @@ void matmul_tiles(uint32_t in0, uint32_t in1, uint32_t i0, uint32_t i1, uint32_t
       bm[r][c] = k.mm_transpose ? b[kLayout.index[c][r]] : b[kLayout.index[r][c]];
     }
   }
+  // MVMUL: in0 is SrcB, in1 SrcA (Dst += SrcB @ SrcA; ISA MVMUL.md). With fidelity phases the
+  // operands are cut to the bits the phases take (HiFi3: two products, fidelity_product).
+  const int phases = fidelity_phases(k);
+  alignas(64) float am2[kTileDim][kTileDim];
+  alignas(64) float bm2[kTileDim][kTileDim];
+  if (phases > 0) {
+    const uint32_t a_mask = phases == 4 || phases == 3 ? kSrcB : kSrcBHi;
+    const uint32_t b_mask = phases == 1 ? kSrcAHi : kSrcA;
+    for (int r = 0; r < kTileDim; ++r) {
+      for (int c = 0; c < kTileDim; ++c) {
+        const float x = am[r][c], y = bm[r][c];
+        am[r][c] = keep(x, phases == 3 ? kSrcBHi : a_mask);
+        bm[r][c] = keep(y, b_mask);
+        am2[r][c] = keep(x, kSrcB) - keep(x, kSrcBHi);  // SrcB lo, for HiFi3
+        bm2[r][c] = keep(y, kSrcAHi);
+      }
+    }
+  }
   Dst& d = dst_of(k);
   float* out = d.data[phys];
   d.dirty |= 1u << phys;
   for (int r = 0; r < kTileDim; ++r) {
     float acc[kTileDim] = {};
+    if (phases == 3) {
+      for (int kk = 0; kk < kTileDim; ++kk) {
+        for (int c = 0; c < kTileDim; ++c) acc[c] += am2[r][kk] * bm2[kk][c];
+      }
+    }
     for (int kk = 0; kk < kTileDim; ++kk) {
       for (int c = 0; c < kTileDim; ++c) acc[c] += am[r][kk] * bm[kk][c];
     }

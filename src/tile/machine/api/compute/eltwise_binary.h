@@ -26,4 +26,24 @@ namespace detail {
 void binary_init(EltwiseBinaryType op, bool acc_to_dest);
 }  // namespace detail
 
+// Dst reuse: one operand is dst[idst] itself, moved into a source register (SrcA with
+// DEST_TO_SRCA, SrcB with DEST_TO_SRCB; TF32 in faithful mode), the other tile in_tile_index of
+// in_cb. The LLK zeroes the slot first, so every op, multiply included, ASSIGNS:
+//   DEST_TO_SRCA: dst = dst op cb;   DEST_TO_SRCB: dst = cb op dst.
+enum class EltwiseBinaryReuseDestType : uint8_t { NONE, DEST_TO_SRCA, DEST_TO_SRCB };
+namespace detail {
+void binary_dest_reuse(EltwiseBinaryType op, EltwiseBinaryReuseDestType reuse, uint32_t in_cb,
+                       uint32_t in_tile_index, uint32_t dst_tile_index, SrcLoc loc);
+}  // namespace detail
+template <EltwiseBinaryType kOp, EltwiseBinaryReuseDestType kReuse>
+void binary_dest_reuse_tiles_init(uint32_t /*icb0*/) {
+  static_assert(kReuse != EltwiseBinaryReuseDestType::NONE, "DEST_TO_SRCA or DEST_TO_SRCB");
+}
+template <EltwiseBinaryType kOp, EltwiseBinaryReuseDestType kReuse>
+void binary_dest_reuse_tiles(uint32_t in_cb, uint32_t in_tile_index, uint32_t dst_tile_index,
+                             SrcLoc loc = SrcLoc::current()) {
+  static_assert(kReuse != EltwiseBinaryReuseDestType::NONE, "DEST_TO_SRCA or DEST_TO_SRCB");
+  detail::binary_dest_reuse(kOp, kReuse, in_cb, in_tile_index, dst_tile_index, loc);
+}
+
 }  // namespace tilenorm::tile
