@@ -10,8 +10,17 @@
 #include <vector>
 
 #include "test_util.h"
+#include "tile/machine/api/compute/bcast.h"
+#include "tile/machine/api/compute/eltwise_binary.h"
+#include "tile/machine/api/compute/eltwise_binary_sfpu.h"
+#include "tile/machine/api/compute/eltwise_unary.h"
+#include "tile/machine/api/compute/mask.h"
+#include "tile/machine/api/compute/matmul.h"
+#include "tile/machine/api/compute/pack.h"
+#include "tile/machine/api/compute/reg_api.h"
+#include "tile/machine/api/compute/tile_move_copy.h"
+#include "tile/machine/api/dataflow_api.h"
 #include "tile/machine/device.h"
-#include "tile/machine/kernel_api.h"
 #include "tile/ops/layernorm_backward/layernorm_backward.h"
 #include "tilenorm/bf16.h"
 
