@@ -11,6 +11,7 @@
 #include "tile/machine/api/cb_api.h"
 #include "tile/machine/api/compute/eltwise_binary_sfpu.h"
 #include "tile/machine/api/compute/eltwise_unary.h"
+#include "tile/machine/api/compute/mask.h"
 #include "tile/machine/api/compute/matmul.h"
 #include "tile/machine/api/compute/pack.h"
 #include "tile/machine/api/compute/reg_api.h"
