@@ -21,8 +21,10 @@
 // eps: a positive normal number of the compute dtype, FLT_MIN <= eps <= FLT_MAX for f32 and bf16
 // data (on every backend, the reference included), DBL_MIN <= eps for f64 data. Below that the
 // f32 statistics lose it: a constant row's rstd would be 1/sqrt(0).
-// Outputs are caller-allocated views and must not alias inputs. NaN/Inf inside the data
-// propagate as in PyTorch (they are not an error).
+// Outputs are caller-allocated views and must not alias inputs. NaN/Inf inside the data are not
+// an error; every backend gives the float64 reference's outputs on them (docs/layernorm.md,
+// "Non-finite inputs": a row holding NaN/Inf has rstd and y NaN, its mean the row sum / C; a
+// NaN/Inf of dy stays in its own column of dgamma/dbeta).
 // Thread-safety: calls are independent; concurrent calls must not share outputs.
 #pragma once
 
