@@ -588,7 +588,8 @@ Status Device::run(const Program& program) {
     }
     for (SanitizerReport& r : core->reports) last_run_.reports.push_back(std::move(r));
     last_run_.dropped_reports += core->dropped_reports;
-    if (core->dropped_reports > 0 && config_.sanitizer == SanitizerMode::kWarn) {
+    if (core->dropped_reports > 0 && config_.sanitizer == SanitizerMode::kWarn &&
+        config_.print_warnings) {
       fmt::print(stderr, "tile machine warning: core {}: {} further reports dropped ({} kept)\n",
                  core->core.to_string(), core->dropped_reports, detail::kMaxReportsPerCore);
     }

@@ -9,6 +9,7 @@
 #include <type_traits>
 #include <vector>
 
+#include "tile/machine/program_cache.h"
 #include "tile/machine/report.h"
 #include "tile/machine/tile.h"
 #include "tilenorm/status.h"
@@ -34,6 +35,11 @@ struct DeviceConfig {
   double dram_bandwidth_bytes_per_s = 288e9;  // for the estimated device time only
   NumericsMode numerics = NumericsMode::kFaithful;
   SanitizerMode sanitizer = SanitizerMode::kError;
+  // kWarn prints each report to stderr as it is raised; false only collects them in last_run().
+  bool print_warnings = true;
+  // false: a core keeps one report per (kind, op, source line) and drops its repeats (a defect
+  // inside a loop then cannot crowd the 256 kept reports and hide a later one).
+  bool repeat_reports = true;
   int host_threads = 0;  // 0: std::thread::hardware_concurrency(); results never depend on it
 };
 
@@ -191,6 +197,9 @@ class Device {
   Status run(const Program& program);
   const RunResult& last_run() const { return last_run_; }
 
+  // Programs built on this device, keyed by their op's attributes (program_cache.h).
+  ProgramCache& program_cache() { return program_cache_; }
+
   struct Dram;
   struct Workers;
 
@@ -199,6 +208,7 @@ class Device {
   std::unique_ptr<Dram> dram_;
   std::unique_ptr<Workers> workers_;  // fiber stacks and dst per host thread, kept across runs
   RunResult last_run_;
+  ProgramCache program_cache_;
 };
 
 }  // namespace tilenorm::tile
