@@ -15,6 +15,9 @@ inline constexpr int kExitOk = 0;
 inline constexpr int kExitFailed = 1;
 inline constexpr int kExitBadInput = 2;
 
+// The largest --threads accepted; more is bad input rather than thousands of thread stacks.
+inline constexpr int kMaxThreads = 1024;
+
 // Prints "tilenorm: error: <message>" on one line to stderr and returns the exit code for `s`.
 int report_error(const Status& s);
 int report_error(const std::string& message);

@@ -31,7 +31,9 @@ void add_common(CLI::App* cmd, CommonArgs* a, bool with_eps_help_for_backward) {
                         "(default 1e-5)"
                       : "epsilon added to the variance, finite and > 0 (default 1e-5)");
   cmd->add_option("--out", a->out, "output directory (created if missing)")->required();
-  cmd->add_option("--threads", a->threads, "cpu backend threads, 0 = all")->capture_default_str();
+  cmd->add_option("--threads", a->threads,
+                  fmt::format("cpu backend threads, 0 = all, at most {}", kMaxThreads))
+      ->capture_default_str();
   cmd->add_flag("--json", a->json, "print a JSON summary on stdout");
 }
 
@@ -45,8 +47,9 @@ Status parse_common(const CommonArgs& a, Parsed* p) {
   TN_RETURN_IF_ERROR(parse_backend_arg(a.backend, &p->backend));
   TN_RETURN_IF_ERROR(parse_dtype_arg(a.dtype, &p->dtype));
   if (!a.eps.empty()) TN_RETURN_IF_ERROR(parse_eps_arg(a.eps, &p->eps));
-  if (a.threads < 0)
-    return Status::invalid_argument(fmt::format("--threads must be >= 0, got {}", a.threads));
+  if (a.threads < 0 || a.threads > kMaxThreads)
+    return Status::invalid_argument(
+        fmt::format("--threads must be between 0 and {}, got {}", kMaxThreads, a.threads));
   return {};
 }
 

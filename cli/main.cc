@@ -1,8 +1,11 @@
 // tilenorm: LayerNorm forward/backward on .npy tensors, verification and benchmarks.
 #include <cstdio>
+#include <exception>
+#include <new>
 
 #include "bench.h"
 #include "cli_common.h"
+#include "common/npy.h"
 
 int main(int argc, char** argv) {
   using namespace tilenorm::cli;
@@ -13,6 +16,7 @@ int main(int argc, char** argv) {
   app.failure_message([](const CLI::App*, const CLI::Error& e) {
     return std::string("tilenorm: error: ") + e.what() + "\n";
   });
+  tilenorm::npy_install_signal_handlers();
   add_forward_command(app);
   add_backward_command(app);
   add_verify_command(app);
@@ -29,6 +33,15 @@ int main(int argc, char** argv) {
   } catch (const CLI::ParseError& e) {
     app.exit(e);
     return kExitBadInput;
+  } catch (const std::bad_alloc&) {
+    std::fprintf(stderr, "tilenorm: error: out of memory\n");
+    return kExitFailed;
+  } catch (const std::exception& e) {  // e.g. std::system_error when a thread cannot start
+    std::fprintf(stderr, "tilenorm: error: run-time failure: %s\n", e.what());
+    return kExitFailed;
+  } catch (...) {
+    std::fprintf(stderr, "tilenorm: error: unexpected exception\n");
+    return kExitFailed;
   }
   return kExitOk;
 }

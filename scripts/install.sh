@@ -1,15 +1,22 @@
 #!/usr/bin/env bash
 # Installs the Debian 12 packages tilenorm builds with (run as root). Packages already present are
 # not touched, so a second run is fast and needs no network.
-#   --with-peers   also install the benchmark peers (oneDNN, libtorch) and hyperfine
+#   --with-peers   also install the benchmark peers (oneDNN with the OpenCL headers and loader its
+#                  CMake config needs, libtorch) and hyperfine
+#   --with-fuzz    also install clang 14 and its libFuzzer runtime (the `fuzz` preset)
 set -euo pipefail
 
 packages=(build-essential cmake ninja-build pkg-config git
           libgtest-dev libgmock-dev libbenchmark-dev
-          libhwy-dev libcli11-dev libfmt-dev nlohmann-json3-dev)
-if [[ "${1:-}" == "--with-peers" ]]; then
-  packages+=(libdnnl-dev libtorch-dev hyperfine)
-fi
+          libhwy-dev libcli11-dev libfmt-dev nlohmann-json3-dev
+          python3-dev pybind11-dev python3-torch python3-pytest)
+for arg in "$@"; do
+  case "$arg" in
+    --with-peers) packages+=(libdnnl-dev ocl-icd-opencl-dev opencl-headers libtorch-dev hyperfine) ;;
+    --with-fuzz) packages+=(clang-14 libclang-rt-14-dev) ;;
+    *) echo "install.sh: unknown option '$arg' (--with-peers, --with-fuzz)" >&2; exit 2 ;;
+  esac
+done
 
 missing=()
 for p in "${packages[@]}"; do

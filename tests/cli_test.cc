@@ -1,11 +1,17 @@
 // The `tilenorm` binary end to end: outputs on the report's constant inputs, and one test per
 // kind of bad input asserting the one-line message, exit code 2 and that no output was written.
+#include <poll.h>
+#include <sys/inotify.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include <algorithm>
+#include <csignal>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 
 #include "common/npy.h"
 #include "test_util.h"
@@ -16,8 +22,17 @@ namespace {
 namespace fs = std::filesystem;
 
 struct CliRun {
-  int rc;
+  int rc = -1;  // exit status, or -1 when a signal ended the run
+  int sig = 0;  // the signal that ended the run, if one did
   std::string out, err;
+  long maxrss_kib = 0;  // peak resident set of the run (ru_maxrss of the child)
+};
+
+// Hooks around one run: before_exec sees the child's pid before the binary starts (the pid the
+// binary will have); while_running runs while it does.
+struct RunHooks {
+  std::string shell_prefix;  // shell commands run before the binary, e.g. "ulimit -f 64; "
+  std::function<void(pid_t)> before_exec, while_running;
 };
 
 std::string slurp(const fs::path& p) {
@@ -27,27 +42,39 @@ std::string slurp(const fs::path& p) {
 
 class Cli : public ::testing::Test {
  protected:
-  void SetUp() override {
-    dir_ = fs::temp_directory_path() /
-           ("tilenorm_cli_" +
-            std::string(::testing::UnitTest::GetInstance()->current_test_info()->name()));
-    fs::remove_all(dir_);
-    fs::create_directories(dir_);
-  }
-  void TearDown() override { fs::remove_all(dir_); }
-
   std::string write(const std::string& name, const Tensor& t) {
     const std::string path = (dir_ / name).string();
     EXPECT_TRUE(npy_write(path, t.cview()).ok());
     return path;
   }
 
-  CliRun run(const std::string& args) {
-    const std::string cmd = std::string(TILENORM_CLI) + " " + args + " >" +
+  CliRun run(const std::string& args, const RunHooks& hooks = {}) {
+    const std::string cmd = hooks.shell_prefix + "exec " + TILENORM_CLI + " " + args + " >" +
                             (dir_ / "stdout").string() + " 2>" + (dir_ / "stderr").string();
-    const int status = std::system(cmd.c_str());
-    return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, slurp(dir_ / "stdout"),
-            slurp(dir_ / "stderr")};
+    int go[2];
+    if (::pipe(go) != 0) return {};
+    const pid_t pid = ::fork();
+    if (pid == 0) {  // wait for the parent's go, then become the binary (same pid)
+      ::close(go[1]);
+      char c;
+      if (::read(go[0], &c, 1) == 1) ::execl("/bin/sh", "sh", "-c", cmd.c_str(), nullptr);
+      ::_exit(127);
+    }
+    ::close(go[0]);
+    if (hooks.before_exec) hooks.before_exec(pid);
+    EXPECT_EQ(::write(go[1], "g", 1), 1);
+    ::close(go[1]);
+    if (hooks.while_running) hooks.while_running(pid);
+    int status = 0;
+    struct rusage ru {};
+    EXPECT_EQ(::wait4(pid, &status, 0, &ru), pid);
+    CliRun r;
+    r.rc = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+    r.sig = WIFSIGNALED(status) ? WTERMSIG(status) : 0;
+    r.out = slurp(dir_ / "stdout");
+    r.err = slurp(dir_ / "stderr");
+    r.maxrss_kib = ru.ru_maxrss;
+    return r;
   }
 
   // Writes the report's constant inputs: x = 0.5, dy = 1, gamma = 1, shape [100, 2048].
@@ -68,7 +95,8 @@ class Cli : public ::testing::Test {
     EXPECT_FALSE(fs::exists(out)) << args << ": output left behind";
   }
 
-  fs::path dir_;
+  testing::TempDir tmp_;
+  const fs::path dir_ = tmp_.path();
   std::string x_, dy_, gamma_;
 };
 
@@ -150,6 +178,168 @@ TEST_F(Cli, BadInputsNameTheArgumentAndWriteNothing) {
                    "--x " + (dir_ / "missing.npy").string() + ": cannot open");
   expect_bad_input("forward --x " + broken + " --gamma " + gamma_, "broken.npy: ");
   expect_bad_input("forward --gamma " + gamma_, "--x is required");
+}
+
+TEST_F(Cli, ThreadCountAboveTheMaximumIsBadInput) {
+  write_report_inputs();
+  expect_bad_input("forward --x " + x_ + " --gamma " + gamma_ + " --threads 100000",
+                   "--threads must be between 0 and 1024, got 100000");
+}
+
+// Threads that cannot start (1024 stacks do not fit a 2 GiB address space) are a run-time
+// failure: one line and exit 1, never an abort.
+TEST_F(Cli, ExceptionIsOneLineAndExitOne) {
+  write_report_inputs();
+  const fs::path out = dir_ / "out";
+  const CliRun r =
+      run("forward --x " + x_ + " --gamma " + gamma_ + " --threads 1024 --out " + out.string(),
+          {.shell_prefix = "ulimit -v 2097152; "});
+  EXPECT_EQ(r.rc, 1) << "signal " << r.sig << "\nstderr: " << r.err;
+  EXPECT_EQ(r.err.rfind("tilenorm: error: ", 0), 0u) << r.err;
+  EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << "one line: " << r.err;
+  EXPECT_FALSE(fs::exists(out / "y.npy"));
+}
+
+// Names in a folder, sorted.
+std::vector<std::string> listing(const fs::path& dir) {
+  std::vector<std::string> names;
+  for (const auto& e : fs::directory_iterator(dir)) names.push_back(e.path().filename().string());
+  std::sort(names.begin(), names.end());
+  return names;
+}
+
+class CliOutputs : public Cli {
+ protected:
+  // A first forward run fills out_; returns its y and mean bytes.
+  void first_run() {
+    write_report_inputs();
+    ASSERT_EQ(run(forward_args()).rc, 0);
+    old_y_ = slurp(out_ / "y.npy");
+    old_mean_ = slurp(out_ / "mean.npy");
+    x_ = write("x2.npy", testing::random_tensor(Shape{100, 2048}, DType::kF32, 7));
+  }
+  std::string forward_args() const {
+    return "forward --x " + x_ + " --gamma " + gamma_ + " --threads 1 --out " + out_.string();
+  }
+  // A failed second run left y and mean as the first run wrote them, and nothing else.
+  void expect_first_outputs_kept(const std::vector<std::string>& names) {
+    EXPECT_EQ(slurp(out_ / "y.npy"), old_y_) << "y.npy replaced by a failed run";
+    EXPECT_EQ(slurp(out_ / "mean.npy"), old_mean_) << "mean.npy replaced by a failed run";
+    EXPECT_EQ(listing(out_), names) << "temporary or backup files left behind";
+  }
+  const fs::path out_ = dir_ / "out";
+  std::string old_y_, old_mean_;
+};
+
+TEST_F(CliOutputs, DirectoryAtTheLastOutputReplacesNone) {
+  first_run();
+  fs::remove(out_ / "rstd.npy");
+  fs::create_directory(out_ / "rstd.npy");
+  const CliRun r = run(forward_args());
+  EXPECT_EQ(r.rc, 2) << r.err;
+  EXPECT_NE(r.err.find("rstd.npy: cannot replace a directory"), std::string::npos) << r.err;
+  expect_first_outputs_kept({"mean.npy", "rstd.npy", "y.npy"});
+}
+
+// A file size limit (ulimit -f) fails the write of y: an error, not a crash, and no output changed.
+TEST_F(CliOutputs, WriteFailureReplacesNone) {
+  first_run();
+  const CliRun r = run(forward_args(), {.shell_prefix = "ulimit -f 256; "});
+  EXPECT_EQ(r.rc, 2) << "signal " << r.sig << "\nstderr: " << r.err;
+  EXPECT_NE(r.err.find("y.npy: write failed"), std::string::npos) << r.err;
+  expect_first_outputs_kept({"mean.npy", "rstd.npy", "y.npy"});
+}
+
+// Symlinks planted at every name a pid-based temporary scheme would use do not get written.
+TEST_F(CliOutputs, PlantedSymlinksAtTemporaryNamesAreNotFollowed) {
+  write_report_inputs();
+  const fs::path victim = dir_ / "victim.txt";
+  std::ofstream(victim) << "precious";
+  fs::create_directory(out_);
+  const CliRun r = run(forward_args(), {.before_exec = [&](pid_t pid) {
+                         for (const char* name : {"y", "mean", "rstd"})
+                           fs::create_symlink(victim, out_ / (std::string(name) + ".npy.tmp." +
+                                                              std::to_string(pid)));
+                       }});
+  ASSERT_EQ(r.rc, 0) << r.err;
+  EXPECT_EQ(slurp(victim), "precious");
+  EXPECT_FALSE(fs::is_symlink(out_ / "y.npy"));
+  Tensor y;
+  ASSERT_TRUE(npy_read((out_ / "y.npy").string(), DType::kF32, &y).ok());
+  EXPECT_EQ(y.shape(), (Shape{100, 2048}));
+}
+
+// SIGTERM as soon as the first temporary appears (inotify): the run ends by the signal and
+// leaves no temporary; the outputs are all there or none is.
+TEST_F(CliOutputs, SigtermWhileWritingLeavesNoTemporary) {
+  x_ = write("x.npy", testing::constant_tensor(Shape{512, 16384}, DType::kF32, 0.5));
+  gamma_ = write("gamma.npy", testing::constant_tensor(Shape{16384}, DType::kF32, 1.0));
+  fs::create_directory(out_);
+  const int ino = inotify_init1(IN_CLOEXEC);
+  ASSERT_GE(ino, 0);
+  ASSERT_GE(inotify_add_watch(ino, out_.c_str(), IN_CREATE), 0);
+  bool created = false;
+  const CliRun r = run(forward_args(), {.while_running = [&](pid_t pid) {
+                         pollfd p{ino, POLLIN, 0};
+                         created = ::poll(&p, 1, 30000) == 1;
+                         ::kill(pid, SIGTERM);
+                       }});
+  ::close(ino);
+  ASSERT_TRUE(created) << "no temporary appeared; rc " << r.rc << " " << r.err;
+  EXPECT_EQ(r.sig, SIGTERM) << "rc " << r.rc << " " << r.err;
+  const std::vector<std::string> names = listing(out_);
+  if (!names.empty()) {
+    EXPECT_EQ(names, (std::vector<std::string>{"mean.npy", "rstd.npy", "y.npy"}));
+  }
+}
+
+// An input too large for memory (a 2 GiB payload under a 1 GiB address-space limit) is reported
+// as such, after the file size was checked against the header.
+TEST_F(Cli, InputLargerThanMemoryIsReportedAsSuch) {
+  write_report_inputs();
+  const fs::path big = dir_ / "big.npy";
+  {
+    Tensor one(Shape{1}, DType::kF32);
+    std::string bytes = npy_encode(one.cview());
+    const std::string from = "(1,)", to = "(268435456, 2)";
+    bytes.replace(bytes.find(from), from.size(), to);
+    bytes.erase(bytes.size() - 5 - (to.size() - from.size()), to.size() - from.size());
+    std::ofstream(big, std::ios::binary) << bytes.substr(0, bytes.size() - 4);
+    fs::resize_file(big, bytes.size() - 4 + (uint64_t{268435456} * 2 * 4));  // sparse
+  }
+  const fs::path out = dir_ / "out";
+  const CliRun r =
+      run("forward --x " + big.string() + " --gamma " + gamma_ + " --out " + out.string(),
+          {.shell_prefix = "ulimit -v 1048576; "});
+  EXPECT_EQ(r.rc, 2) << "signal " << r.sig << "\nstderr: " << r.err;
+  EXPECT_NE(r.err.find("out of memory allocating 2147483648 bytes for shape [268435456, 2]"),
+            std::string::npos)
+      << r.err;
+  EXPECT_FALSE(fs::exists(out));
+}
+
+// Peak memory of a forward run on a 256 MiB f32 input with f32 compute (no conversion): the
+// inputs and outputs themselves, +5 %, + 24 MiB for the binary, its libraries and the runtime
+// (a run on a tiny input peaks near 10 MiB). Inputs are read straight into their tensors and
+// outputs written straight from them; a conversion (an <f2/<f8 file, --dtype bf16) costs only a
+// 1 MiB buffer more.
+TEST_F(Cli, ForwardPeakMemoryIsInputsPlusOutputs) {
+  const Shape shape{4096, 16384};
+  x_ = write("x.npy", testing::constant_tensor(shape, DType::kF32, 0.5));
+  gamma_ = write("gamma.npy", testing::constant_tensor(Shape{16384}, DType::kF32, 1.0));
+  const CliRun small = run("forward --x " + write("xs.npy", Tensor(Shape{4, 16384}, DType::kF32)) +
+                           " --gamma " + gamma_ + " --threads 1 --out " + (dir_ / "o1").string());
+  ASSERT_EQ(small.rc, 0) << small.err;
+  const CliRun r = run("forward --x " + x_ + " --gamma " + gamma_ + " --threads 1 --out " +
+                       (dir_ / "o").string());
+  ASSERT_EQ(r.rc, 0) << r.err;
+  const double x_bytes = 4.0 * shape.numel(), stats_bytes = 2 * 4.0 * shape[0];
+  const double data_kib = (2 * x_bytes + 4.0 * 16384 + stats_bytes) / 1024;  // x, gamma; y, stats
+  const double budget_kib = data_kib * 1.05 + 24 * 1024;
+  EXPECT_LE(r.maxrss_kib, budget_kib)
+      << "inputs + outputs " << data_kib << " KiB; a tiny run " << small.maxrss_kib << " KiB";
+  std::printf("forward peak RSS %ld KiB for %.0f KiB of inputs + outputs (tiny run %ld KiB)\n",
+              r.maxrss_kib, data_kib, small.maxrss_kib);
 }
 
 TEST_F(Cli, UnbuiltBackendIsBadInput) {

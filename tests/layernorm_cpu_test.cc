@@ -275,6 +275,24 @@ TEST(LayerNormCpu, ZeroVarianceRows) {
   EXPECT_EQ(o.rstd.data<float>()[1], static_cast<float>(1.0 / std::sqrt(kDefaultEps)));
 }
 
+// eps other than the default: the report's 1e-6 and a large 1e-3 (rstd = 1/sqrt(var + eps) moves
+// by 0.3% at var = 1/3); at 1e-3 a zero-variance row too, where rstd = 1/sqrt(eps) (at 1e-6,
+// rstd = 1000 would scale dx's fp32 rounding past the tolerance).
+TEST(LayerNormCpu, OtherEps) {
+  for (double eps : {1e-6, 1e-3}) {
+    for (DType dt : {DType::kF32, DType::kBF16}) {
+      for (int64_t C : {33, 1025, 16385}) {
+        SCOPED_TRACE(std::to_string(C) + " " + dtype_name(dt) + " eps " + std::to_string(eps));
+        Inputs in = make_inputs(9, C, dt, 5);
+        if (eps == 1e-3)
+          for (int64_t i = 0; i < C; ++i) in.x.set(C + i, 0.75);
+        const Outputs o = run_cpu(in, 2, eps);
+        expect_matches_reference(in, o, eps);
+      }
+    }
+  }
+}
+
 // Backward on statistics the reference computed (rounded to f32), not the forward's own.
 TEST(LayerNormCpu, BackwardOnReferenceStatistics) {
   for (DType dt : {DType::kF32, DType::kBF16}) {

@@ -1,9 +1,11 @@
 // CUDA backend conformance: forward and backward against the float64 reference over shapes that
 // hit every kernel path (register rows, clusters, split), f32/bf16 through the public API and
-// fp16 through the backend's host entry; constant inputs; unaligned tensors; determinism.
+// every dtype through the backend's host entry (fp16; unaligned tensors; a capped grid and L2
+// budget, so that small shapes loop and batch); constant inputs; determinism.
 // Skipped, with the reason, when the backend is not built or no device is present.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
@@ -51,8 +53,8 @@ const Shape2 kShapes[] = {
     {64, 31, "C < 32 and C % 8 != 0: a partial last chunk, unaligned row starts"},
     {64, 32, "C = 32"},
     {64, 33, "C = 33: one element past a 16-byte multiple"},
-    {100, 1000, "rows path, several row groups per block, a partial last row group"},
-    {257, 1024, "rows path, more rows than one wave of row groups"},
+    {100, 1000, "rows path, 4 row groups per block, every one full"},
+    {257, 1024, "rows path, 4 row groups per block, a partial last one (257 = 4 * 64 + 1)"},
     {9, 4100, "two chunks per thread"},
     {7, 8192, "the longest row one block holds"},
     {17, 8462, "C % 8 != 0 over a cluster of 2"},
@@ -200,8 +202,8 @@ TEST(LayerNormCuda, PathsByRowLength) {
   const struct {
     int64_t cols;
     std::string path;
-  } cases[] = {
-      {1024, "rows"}, {8192, "rows"}, {8462, "cluster"}, {65536, "cluster"}, {65537, "split"}};
+  } cases[] = {{1024, "rows"},     {8192, "rows"},     {8462, "cluster"}, {16384, "cluster"},
+               {20000, "cluster"}, {65536, "cluster"}, {65537, "split"}};
   for (const auto& c : cases) {
     SCOPED_TRACE(c.cols);
     const Inputs in = make_inputs(2, c.cols, DType::kBF16, 7);
@@ -294,33 +296,89 @@ std::vector<double> to_double(const std::vector<uint16_t>& v) {
   return d;
 }
 
-ConstTensorView f64_view(const std::vector<double>& v) {
-  return {v.data(), Shape{static_cast<int64_t>(v.size())}, DType::kF64};
-}
 ConstTensorView f32_view(const std::vector<float>& v) {
   return {v.data(), Shape{static_cast<int64_t>(v.size())}, DType::kF32};
 }
 
-// fp16 forward + backward through the host entry (the public API has no fp16), optionally with
-// every device tensor `misalign` elements off a 16-byte boundary.
-void check_half(const Shape2& s, int misalign) {
-  SCOPED_TRACE(label(s, "f16") + ", misalign " + std::to_string(misalign));
+const char* elem_name(cuda::ElemType e) {
+  return e == cuda::ElemType::kF32 ? "f32" : e == cuda::ElemType::kBF16 ? "bf16" : "f16";
+}
+
+// A tensor in the kernels' element type (fp16 has no tilenorm DType): its bytes and the exact
+// values of its elements.
+struct HostData {
+  std::vector<unsigned char> bits;
+  std::vector<double> values;
+};
+
+HostData random_host(cuda::ElemType e, size_t n, uint64_t seed, double lo, double hi) {
+  HostData d;
+  if (e == cuda::ElemType::kF16) {
+    const std::vector<uint16_t> h = random_half(n, seed, lo, hi);
+    d.bits.resize(2 * n);
+    std::memcpy(d.bits.data(), h.data(), 2 * n);
+    d.values = to_double(h);
+  } else {
+    const DType t = e == cuda::ElemType::kF32 ? DType::kF32 : DType::kBF16;
+    const Tensor x = random_tensor({static_cast<int64_t>(n)}, t, seed, lo, hi);
+    const auto* p = static_cast<const unsigned char*>(x.raw());
+    d.bits.assign(p, p + x.nbytes());
+    d.values = reference::load_f64(x.view());
+  }
+  return d;
+}
+
+// The values of an output in element type e, as a float64 view for AllClose.
+struct HostValues {
+  std::vector<double> v;
+  ConstTensorView view() const {
+    return {v.data(), Shape{static_cast<int64_t>(v.size())}, DType::kF64};
+  }
+};
+HostValues host_values(cuda::ElemType e, const std::vector<unsigned char>& bits) {
+  const int64_t n = static_cast<int64_t>(bits.size() / cuda::elem_size(e));
+  if (e != cuda::ElemType::kF16) {
+    const DType t = e == cuda::ElemType::kF32 ? DType::kF32 : DType::kBF16;
+    return {reference::load_f64(ConstTensorView{bits.data(), Shape{n}, t})};
+  }
+  std::vector<uint16_t> h(static_cast<size_t>(n));
+  std::memcpy(h.data(), bits.data(), bits.size());
+  return {to_double(h)};
+}
+
+// Forward, then backward on the forward's own statistics, through the host entry (every element
+// type; tensors `misalign` elements off a 16-byte boundary; the Context capped by `limits`), each
+// against the float64 reference. Returns the paths taken.
+struct HostRun {
+  cuda::PathInfo fwd, bwd;
+};
+HostRun check_host(cuda::ElemType e, const Shape2& s, int misalign,
+                   const cuda::Limits& limits = {}) {
+  SCOPED_TRACE(label(s, elem_name(e)) + ", misalign " + std::to_string(misalign) + ", max_groups " +
+               std::to_string(limits.max_groups) + ", l2_bytes " + std::to_string(limits.l2_bytes));
+  const Tolerances& tol = e == cuda::ElemType::kF16    ? kF16Tol
+                          : e == cuda::ElemType::kBF16 ? kBF16Tol
+                                                       : kF32Tol;
   const size_t n = static_cast<size_t>(s.rows * s.cols), c = s.cols, r = s.rows;
-  const uint64_t seed = test_seed() ^ static_cast<uint64_t>(s.cols * 977 + misalign);
-  const auto x = random_half(n, seed + 1, 1.0, 3.0), dy = random_half(n, seed + 2, -1.0, 1.0),
-             gamma = random_half(c, seed + 3, 0.5, 1.5), beta = random_half(c, seed + 4, -0.5, 0.5);
-  const auto xd = to_double(x), dyd = to_double(dy), gd = to_double(gamma), bd = to_double(beta);
+  const size_t es = cuda::elem_size(e);
+  const uint64_t seed =
+      test_seed() ^ static_cast<uint64_t>(s.cols * 977 + s.rows * 31 + misalign + int(e) * 7);
+  const HostData x = random_host(e, n, seed + 1, 1.0, 3.0),
+                 dy = random_host(e, n, seed + 2, -1.0, 1.0),
+                 gamma = random_host(e, c, seed + 3, 0.5, 1.5),
+                 beta = random_host(e, c, seed + 4, -0.5, 0.5);
+  HostRun run;
 
   std::vector<double> ry(n), rmean(r), rrstd(r);
-  reference::layernorm_forward_f64(xd.data(), gd.data(), bd.data(), s.rows, s.cols, kDefaultEps,
-                                   ry.data(), rmean.data(), rrstd.data());
-  std::vector<uint16_t> y(n, 0xffff);
+  reference::layernorm_forward_f64(x.values.data(), gamma.values.data(), beta.values.data(), s.rows,
+                                   s.cols, kDefaultEps, ry.data(), rmean.data(), rrstd.data());
+  std::vector<unsigned char> y(n * es, 0xff);  // NaN in every element type
   std::vector<float> mean(r, NAN), rstd(r, NAN);
   cuda::HostForward fwd;
-  fwd.args = {cuda::ElemType::kF16,
-              x.data(),
-              gamma.data(),
-              beta.data(),
+  fwd.args = {e,
+              x.bits.data(),
+              gamma.bits.data(),
+              beta.bits.data(),
               y.data(),
               mean.data(),
               rstd.data(),
@@ -328,28 +386,34 @@ void check_half(const Shape2& s, int misalign) {
               s.cols,
               static_cast<float>(kDefaultEps)};
   fwd.misalign_elems = misalign;
-  const cuda::CudaError fe = cuda::layernorm_forward_host(fwd);
-  ASSERT_TRUE(fe.ok()) << cuda::cuda_error_string(fe);
-  EXPECT_TRUE(AllClose("y", f64_view(to_double(y)), ry, kF16Tol.y));
-  EXPECT_TRUE(AllClose("mean", f32_view(mean), rmean, kF16Tol.stats));
-  EXPECT_TRUE(AllClose("rstd", f32_view(rstd), rrstd, kF16Tol.stats));
+  fwd.limits = limits;
+  const cuda::CudaError fe = cuda::layernorm_forward_host(fwd, &run.fwd);
+  EXPECT_TRUE(fe.ok()) << cuda::cuda_error_string(fe);
+  if (!fe.ok()) return run;
+  EXPECT_TRUE(AllClose("y", host_values(e, y).view(), ry, tol.y));
+  EXPECT_TRUE(AllClose("mean", f32_view(mean), rmean, tol.stats));
+  EXPECT_TRUE(AllClose("rstd", f32_view(rstd), rrstd, tol.stats));
 
   const std::vector<double> md(mean.begin(), mean.end()), rd(rstd.begin(), rstd.end());
   std::vector<double> rdx(n), rdg(c), rdb(c);
-  reference::layernorm_backward_f64(xd.data(), dyd.data(), gd.data(), md.data(), rd.data(), s.rows,
-                                    s.cols, rdx.data(), rdg.data(), rdb.data());
-  std::vector<uint16_t> dx(n, 0xffff);
+  reference::layernorm_backward_f64(x.values.data(), dy.values.data(), gamma.values.data(),
+                                    md.data(), rd.data(), s.rows, s.cols, rdx.data(), rdg.data(),
+                                    rdb.data());
+  std::vector<unsigned char> dx(n * es, 0xff);
   std::vector<float> dgamma(c, NAN), dbeta(c, NAN);
   cuda::HostBackward bwd;
-  bwd.args = {cuda::ElemType::kF16, x.data(),    dy.data(), gamma.data(),
-              mean.data(),          rstd.data(), dx.data(), dgamma.data(),
-              dbeta.data(),         s.rows,      s.cols};
+  bwd.args = {e,           x.bits.data(), dy.bits.data(), gamma.bits.data(), mean.data(),
+              rstd.data(), dx.data(),     dgamma.data(),  dbeta.data(),      s.rows,
+              s.cols};
   bwd.misalign_elems = misalign;
-  const cuda::CudaError be = cuda::layernorm_backward_host(bwd);
-  ASSERT_TRUE(be.ok()) << cuda::cuda_error_string(be);
-  EXPECT_TRUE(AllClose("dx", f64_view(to_double(dx)), rdx, kF16Tol.dx));
-  EXPECT_TRUE(AllClose("dgamma", f32_view(dgamma), rdg, kF16Tol.dparam));
-  EXPECT_TRUE(AllClose("dbeta", f32_view(dbeta), rdb, kF16Tol.dparam));
+  bwd.limits = limits;
+  const cuda::CudaError be = cuda::layernorm_backward_host(bwd, &run.bwd);
+  EXPECT_TRUE(be.ok()) << cuda::cuda_error_string(be);
+  if (!be.ok()) return run;
+  EXPECT_TRUE(AllClose("dx", host_values(e, dx).view(), rdx, tol.dx));
+  EXPECT_TRUE(AllClose("dgamma", f32_view(dgamma), rdg, tol.dparam));
+  EXPECT_TRUE(AllClose("dbeta", f32_view(dbeta), rdb, tol.dparam));
+  return run;
 }
 
 TEST(LayerNormCuda, HalfConversionsRoundTrip) {
@@ -363,9 +427,20 @@ TEST(LayerNormCuda, HalfConversionsRoundTrip) {
   EXPECT_EQ(half_to_double(float_to_half(65520.f)), std::numeric_limits<double>::infinity());
 }
 
+TEST(LayerNormCuda, HostDataRoundTrip) {
+  // Host-side helpers of this file: outputs are decoded as the inputs were made; no device needed.
+  for (cuda::ElemType e : {cuda::ElemType::kF32, cuda::ElemType::kBF16, cuda::ElemType::kF16}) {
+    SCOPED_TRACE(elem_name(e));
+    const HostData d = random_host(e, 257, 99, -3.0, 3.0);
+    ASSERT_EQ(d.bits.size(), 257 * cuda::elem_size(e));
+    EXPECT_EQ(host_values(e, d.bits).v, d.values);
+    EXPECT_NE(d.values.front(), d.values.back());
+  }
+}
+
 TEST(LayerNormCuda, MatchesReferenceF16) {
   TN_SKIP_WITHOUT_CUDA();
-  for (const Shape2& s : kShapes) check_half(s, 0);
+  for (const Shape2& s : kShapes) check_host(cuda::ElemType::kF16, s, 0);
 }
 
 // Row starts off 16 bytes for every tensor: 2-, 4- and 8-byte accesses instead of 16.
@@ -374,36 +449,78 @@ TEST(LayerNormCuda, UnalignedTensorsF16) {
   for (int misalign : {1, 2, 4})
     for (const Shape2& s :
          {Shape2{33, 1024, "rows"}, Shape2{5, 8462, "cluster"}, Shape2{3, 70000, "split"}})
-      check_half(s, misalign);
+      check_host(cuda::ElemType::kF16, s, misalign);
 }
 
 TEST(LayerNormCuda, UnalignedTensorsF32) {
   TN_SKIP_WITHOUT_CUDA();
-  const Shape2 s{17, 8192, "rows, misaligned by 1 and 2 floats"};
-  const Inputs in = make_inputs(s.rows, s.cols, DType::kF32, 5);
-  const testing::ForwardRef fr =
-      testing::reference_forward(in.x.view(), in.gamma.view(), in.beta.view(), kDefaultEps);
-  for (int misalign : {1, 2}) {
-    SCOPED_TRACE(label(s, "f32") + ", misalign " + std::to_string(misalign));
-    Tensor y({s.rows, s.cols}, DType::kF32), mean({s.rows}, DType::kF32),
-        rstd({s.rows}, DType::kF32);
-    y.fill(kNaN);
-    cuda::HostForward fwd;
-    fwd.args = {cuda::ElemType::kF32,
-                in.x.raw(),
-                in.gamma.raw(),
-                in.beta.raw(),
-                y.raw(),
-                mean.data<float>(),
-                rstd.data<float>(),
-                s.rows,
-                s.cols,
-                static_cast<float>(kDefaultEps)};
-    fwd.misalign_elems = misalign;
-    const cuda::CudaError e = cuda::layernorm_forward_host(fwd);
-    ASSERT_TRUE(e.ok()) << cuda::cuda_error_string(e);
-    EXPECT_TRUE(AllClose("y", y.view(), fr.y, kF32Tol.y));
+  for (int misalign : {1, 2})
+    for (const Shape2& s : {Shape2{17, 8192, "rows"}, Shape2{5, 8462, "cluster"}})
+      check_host(cuda::ElemType::kF32, s, misalign);
+}
+
+// The persistent grid capped at 2 groups (blocks, or clusters), so every group loops over several
+// rows: the next row's prefetch, reuse of the reduction buffers, and dgamma/dbeta summed across
+// rows in registers, then over groups. The split cases also cut the L2 budget to
+// batch_rows * 6 * C * es bytes: forward batches of 3 * batch_rows rows, backward batches of
+// batch_rows, and 2 blocks per segment carrying dgamma/dbeta from batch to batch.
+struct LimitedCase {
+  const char* path;
+  int cluster;         // blocks per row (register paths)
+  int64_t batch_rows;  // backward split batch (split path)
+  Shape2 shape;
+};
+const LimitedCase kLimitedCases[] = {
+    {"rows", 1, 0, {69, 203, "16 row groups a block; groups loop 3 and 2 times, the last partly"}},
+    {"rows", 1, 0, {25, 1001, "4 row groups a block; groups loop 4 and 3 times, the last 1 row"}},
+    {"rows", 1, 0, {7, 4100, "two chunks a thread (16-bit: next row prefetched); 4 and 3 times"}},
+    {"cluster", 2, 0, {7, 8462, "cluster of 2; clusters loop 4 and 3 times"}},
+    {"cluster", 4, 0, {7, 20000, "cluster of 4; clusters loop 4 and 3 times"}},
+    {"cluster", 8, 0, {5, 65536, "cluster of 8; clusters loop 3 and 2 times"}},
+    {"split", 0, 3, {13, 65537, "forward batches 9+4, backward 3+3+3+3+1: 2 rows in block 0"}},
+    {"split", 0, 2, {7, 300000, "forward batches 6+1, backward 2+2+2+1"}},
+};
+
+void check_limited(cuda::ElemType e) {
+  for (const LimitedCase& k : kLimitedCases) {
+    const Shape2& s = k.shape;
+    SCOPED_TRACE(label(s, elem_name(e)));
+    cuda::Limits limits;
+    limits.max_groups = 2;
+    limits.l2_bytes = k.batch_rows * 6 * s.cols * static_cast<int64_t>(cuda::elem_size(e));
+    const HostRun run = check_host(e, s, 0, limits);
+    EXPECT_EQ(std::string(run.fwd.path), k.path);
+    EXPECT_EQ(std::string(run.bwd.path), k.path);
+    if (k.batch_rows == 0) {
+      EXPECT_EQ(run.fwd.cluster, k.cluster);
+      EXPECT_EQ(run.bwd.cluster, k.cluster);
+      EXPECT_EQ(run.fwd.grid, 2 * k.cluster) << "the grid cap did not hold";
+      EXPECT_EQ(run.bwd.grid, 2 * k.cluster) << "the grid cap did not hold";
+    } else {
+      // grid = segments * rows of a batch (forward), segments * blocks per segment (backward);
+      // the backward takes 2 blocks per segment on any device of more than 74 SMs.
+      const int64_t fwd_batch = std::min(3 * k.batch_rows, s.rows);
+      EXPECT_EQ(run.fwd.grid, run.fwd.cluster * fwd_batch);
+      EXPECT_EQ(run.fwd.batches, (s.rows + fwd_batch - 1) / fwd_batch);
+      EXPECT_EQ(run.bwd.grid, run.bwd.cluster * 2);
+      EXPECT_EQ(run.bwd.batches, (s.rows + k.batch_rows - 1) / k.batch_rows);
+    }
   }
+}
+
+TEST(LayerNormCuda, LimitedGridF32) {
+  TN_SKIP_WITHOUT_CUDA();
+  check_limited(cuda::ElemType::kF32);
+}
+
+TEST(LayerNormCuda, LimitedGridBF16) {
+  TN_SKIP_WITHOUT_CUDA();
+  check_limited(cuda::ElemType::kBF16);
+}
+
+TEST(LayerNormCuda, LimitedGridF16) {
+  TN_SKIP_WITHOUT_CUDA();
+  check_limited(cuda::ElemType::kF16);
 }
 
 #endif  // TILENORM_HAVE_CUDA

@@ -1,6 +1,7 @@
 // The LayerNorm tile ops against the float64 reference: the bug report's suite (shapes, data and
 // tolerances of upstream's layernorm_bw_fused_op_test, on both paths), a conformance matrix for
 // both ops, and determinism across runs and host thread counts.
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -55,6 +56,14 @@ void steer_forward(TileOpConfig* config, int64_t rows, int64_t C, DType dtype,
   });
 }
 
+// The smallest L1 the streamed block path of the op runs in (its CB bytes).
+template <typename Plan>
+uint32_t streamed_l1(Plan&& plan) {
+  DeviceConfig tiny;
+  tiny.l1_size = 1;
+  return plan(tiny).l1_bytes;
+}
+
 struct BackwardProblem {
   Tensor x, dy, gamma, mean, rstd;
   tilenorm::testing::BackwardRef ref;
@@ -94,19 +103,24 @@ struct BackwardResult {
   Status status;
 };
 
-BackwardResult run_backward(const BackwardProblem& p, const TileOpConfig& config) {
-  BackwardResult r{Tensor(p.x.shape(), p.x.dtype()),
-                   Tensor(p.gamma.shape(), DType::kF32),
-                   Tensor(p.gamma.shape(), DType::kF32),
+// The tile backward with dx, dgamma, dbeta prefilled with NaN.
+BackwardResult run_backward(const Tensor& x, const Tensor& dy, const Tensor& gamma,
+                            const Tensor& mean, const Tensor& rstd, const TileOpConfig& config) {
+  BackwardResult r{Tensor(x.shape(), x.dtype()),
+                   Tensor(gamma.shape(), DType::kF32),
+                   Tensor(gamma.shape(), DType::kF32),
                    {},
                    {}};
   r.dx.fill(NAN);
   r.dgamma.fill(NAN);
   r.dbeta.fill(NAN);
-  r.status = layernorm_backward_tile(
-      {p.x.cview(), p.dy.cview(), p.gamma.cview(), p.mean.cview(), p.rstd.cview()},
-      {r.dx.view(), r.dgamma.view(), r.dbeta.view()}, config, &r.info);
+  r.status =
+      layernorm_backward_tile({x.cview(), dy.cview(), gamma.cview(), mean.cview(), rstd.cview()},
+                              {r.dx.view(), r.dgamma.view(), r.dbeta.view()}, config, &r.info);
   return r;
+}
+BackwardResult run_backward(const BackwardProblem& p, const TileOpConfig& config) {
+  return run_backward(p.x, p.dy, p.gamma, p.mean, p.rstd, config);
 }
 
 struct Tols {
@@ -255,36 +269,136 @@ TEST(LayerNormTilePlan, DeviceOperationNamesTheTensor) {
             std::string::npos);
 }
 
-// ---- DRAM traffic from the machine's counters (not timed): the design's bounds. -----------
+// ---- Plan boundaries under a non-default L1 and allocator base. ----------------------------
 
-TEST(LayerNormTileTraffic, WithinTheDesignBounds) {
-  // 32 tile-rows over 2x2 cores, so per-core terms (dense gamma, dgamma/dbeta partials) weigh
-  // as little as on the full grid at the benchmark shapes (layernorm_tile_traffic).
-  const Shape shape{1024, 4096};
+// The CB bytes of each path, restated from the ops' CB lists (cbs.h) for unmasked C = 32 Wt:
+// E = bytes of an x tile, S = dense spans. Backward: x, dy (Wt pages each on the fit path, 8 on
+// the block path), S dense γ (1 streamed), 8 γ, 8 dx, 1 ones, 32 selectors, 2 hi, 4 dy·x̂ hi,
+// 4 dy hi (bf16); 2 mean, 2 rstd, 2 partials, 2 lo, 2 s1/s2, 4 dy·x̂, 4 dy·x̂ lo, 4 dy lo,
+// 2 span, 2 out and 2S carry pages unless streamed (fp32).
+uint64_t backward_cb_bytes(uint32_t wt, uint64_t e, bool fit, bool stream) {
+  const uint64_t spans = (wt + 31) / 32, row = fit ? wt : 8;
+  return e * (2 * row + (stream ? 1 : spans) + 16) + 2048 * (1 + 32 + 2 + 4 + 4) +
+         4096 * (26 + (stream ? 0 : 2 * spans));
+}
+// Forward: x (Wt or 8), S dense γ and β (1 each streamed), 8 γ, 8 β, 8 y; 1 ones and 1 hi
+// (bf16); partial, lo, mean, rstd and 2 statistics out (fp32).
+uint64_t forward_cb_bytes(uint32_t wt, uint64_t e, bool fit, bool stream) {
+  const uint64_t spans = (wt + 31) / 32;
+  return e * ((fit ? wt : 8) + 2 * (stream ? 1 : spans) + 24) + 2048 * 2 + 4096 * 6;
+}
+
+// The largest unmasked C whose bytes(wt) fit, and the plan there and one tile more.
+template <typename Bytes, typename Plan>
+void check_boundary(const char* what, uint64_t available, Bytes&& bytes, Plan&& plan,
+                    const char* at, const char* beyond) {
+  uint32_t wt = 1;
+  while (bytes(wt + 1) <= available) ++wt;
+  SCOPED_TRACE(fmt::format("{}: Wt = {} ({} B of {})", what, wt, bytes(wt), available));
+  const LayerNormTilePlan p = plan(int64_t(wt) * 32), q = plan(int64_t(wt + 1) * 32);
+  auto name = [](const LayerNormTilePlan& x) {
+    return x.fit ? "fit" : x.stream ? "streamed" : "block";
+  };
+  EXPECT_EQ(name(p), std::string(at));
+  EXPECT_EQ(name(q), std::string(beyond));
+  EXPECT_EQ(p.l1_bytes, bytes(wt));
+}
+
+TEST(LayerNormTilePlan, PathsChangeExactlyAtTheL1Limit) {
+  DeviceConfig d;
+  d.l1_size = 640 * 1024;
+  d.l1_allocator_base = 96 * 1024;
+  const uint64_t available = d.l1_size - d.l1_allocator_base;
+  for (DataFormat f : {DataFormat::Float16_b, DataFormat::Float32}) {
+    const uint64_t e = tile_size(f);
+    SCOPED_TRACE(data_format_name(f));
+    auto bwd = [&](int64_t C) { return layernorm_backward_plan(300, C, f, d); };
+    auto fwd = [&](int64_t C) { return layernorm_forward_plan(300, C, f, d); };
+    check_boundary(
+        "backward fit", available,
+        [&](uint32_t wt) { return backward_cb_bytes(wt, e, true, false); }, bwd, "fit", "block");
+    check_boundary(
+        "backward resident block", available,
+        [&](uint32_t wt) { return backward_cb_bytes(wt, e, false, false); }, bwd, "block",
+        "streamed");
+    check_boundary(
+        "forward fit", available, [&](uint32_t wt) { return forward_cb_bytes(wt, e, true, false); },
+        fwd, "fit", "block");
+    check_boundary(
+        "forward resident block", available,
+        [&](uint32_t wt) { return forward_cb_bytes(wt, e, false, false); }, fwd, "block",
+        "streamed");
+  }
+  // The machine takes the fit path's CBs at the limit, above the allocator base.
+  uint32_t wt = 1;
+  while (backward_cb_bytes(wt + 1, 2048, true, false) <= available) ++wt;
+  const BackwardProblem p =
+      make_backward(Shape{40, int64_t(wt) * 32}, DType::kBF16, false, 0, 0, 0, 3);
+  TileOpConfig config = test_config();
+  config.device = d;
+  config.device.grid_x = config.device.grid_y = 2;
+  const BackwardResult r = run_backward(p, config);
+  ASSERT_TRUE(r.status.ok()) << r.status.to_string();
+  EXPECT_EQ(r.info.path, "fit");
+  EXPECT_TRUE(AllClose("dx", r.dx.cview(), p.ref.dx, tile_tols(DType::kBF16).dx));
+}
+
+// ---- DRAM traffic from the machine's counters (not timed): exact bytes per path. -----------
+
+TEST(LayerNormTileTraffic, ExactBytesOnEveryPath) {
+  // 10 tile-rows over 2x2 cores (3, 3, 2, 2), C = 2100: Wt = 66 tiles in S = 3 spans.
+  const int64_t rows = 300, C = 2100;
+  const uint64_t ht = 10, wt = 66, spans = 3, cores = 4, e = 2048, f32 = 4096;
+  const Shape shape{rows, C};
   const Tensor x = random_tensor(shape, DType::kBF16, 1),
                dy = random_tensor(shape, DType::kBF16, 2);
-  const Tensor gamma = random_tensor(Shape{4096}, DType::kBF16, 3, 0, 1);
-  Tensor y(shape, DType::kBF16), mean(Shape{1024}, DType::kF32), rstd(Shape{1024}, DType::kF32);
-  Tensor dx(shape, DType::kBF16), dgamma(Shape{4096}, DType::kF32), dbeta(Shape{4096}, DType::kF32);
-  for (const std::string path : {"fit", "block"}) {
+  const Tensor gamma = random_tensor(Shape{C}, DType::kBF16, 3, 0, 1);
+  Tensor y(shape, DType::kBF16), mean(Shape{rows}, DType::kF32), rstd(Shape{rows}, DType::kF32);
+  Tensor dx(shape, DType::kBF16), dgamma(Shape{C}, DType::kF32), dbeta(Shape{C}, DType::kF32);
+  for (const std::string path : {"fit", "block", "streamed"}) {
     SCOPED_TRACE(path);
     TileOpConfig config;
     config.device.sanitizer = SanitizerMode::kOff;
     config.device.grid_x = config.device.grid_y = 2;
-    config.force_path = path;
+    TileOpConfig bconfig = config;
+    if (path == "streamed") {
+      config.device.l1_size = streamed_l1([&](const DeviceConfig& d) {
+        return layernorm_forward_plan(rows, C, DataFormat::Float16_b, d);
+      });
+      bconfig.device.l1_size = streamed_l1([&](const DeviceConfig& d) {
+        return layernorm_backward_plan(rows, C, DataFormat::Float16_b, d);
+      });
+    } else {
+      config.force_path = bconfig.force_path = path;
+    }
     TileOpInfo fwd, bwd;
     ASSERT_TRUE(layernorm_forward_tile({x.cview(), gamma.cview(), {}, 1e-5},
                                        {y.view(), mean.view(), rstd.view()}, config, &fwd)
                     .ok());
     ASSERT_TRUE(
         layernorm_backward_tile({x.cview(), dy.cview(), gamma.cview(), mean.cview(), rstd.cview()},
-                                {dx.view(), dgamma.view(), dbeta.view()}, config, &bwd)
+                                {dx.view(), dgamma.view(), dbeta.view()}, bconfig, &bwd)
             .ok());
-    // Fit: x (and dy) read once, dx/y written once, plus small terms. Block: x and dy read
-    // twice in the backward (-> 5/3), x three times in the forward (-> 2).
-    EXPECT_LE(bwd.traffic_ratio(), path == "fit" ? 1.05 : 1.75);
-    EXPECT_LE(fwd.traffic_ratio(), path == "fit" ? 1.05 : 2.05);
-    EXPECT_GT(bwd.counters.estimated_device_seconds, 0.0);
+    EXPECT_EQ(fwd.path, path);
+    EXPECT_EQ(bwd.path, path);
+    const bool fit = path == "fit", stream = path == "streamed";
+    const uint64_t tiles = ht * wt * e;
+    // Forward reads x once per pass (1 fit, 3 block), dense γ and β once per core (streamed:
+    // one span page each per span and tile-row); writes y, mean and rstd (one fp32 tile per
+    // tile-row each).
+    const uint64_t fwd_dense = stream ? ht * spans * e : cores * spans * e;
+    EXPECT_EQ(fwd.counters.dram_bytes_read, (fit ? 1 : 3) * tiles + 2 * fwd_dense);
+    EXPECT_EQ(fwd.counters.dram_bytes_written, tiles + 2 * ht * f32);
+    // Backward reads x and dy once per pass (1 fit, 2 block), dense γ once per core (streamed:
+    // per span, pass and tile-row), mean and rstd; writes dx and the fp32 dγ/dβ partials (S
+    // pages each per core, streamed per tile-row).
+    const uint64_t bwd_gamma = stream ? 2 * ht * spans * e : cores * spans * e;
+    EXPECT_EQ(bwd.counters.dram_bytes_read, 2 * (fit ? 1 : 2) * tiles + bwd_gamma + 2 * ht * f32);
+    EXPECT_EQ(bwd.counters.dram_bytes_written, tiles + 2 * (stream ? ht : cores) * spans * f32);
+    for (const CoreCounters& c : bwd.counters.cores) {
+      EXPECT_EQ(c.kernels[size_t(KernelKind::kCompute)].dram_bytes_read, 0u);
+      EXPECT_EQ(c.kernels[size_t(KernelKind::kReader)].dram_bytes_written, 0u);
+    }
   }
 }
 
@@ -296,25 +410,29 @@ struct ConformanceCase {
   DType dtype = DType::kBF16;
   uint32_t grid = 8;    // grid_x = grid_y
   double x_offset = 0;  // x ~ offset + U(-1, 1)
+  double eps = 1e-5;
 };
 
 const std::vector<ConformanceCase>& conformance_cases() {
   static const std::vector<ConformanceCase> cases = {
       {"1x1: one element, variance 0", 1, 1},
-      {"C = 1: every row constant", 13, 1},
+      {"C = 1: every row constant, eps 1e-3 (rstd = 1/sqrt(eps))", 13, 1, DType::kBF16, 8, 0, 1e-3},
       {"C = 20 < 32: one masked tile (OneTile)", 13, 20},
       {"C = 31: mask of 31 columns", 32, 31},
       {"C = 32: one full tile, no mask", 33, 32},
-      {"C = 33: full tile + 1 column (TwoIncompleteTiles)", 100, 33},
+      {"C = 33: full tile + 1 column (TwoIncompleteTiles), eps 1e-6", 100, 33, DType::kBF16, 8, 0,
+       1e-6},
       {"C = 213: 7 tiles, tail block of 3, mask 21", 19, 213},
       {"C = 1024, 819 rows over 2x2 cores: more tile-rows than cores", 819, 1024, DType::kBF16, 2},
       {"C = 2048: 64 tiles, two dgamma spans", 100, 2048},
       {"C = 4096, 13 rows: fewer tile-rows than cores", 13, 4096},
       {"C = 8191: 256 tiles, mask 31", 33, 8191},
       {"C = 8192: 256 tiles", 32, 8192},
-      {"C = 8462: the nightly's width, mask 14", 100, 8462},
+      {"C = 8462: the nightly's width, mask 14, the report's eps 1e-6", 100, 8462, DType::kBF16, 8,
+       0, 1e-6},
       {"C = 16384: block path by default", 32, 16384},
-      {"f32 tiles, C = 213", 19, 213, DType::kF32},
+      {"f32 tiles, C = 213, eps 1e-3", 19, 213, DType::kF32, 8, 0, 1e-3},
+      {"f32 tiles, C = 1000, eps 1e-6", 40, 1000, DType::kF32, 8, 0, 1e-6},
       {"f32 tiles, C = 2100 over 2x2 cores: dγ/dβ summed over many tile-rows", 300, 2100,
        DType::kF32, 2},
       {"f32 tiles, x = 1e4 + U(-1,1): exact row sums", 16, 1024, DType::kF32, 8, 1e4},
@@ -327,7 +445,7 @@ class LayerNormTileConformance : public ::testing::TestWithParam<ConformanceCase
 TEST_P(LayerNormTileConformance, ForwardThenBackwardOnBothPaths) {
   const ConformanceCase& c = GetParam();
   const Shape shape{c.rows, c.C};
-  const double eps = 1e-5;
+  const double eps = c.eps;
   Tensor x =
       random_tensor(shape, c.dtype, uint64_t(c.C * 7 + c.rows), c.x_offset - 1, c.x_offset + 1);
   Tensor gamma = random_tensor(Shape{c.C}, c.dtype, 11, 0, 1);
@@ -385,14 +503,6 @@ INSTANTIATE_TEST_SUITE_P(Shapes, LayerNormTileConformance, ::testing::ValuesIn(c
 
 // ---- Any C: the block path streams dense gamma/beta and the dgamma/dbeta partials. ---------
 
-// The smallest L1 the streamed block path of the op runs in (its CB bytes).
-template <typename Plan>
-uint32_t streamed_l1(Plan&& plan) {
-  DeviceConfig tiny;
-  tiny.l1_size = 1;
-  return plan(tiny).l1_bytes;
-}
-
 // Forward then backward (on the forward's statistics) against the reference, the backward on
 // its streamed path; small_l1: each op in the L1 of its streamed path, else at 1464 KiB.
 void check_streamed(int64_t rows, int64_t C, DType dtype, uint32_t grid, bool small_l1,
@@ -418,7 +528,7 @@ void check_streamed(int64_t rows, int64_t C, DType dtype, uint32_t grid, bool sm
   Status s = layernorm_forward_tile({x.cview(), gamma.cview(), beta.cview(), eps},
                                     {y.view(), mean.view(), rstd.view()}, config, &info);
   ASSERT_TRUE(s.ok()) << s.to_string();
-  EXPECT_EQ(info.path, "block");
+  EXPECT_EQ(info.path, forward_streams ? "streamed" : "block");
   const DTypeTols tol = tile_tols(dtype);
   EXPECT_TRUE(AllClose("y", y.cview(), fref.y, tol.y));
   EXPECT_TRUE(AllClose("mean", mean.cview(), fref.mean, tol.stats));
@@ -435,7 +545,7 @@ void check_streamed(int64_t rows, int64_t C, DType dtype, uint32_t grid, bool sm
   s = layernorm_backward_tile({x.cview(), dy.cview(), gamma.cview(), mean.cview(), rstd.cview()},
                               {dx.view(), dgamma.view(), dbeta.view()}, config, &info);
   ASSERT_TRUE(s.ok()) << s.to_string();
-  EXPECT_EQ(info.path, "block");
+  EXPECT_EQ(info.path, "streamed");
   EXPECT_TRUE(AllClose("dx", dx.cview(), bref.dx, tol.dx));
   EXPECT_TRUE(AllClose("dgamma", dgamma.cview(), bref.dgamma, tol.dparams));
   EXPECT_TRUE(AllClose("dbeta", dbeta.cview(), bref.dbeta, tol.dparams));
@@ -469,6 +579,159 @@ TEST(LayerNormTilePadding, ColumnPadValueDoesNotMatter) {
     EXPECT_TRUE(bitwise_equal(runs[0].dx, runs[i].dx));
     EXPECT_TRUE(bitwise_equal(runs[0].dgamma, runs[i].dgamma));
     EXPECT_TRUE(bitwise_equal(runs[0].dbeta, runs[i].dbeta));
+  }
+}
+
+// ---- Exact answers on constant rows, non-finite values in their own rows and columns. -----
+
+struct ForwardRun {
+  Tensor y, mean, rstd;
+  TileOpInfo info;
+};
+// The tile forward on `path` ("" = the L1 rule's choice), y/mean/rstd prefilled with NaN.
+ForwardRun run_forward(const Tensor& x, const Tensor& gamma, const Tensor* beta, double eps,
+                       const std::string& path) {
+  const int64_t rows = x.shape().rows(), C = x.shape().cols();
+  TileOpConfig config = test_config();
+  if (!path.empty()) steer_forward(&config, rows, C, x.dtype(), path);
+  ForwardRun r{Tensor(x.shape(), x.dtype()),
+               Tensor(x.shape().leading(), DType::kF32),
+               Tensor(x.shape().leading(), DType::kF32),
+               {}};
+  r.y.fill(NAN);
+  r.mean.fill(NAN);
+  r.rstd.fill(NAN);
+  const Status s = layernorm_forward_tile(
+      {x.cview(), gamma.cview(), beta ? beta->cview() : ConstTensorView{}, eps},
+      {r.y.view(), r.mean.view(), r.rstd.view()}, config, &r.info);
+  EXPECT_TRUE(s.ok()) << s.to_string();
+  return r;
+}
+// Constant rows x = v with dy = γ = 1: a correctly rounded row mean is v itself (the row sum is
+// exact: v has 8 significant bits), so x̂ = 0 and y = β, dx = 0, dγ = 0, dβ = rows exactly.
+// An ulp off in the mean times rstd = 1/sqrt(eps) gave the report's constants (0.5, eps 1e-6)
+// dγ = 0.0244 end to end.
+void check_constant_rows(int64_t rows, int64_t C, DType dtype, double v, double eps,
+                         const std::string& path) {
+  SCOPED_TRACE(
+      fmt::format("{}x{} {} x = {} eps {} path '{}'", rows, C, dtype_name(dtype), v, eps, path));
+  const Shape shape{rows, C};
+  const Tensor x = constant_tensor(shape, dtype, v), dy = constant_tensor(shape, dtype, 1);
+  const Tensor gamma = constant_tensor(Shape{C}, dtype, 1),
+               beta = constant_tensor(Shape{C}, dtype, 0.25);
+  const ForwardRun f = run_forward(x, gamma, &beta, eps, path);
+  if (!path.empty()) {
+    EXPECT_EQ(f.info.path, path);
+  }
+  const float rstd = float(1 / std::sqrt(double(float(eps))));
+  for (int64_t r = 0; r < rows; ++r) {
+    ASSERT_EQ(f.mean.get(r), x.get(0)) << "row " << r;
+    ASSERT_NEAR(f.rstd.get(r), rstd, 1e-6 * rstd) << "row " << r;
+  }
+  const std::vector<double> quarter(size_t(rows * C), 0.25), zero(size_t(rows * C), 0.0);
+  EXPECT_TRUE(AllClose("y", f.y.cview(), quarter, {}));
+  TileOpConfig config = test_config();
+  if (!path.empty()) steer_backward(&config, rows, C, dtype, path);
+  const BackwardResult b = run_backward(x, dy, gamma, f.mean, f.rstd, config);
+  if (!path.empty()) {
+    EXPECT_EQ(b.info.path, path);
+  }
+  ASSERT_TRUE(b.status.ok()) << b.status.to_string();
+  EXPECT_TRUE(AllClose("dx", b.dx.cview(), zero, {}));
+  EXPECT_TRUE(AllClose("dgamma", b.dgamma.cview(), std::vector<double>(size_t(C), 0.0), {}));
+  EXPECT_TRUE(AllClose("dbeta", b.dbeta.cview(), std::vector<double>(size_t(C), double(rows)), {}));
+}
+
+TEST(LayerNormTileExact, ReportConstantsForwardThenBackward) {
+  for (DType dtype : {DType::kBF16, DType::kF32})
+    check_constant_rows(819, 8462, dtype, 0.5, 1e-6, "");
+}
+
+// C not a power of two (1/C inexact), both paths, several values and eps.
+TEST(LayerNormTileExact, ConstantRowsOnBothPaths) {
+  for (const std::string path : {"fit", "block"}) {
+    check_constant_rows(40, 8462, DType::kBF16, -3.75, 1e-5, path);
+    check_constant_rows(64, 1000, DType::kF32, 0.10009765625, 1e-6, path);
+    check_constant_rows(33, 33, DType::kBF16, 1000, 1e-3, path);
+    check_constant_rows(40, 2100, DType::kF32, 0.5, 1e-6, path);
+  }
+}
+
+// One NaN, +Inf and -Inf in dy stay in their own dγ/dβ columns (as in the reference and
+// PyTorch): no other column turns NaN, and +Inf stays +Inf. dx: the rows without them match.
+TEST(LayerNormTileNonFinite, DyValuesStayInTheirColumns) {
+  const int64_t rows = 70, C = 2100;
+  const Shape shape{rows, C};
+  const Tensor x = random_tensor(shape, DType::kF32, 21),
+               gamma = random_tensor(Shape{C}, DType::kF32, 22, 0.5, 1);
+  Tensor dy = random_tensor(shape, DType::kF32, 23);
+  const struct {
+    int64_t r, c;
+    float v;
+  } bad[] = {{3, 5, NAN}, {40, 70, INFINITY}, {41, 2099, -INFINITY}};
+  for (const auto& b : bad) dy.set(b.r * C + b.c, b.v);
+  const auto fref = reference_forward(x.cview(), gamma.cview(), {}, 1e-5);
+  Tensor mean(shape.leading(), DType::kF32), rstd(shape.leading(), DType::kF32);
+  for (int64_t r = 0; r < rows; ++r) {
+    mean.set(r, fref.mean[size_t(r)]);
+    rstd.set(r, fref.rstd[size_t(r)]);
+  }
+  const auto ref =
+      reference_backward(x.cview(), dy.cview(), gamma.cview(), mean.cview(), rstd.cview());
+  // Fit, resident block and (small L1) streamed block paths.
+  for (const std::string path : {"fit", "block", "streamed"}) {
+    SCOPED_TRACE(path);
+    TileOpConfig config = test_config();
+    if (path == "streamed") {
+      config.device.l1_size = streamed_l1([&](const DeviceConfig& d) {
+        return layernorm_backward_plan(rows, C, DataFormat::Float32, d);
+      });
+    } else {
+      steer_backward(&config, rows, C, DType::kF32, path);
+    }
+    const BackwardResult r = run_backward(x, dy, gamma, mean, rstd, config);
+    ASSERT_TRUE(r.status.ok()) << r.status.to_string();
+    EXPECT_EQ(r.info.path, path);
+    const DTypeTols tol = tile_tols(DType::kF32);
+    EXPECT_TRUE(AllClose("dgamma", r.dgamma.cview(), ref.dgamma, tol.dparams));
+    EXPECT_TRUE(AllClose("dbeta", r.dbeta.cview(), ref.dbeta, tol.dparams));
+    EXPECT_TRUE(std::isnan(r.dbeta.get(5)) && r.dbeta.get(70) == INFINITY &&
+                r.dbeta.get(2099) == -INFINITY);
+    for (int64_t row = 0; row < rows; ++row) {
+      if (row == 3 || row == 40 || row == 41) continue;
+      for (int64_t c = 0; c < C; ++c) {
+        const double e = ref.dx[size_t(row * C + c)];
+        ASSERT_LE(std::fabs(r.dx.get(row * C + c) - e), tol.dx.atol + tol.dx.rtol * std::fabs(e))
+            << row << ", " << c;
+      }
+    }
+  }
+}
+
+// Rows holding non-finite x: the float64 reference's statistics (mean +Inf or -Inf for a row
+// with one infinity, NaN with a NaN or both infinities; rstd NaN), and y NaN on those rows.
+TEST(LayerNormTileNonFinite, ForwardStatisticsOfNonFiniteRows) {
+  for (DType dtype : {DType::kBF16, DType::kF32}) {
+    const int64_t rows = 40, C = 100;
+    Tensor x = random_tensor(Shape{rows, C}, dtype, 31);
+    x.set(1 * C + 7, INFINITY);
+    x.set(2 * C + 99, -INFINITY);
+    x.set(3 * C + 0, NAN);
+    x.set(4 * C + 3, INFINITY);
+    x.set(4 * C + 35, -INFINITY);
+    x.set(5 * C + 3, INFINITY);  // same column position in two tiles
+    x.set(5 * C + 67, INFINITY);
+    const Tensor gamma = random_tensor(Shape{C}, dtype, 32, 0, 1);
+    const auto ref = reference_forward(x.cview(), gamma.cview(), {}, 1e-5);
+    for (const std::string path : {"fit", "block"}) {
+      SCOPED_TRACE(std::string(dtype_name(dtype)) + " " + path);
+      const ForwardRun f = run_forward(x, gamma, nullptr, 1e-5, path);
+      const DTypeTols tol = tile_tols(dtype);
+      EXPECT_EQ(f.mean.get(1), INFINITY);
+      EXPECT_TRUE(AllClose("mean", f.mean.cview(), ref.mean, tol.stats));
+      EXPECT_TRUE(AllClose("rstd", f.rstd.cview(), ref.rstd, tol.stats));
+      EXPECT_TRUE(AllClose("y", f.y.cview(), ref.y, tol.y));
+    }
   }
 }
 

@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <cstdint>
+#include <filesystem>
 #include <random>
 #include <string>
 #include <vector>
@@ -36,5 +37,19 @@ BackwardRef reference_backward(ConstTensorView x, ConstTensorView dy, ConstTenso
                                     const std::vector<double>& ref, Tolerance tol);
 
 bool bitwise_equal(const Tensor& a, const Tensor& b);
+
+// A fresh folder from mkdtemp under $TMPDIR (or /tmp), unique per call so that suites running at
+// once never share one; removed with its contents when the object goes away.
+class TempDir {
+ public:
+  TempDir();
+  ~TempDir();
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+  const std::filesystem::path& path() const { return path_; }
+
+ private:
+  std::filesystem::path path_;
+};
 
 }  // namespace tilenorm::testing

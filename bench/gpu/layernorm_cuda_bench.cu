@@ -201,10 +201,10 @@ bool bench_shape(ElemType t, int64_t rows, int64_t cols, int warmup, int iters) 
     std::printf(
         "{\"impl\": \"tilenorm\", \"dir\": \"%s\", \"dtype\": \"%s\", \"n\": %lld, \"d\": %lld, "
         "\"ms\": %.5f, \"GBps\": %.1f, \"path\": \"%s\", \"blocks_per_row\": %d, "
-        "\"threads\": %d, \"grid\": %lld, \"nan_outputs\": %llu}\n",
+        "\"threads\": %d, \"grid\": %lld, \"batches\": %lld, \"nan_outputs\": %llu}\n",
         r.dir, dtype_name(t), static_cast<long long>(rows), static_cast<long long>(cols), r.ms,
         r.bytes / (r.ms * 1e-3) / 1e9, r.info.path, r.info.cluster, r.info.threads,
-        static_cast<long long>(r.info.grid), nans);
+        static_cast<long long>(r.info.grid), static_cast<long long>(r.info.batches), nans);
   std::fflush(stdout);
   return nans == 0;
 }

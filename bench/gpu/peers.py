@@ -3,18 +3,17 @@
 # the shapes and byte model of shared/anchors/gpu/bench_peers.py, the same way the tilenorm
 # benchmark does (CUDA events, warm-up, calls queued back to back, median), then prints one
 # table against tilenorm's JSON lines: GB/s, % of the copy ceiling, ratio to the best peer.
+# With --no-peers (no torch, or torch without CUDA) the table has tilenorm's columns only.
 #
-#   python3 bench/gpu/peers.py --tilenorm tilenorm.jsonl [--out DIR] [--budget-s 200]
+#   python3 bench/gpu/peers.py --tilenorm tilenorm.jsonl [--out DIR] [--budget-s 200] [--no-peers]
 import argparse
 import json
 import os
 import time
 
-import torch
-
 EPS = 1e-5
 SHAPES = [(32768, 1024), (16384, 4096), (8192, 8192), (4096, 8462), (1024, 65536), (64, 1048576)]
-DTYPES = [torch.bfloat16, torch.float32]
+DTYPES = ["bfloat16", "float32"]
 
 
 def fwd_bytes(n, d, es):
@@ -28,6 +27,7 @@ def bwd_bytes(n, d, es):
 
 
 def median_ms(fn, warmup=5, iters=50):
+    import torch
     for _ in range(warmup):
         fn()
     torch.cuda.synchronize()
@@ -43,6 +43,7 @@ def median_ms(fn, warmup=5, iters=50):
 
 
 def copy_ceiling():
+    import torch
     n = 1 << 30
     a = torch.empty(n, dtype=torch.uint8, device="cuda").random_(0, 255)
     b = torch.empty_like(a)
@@ -51,15 +52,16 @@ def copy_ceiling():
 
 
 def measure_peers(budget_s):
+    import torch
     import torch._dynamo
     for knob in ("cache_size_limit", "recompile_limit"):  # one compile per shape and dtype
         if hasattr(torch._dynamo.config, knob):
             setattr(torch._dynamo.config, knob, 256)
     t_start = time.time()
     rows = []
-    for dtype in DTYPES:
+    for name in DTYPES:
+        dtype = getattr(torch, name)
         es = torch.tensor([], dtype=dtype).element_size()
-        name = str(dtype).split(".")[-1]
         for (n, d) in SHAPES:
             g = torch.Generator(device="cuda").manual_seed(1234)
             x = torch.randn(n, d, device="cuda", dtype=dtype, generator=g) + 2
@@ -103,6 +105,8 @@ def measure_peers(budget_s):
 
 def load_tilenorm(path):
     copy, device, rows = None, None, {}
+    if not os.path.exists(path):
+        return copy, device, rows
     with open(path) as fh:
         for line in fh:
             line = line.strip()
@@ -124,47 +128,63 @@ def main():
     ap.add_argument("--out", default=os.environ.get("OUT"))
     ap.add_argument("--budget-s", type=float, default=200,
                     help="stop compiling new torch.compile graphs after this many seconds")
+    ap.add_argument("--no-peers", action="store_true", help="tilenorm's columns only; no torch")
     args = ap.parse_args()
 
-    info = {"gpu": torch.cuda.get_device_name(), "torch": torch.__version__}
-    try:
-        import triton
-        info["triton"] = triton.__version__
-    except Exception:
-        pass
-    info["torch_copy_GBps"] = round(copy_ceiling(), 1)
-    print(json.dumps(info), flush=True)
-    peers = measure_peers(args.budget_s)
+    info, peers = {}, []
+    if not args.no_peers:
+        import torch
+        info = {"gpu": torch.cuda.get_device_name(), "torch": torch.__version__}
+        try:
+            import triton
+            info["triton"] = triton.__version__
+        except Exception:
+            pass
+        info["torch_copy_GBps"] = round(copy_ceiling(), 1)
+        print(json.dumps(info), flush=True)
+        peers = measure_peers(args.budget_s)
     print_table(info, peers, args.tilenorm, args.out)
 
 
 def print_table(info, peers, tilenorm_path, out_dir):
     copy, device, tn = load_tilenorm(tilenorm_path)
-    ceiling = copy or info["torch_copy_GBps"]
-
-    print(f"\n{info['gpu']}: copy ceiling {ceiling:.0f} GB/s (cudaMemcpy D2D, bytes read + written;"
-          f" torch copy_ {info['torch_copy_GBps']:.0f} GB/s); torch {info['torch']}"
+    ceiling = copy or info.get("torch_copy_GBps")
+    if not ceiling:
+        print("no copy ceiling: neither layernorm_cuda_bench nor torch measured one")
+        return
+    gpu = (device or {}).get("gpu") or info.get("gpu", "?")
+    print(f"\n{gpu}: copy ceiling {ceiling:.0f} GB/s (cudaMemcpy D2D, bytes read + written"
+          + (f"; torch copy_ {info['torch_copy_GBps']:.0f} GB/s); torch {info['torch']}"
+             if info else "); no PyTorch peers")
           + (f", triton {info['triton']}" if "triton" in info else ""))
     print("GB/s = bytes of the model in bench_peers.py / median time. ratio = tilenorm / best peer.")
     head = (f"{'dtype':9} {'rows':>6} {'C':>8} {'dir':3} | {'tilenorm':>8} {'%copy':>6} {'path':>8} | "
             f"{'eager':>7} {'%copy':>6} | {'compile':>7} {'%copy':>6} | {'ratio':>6}")
     print(head)
     print("-" * len(head))
+    keys = list(tn)  # tilenorm's rows in its order, then any peer row it lacks
+    by_key = {(p["dtype"], p["n"], p["d"], p["dir"]): p for p in peers}
+    keys += [k for k in by_key if k not in tn]
     table = []
-    for p in peers:
-        t = tn.get((p["dtype"], p["n"], p["d"], p["dir"]))
-        best = max(p["eager_GBps"], p.get("compile_GBps", 0.0))
+    for k in keys:
+        t, p = tn.get(k), by_key.get(k)
         tg = t["GBps"] if t else None
-        comp = p.get("compile_GBps")
-        line = (f"{p['dtype']:9} {p['n']:6} {p['d']:8} {p['dir']:3} | "
-                + (f"{tg:8.0f} {100 * tg / ceiling:6.1f} {t['path']:>8}" if t else f"{'-':>8} {'-':>6} {'-':>8}")
-                + f" | {p['eager_GBps']:7.0f} {100 * p['eager_GBps'] / ceiling:6.1f} | "
-                + (f"{comp:7.0f} {100 * comp / ceiling:6.1f}" if comp else f"{'-':>7} {'-':>6}")
-                + " | " + (f"{tg / best:6.2f}" if t else f"{'-':>6}"))
+        eager = p["eager_GBps"] if p else None
+        comp = p.get("compile_GBps") if p else None
+        best = max(eager, comp or 0.0) if p else None
+
+        def cell(v, w=7):
+            return f"{v:{w}.0f} {100 * v / ceiling:6.1f}" if v else f"{'-':>{w}} {'-':>6}"
+
+        line = (f"{k[0]:9} {k[1]:6} {k[2]:8} {k[3]:3} | {cell(tg, 8)} "
+                + (f"{t['path']:>8}" if t else f"{'-':>8}")
+                + f" | {cell(eager)} | {cell(comp)} | "
+                + (f"{tg / best:6.2f}" if t and p else f"{'-':>6}"))
         if t and t.get("nan_outputs"):
             line += "  NaN OUTPUTS"
         print(line)
-        table.append(dict(p, tilenorm=t, best_peer_GBps=best))
+        table.append(dict(p or {"dtype": k[0], "n": k[1], "d": k[2], "dir": k[3]}, tilenorm=t,
+                          best_peer_GBps=best))
     if out_dir:
         with open(os.path.join(out_dir, "results.json"), "w") as fh:
             json.dump({"info": info, "device": device, "copy_GBps": ceiling, "rows": table}, fh, indent=1)

@@ -7,6 +7,10 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
+#include <vector>
+
+#include "test_util.h"
 
 namespace tilenorm {
 namespace {
@@ -114,7 +118,7 @@ TEST(Npy, BadFilesGiveIoErrorsNamingFileAndProblem) {
       {header_v1("['descr', '<f4']"), "not a dict"},
       {header_v1("{'descr': '<f4', 'fortran_order': False, 'shape': (1048576, 1048576, 1048576, "
                  "1048576), }"),
-       "payload is 0 bytes"},
+       "has too many elements"},
   };
   for (const auto& c : cases) {
     Tensor t;
@@ -126,6 +130,90 @@ TEST(Npy, BadFilesGiveIoErrorsNamingFileAndProblem) {
   }
 }
 
+// Header text NumPy refuses is refused here too, one case per quirk.
+Status parse_dict(const std::string& dict, const std::string& data = std::string(16, '\0')) {
+  Tensor t;
+  return npy_parse("in.npy", header_v1(dict) + data, DType::kF32, &t);
+}
+
+void expect_rejected(const std::string& dict, const std::string& why,
+                     const std::string& data = std::string(16, '\0')) {
+  const Status s = parse_dict(dict, data);
+  EXPECT_EQ(s.code(), StatusCode::kIoError) << dict;
+  EXPECT_NE(s.message().find(why), std::string::npos) << dict << ": " << s.message();
+}
+
+TEST(NpyStrict, AcceptsTheFormsNumPyWrites) {
+  EXPECT_TRUE(parse_dict("{'descr': '<f4', 'fortran_order': False, 'shape': (2, 2), }").ok());
+  EXPECT_TRUE(parse_dict("{'descr':'<f4','fortran_order':False,'shape':(2,2)}").ok());
+  EXPECT_TRUE(parse_dict("{'descr': '<f4', 'fortran_order': False, 'shape': (4,)}").ok());
+  EXPECT_TRUE(parse_dict("{'descr': '<f4', 'fortran_order': False, 'shape': (0, 10)}", "").ok());
+}
+
+TEST(NpyStrict, RepeatedShapeKey) {
+  expect_rejected("{'descr': '<f4', 'fortran_order': False, 'shape': (2,), 'shape': (2,), }",
+                  "repeats the key 'shape'");
+}
+
+TEST(NpyStrict, MissingCommaBetweenEntries) {
+  expect_rejected("{'descr': '<f4' 'fortran_order': False, 'shape': (2, 2), }", "missing ','");
+}
+
+TEST(NpyStrict, MissingCommaBetweenDims) {
+  expect_rejected("{'descr': '<f4', 'fortran_order': False, 'shape': (2 2), }", "missing ','");
+}
+
+TEST(NpyStrict, TextAfterClosingBrace) {
+  expect_rejected("{'descr': '<f4', 'fortran_order': False, 'shape': (2, 2), } x",
+                  "text after the header's closing '}'");
+}
+
+TEST(NpyStrict, LeadingZeroInDim) {
+  expect_rejected("{'descr': '<f4', 'fortran_order': False, 'shape': (02, 2), }", "leading zero");
+}
+
+TEST(NpyStrict, FortranOrderGivenTwice) {
+  expect_rejected(
+      "{'descr': '<f4', 'fortran_order': True, 'fortran_order': False, 'shape': (2, "
+      "2), }",
+      "repeats the key 'fortran_order'");
+}
+
+TEST(NpyStrict, ParenthesisedIntIsNotATuple) {
+  expect_rejected("{'descr': '<f4', 'fortran_order': False, 'shape': (4), }", "not a tuple");
+}
+
+// The product of the non-zero dims must fit before the zero dim makes the total 0 (as in NumPy);
+// otherwise the element count overflows on the way.
+TEST(NpyStrict, HugeDimsBesideAZeroDim) {
+  expect_rejected(
+      "{'descr': '<f4', 'fortran_order': False, 'shape': (4294967296, 4294967296, "
+      "4294967296, 0), }",
+      "has too many elements", "");
+}
+
+TEST(Npy, LongHeaderIsWrittenAsVersion2) {
+  const testing::TempDir tmp;
+  std::vector<int64_t> dims(25000, 1);  // "1, " x 25000: a header over 64 KiB
+  dims[0] = 3;
+  Tensor t{Shape(dims), DType::kF32};
+  for (int i = 0; i < 3; ++i) t.set(i, 1.25 * i);
+  const std::string bytes = npy_encode(t.cview());
+  EXPECT_EQ(bytes[6], '\x02');
+  EXPECT_EQ((bytes.size() - 12) % 64, 0u);  // data still starts 64-byte aligned
+  const std::string path = (tmp.path() / "long.npy").string();
+  ASSERT_TRUE(npy_write(path, t.cview()).ok());
+  for (Tensor back; const bool from_file : {false, true}) {
+    const Status s = from_file ? npy_read(path, DType::kF32, &back)
+                               : npy_parse("long.npy", bytes, DType::kF32, &back);
+    ASSERT_TRUE(s.ok()) << s.message();
+    EXPECT_EQ(back.shape(), t.shape());
+    for (int i = 0; i < 3; ++i) EXPECT_EQ(back.get(i), 1.25 * i);
+  }
+  Tensor small(Shape{2}, DType::kF32);
+  EXPECT_EQ(npy_encode(small.cview())[6], '\x01');  // v1 whenever it fits
+}
+
 TEST(Npy, ReadOfMissingFileNamesIt) {
   Tensor t;
   const Status s = npy_read("/nonexistent/dir/x.npy", DType::kF32, &t);
@@ -133,10 +221,38 @@ TEST(Npy, ReadOfMissingFileNamesIt) {
   EXPECT_NE(s.message().find("/nonexistent/dir/x.npy: cannot open"), std::string::npos);
 }
 
+std::string file_bytes(const std::filesystem::path& p) {
+  std::ifstream f(p, std::ios::binary);
+  return {std::istreambuf_iterator<char>(f), std::istreambuf_iterator<char>()};
+}
+
+// The last target is a directory: the targets already renamed are put back as they were.
+TEST(Npy, WriteAllRestoresEveryTargetWhenTheLastCannotBeReplaced) {
+  const testing::TempDir tmp;
+  const auto& dir = tmp.path();
+  Tensor old_t(Shape{2}, DType::kF32), new_t(Shape{3}, DType::kF32);
+  old_t.set(0, 1.0);
+  new_t.set(0, 2.0);
+  const std::string a = (dir / "a.npy").string(), b = (dir / "b.npy").string();
+  const std::string c = (dir / "c.npy").string();
+  ASSERT_TRUE(npy_write(a, old_t.cview()).ok());
+  std::filesystem::create_directory(c);
+  const std::string old_a = file_bytes(a);
+  const Status s = npy_write_all({{a, new_t.cview()}, {b, new_t.cview()}, {c, new_t.cview()}});
+  EXPECT_EQ(s.code(), StatusCode::kIoError);
+  EXPECT_NE(s.message().find("c.npy: cannot replace a directory"), std::string::npos)
+      << s.message();
+  EXPECT_EQ(file_bytes(a), old_a) << "a.npy replaced although c.npy failed";
+  EXPECT_FALSE(std::filesystem::exists(b)) << "b.npy created although c.npy failed";
+  EXPECT_TRUE(std::filesystem::is_directory(c));
+  size_t entries = 0;
+  for ([[maybe_unused]] const auto& e : std::filesystem::directory_iterator(dir)) ++entries;
+  EXPECT_EQ(entries, 2u) << "temporary or backup files left behind";
+}
+
 TEST(Npy, WriteAllLeavesNothingWhenOneFileFails) {
-  const auto dir = std::filesystem::temp_directory_path() / "tilenorm_npy_test";
-  std::filesystem::remove_all(dir);
-  std::filesystem::create_directories(dir);
+  const testing::TempDir tmp;
+  const auto& dir = tmp.path();
   Tensor t(Shape{3}, DType::kBF16);
   t.set(0, 1.5);
   const std::string a = (dir / "a.npy").string();
@@ -149,7 +265,6 @@ TEST(Npy, WriteAllLeavesNothingWhenOneFileFails) {
   Tensor back;
   ASSERT_TRUE(npy_read(a, DType::kF32, &back).ok());
   EXPECT_EQ(back.get(0), 1.5);  // bf16 written exactly as <f4
-  std::filesystem::remove_all(dir);
 }
 
 }  // namespace

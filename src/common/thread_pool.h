@@ -15,7 +15,9 @@ namespace tilenorm {
 
 class ThreadPool {
  public:
-  explicit ThreadPool(int num_threads);  // total threads including the caller; >= 1
+  // Total threads including the caller; >= 1. Throws std::system_error when a thread cannot
+  // start (the ones already started are joined first).
+  explicit ThreadPool(int num_threads);
   ~ThreadPool();
   ThreadPool(const ThreadPool&) = delete;
   ThreadPool& operator=(const ThreadPool&) = delete;
@@ -32,6 +34,7 @@ class ThreadPool {
 
  private:
   void worker_loop(int worker);
+  void stop_workers();
 
   int num_threads_;
   std::vector<std::thread> threads_;

@@ -131,7 +131,7 @@ CudaError layernorm_forward_host(const HostForward& call, PathInfo* info) {
   d.mean = static_cast<float*>(mean.get());
   d.rstd = static_cast<float*>(rstd.get());
   {
-    Context ctx;
+    Context ctx(call.limits);
     TN_RETURN_IF_CUDA_ERROR(ctx.forward(d, nullptr, info));
     TN_CUDA_TRY(cudaDeviceSynchronize(), "cudaDeviceSynchronize(layernorm_forward kernels)");
   }
@@ -166,7 +166,7 @@ CudaError layernorm_backward_host(const HostBackward& call, PathInfo* info) {
   d.dgamma = static_cast<float*>(dgamma.get());
   d.dbeta = static_cast<float*>(dbeta.get());
   {
-    Context ctx;
+    Context ctx(call.limits);
     TN_RETURN_IF_CUDA_ERROR(ctx.backward(d, nullptr, info));
     TN_CUDA_TRY(cudaDeviceSynchronize(), "cudaDeviceSynchronize(layernorm_backward kernels)");
   }

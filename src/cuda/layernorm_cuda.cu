@@ -854,6 +854,14 @@ CudaError Context::capacity(const void* kernel, int threads, int cluster, size_t
   return {};
 }
 
+int64_t Context::cap_groups(int64_t groups) const {
+  return limits_.max_groups > 0 ? std::min(groups, limits_.max_groups) : groups;
+}
+
+int64_t Context::l2_budget() const {
+  return limits_.l2_bytes > 0 ? std::min(l2_bytes_, limits_.l2_bytes) : l2_bytes_;
+}
+
 CudaError Context::forward(const ForwardDeviceArgs& a, CUstream_st* stream, PathInfo* info) {
   TN_RETURN_IF_CUDA_ERROR(init());
   return dispatch(a.dtype, [&](auto tag) -> CudaError {
@@ -871,7 +879,7 @@ CudaError Context::forward(const ForwardDeviceArgs& a, CUstream_st* stream, Path
       TN_RETURN_IF_CUDA_ERROR(
           capacity(reinterpret_cast<const void*>(kernel), p.tpr * p.rpb, p.cluster, 0, &cap));
       if (cap > 0) {
-        const int64_t groups = std::min(ceil_div(a.rows, p.rpb), cap);
+        const int64_t groups = cap_groups(std::min(ceil_div(a.rows, p.rpb), cap));
         const Launch l(groups * p.cluster, dim3(p.tpr, p.rpb), 0, stream, p.cluster);
         TN_CUDA_TRY(cudaLaunchKernelEx(&l.config, kernel, x, gamma, beta, y, a.mean, a.rstd, a.rows,
                                        a.cols, a.eps, p.cluster),
@@ -890,7 +898,7 @@ CudaError Context::forward(const ForwardDeviceArgs& a, CUstream_st* stream, Path
     const int64_t segs = ceil_div(a.cols, seg_cols);
     const int64_t row_bytes = a.cols * static_cast<int64_t>(sizeof(Raw));
     const int64_t batch =
-        std::clamp<int64_t>(l2_bytes_ / 2 / row_bytes, 1, std::min<int64_t>(a.rows, 65535));
+        std::clamp<int64_t>(l2_budget() / 2 / row_bytes, 1, std::min<int64_t>(a.rows, 65535));
     TN_RETURN_IF_CUDA_ERROR(reserve(align256(batch * segs * sizeof(float2)), stream));
     auto* part = static_cast<float2*>(workspace_);
     for (int64_t row0 = 0; row0 < a.rows; row0 += batch) {
@@ -903,7 +911,8 @@ CudaError Context::forward(const ForwardDeviceArgs& a, CUstream_st* stream, Path
       TN_CUDA_TRY(cudaGetLastError(), "layernorm_forward_split_apply<<<>>>");
     }
     if (info != nullptr)
-      *info = {"split", static_cast<int>(segs), kSplitThreads, segs * std::min(batch, a.rows)};
+      *info = {"split", static_cast<int>(segs), kSplitThreads, segs * batch,
+               ceil_div(a.rows, batch)};
     return {};
   });
 }
@@ -937,7 +946,7 @@ CudaError Context::backward(const BackwardDeviceArgs& a, CUstream_st* stream, Pa
       TN_RETURN_IF_CUDA_ERROR(
           capacity(reinterpret_cast<const void*>(kernel), p.tpr * p.rpb, p.cluster, smem, &cap));
       if (cap > 0) {
-        parts = std::min(ceil_div(a.rows, p.rpb), cap);
+        parts = cap_groups(std::min(ceil_div(a.rows, p.rpb), cap));
         TN_RETURN_IF_CUDA_ERROR(carve_parts(0));
         const Launch l(parts * p.cluster, dim3(p.tpr, p.rpb), smem, stream, p.cluster);
         TN_CUDA_TRY(cudaLaunchKernelEx(&l.config, kernel, x, dy, gamma, a.mean, a.rstd, dx,
@@ -955,8 +964,8 @@ CudaError Context::backward(const BackwardDeviceArgs& a, CUstream_st* stream, Pa
       const int64_t segs = ceil_div(a.cols, seg_cols);
       const int64_t row_bytes = 2 * a.cols * static_cast<int64_t>(sizeof(Raw));
       const int64_t batch =
-          std::clamp<int64_t>(l2_bytes_ / 3 / row_bytes, 1, std::min<int64_t>(a.rows, 65535));
-      parts = std::clamp<int64_t>(ceil_div(sms_, segs), 1, batch);
+          std::clamp<int64_t>(l2_budget() / 3 / row_bytes, 1, std::min<int64_t>(a.rows, 65535));
+      parts = cap_groups(std::clamp<int64_t>(ceil_div(sms_, segs), 1, batch));
       const size_t sums_bytes = align256(batch * segs * sizeof(float2));
       TN_RETURN_IF_CUDA_ERROR(carve_parts(sums_bytes));
       auto* sums = static_cast<float2*>(workspace_);
@@ -972,7 +981,9 @@ CudaError Context::backward(const BackwardDeviceArgs& a, CUstream_st* stream, Pa
                          row_end, a.cols, row0 > 0);
         TN_CUDA_TRY(cudaGetLastError(), "layernorm_backward_split_apply<<<>>>");
       }
-      if (info != nullptr) *info = {"split", static_cast<int>(segs), kSplitThreads, segs * parts};
+      if (info != nullptr)
+        *info = {"split", static_cast<int>(segs), kSplitThreads, segs * parts,
+                 ceil_div(a.rows, batch)};
     }
     layernorm_backward_finalize<<<static_cast<unsigned>(ceil_div(a.cols, kFinalizeTile)),
                                   dim3(kFinalizeTile, kFinalizeTile), 0, stream>>>(

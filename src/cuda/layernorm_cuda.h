@@ -77,6 +77,18 @@ struct PathInfo {
   int cluster = 0;        // blocks per row ("rows"/"cluster") or segments per row ("split")
   int threads = 0;        // threads per block
   int64_t grid = 0;       // blocks of the main kernel (the persistent grid)
+  int64_t batches = 1;    // row batches ("split"; each batch is one launch per kernel)
+};
+
+// Caps below the device's own figures, for tests: with them, small shapes run the code that
+// otherwise only large shapes reach (groups looping over rows, several split batches). 0 keeps
+// the device's figure.
+struct Limits {
+  // Blocks (clusters) of the register paths' persistent grid; blocks per segment, each carrying
+  // a dgamma/dbeta partial row, of the split backward.
+  int64_t max_groups = 0;
+  // The L2 cache size that sizes the split path's row batches.
+  int64_t l2_bytes = 0;
 };
 
 // The current device's properties and a reusable workspace. Not thread-safe; one per stream.
@@ -84,6 +96,7 @@ struct PathInfo {
 class Context {
  public:
   Context() = default;
+  explicit Context(const Limits& limits) : limits_(limits) {}
   ~Context();
   Context(const Context&) = delete;
   Context& operator=(const Context&) = delete;
@@ -96,6 +109,10 @@ class Context {
   CudaError reserve(size_t bytes, CUstream_st* stream);
   // Co-resident blocks (cluster == 1) or clusters (cluster > 1) of a kernel, cached.
   CudaError capacity(const void* kernel, int threads, int cluster, size_t smem, int64_t* out);
+  int64_t cap_groups(int64_t groups) const;
+  int64_t l2_budget() const;
+
+  Limits limits_;
 
   int device_ = -1;
   int sms_ = 0;
@@ -108,14 +125,17 @@ class Context {
 // Host-memory calls: copy inputs to the device, run, copy results back (used by the public API
 // and by tests for fp16). Device outputs are filled with NaN bits before the run, so anything a
 // kernel fails to write shows up. `misalign_elems` places every device tensor that many elements
-// past a 256-byte boundary, to exercise the unaligned load paths in tests.
+// past a 256-byte boundary, to exercise the unaligned load paths in tests; `limits` go to the
+// Context.
 struct HostForward {
   ForwardDeviceArgs args;  // pointers are host pointers here
   int misalign_elems = 0;
+  Limits limits;
 };
 struct HostBackward {
   BackwardDeviceArgs args;  // pointers are host pointers here
   int misalign_elems = 0;
+  Limits limits;
 };
 CudaError layernorm_forward_host(const HostForward& call, PathInfo* info = nullptr);
 CudaError layernorm_backward_host(const HostBackward& call, PathInfo* info = nullptr);

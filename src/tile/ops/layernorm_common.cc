@@ -2,6 +2,9 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
+#include <bit>
+#include <cmath>
 #include <cstring>
 
 #include "reference/layernorm.h"
@@ -221,8 +224,68 @@ void expand_dense_row(uint32_t dense_cb, uint32_t t, uint32_t out_cb, uint32_t p
 // ---------------------------------------------------------------------------------------------
 // Compute-side exact row sum.
 
-void row_means(const RowSumCbs& cbs, uint32_t n, uint32_t inv_c_bits) {
-  // lo = partial - hi, in fp32 on the SFPU.
+RowMeanConstants row_mean_constants(int64_t C) {
+  const uint64_t c = uint64_t(C);
+  const int k = std::bit_width(c) - std::countr_zero(c);  // significant bits
+  const double split = std::ldexp(1.0, k) + 1;
+  return {float_bits(float(1.0 / double(C))), float_bits(float(C)),
+          k <= 20 ? float_bits(float(split)) : 0u,
+          float_bits(float(2 * std::max(double(C), split)))};
+}
+
+void zero_where_infinite(uint32_t cb, uint32_t itile, uint32_t data) {
+  // 1/(v·2^-100) is 0 exactly where v = ±Inf (finite v: |v·2^-100| <= 2^28), NaN where v is
+  // NaN (kept: mask_tile zeroes only where the mask equals 0, tt-metal ckernel_sfpu_mask.h).
+  copy_tile(cb, itile, data + 1);
+  mul_unary_tile(data + 1, float_bits(std::ldexp(1.0f, -100)));
+  recip_tile(data + 1);
+  mask_tile(data, data + 1);
+}
+
+namespace {
+
+// Slot 0 = s / C (slots 1-3 scratch). With m0 = s·(1/C) (within 1.5 ulp of s/C):
+//   m1   = m0 rounded to 24 - k bits   (Veltkamp: c = m0·(2^k + 1), m1 = c - (c - m0))
+//   r    = s - m1·C                    exact: m1·C has <= 24 bits and lies within 2x of s
+//   mean = m1 + r·(1/C)                the sum is off s/C by <= 2^(k-24) ulp before rounding
+// The correction mean - m0 is computed on s zeroed where m0·guard is not finite (±Inf, NaN
+// only where s is NaN, or |m0| so large that c would overflow) and zeroed there again, so those
+// rows keep m0 (a row sum of +Inf gives +Inf).
+void divide_by_c(const RowMeanConstants& k) {
+  if (k.split == 0) {
+    mul_unary_tile(0, k.inv_c);
+    return;
+  }
+  auto guard_mask = [&] {  // slot 1 = 1/(m0·guard): 0 exactly where m0·guard is ±Inf
+    fill_tile(1, float_from_bits(k.guard));
+    mul_binary_tile(2, 1, 1);
+    recip_tile(1);
+  };
+  fill_tile(2, float_from_bits(k.inv_c));
+  mul_binary_tile(0, 2, 2);  // m0
+  guard_mask();
+  mask_tile(0, 1);  // s, or 0 where m0 is left as is
+  fill_tile(1, float_from_bits(k.inv_c));
+  mul_binary_tile(0, 1, 1);  // m0 (or 0)
+  fill_tile(3, float_from_bits(k.split));
+  mul_binary_tile(1, 3, 3);  // c
+  sub_binary_tile(3, 1, 1);
+  sub_binary_tile(3, 1, 1);  // m1
+  fill_tile(3, float_from_bits(k.c));
+  mul_binary_tile(1, 3, 3);  // m1·C, exact
+  sub_binary_tile(0, 3, 0);  // r, exact
+  mul_unary_tile(0, k.inv_c);
+  add_binary_tile(1, 0, 0);  // mean
+  sub_binary_tile(0, 2, 0);  // mean - m0, exact
+  guard_mask();
+  mask_tile(0, 1);
+  add_binary_tile(2, 0, 0);
+}
+
+}  // namespace
+
+void row_means(const RowSumCbs& cbs, uint32_t n, const RowMeanConstants& k) {
+  // lo = partial - hi, in fp32 on the SFPU (0 where the partial is ±Inf).
   cb_wait_front(cbs.partial, n);
   cb_wait_front(cbs.hi, n);
   tile_regs_acquire();
@@ -230,6 +293,7 @@ void row_means(const RowSumCbs& cbs, uint32_t n, uint32_t inv_c_bits) {
     copy_tile(cbs.partial, i, 2 * i);
     copy_tile(cbs.hi, i, 2 * i + 1);
     sub_binary_tile(2 * i, 2 * i + 1, 2 * i);
+    zero_where_infinite(cbs.partial, i, 2 * i);
   }
   tile_regs_commit();
   cb_pop_front(cbs.partial, n);
@@ -239,23 +303,34 @@ void row_means(const RowSumCbs& cbs, uint32_t n, uint32_t inv_c_bits) {
   tile_regs_release();
   cb_push_back(cbs.lo, n);
 
-  // Row sums replicated over the columns: matmul(hi, ones) + matmul(lo, ones), then 1/C in fp32.
+  // Row sums replicated over the columns, matmul(hi, ones) + matmul(lo, ones), divided by C in
+  // fp32 one partial per section (divide_by_c needs four slots), through `partial`.
   cb_wait_front(cbs.lo, n);
-  tile_regs_acquire();
+  cb_reserve_back(cbs.partial, n);
   mm_init_short(cbs.hi, cbs.ones);
   for (uint32_t i = 0; i < n; ++i) {
-    matmul_tiles(cbs.hi, cbs.ones, i, 0, i);
-    matmul_tiles(cbs.lo, cbs.ones, i, 0, i);
-    mul_unary_tile(i, inv_c_bits);
+    tile_regs_acquire();
+    matmul_tiles(cbs.hi, cbs.ones, i, 0, 0);
+    matmul_tiles(cbs.lo, cbs.ones, i, 0, 0);
+    divide_by_c(k);
+    tile_regs_commit();
+    tile_regs_wait();
+    pack_tile(0, cbs.partial, i);
+    tile_regs_release();
   }
   cb_pop_front(cbs.hi, n);
   cb_pop_front(cbs.lo, n);
+  cb_push_back(cbs.partial, n);
+  cb_wait_front(cbs.partial, n);
+  tile_regs_acquire();
+  for (uint32_t i = 0; i < n; ++i) copy_tile(cbs.partial, i, i);
+  cb_pop_front(cbs.partial, n);
 }
 
 void fill_tile_op_info(TileOpInfo* info, const LayerNormTilePlan& plan, uint32_t cores,
                        uint64_t floor_bytes, const Device& device) {
   if (info == nullptr) return;
-  info->path = plan.fit ? "fit" : "block";
+  info->path = plan.fit ? "fit" : plan.stream ? "streamed" : "block";
   info->cores = cores;
   info->tile_rows = plan.ht;
   info->wt = plan.wt;

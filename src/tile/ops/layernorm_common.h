@@ -27,7 +27,7 @@ struct TileOpConfig {
 
 // What a run did: the path, the work split and the machine's counters and findings.
 struct TileOpInfo {
-  std::string path;  // "fit" or "block"
+  std::string path;  // "fit", "block" or "streamed" (the block path streaming dense vectors)
   uint32_t cores = 0;
   uint32_t tile_rows = 0;    // Ht = ceil(rows / 32)
   uint32_t wt = 0;           // tiles per tile-row = ceil(C / 32)
@@ -152,7 +152,7 @@ void fill_row_selector_pages(uint32_t cb, uint32_t page);
 // reserved window), replicated over the 32 rows.
 void expand_dense_row(uint32_t dense_cb, uint32_t t, uint32_t out_cb, uint32_t page);
 
-// ---- Compute-side exact row sum.
+// ---- Compute-side exact row sum and correctly rounded row mean.
 // The FPU reads fp32 CB data as TF32, so a sum of fp32 partials P is split as P = hi + lo with
 // hi = bf16(P) (the packer's rounding) and lo = P - hi (exact in fp32, TF32 keeps it to 2^-19 of
 // P); matmul(hi, ones) + matmul(lo, ones) is then the row sum of P to about fp32 accuracy.
@@ -162,9 +162,23 @@ struct RowSumCbs {
   uint32_t lo;       // fp32 scratch, n pages
   uint32_t ones;     // bf16 all-ones tile, waited for by the caller
 };
+// The fp32 constants (as bits) with which a row sum s becomes s / C; see divide_by_c in
+// layernorm_common.cc. split = 0: C has more than 20 significant bits, s * (1/C) only.
+struct RowMeanConstants {
+  uint32_t inv_c;  // 1/C
+  uint32_t c;      // C
+  uint32_t split;  // 2^k + 1, k = the significant bits of C
+  uint32_t guard;  // 2 max(C, 2^k + 1): a quotient q with q * guard not finite is left as is
+};
+RowMeanConstants row_mean_constants(int64_t C);
 // Pops the n partials, and returns inside an acquired dst section whose slots 0..n-1 hold
-// (1/C) * row sum of partial i in every column (inv_c_bits = fp32 bits of 1/C). The caller does
-// more math, then commits, packs and releases.
-void row_means(const RowSumCbs& cbs, uint32_t n, uint32_t inv_c_bits);
+// (row sum of partial i) / C in every column, correctly rounded except within 2^-4 ulp of a
+// rounding midpoint (so a quotient that is an fp32 value comes out exactly). The caller does
+// more math, then commits, packs and releases. A ±Inf partial element gives a ±Inf row sum (not
+// Inf - Inf); `partial` is reused for the means.
+void row_means(const RowSumCbs& cbs, uint32_t n, const RowMeanConstants& k);
+// Slot data = 0 where tile `itile` of `cb` is ±Inf (its hi + lo split would turn NaN there);
+// slot data + 1 holds the mask afterwards.
+void zero_where_infinite(uint32_t cb, uint32_t itile, uint32_t data);
 
 }  // namespace tilenorm::tile

@@ -7,12 +7,12 @@
 //
 // Pass 1 accumulates Σg and Σg·x elementwise in fp32 dst slots 0 and 1, block by block, the
 // running partials carried between blocks through the fp32 CB kPartial (never across a nested
-// acquire); the last tile's padded columns are masked. The row sums are exact (row_means) and
-// 1/C is applied in fp32 on the SFPU. g is formed on the SFPU in fp32 (the FPU reads fp32 CBs as
-// TF32). Pass 2 writes dx and folds dy·x̂ and dy (each split hi + lo) into dense fp32
-// dgamma/dbeta spans with row-selector matmuls. The FPU accumulates by design only in the
-// matmuls (lo onto hi in a row sum; a span's tiles onto its partial carried in from a CB); every
-// other FPU product lands on a fresh slot.
+// acquire); the last tile's padded columns are masked. The row sums are exact and divided
+// by C correctly rounded (row_means), in fp32 on the SFPU. g is formed on the SFPU in fp32 (the FPU
+// reads fp32 CBs as TF32). Pass 2 writes dx and folds dy·x̂ and dy (each split hi + lo) into dense
+// fp32 dgamma/dbeta spans with row-selector matmuls, each masked to its row and added on the SFPU.
+// The FPU accumulates by design only where a matmul adds lo onto hi; every other FPU product
+// lands on a fresh or zero-filled slot.
 //
 // TILENORM_TILE_MUTANT (build-time fault injection for the mutation test; 0 in every product
 // build): 1 assigns instead of accumulating the row partials, 2 drops the last-tile mask, 3 skips
@@ -61,6 +61,19 @@ void load_partials(bool first_block) {
     copy_tile(cb::kPartial, 1, 1);
   }
   if (!first_block) cb_pop_front(cb::kPartial, 2);
+}
+
+// Slot acc += the column sums of tile j of hi + lo in row `sel` (slots 2, 3 scratch).
+// matmul(sel_i, P) has the column sums of P in row i and 0·P in the other rows, which is NaN
+// under a NaN or Inf of P; mask_tile with the selector (1 in row i) zeroes those rows, so a
+// non-finite value reaches only its own column.
+void fold_column_sums(uint32_t hi, uint32_t lo, uint32_t j, uint32_t sel, uint32_t acc) {
+  fill_tile(2, 0.0f);
+  matmul_tiles(cb::kSelect, hi, sel, j, 2);
+  matmul_tiles(cb::kSelect, lo, sel, j, 2);
+  copy_tile(cb::kSelect, sel, 3);
+  mask_tile(2, 3);
+  add_binary_tile(acc, 2, acc);
 }
 
 }  // namespace
@@ -126,7 +139,7 @@ void layernorm_backward_compute(const LayerNormBackwardComputeArgs& a) {
     }
 
     // ---- s1, s2 (slots 0, 1), replicated over the columns.
-    row_means({cb::kPartial, cb::kHi, cb::kLo, cb::kOnes}, 2, a.inv_c_bits);
+    row_means({cb::kPartial, cb::kHi, cb::kLo, cb::kOnes}, 2, a.mean);
     copy_tile(cb::kMean, 0, 2);
     mul_binary_tile(2, 0, 2);  // mean·s1
     sub_binary_tile(1, 2, 1);  // (1/C)Σg·x - mean·s1
@@ -207,10 +220,12 @@ void layernorm_backward_compute(const LayerNormBackwardComputeArgs& a) {
         copy_tile(cb::kProduct, j, 0);
         copy_tile(cb::kProductHi, j, 1);
         sub_binary_tile(0, 1, 0);
+        zero_where_infinite(cb::kProduct, j, 0);
         copy_tile(cb::kDy, ix, 2);
         copy_tile(cb::kDyHi, j, 3);
         sub_binary_tile(2, 3, 2);
         mask_last(masked && c0 + j + 1 == a.wt, 2);
+        zero_where_infinite(cb::kDy, ix, 2);
         tile_regs_commit();
         tile_regs_wait();
         pack_tile(0, cb::kProductLo, j);
@@ -231,17 +246,15 @@ void layernorm_backward_compute(const LayerNormBackwardComputeArgs& a) {
         cb_wait_front(src, 2);
         copy_tile(src, 0, 0);
         copy_tile(src, 1, 1);
-        sanitizer_allow_accumulate(0);
-        sanitizer_allow_accumulate(1);
         cb_pop_front(src, 2);
+      } else {
+        fill_tile(0, 0.0f);
+        fill_tile(1, 0.0f);
       }
       mm_init_short(cb::kSelect, cb::kProductHi);
       for (uint32_t j = 0; j < cur; ++j) {
-        const uint32_t sel = (c0 + j) % kSpanTiles;
-        matmul_tiles(cb::kSelect, cb::kProductHi, sel, j, 0);
-        matmul_tiles(cb::kSelect, cb::kProductLo, sel, j, 0);
-        matmul_tiles(cb::kSelect, cb::kDyHi, sel, j, 1);
-        matmul_tiles(cb::kSelect, cb::kDyLo, sel, j, 1);
+        fold_column_sums(cb::kProductHi, cb::kProductLo, j, (c0 + j) % kSpanTiles, 0);
+        fold_column_sums(cb::kDyHi, cb::kDyLo, j, (c0 + j) % kSpanTiles, 1);
       }
       tile_regs_commit();
       const uint32_t dst = !span_done             ? cb::kAccSpan

@@ -3,6 +3,8 @@
 
 #include <cstdint>
 
+#include "tile/ops/layernorm_common.h"
+
 namespace tilenorm::tile {
 
 struct LayerNormBackwardReaderArgs {
@@ -15,8 +17,8 @@ struct LayerNormBackwardReaderArgs {
 
 struct LayerNormBackwardComputeArgs {
   uint32_t num_rows, wt, block, mask_w, fit;
-  uint32_t inv_c_bits;  // fp32 bits of 1/C
-  uint32_t stream;      // 1: every tile-row's spans go to the writer (no carry across rows)
+  RowMeanConstants mean;  // row sums -> means
+  uint32_t stream;        // 1: every tile-row's spans go to the writer (no carry across rows)
 };
 
 struct LayerNormBackwardWriterArgs {

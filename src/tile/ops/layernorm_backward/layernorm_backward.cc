@@ -118,7 +118,7 @@ Status layernorm_backward_tile(const LayerNormBackwardArgs& args,
   Program program(device);
   const CoreRange grid({0, 0}, {device.config().grid_x - 1, device.config().grid_y - 1});
   TN_RETURN_IF_ERROR(create_cbs(program, grid, backward_cbs(plan, e)));
-  const uint32_t inv_c_bits = float_bits(1.0f / float(C));
+  const RowMeanConstants mean_constants = row_mean_constants(C);
   for (uint32_t i = 0; i < num_cores; ++i) {
     const CoreCoord core = plan.split.cores[i];
     const uint32_t start = plan.split.first_work_of(i), n = plan.split.work_of(i);
@@ -138,7 +138,7 @@ Status layernorm_backward_tile(const LayerNormBackwardArgs& args,
     program.set_runtime_args(
         compute, core,
         LayerNormBackwardComputeArgs{n, plan.wt, plan.block, plan.mask_w, plan.fit ? 1u : 0u,
-                                     inv_c_bits, plan.stream ? 1u : 0u});
+                                     mean_constants, plan.stream ? 1u : 0u});
     program.set_runtime_args(
         writer, core,
         LayerNormBackwardWriterArgs{dx.address, dgamma_parts.address, dbeta_parts.address, start, n,

@@ -81,7 +81,7 @@ void layernorm_forward_compute(const LayerNormForwardComputeArgs& a) {
     if (a.fit) cb_wait_front(cb::kX, a.wt);
 
     row_sum_pass(a, [](uint32_t ix) { copy_tile(cb::kX, ix, 2); });
-    row_means(sums, 1, a.inv_c_bits);  // slot 0 = mean
+    row_means(sums, 1, a.mean);  // slot 0 = mean
     emit_stat(cb::kMeanRow);
 
     row_sum_pass(a, [](uint32_t ix) {
@@ -90,7 +90,7 @@ void layernorm_forward_compute(const LayerNormForwardComputeArgs& a) {
       sub_binary_tile(2, 3, 2);
       square_tile(2);
     });
-    row_means(sums, 1, a.inv_c_bits);  // slot 0 = variance
+    row_means(sums, 1, a.mean);  // slot 0 = variance
     add_unary_tile(0, a.eps_bits);
     rsqrt_tile(0);
     emit_stat(cb::kRstdRow);

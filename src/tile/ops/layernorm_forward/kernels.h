@@ -3,6 +3,8 @@
 
 #include <cstdint>
 
+#include "tile/ops/layernorm_common.h"
+
 namespace tilenorm::tile {
 
 struct LayerNormForwardReaderArgs {
@@ -15,8 +17,8 @@ struct LayerNormForwardReaderArgs {
 
 struct LayerNormForwardComputeArgs {
   uint32_t num_rows, wt, block, mask_w, fit;
-  uint32_t inv_c_bits;  // fp32 bits of 1/C
-  uint32_t eps_bits;    // fp32 bits of eps
+  RowMeanConstants mean;  // row sums -> means
+  uint32_t eps_bits;      // fp32 bits of eps
 };
 
 struct LayerNormForwardWriterArgs {

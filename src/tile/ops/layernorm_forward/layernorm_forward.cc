@@ -95,7 +95,7 @@ Status layernorm_forward_tile(const LayerNormForwardArgs& args, const LayerNormF
   Program program(device);
   const CoreRange grid({0, 0}, {device.config().grid_x - 1, device.config().grid_y - 1});
   TN_RETURN_IF_ERROR(create_cbs(program, grid, forward_cbs(plan, e)));
-  const uint32_t inv_c_bits = float_bits(1.0f / float(C));
+  const RowMeanConstants mean_constants = row_mean_constants(C);
   const uint32_t eps_bits = float_bits(float(args.eps));
   for (uint32_t i = 0; i < num_cores; ++i) {
     const CoreCoord core = plan.split.cores[i];
@@ -112,9 +112,10 @@ Status layernorm_forward_tile(const LayerNormForwardArgs& args, const LayerNormF
         LayerNormForwardReaderArgs{x.address, gamma.address, beta.address, start, n, plan.wt,
                                    plan.block, plan.mask_w, plan.fit ? 1u : 0u, plan.spans,
                                    plan.stream ? 1u : 0u});
-    program.set_runtime_args(compute, core,
-                             LayerNormForwardComputeArgs{n, plan.wt, plan.block, plan.mask_w,
-                                                         plan.fit ? 1u : 0u, inv_c_bits, eps_bits});
+    program.set_runtime_args(
+        compute, core,
+        LayerNormForwardComputeArgs{n, plan.wt, plan.block, plan.mask_w, plan.fit ? 1u : 0u,
+                                    mean_constants, eps_bits});
     program.set_runtime_args(
         writer, core,
         LayerNormForwardWriterArgs{y.address, mean.address, rstd.address, start, n, plan.wt});

@@ -1,0 +1,207 @@
+// tilenorm._C: LayerNorm forward/backward on torch tensors, read through their Python attributes
+// (data_ptr(), shape, dtype), so no libtorch headers are needed. tilenorm/torch/ checks devices,
+// dtypes, shapes and contiguity first; this file maps tensors to views and Status to exceptions.
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <tuple>
+#include <vector>
+
+#include "tilenorm/layernorm.h"
+#ifdef TILENORM_HAVE_CUDA
+#include "cuda/layernorm_cuda.h"
+#endif
+
+namespace py = pybind11;
+
+namespace tilenorm {
+namespace {
+
+// A torch tensor's storage as seen by tilenorm; torch_dtype is str(t.dtype), "torch.float32".
+struct Borrowed {
+  void* data = nullptr;
+  Shape shape;
+  std::string torch_dtype;
+};
+
+Borrowed borrow(py::handle t) {
+  if (t.is_none()) return {};
+  return {reinterpret_cast<void*>(t.attr("data_ptr")().cast<uintptr_t>()),
+          Shape(t.attr("shape").cast<std::vector<int64_t>>()), py::str(t.attr("dtype"))};
+}
+
+DType host_dtype(const char* name, const Borrowed& t) {
+  if (t.torch_dtype == "torch.float32") return DType::kF32;
+  if (t.torch_dtype == "torch.bfloat16") return DType::kBF16;
+  if (t.torch_dtype == "torch.float64") return DType::kF64;
+  throw py::type_error(std::string(name) + " has dtype " + t.torch_dtype +
+                       ", which tilenorm's host backends do not take");
+}
+
+TensorView view(const char* name, const Borrowed& t) {
+  if (t.data == nullptr) return {};
+  return {t.data, t.shape, host_dtype(name, t)};
+}
+
+Backend backend_of(const std::string& name) {
+  const auto b = parse_backend(name);
+  if (!b) throw py::value_error("backend '" + name + "' is not one of reference, cpu, tile, cuda");
+  return *b;
+}
+
+void raise_if_error(const Status& s) {
+  if (s.ok()) return;
+  if (s.code() == StatusCode::kInvalidArgument) throw py::value_error("tilenorm: " + s.message());
+  throw std::runtime_error("tilenorm: " + s.to_string());
+}
+
+#ifdef TILENORM_HAVE_CUDA
+cuda::ElemType cuda_dtype(const Borrowed& t) {
+  if (t.torch_dtype == "torch.float32") return cuda::ElemType::kF32;
+  if (t.torch_dtype == "torch.bfloat16") return cuda::ElemType::kBF16;
+  if (t.torch_dtype == "torch.float16") return cuda::ElemType::kF16;
+  throw py::type_error("x has dtype " + t.torch_dtype + ", which the cuda backend does not take");
+}
+
+// One Context (workspace, cached occupancy) per device and stream; a Context is not thread-safe,
+// so calls on it hold its mutex. Kernels are queued on the caller's stream; nothing waits for them.
+struct StreamContext {
+  std::mutex mu;
+  cuda::Context context;
+};
+
+StreamContext& stream_context(int device, uintptr_t stream) {
+  static std::mutex mu;
+  static std::map<std::tuple<int, uintptr_t>, std::unique_ptr<StreamContext>> contexts;
+  std::lock_guard<std::mutex> lock(mu);
+  auto& c = contexts[{device, stream}];
+  if (!c) c = std::make_unique<StreamContext>();
+  return *c;
+}
+
+void raise_if_cuda_error(const cuda::CudaError& e) {
+  if (e.ok()) return;
+  std::string message = "tilenorm: backend 'cuda': " + cuda::cuda_error_string(e);
+  if (cuda::cuda_error_is_no_device(e))
+    message += " (no usable CUDA device for tilenorm's kernels)";
+  throw std::runtime_error(message);
+}
+
+// Runs call(context, stream) on the device's and stream's Context, without the GIL.
+template <typename Call>
+void run_cuda(int device, uintptr_t stream, const Call& call) {
+  StreamContext& sc = stream_context(device, stream);
+  py::gil_scoped_release unlocked;
+  std::lock_guard<std::mutex> lock(sc.mu);
+  raise_if_cuda_error(call(sc.context, reinterpret_cast<CUstream_st*>(stream)));
+}
+#endif
+
+// Runs call(options) on a host backend, without the GIL.
+template <typename Call>
+void run_host(int num_threads, const Call& call) {
+  LayerNormOptions options;
+  options.num_threads = num_threads;
+  Status s;
+  {
+    py::gil_scoped_release unlocked;
+    s = call(options);
+  }
+  raise_if_error(s);
+}
+
+void forward(const std::string& backend, py::handle x, py::handle gamma, py::handle beta,
+             double eps, py::handle y, py::handle mean, py::handle rstd, int num_threads,
+             int device, uintptr_t stream) {
+  const Backend b = backend_of(backend);
+  const Borrowed bx = borrow(x), bg = borrow(gamma), bb = borrow(beta), by = borrow(y),
+                 bm = borrow(mean), br = borrow(rstd);
+  if (b == Backend::kCuda) {
+#ifdef TILENORM_HAVE_CUDA
+    const cuda::ForwardDeviceArgs a{.dtype = cuda_dtype(bx),
+                                    .x = bx.data,
+                                    .gamma = bg.data,
+                                    .beta = bb.data,
+                                    .y = by.data,
+                                    .mean = static_cast<float*>(bm.data),
+                                    .rstd = static_cast<float*>(br.data),
+                                    .rows = bx.shape.rows(),
+                                    .cols = bx.shape.cols(),
+                                    .eps = static_cast<float>(eps)};
+    return run_cuda(device, stream,
+                    [&](cuda::Context& c, CUstream_st* s) { return c.forward(a, s); });
+#endif
+  }
+  (void)device;
+  (void)stream;
+  const LayerNormForwardArgs args{view("x", bx), view("gamma", bg), view("beta", bb), eps};
+  const LayerNormForwardOutputs out{view("y", by), view("mean", bm), view("rstd", br)};
+  run_host(num_threads,
+           [&](const LayerNormOptions& o) { return layernorm_forward(b, args, out, o); });
+}
+
+void backward(const std::string& backend, py::handle x, py::handle dy, py::handle gamma,
+              py::handle mean, py::handle rstd, py::handle dx, py::handle dgamma, py::handle dbeta,
+              int num_threads, int device, uintptr_t stream) {
+  const Backend b = backend_of(backend);
+  const Borrowed bx = borrow(x), bdy = borrow(dy), bg = borrow(gamma), bm = borrow(mean),
+                 br = borrow(rstd), bdx = borrow(dx), bdg = borrow(dgamma), bdb = borrow(dbeta);
+  if (b == Backend::kCuda) {
+#ifdef TILENORM_HAVE_CUDA
+    const cuda::BackwardDeviceArgs a{.dtype = cuda_dtype(bx),
+                                     .x = bx.data,
+                                     .dy = bdy.data,
+                                     .gamma = bg.data,
+                                     .mean = static_cast<const float*>(bm.data),
+                                     .rstd = static_cast<const float*>(br.data),
+                                     .dx = bdx.data,
+                                     .dgamma = static_cast<float*>(bdg.data),
+                                     .dbeta = static_cast<float*>(bdb.data),
+                                     .rows = bx.shape.rows(),
+                                     .cols = bx.shape.cols()};
+    return run_cuda(device, stream,
+                    [&](cuda::Context& c, CUstream_st* s) { return c.backward(a, s); });
+#endif
+  }
+  (void)device;
+  (void)stream;
+  const LayerNormBackwardArgs args{view("x", bx), view("dy", bdy), view("gamma", bg),
+                                   view("mean", bm), view("rstd", br)};
+  const LayerNormBackwardOutputs out{view("dx", bdx), view("dgamma", bdg), view("dbeta", bdb)};
+  run_host(num_threads,
+           [&](const LayerNormOptions& o) { return layernorm_backward(b, args, out, o); });
+}
+
+// Empty when the backend can run here; otherwise why not.
+std::string backend_unavailable(const std::string& backend) {
+  const Backend b = backend_of(backend);
+  if (!backend_built(b))
+    return "backend '" + backend +
+           "' is not built into this tilenorm (configure with nvcc present)";
+#ifdef TILENORM_HAVE_CUDA
+  if (b == Backend::kCuda) {
+    std::string why;
+    if (!cuda::device_available(&why)) return "backend 'cuda' has no usable device: " + why;
+  }
+#endif
+  return {};
+}
+
+}  // namespace
+}  // namespace tilenorm
+
+PYBIND11_MODULE(_C, m) {
+  m.doc() = "tilenorm LayerNorm kernels on torch tensors (use tilenorm.torch)";
+  m.def("layernorm_forward", &tilenorm::forward, py::arg("backend"), py::arg("x"), py::arg("gamma"),
+        py::arg("beta"), py::arg("eps"), py::arg("y"), py::arg("mean"), py::arg("rstd"),
+        py::arg("num_threads"), py::arg("device"), py::arg("stream"));
+  m.def("layernorm_backward", &tilenorm::backward, py::arg("backend"), py::arg("x"), py::arg("dy"),
+        py::arg("gamma"), py::arg("mean"), py::arg("rstd"), py::arg("dx"), py::arg("dgamma"),
+        py::arg("dbeta"), py::arg("num_threads"), py::arg("device"), py::arg("stream"));
+  m.def("backend_unavailable", &tilenorm::backend_unavailable, py::arg("backend"));
+}
