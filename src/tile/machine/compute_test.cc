@@ -3,9 +3,18 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <limits>
 #include <string>
 #include <vector>
 
+#include "tile/machine/api/compute/bcast.h"
+#include "tile/machine/api/compute/eltwise_binary.h"
+#include "tile/machine/api/compute/eltwise_binary_sfpu.h"
+#include "tile/machine/api/compute/eltwise_unary.h"
+#include "tile/machine/api/compute/mask.h"
+#include "tile/machine/api/compute/matmul.h"
+#include "tile/machine/api/compute/reduce.h"
+#include "tile/machine/api/compute/sanitizer.h"
 #include "tile/machine/machine_test_util.h"
 
 namespace tilenorm::tile {
@@ -579,6 +588,9 @@ float f32_at(const std::vector<uint8_t>& bytes, int i) {
   return f;
 }
 
+// Wormhole ISA documentation, Packers/FormatConversion.md: fp32 -> bf16 rounds to nearest with
+// ties away from zero, flushes denormals and -0 to +0 and turns NaN into Inf (the 8-bit exponent
+// is kept, the mantissa dropped); fp32 -> fp32 is the identity (denormals and -0 kept).
 TEST(Numerics, PackerRoundsTiesAwayFlushesDenormalsAndNegativeZero) {
   std::vector<float> t(kTileElems, 1.0f);
   t[0] = 1.0f + 0x1p-8f;      // halfway between bf16 1.0 (0x3f80) and 0x3f81
@@ -588,6 +600,8 @@ TEST(Numerics, PackerRoundsTiesAwayFlushesDenormalsAndNegativeZero) {
   t[4] = -0.0f;
   t[5] = 1.0f + 0x1p-9f;    // below half: rounds down either way
   t[6] = 1.5f * 0x1p-126f;  // smallest normals survive
+  t[7] = std::numeric_limits<float>::quiet_NaN();
+  t[8] = -std::numeric_limits<float>::quiet_NaN();
   ComputeConfig cc;
   cc.fp32_dest_acc_en = true;
   cc.unpack_to_dest_fp32 = true;  // dst holds the fp32 values exactly
@@ -599,6 +613,8 @@ TEST(Numerics, PackerRoundsTiesAwayFlushesDenormalsAndNegativeZero) {
   EXPECT_EQ(bf16_at(faithful, 4), 0x0000);
   EXPECT_EQ(bf16_at(faithful, 5), 0x3f80);
   EXPECT_EQ(bf16_at(faithful, 6), 0x00c0);
+  EXPECT_EQ(bf16_at(faithful, 7), 0x7f80);  // +Inf
+  EXPECT_EQ(bf16_at(faithful, 8), 0xff80);  // -Inf
   // Exact mode packs with the host's round-to-nearest-even and keeps denormals and -0.
   const auto exact = copy_through(NumericsMode::kExact, t, DataFormat::Float16_b, cc);
   EXPECT_EQ(bf16_at(exact, 0), 0x3f80);
@@ -607,11 +623,13 @@ TEST(Numerics, PackerRoundsTiesAwayFlushesDenormalsAndNegativeZero) {
   EXPECT_EQ(bf16_at(exact, 3), float_to_bf16(1e-40f).bits);
   EXPECT_NE(bf16_at(exact, 3), 0x0000);
   EXPECT_EQ(bf16_at(exact, 4), 0x8000);
-  // The fp32 packer path flushes denormals and -0 in faithful mode only.
+  EXPECT_TRUE(std::isnan(bf16_to_float(bf16{bf16_at(exact, 7)})));
+  // The fp32 packer path is the identity in both modes.
   const auto f32 = copy_through(NumericsMode::kFaithful, t, DataFormat::Float32, cc);
-  EXPECT_EQ(float_bits(f32_at(f32, 3)), 0u);
-  EXPECT_EQ(float_bits(f32_at(f32, 4)), 0u);
+  EXPECT_EQ(f32_at(f32, 3), 1e-40f);
+  EXPECT_EQ(float_bits(f32_at(f32, 4)), 0x80000000u);
   EXPECT_EQ(f32_at(f32, 0), 1.0f + 0x1p-8f);
+  EXPECT_TRUE(std::isnan(f32_at(f32, 7)));
   const auto f32_exact = copy_through(NumericsMode::kExact, t, DataFormat::Float32, cc);
   EXPECT_EQ(f32_at(f32_exact, 3), 1e-40f);
   EXPECT_EQ(float_bits(f32_at(f32_exact, 4)), 0x80000000u);
@@ -707,6 +725,170 @@ TEST(Numerics, ReleaseZeroesSoEveryAcquireStartsFromZero) {
       EXPECT_EQ(got[t * kTileElems + 17], t % 2 == 0 ? 1.5f : 3.0f) << t << " " << full_sync;
     }
   }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Version- and config-dependent semantics. One kernel, one case per test; element 5 (row 0) and
+// element tile_index(20, 5) (row 20) of the packed fp32 result are read back.
+
+enum class Sem : uint32_t {
+  kBcastColsOntoCopy,  // copy in0 to slot 0, then mul_tiles_bcast_cols(in0, in1) onto it
+  kReuseMulA,          // copy in0, binary_dest_reuse_tiles<ELWMUL, DEST_TO_SRCA>(in1)
+  kReuseSubA,          // dst - in1
+  kReuseSubB,          // in1 - dst
+  kMul,                // mul_tiles(in0, in1) on a fresh slot
+  kMatmul,             // matmul_tiles(in0, in1) on a fresh slot
+  kCopyBoth,           // copy in0 to slot 0 and in1 to slot 1; pack both
+};
+struct SemArgs {
+  Sem sem;
+};
+void sem_compute(const SemArgs& a) {
+  cb_wait_front(kIn0, 1);
+  cb_wait_front(kIn1, 1);
+  tile_regs_acquire();
+  switch (a.sem) {
+    case Sem::kBcastColsOntoCopy:
+      copy_tile(kIn0, 0, 0);
+      sanitizer_allow_accumulate(0);
+      mul_bcast_cols_init_short(kIn0, kIn1);
+      mul_tiles_bcast_cols(kIn0, kIn1, 0, 0, 0);
+      break;
+    case Sem::kReuseMulA:
+      copy_tile(kIn0, 0, 0);
+      binary_dest_reuse_tiles_init<EltwiseBinaryType::ELWMUL,
+                                   EltwiseBinaryReuseDestType::DEST_TO_SRCA>(kIn1);
+      binary_dest_reuse_tiles<EltwiseBinaryType::ELWMUL, EltwiseBinaryReuseDestType::DEST_TO_SRCA>(
+          kIn1, 0, 0);
+      break;
+    case Sem::kReuseSubA:
+      copy_tile(kIn0, 0, 0);
+      binary_dest_reuse_tiles<EltwiseBinaryType::ELWSUB, EltwiseBinaryReuseDestType::DEST_TO_SRCA>(
+          kIn1, 0, 0);
+      break;
+    case Sem::kReuseSubB:
+      copy_tile(kIn0, 0, 0);
+      binary_dest_reuse_tiles<EltwiseBinaryType::ELWSUB, EltwiseBinaryReuseDestType::DEST_TO_SRCB>(
+          kIn1, 0, 0);
+      break;
+    case Sem::kMul:
+      mul_tiles_init(kIn0, kIn1);
+      mul_tiles(kIn0, kIn1, 0, 0, 0);
+      break;
+    case Sem::kMatmul:
+      mm_init(kIn0, kIn1, kOut);
+      matmul_tiles(kIn0, kIn1, 0, 0, 0);
+      break;
+    case Sem::kCopyBoth:
+      copy_tile(kIn0, 0, 0);
+      copy_tile(kIn1, 0, 1);
+      break;
+  }
+  tile_regs_commit();
+  tile_regs_wait();
+  const uint32_t n = a.sem == Sem::kCopyBoth ? 2 : 1;
+  cb_reserve_back(kOut, n);
+  for (uint32_t i = 0; i < n; ++i) pack_tile(i, kOut, i);
+  cb_push_back(kOut, n);
+  tile_regs_release();
+  cb_pop_front(kIn0, 1);
+  cb_pop_front(kIn1, 1);
+}
+
+// Runs `sem` on constant tiles in0 = x, in1 = y (format `in`); returns the fp32 output tiles.
+std::vector<float> run_sem(Sem sem, float x, float y, ComputeConfig cc, DeviceConfig cfg = {},
+                           DataFormat in = DataFormat::Float16_b) {
+  cfg.grid_x = cfg.grid_y = 1;
+  cfg.host_threads = 1;
+  Device d(cfg);
+  const Buffer b0 = make_buffer(d, std::vector<float>(kTileElems, x), in);
+  const Buffer b1 = make_buffer(d, std::vector<float>(kTileElems, y), in);
+  const uint32_t n = sem == Sem::kCopyBoth ? 2 : 1;
+  const Buffer out = make_buffer(d, std::vector<float>(n * kTileElems, 0.0f), DataFormat::Float32);
+  cc.fp32_dest_acc_en = true;
+  const Status st = run_single(d, &sem_compute, SemArgs{sem}, b0, b1, out, 1, cc);
+  EXPECT_TRUE(st.ok()) << st.to_string();
+  return read_all(d, out);
+}
+
+const int kRow0 = tile_index(0, 5);
+const int kRow20 = tile_index(20, 5);
+
+// tt-llk tt_llk_wormhole_b0/llk_lib/llk_math_eltwise_binary.h: at commit 001c23a4 the
+// broadcast-column multiply with fidelity phases (HiFi2..4) ZEROACCs faces 0-1 before the op and
+// faces 2-3 only with dest reuse, so rows 0-15 are assigned and rows 16-31 accumulated; at
+// 796bc38b both are gated on dest reuse (the whole tile accumulates). LoFi accumulates in both.
+TEST(Llk, BcastColsAtHiFiAssignsFacesZeroAndOneIn001c23a4) {
+  DeviceConfig cfg;
+  EXPECT_EQ(cfg.llk, LlkVersion::k796bc38b);  // the default: accumulate
+  ComputeConfig cc;
+  std::vector<float> got = run_sem(Sem::kBcastColsOntoCopy, 2.0f, 3.0f, cc, cfg);
+  EXPECT_EQ(got[kRow0], 8.0f);  // 2 + 2·3
+  EXPECT_EQ(got[kRow20], 8.0f);
+  cfg.llk = LlkVersion::k001c23a4;
+  got = run_sem(Sem::kBcastColsOntoCopy, 2.0f, 3.0f, cc, cfg);
+  EXPECT_EQ(got[kRow0], 6.0f);   // faces 0-1 zeroed first
+  EXPECT_EQ(got[kRow20], 8.0f);  // faces 2-3 accumulate
+  cc.math_fidelity = MathFidelity::LoFi;
+  got = run_sem(Sem::kBcastColsOntoCopy, 2.0f, 3.0f, cc, cfg);
+  EXPECT_EQ(got[kRow0], 8.0f);
+  EXPECT_EQ(got[kRow20], 8.0f);
+}
+
+// tt-llk llk_math_eltwise_binary.h (dest reuse): dst moves into SrcA (DEST_TO_SRCA) or SrcB
+// (DEST_TO_SRCB) and the slot is zeroed, so the op assigns, a multiply included; tt-metal
+// compute_kernel_api/eltwise_binary.h binary_dest_reuse_tiles.
+TEST(Llk, DestReuseMovesDstIntoASourceAndAssigns) {
+  const ComputeConfig cc;
+  EXPECT_EQ(run_sem(Sem::kReuseMulA, 2.0f, 3.0f, cc)[kRow20], 6.0f);   // not 2 + 6
+  EXPECT_EQ(run_sem(Sem::kReuseSubA, 2.0f, 3.0f, cc)[kRow20], -1.0f);  // dst - cb
+  EXPECT_EQ(run_sem(Sem::kReuseSubB, 2.0f, 3.0f, cc)[kRow20], 1.0f);   // cb - dst
+}
+
+// Wormhole ISA documentation, ELWMUL.md and MVMUL.md: per fidelity phase the multiplier takes 5
+// bits of SrcA's significand and 7 of SrcB's; SrcA drops its TF32 LSB. x = 1 + 2^-7 has its low
+// bit in SrcA's second 5-bit group and in SrcB's 4-bit low group, so each phase adds a term:
+// LoFi 1, HiFi2 1 + 2^-7 (A_lo·B_hi), HiFi3 1 + 2^-6 (A_hi·B_lo), HiFi4 the exact x².
+TEST(Numerics, MathFidelityPhasesConsumeTheirOperandBits) {
+  const float x = 1.0f + 0x1p-7f;
+  const float expect[] = {1.0f, 1.0f + 0x1p-7f, 1.0f + 0x1p-6f, x * x};
+  for (MathFidelity f :
+       {MathFidelity::LoFi, MathFidelity::HiFi2, MathFidelity::HiFi3, MathFidelity::HiFi4}) {
+    ComputeConfig cc;
+    cc.math_fidelity = f;
+    EXPECT_EQ(run_sem(Sem::kMul, x, x, cc)[kRow20], expect[int(f)]) << int(f);
+    EXPECT_EQ(run_sem(Sem::kMatmul, x, x, cc)[kRow20], 32 * expect[int(f)]) << int(f);
+  }
+  // Matmul feeds in0 to SrcB and in1 to SrcA (MVMUL: Dst += SrcB @ SrcA): at HiFi2 the low bit
+  // survives only in SrcA.
+  ComputeConfig hifi2;
+  hifi2.math_fidelity = MathFidelity::HiFi2;
+  EXPECT_EQ(run_sem(Sem::kMatmul, x, 1.0f, hifi2)[kRow20], 32.0f);
+  EXPECT_EQ(run_sem(Sem::kMatmul, 1.0f, x, hifi2)[kRow20], 32.0f * x);
+  // SrcA's TF32 LSB (2^-10) is dropped even at HiFi4; SrcB keeps it.
+  const float t = 1.0f + 0x1p-10f;
+  EXPECT_EQ(run_sem(Sem::kMul, t, 1.0f, {}, {}, DataFormat::Float32)[kRow20], 1.0f);
+  EXPECT_EQ(run_sem(Sem::kMul, 1.0f, t, {}, {}, DataFormat::Float32)[kRow20], t);
+  // Off, or in exact mode, products are exact at any fidelity.
+  ComputeConfig lofi;
+  lofi.math_fidelity = MathFidelity::LoFi;
+  DeviceConfig off;
+  off.math_fidelity_phases = false;
+  EXPECT_EQ(run_sem(Sem::kMul, x, x, lofi, off)[kRow20], x * x);
+  DeviceConfig exact;
+  exact.numerics = NumericsMode::kExact;
+  EXPECT_EQ(run_sem(Sem::kMul, x, x, lofi, exact)[kRow20], x * x);
+}
+
+// tt-metal ComputeConfig::unpack_to_dest_mode (tt_metal/api/tt-metalium/kernel_types.hpp) is
+// set per CB: only a CB marked UnpackToDestFp32 skips the TF32 source register on copy_tile.
+TEST(Numerics, UnpackToDestFp32IsPerCb) {
+  const float v = 1.0f + 0x1p-20f;  // TF32 keeps 10 mantissa bits: rounds to 1
+  ComputeConfig cc;
+  cc.unpack_to_dest_mode[kIn0] = UnpackToDestMode::UnpackToDestFp32;
+  const std::vector<float> got = run_sem(Sem::kCopyBoth, v, v, cc, {}, DataFormat::Float32);
+  EXPECT_EQ(got[kRow20], v);
+  EXPECT_EQ(got[kTileElems + kRow20], 1.0f);
 }
 
 }  // namespace

@@ -476,6 +476,7 @@ void setup_core(CoreRuntime& core, const Program::Impl& p, Worker& worker, bool 
     cb.base = s.base;
     cb.mem = core.l1 + (s.base - p.l1_base);
     cb.name = &s.name;
+    if (core.sanitize && core.config->lint_running_sum) cb.packs.assign(cb.num_pages, {});
   }
   core.dst = worker.dst.get();
   const int compute = spec.kernels[static_cast<int>(KernelKind::kCompute)];

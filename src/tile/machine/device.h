@@ -2,6 +2,7 @@
 // (circular buffers + reader/compute/writer kernels + typed per-core args) and running them.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -15,6 +16,13 @@
 #include "tilenorm/status.h"
 
 namespace tilenorm::tile {
+
+// tt-llk versions that differ in a modelled behaviour, named by commit:
+// k796bc38b: mul_tiles_bcast_cols accumulates onto all four faces at every fidelity.
+// k001c23a4: at HiFi2..4 mul_tiles_bcast_cols zeroes faces 0-1 first (rows 0-15 assigned) and
+//            accumulates onto faces 2-3 (tt-llk tt_llk_wormhole_b0/llk_lib/
+//            llk_math_eltwise_binary.h at that commit).
+enum class LlkVersion : uint8_t { k796bc38b, k001c23a4 };
 
 // exact: every value fp32, packer to bf16 rounds to nearest even; for dataflow bugs.
 // faithful: Wormhole numerics (docs/tile-machine.md, "Numerics").
@@ -40,6 +48,17 @@ struct DeviceConfig {
   // false: a core keeps one report per (kind, op, source line) and drops its repeats (a defect
   // inside a loop then cannot crowd the 256 kept reports and hide a later one).
   bool repeat_reports = true;
+  // Lint of the sanitizer (any mode but kOff): `running-sum-lost` when pack_tile writes a CB page
+  // that an earlier dst section packed an accumulated value into and that was not pushed since
+  // (each section starts from zero, so that partial is lost). On by default: the first value is
+  // overwritten before any kernel can read it, so the report is never a false alarm.
+  bool lint_running_sum = true;
+  // Faithful mode: the FPU multipliers (mul_tiles*, matmul_tiles) consume the operand bits of the
+  // kernel's ComputeConfig::math_fidelity phases only (docs/tile-machine.md, "Math fidelity");
+  // false: products are exact from the source registers, whatever the fidelity.
+  bool math_fidelity_phases = true;
+  // Where tt-llk versions differ, the one the machine follows (docs/tile-machine.md).
+  LlkVersion llk = LlkVersion::k796bc38b;
   int host_threads = 0;  // 0: std::thread::hardware_concurrency(); results never depend on it
 };
 
@@ -81,16 +100,25 @@ struct Buffer {
 
 enum class MathFidelity : uint8_t { LoFi, HiFi2, HiFi3, HiFi4 };
 
+// tt-metal's UnpackToDestMode, one per CB (ComputeConfig::unpack_to_dest_mode).
+enum class UnpackToDestMode : uint8_t { Default, UnpackToDestFp32 };
+
 // As tt-metal's ComputeConfig. fp32_dest_acc_en: dst holds fp32 (half the tiles);
-// dst_full_sync_en: one section of 16/8 tiles instead of two halves of 8/4. math_fidelity is
-// recorded, not modelled (products are computed exactly from the rounded sources).
+// dst_full_sync_en: one section of 16/8 tiles instead of two halves of 8/4. math_fidelity: the
+// multiplier phases (DeviceConfig::math_fidelity_phases).
 struct ComputeConfig {
   bool fp32_dest_acc_en = false;
   bool dst_full_sync_en = false;
   MathFidelity math_fidelity = MathFidelity::HiFi4;
-  // tt-metal's UnpackToDestMode::UnpackToDestFp32 for every fp32 CB: copy_tile / unary_bcast
-  // move fp32 data into an fp32 dst without the TF32 source-register rounding.
+  // Shorthand for UnpackToDestFp32 on every CB.
   bool unpack_to_dest_fp32 = false;
+  // Per CB, as tt-metal's ComputeConfig::unpack_to_dest_mode: copy_tile / unary_bcast from a CB
+  // with UnpackToDestFp32 move its fp32 data into dst without the TF32 source-register rounding.
+  std::array<UnpackToDestMode, kMaxCbs> unpack_to_dest_mode{};
+  bool unpacks_to_dest(uint32_t cb) const {
+    return unpack_to_dest_fp32 ||
+           (cb < kMaxCbs && unpack_to_dest_mode[cb] == UnpackToDestMode::UnpackToDestFp32);
+  }
 };
 
 struct KernelHandle {

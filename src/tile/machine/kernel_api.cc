@@ -1,6 +1,5 @@
 // Kernel API of the tile machine: CBs, NoC, dst protocol, FPU/SFPU/pack numerics and the
 // sanitizer checks that go with each call.
-#include "tile/machine/kernel_api.h"
 
 #include <fmt/format.h>
 
@@ -8,6 +7,20 @@
 #include <cmath>
 #include <cstring>
 
+#include "tile/machine/api/cb_api.h"
+#include "tile/machine/api/compute/bcast.h"
+#include "tile/machine/api/compute/eltwise_binary.h"
+#include "tile/machine/api/compute/eltwise_binary_sfpu.h"
+#include "tile/machine/api/compute/eltwise_unary.h"
+#include "tile/machine/api/compute/mask.h"
+#include "tile/machine/api/compute/matmul.h"
+#include "tile/machine/api/compute/pack.h"
+#include "tile/machine/api/compute/reconfig_data_format.h"
+#include "tile/machine/api/compute/reduce.h"
+#include "tile/machine/api/compute/reg_api.h"
+#include "tile/machine/api/compute/sanitizer.h"
+#include "tile/machine/api/compute/tile_move_copy.h"
+#include "tile/machine/api/dataflow_api.h"
 #include "tile/machine/machine.h"
 #include "tilenorm/bf16.h"
 
@@ -65,6 +78,13 @@ inline KernelRuntime& current() {
   TN_CHECK(t_kernel != nullptr, "a kernel API function was called outside a running kernel");
   return *t_kernel;
 }
+
+// The kernel API domains; a kernel may call only its own kind's (tt-metal compiles a reader or
+// writer against dataflow_api.h and a compute kernel against compute_kernel_api/, so a call of
+// the other domain does not compile there).
+enum class Domain : uint8_t { kDataflow, kCompute };
+
+void check_domain(KernelRuntime& k, Domain domain, const char* op, const SrcLoc& loc);
 
 inline float round_tf32(float x) {
   uint32_t u = float_bits(x);
@@ -136,6 +156,21 @@ void raise(ReportKind kind, const char* op, int cb, int slot, const std::source_
     throw KernelAbort{};
   }
 }
+
+namespace {
+
+void check_domain(KernelRuntime& k, Domain domain, const char* op, const SrcLoc& loc) {
+  const bool compute = k.kind == KernelKind::kCompute;
+  if (!k.core->sanitize || compute == (domain == Domain::kCompute)) return;
+  raise(ReportKind::kKernelApiKind, op, -1, -1, loc,
+        fmt::format("{} is {} API, called from a {} kernel: on hardware this does not compile "
+                    "({} kernels are built against {})",
+                    op, domain == Domain::kCompute ? "compute" : "dataflow (NoC / L1 pointer)",
+                    kernel_kind_name(k.kind), kernel_kind_name(k.kind),
+                    compute ? "compute_kernel_api/*.h" : "dataflow_api.h"));
+}
+
+}  // namespace
 
 std::string dump_core(const CoreRuntime& core) {
   std::string out = fmt::format(
@@ -300,6 +335,9 @@ void cb_push_back(uint32_t cb, uint32_t n, SrcLoc loc) {
                         k.pending_reads.size()));
     }
   }
+  if (!c.packs.empty()) {
+    for (uint32_t i = 0; i < n; ++i) c.packs[(c.write_page() + i) % c.num_pages] = {};
+  }
   c.pushed += n;
   c.reserved = c.reserved > n ? c.reserved - n : 0;
   c.high_water = std::max(c.high_water, c.available());
@@ -347,6 +385,7 @@ void cb_pop_front(uint32_t cb, uint32_t n, SrcLoc loc) {
 
 uint32_t get_write_ptr(uint32_t cb, SrcLoc loc) {
   KernelRuntime& k = current();
+  detail::check_domain(k, detail::Domain::kDataflow, "get_write_ptr", loc);
   CbState& c = detail::cb_of(k, cb, "get_write_ptr", loc);
   if (k.core->sanitize && (c.reserved == 0 || c.producer != int(k.kind))) {
     raise(ReportKind::kCbAccessOutsideWindow, "get_write_ptr", int(cb), -1, loc,
@@ -357,6 +396,7 @@ uint32_t get_write_ptr(uint32_t cb, SrcLoc loc) {
 
 uint32_t get_read_ptr(uint32_t cb, SrcLoc loc) {
   KernelRuntime& k = current();
+  detail::check_domain(k, detail::Domain::kDataflow, "get_read_ptr", loc);
   CbState& c = detail::cb_of(k, cb, "get_read_ptr", loc);
   if (k.core->sanitize && (c.waited == 0 || c.consumer != int(k.kind))) {
     raise(ReportKind::kCbAccessOutsideWindow, "get_read_ptr", int(cb), -1, loc,
@@ -366,15 +406,21 @@ uint32_t get_read_ptr(uint32_t cb, SrcLoc loc) {
 }
 
 uint32_t get_tile_size(uint32_t cb, SrcLoc loc) {
-  return detail::cb_of(current(), cb, "get_tile_size", loc).page_size;
+  KernelRuntime& k = current();
+  detail::check_domain(k, detail::Domain::kDataflow, "get_tile_size", loc);
+  return detail::cb_of(k, cb, "get_tile_size", loc).page_size;
 }
 
 DataFormat get_dataformat(uint32_t cb, SrcLoc loc) {
-  return detail::cb_of(current(), cb, "get_dataformat", loc).format;
+  KernelRuntime& k = current();
+  detail::check_domain(k, detail::Domain::kDataflow, "get_dataformat", loc);
+  return detail::cb_of(k, cb, "get_dataformat", loc).format;
 }
 
 void* l1_ptr(uint32_t l1_addr, uint32_t bytes, SrcLoc loc) {
-  return detail::l1_host(current(), l1_addr, bytes, "l1_ptr", loc);
+  KernelRuntime& k = current();
+  detail::check_domain(k, detail::Domain::kDataflow, "l1_ptr", loc);
+  return detail::l1_host(k, l1_addr, bytes, "l1_ptr", loc);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -408,6 +454,7 @@ DramBuffer* buffer_page(KernelRuntime& k, uint32_t address, uint32_t tile_id, ui
 void noc_read_tile(uint32_t tile_id, uint32_t buffer_address, uint32_t page_size, uint32_t l1_addr,
                    SrcLoc loc) {
   KernelRuntime& k = current();
+  check_domain(k, Domain::kDataflow, "noc_async_read_tile", loc);
   DramBuffer* b = buffer_page(k, buffer_address, tile_id, page_size, "noc_async_read_tile", loc);
   uint8_t* dst = l1_host(k, l1_addr, page_size, "noc_async_read_tile", loc);
   k.pending_reads.push_back({dst, b->data.data() + size_t{tile_id} * page_size, page_size, l1_addr,
@@ -419,6 +466,7 @@ void noc_read_tile(uint32_t tile_id, uint32_t buffer_address, uint32_t page_size
 void noc_write_tile(uint32_t tile_id, uint32_t buffer_address, uint32_t page_size, uint32_t l1_addr,
                     SrcLoc loc) {
   KernelRuntime& k = current();
+  check_domain(k, Domain::kDataflow, "noc_async_write_tile", loc);
   DramBuffer* b = buffer_page(k, buffer_address, tile_id, page_size, "noc_async_write_tile", loc);
   const uint8_t* src = l1_host(k, l1_addr, page_size, "noc_async_write_tile", loc);
   const int cb = k.core->sanitize ? window_of(k, l1_addr, page_size) : -1;
@@ -459,8 +507,16 @@ void complete_writes(KernelRuntime& k, const SrcLoc& loc) {
 }  // namespace
 }  // namespace detail
 
-void noc_async_read_barrier(SrcLoc) { detail::complete_reads(current()); }
-void noc_async_write_barrier(SrcLoc loc) { detail::complete_writes(current(), loc); }
+void noc_async_read_barrier(SrcLoc loc) {
+  KernelRuntime& k = current();
+  detail::check_domain(k, detail::Domain::kDataflow, "noc_async_read_barrier", loc);
+  detail::complete_reads(k);
+}
+void noc_async_write_barrier(SrcLoc loc) {
+  KernelRuntime& k = current();
+  detail::check_domain(k, detail::Domain::kDataflow, "noc_async_write_barrier", loc);
+  detail::complete_writes(k, loc);
+}
 
 // ---------------------------------------------------------------------------------------------
 // Dst protocol.
@@ -472,6 +528,7 @@ void reset_dst(Dst& d, const ComputeConfig& config) {
   d.sections = config.dst_full_sync_en ? 1u : 2u;
   d.acquired = d.waited = false;
   d.committed = d.math_section = d.pack_section = 0;
+  d.cycle = d.section_cycle[0] = d.section_cycle[1] = 0;
   // Firmware clears dst before a kernel starts, so the first acquire also reads zeros. Dst starts
   // zeroed and `dirty` tracks every slot written since, so only those need clearing.
   for (int p = 0; p < kDstTiles; ++p) {
@@ -542,6 +599,7 @@ inline Dst& dst_of(KernelRuntime& k) { return *k.core->dst; }
 uint32_t dst_slot(KernelRuntime& k, uint32_t idst, bool math, const char* op, const SrcLoc& loc) {
   Dst& d = dst_of(k);
   if (k.core->sanitize) {
+    detail::check_domain(k, detail::Domain::kCompute, op, loc);
     if (math && !d.acquired) {
       raise(ReportKind::kDstOpOutsideAcquire, op, -1, int(idst), loc,
             "dst op outside tile_regs_acquire ... tile_regs_commit");
@@ -579,19 +637,47 @@ void note_assign(KernelRuntime& k, uint32_t phys, uint32_t idst, Origin origin, 
   m = SlotMeta{origin, false, false, false, op, loc.file_name(), loc.line()};
 }
 
+// An accumulating op (dst += result) on a slot is quiet when the slot is zero (a fresh section
+// or fill_tile(0)), declared (sanitizer_allow_accumulate), or the open chain of the same op:
+// matmul_tiles and reduce_tile chains are their ops' purpose (a K loop may change operands); an
+// element-wise multiply chain must also keep its operand CBs (a sum of products over tiles).
 void note_accumulate(KernelRuntime& k, uint32_t phys, uint32_t idst, Origin chain, const char* op,
-                     const SrcLoc& loc) {
+                     uint32_t cb0, uint32_t cb1, const SrcLoc& loc) {
   SlotMeta& m = dst_of(k).meta[phys];
-  const bool fresh = m.origin == Origin::kZero || m.origin == Origin::kFill;
-  if (!fresh && !m.allow_acc && !(m.origin == chain && m.chain_open)) {
-    raise(ReportKind::kImplicitAccumulation, op, -1, int(idst), loc,
-          fmt::format("{} accumulates (dst += result) onto dst slot {}, which holds a {} value "
-                      "from {} at {}:{}{}; zero the slot first (fill_tile) or use a slot of a "
-                      "freshly acquired section",
-                      op, idst, origin_name(m.origin), m.op, m.file, m.line,
-                      m.origin == chain ? " (an earlier accumulation, read since)" : ""));
+  const bool zero = m.origin == Origin::kZero || (m.origin == Origin::kFill && m.fill == 0.0f);
+  const bool same_operands = chain != Origin::kMul ||
+                             (std::strcmp(m.op, op) == 0 && m.cb0 == int(cb0) && m.cb1 == int(cb1));
+  const bool continues = m.origin == chain && m.chain_open;
+  if (!zero && !m.allow_acc && !(continues && same_operands)) {
+    std::string what;
+    if (m.origin == Origin::kFill) {
+      what = fmt::format(
+          "the non-zero constant {} from fill_tile at {}:{}, so the result is {} + "
+          "the product; fill with 0, or declare the carry-in with "
+          "sanitizer_allow_accumulate",
+          m.fill, m.file, m.line, m.fill);
+    } else if (continues) {
+      what = fmt::format(
+          "the product of {} (CBs {}, {}) at {}:{}, never read: the two products "
+          "add up; use another slot or a fresh section for the second product",
+          m.op, m.cb0, m.cb1, m.file, m.line);
+    } else {
+      what = fmt::format(
+          "a {} value from {} at {}:{}{}; zero the slot first (fill_tile) or use a "
+          "slot of a freshly acquired section",
+          origin_name(m.origin), m.op, m.file, m.line,
+          m.origin == chain ? " (an earlier accumulation, read since)" : "");
+    }
+    raise(
+        ReportKind::kImplicitAccumulation, op, -1, int(idst), loc,
+        fmt::format("{} (CBs {}, {}) accumulates (dst += result) onto dst slot {}, which holds {}",
+                    op, cb0, cb1, idst, what));
   }
+  const bool from_zero = continues && same_operands ? m.from_zero : zero;
   m = SlotMeta{chain, false, true, false, op, loc.file_name(), loc.line()};
+  m.from_zero = from_zero;
+  m.cb0 = int(cb0);
+  m.cb1 = int(cb1);
 }
 
 // A tile of a CB window as fp32 values. `fpu`: the value passes the FPU source registers
@@ -662,6 +748,39 @@ void store_tile(KernelRuntime& k, uint32_t phys, F&& value_of) {
 
 enum class Bin { kAdd, kSub, kMul };
 
+// Math fidelity (Wormhole ISA documentation, ELWMUL.md and MVMUL.md): per phase the multiplier
+// takes 5 significand bits of SrcA and 7 of SrcB. SrcA offers the top 10 of its TF32 significand
+// (hidden bit + 9; the TF32 LSB is dropped) as hi = top 5, lo = next 5; SrcB its 11 as hi = top 7,
+// lo = next 4. LoFi: A_hi·B_hi; HiFi2 adds A_lo·B_hi; HiFi3 adds A_hi·B_lo; HiFi4 adds A_lo·B_lo.
+// Every partial product is exact in fp32 (at most 10 x 11 bits), so the phases sum as below.
+// Returns 0 (exact products) in exact mode or with DeviceConfig::math_fidelity_phases off.
+int fidelity_phases(const KernelRuntime& k) {
+  if (!k.core->faithful || !k.core->config->math_fidelity_phases) return 0;
+  return static_cast<int>(k.spec->config.math_fidelity) + 1;  // LoFi 1 ... HiFi4 4
+}
+constexpr uint32_t kSrcAHi = 0xfff80000u;  // sign, exponent, hidden + 4 bits
+constexpr uint32_t kSrcA = 0xffffc000u;    // hidden + 9 bits
+constexpr uint32_t kSrcBHi = 0xfffe0000u;  // hidden + 6 bits
+constexpr uint32_t kSrcB = 0xffffe000u;    // hidden + 10 bits (TF32)
+inline float keep(float x, uint32_t mask) { return float_from_bits(float_bits(x) & mask); }
+// srca * srcb as the multiplier computes it with `phases` phases (0: exact).
+inline float fidelity_product(float srca, float srcb, int phases) {
+  switch (phases) {
+    case 1:
+      return keep(srca, kSrcAHi) * keep(srcb, kSrcBHi);
+    case 2:
+      return keep(srca, kSrcA) * keep(srcb, kSrcBHi);
+    case 3: {
+      const float b_hi = keep(srcb, kSrcBHi);
+      return keep(srca, kSrcA) * b_hi + keep(srca, kSrcAHi) * (keep(srcb, kSrcB) - b_hi);
+    }
+    case 4:
+      return keep(srca, kSrcA) * keep(srcb, kSrcB);
+    default:
+      return srca * srcb;
+  }
+}
+
 void fpu_binary(Bin op, BroadcastType bcast, uint32_t icb0, uint32_t icb1, uint32_t itile0,
                 uint32_t itile1, uint32_t idst, const char* name, SrcLoc loc) {
   KernelRuntime& k = current();
@@ -684,7 +803,7 @@ void fpu_binary(Bin op, BroadcastType bcast, uint32_t icb0, uint32_t icb1, uint3
   if (k.core->sanitize) {
     const uint32_t p = phys;
     if (op == Bin::kMul) {
-      note_accumulate(k, p, idst, Origin::kMul, name, loc);
+      note_accumulate(k, p, idst, Origin::kMul, name, icb0, icb1, loc);
     } else {
       if (accumulate) dst_of(k).meta[p].read = true;  // acc_to_dest reads the old value
       note_assign(k, p, idst, Origin::kAssignFpu, name, loc);
@@ -705,9 +824,26 @@ void fpu_binary(Bin op, BroadcastType bcast, uint32_t icb0, uint32_t icb1, uint3
         store_tile(k, phys, [&](int i, float) { return a[i] - b[i]; });
       }
       break;
-    case Bin::kMul:
-      store_tile(k, phys, [&](int i, float old) { return old + a[i] * b[i]; });
+    case Bin::kMul: {
+      // in0 is SrcA, in1 SrcB.
+      const int phases = fidelity_phases(k);
+      if (phases > 0) {
+        for (int i = 0; i < kTileElems; ++i) a[i] = fidelity_product(a[i], b[i], phases);
+      } else {
+        for (int i = 0; i < kTileElems; ++i) a[i] *= b[i];
+      }
+      // tt-llk 001c23a4 (llk_math_eltwise_binary.h): with fidelity phases, a column broadcast
+      // multiply ZEROACCs faces 0-1 first, so rows 0-15 are assigned and rows 16-31 accumulate.
+      if (bcast == BroadcastType::COL && k.core->config->llk == LlkVersion::k001c23a4 &&
+          k.spec->config.math_fidelity != MathFidelity::LoFi) {
+        store_tile(k, phys, [&](int i, float old) {
+          return (kLayout.row[i] < kFaceDim ? 0.0f : old) + a[i];
+        });
+      } else {
+        store_tile(k, phys, [&](int i, float old) { return old + a[i]; });
+      }
       break;
+    }
   }
   static constexpr TileOpKind kPlain[] = {TileOpKind::kAdd, TileOpKind::kSub, TileOpKind::kMul};
   static constexpr TileOpKind kBcast[] = {TileOpKind::kAddBcast, TileOpKind::kSubBcast,
@@ -745,6 +881,7 @@ void sfpu(uint32_t a, uint32_t b, uint32_t out, bool two_operands, TileOpKind ki
 
 void tile_regs_acquire(SrcLoc loc) {
   KernelRuntime& k = current();
+  detail::check_domain(k, detail::Domain::kCompute, "tile_regs_acquire", loc);
   Dst& d = dst_of(k);
   if (k.core->sanitize && d.acquired) {
     raise(ReportKind::kDstNestedAcquire, "tile_regs_acquire", -1, -1, loc,
@@ -756,12 +893,14 @@ void tile_regs_acquire(SrcLoc loc) {
           "no free dst section (all committed and not released): would block forever", true);
   }
   d.acquired = true;
+  d.section_cycle[d.math_section] = ++d.cycle;
   d.acquire_file = loc.file_name();
   d.acquire_line = loc.line();
 }
 
 void tile_regs_commit(SrcLoc loc) {
   KernelRuntime& k = current();
+  detail::check_domain(k, detail::Domain::kCompute, "tile_regs_commit", loc);
   Dst& d = dst_of(k);
   if (!d.acquired && k.core->sanitize) {
     raise(ReportKind::kDstProtocol, "tile_regs_commit", -1, -1, loc,
@@ -774,6 +913,7 @@ void tile_regs_commit(SrcLoc loc) {
 
 void tile_regs_wait(SrcLoc loc) {
   KernelRuntime& k = current();
+  detail::check_domain(k, detail::Domain::kCompute, "tile_regs_wait", loc);
   Dst& d = dst_of(k);
   if (d.committed == 0) {
     raise(ReportKind::kDstProtocol, "tile_regs_wait", -1, -1, loc,
@@ -784,6 +924,7 @@ void tile_regs_wait(SrcLoc loc) {
 
 void tile_regs_release(SrcLoc loc) {
   KernelRuntime& k = current();
+  detail::check_domain(k, detail::Domain::kCompute, "tile_regs_release", loc);
   Dst& d = dst_of(k);
   if (!d.waited && k.core->sanitize) {
     raise(ReportKind::kDstProtocol, "tile_regs_release", -1, -1, loc,
@@ -807,6 +948,32 @@ void tile_regs_release(SrcLoc loc) {
   if (d.sections == 2) d.pack_section ^= 1u;
 }
 
+namespace {
+
+// A partial packed from an accumulated slot into an unpushed page, then overwritten by the next
+// section's pack of the same page: the sum restarted from zero and the earlier partial is lost.
+void lint_running_sum(KernelRuntime& k, CbState& c, uint32_t ocb, uint32_t page, uint32_t phys,
+                      uint32_t idst, const SrcLoc& loc) {
+  Dst& d = dst_of(k);
+  const SlotMeta& m = d.meta[phys];
+  const bool accumulated =
+      m.origin == Origin::kMul || m.origin == Origin::kMatmul || m.origin == Origin::kReduce;
+  const uint32_t cycle = d.section_cycle[d.sections == 2 ? d.pack_section : 0];
+  detail::PackMark& mark = c.packs[(c.write_page() + page) % c.num_pages];
+  if (mark.cycle != 0 && mark.cycle != cycle && mark.accumulated && accumulated && m.from_zero) {
+    raise(ReportKind::kRunningSumLost, "pack_tile", int(ocb), int(idst), loc,
+          fmt::format("pack_tile writes page {} of CB {} from the accumulated dst slot {}, but "
+                      "pack_tile at {}:{} packed an accumulated slot {} of an earlier dst section "
+                      "there and the page was not pushed since, and this sum started from zero: "
+                      "that partial is lost (a section starts from zero, so a sum across sections "
+                      "must carry its partial in)",
+                      page, ocb, idst, mark.file, mark.line, mark.slot));
+  }
+  mark = {cycle, accumulated, int(idst), loc.file_name(), loc.line()};
+}
+
+}  // namespace
+
 void pack_tile(uint32_t idst, uint32_t ocb, uint32_t out_tile_index, SrcLoc loc) {
   KernelRuntime& k = current();
   Dst& d = dst_of(k);
@@ -819,6 +986,7 @@ void pack_tile(uint32_t idst, uint32_t ocb, uint32_t out_tile_index, SrcLoc loc)
   if (k.core->sanitize) note_read(k, phys, idst, "pack_tile", loc);
   CbState* c = nullptr;
   uint8_t* p = const_cast<uint8_t*>(cb_page(k, ocb, out_tile_index, true, "pack_tile", loc, &c));
+  if (!c->packs.empty()) lint_running_sum(k, *c, ocb, out_tile_index, phys, idst, loc);
   const float* v = d.data[phys];
   if (c->format == DataFormat::Float16_b) {
     auto* h = reinterpret_cast<uint16_t*>(p);
@@ -828,12 +996,7 @@ void pack_tile(uint32_t idst, uint32_t ocb, uint32_t out_tile_index, SrcLoc loc)
       for (int i = 0; i < kTileElems; ++i) h[i] = float_to_bf16(v[i]).bits;
     }
   } else {
-    auto* f = reinterpret_cast<float*>(p);
-    if (k.core->faithful) {
-      for (int i = 0; i < kTileElems; ++i) f[i] = packer_flush_fp32(v[i]);
-    } else {
-      std::memcpy(f, v, kTileElems * sizeof(float));
-    }
+    std::memcpy(p, v, kTileElems * sizeof(float));  // fp32 -> fp32: the identity
   }
   count(k, TileOpKind::kPack);
 }
@@ -855,7 +1018,7 @@ void datacopy(BroadcastType bcast, uint32_t icb, uint32_t itile, uint32_t idst, 
   KernelRuntime& k = current();
   const uint32_t phys = dst_slot(k, idst, true, name, loc);
   if (k.core->sanitize) note_assign(k, phys, idst, Origin::kCopy, name, loc);
-  const bool tf32 = !k.spec->config.unpack_to_dest_fp32;
+  const bool tf32 = !k.spec->config.unpacks_to_dest(icb);
   Dst& d = dst_of(k);
   CbState& c = detail::cb_of(k, icb, name, loc);
   if (bcast == BroadcastType::NONE && c.format == DataFormat::Float16_b) {
@@ -909,6 +1072,43 @@ void mul_tiles(uint32_t a, uint32_t b, uint32_t ia, uint32_t ib, uint32_t idst, 
   fpu_binary(Bin::kMul, BroadcastType::NONE, a, b, ia, ib, idst, "mul_tiles", loc);
 }
 
+// tt-llk (llk_math_eltwise_binary.h, both commits the machine names): with dest reuse the math
+// thread moves dst into SrcA / SrcB (MOVD2A / MOVD2B) and ZEROACCs the slot before the op.
+void detail::binary_dest_reuse(EltwiseBinaryType op, EltwiseBinaryReuseDestType reuse, uint32_t icb,
+                               uint32_t itile, uint32_t idst, SrcLoc loc) {
+  static constexpr const char* kName = "binary_dest_reuse_tiles";
+  KernelRuntime& k = current();
+  const uint32_t phys = dst_slot(k, idst, true, kName, loc);
+  alignas(64) float c[kTileElems];
+  unpack(k, icb, itile, true, kName, loc, c);
+  if (k.core->sanitize) {
+    note_read(k, phys, idst, kName, loc);
+    note_assign(k, phys, idst, Origin::kAssignFpu, kName, loc);
+  }
+  Dst& d = dst_of(k);
+  alignas(64) float m[kTileElems];  // the dst tile in its source register
+  for (int i = 0; i < kTileElems; ++i) {
+    m[i] = k.core->faithful ? round_tf32(d.data[phys][i]) : d.data[phys][i];
+  }
+  const bool dst_is_a = reuse == EltwiseBinaryReuseDestType::DEST_TO_SRCA;
+  const float* a = dst_is_a ? m : c;
+  const float* b = dst_is_a ? c : m;
+  const int phases = fidelity_phases(k);
+  switch (op) {
+    case EltwiseBinaryType::ELWADD:
+      store_tile(k, phys, [&](int i, float) { return a[i] + b[i]; });
+      break;
+    case EltwiseBinaryType::ELWSUB:
+      store_tile(k, phys, [&](int i, float) { return a[i] - b[i]; });
+      break;
+    case EltwiseBinaryType::ELWMUL:
+      store_tile(k, phys, [&](int i, float) { return fidelity_product(a[i], b[i], phases); });
+      break;
+  }
+  static constexpr TileOpKind kKind[] = {TileOpKind::kAdd, TileOpKind::kSub, TileOpKind::kMul};
+  count(k, kKind[int(op)]);
+}
+
 #define TN_BCAST_INIT(name, op) \
   void name(uint32_t, uint32_t) { detail::binary_init(EltwiseBinaryType::op, false); }
 TN_BCAST_INIT(add_bcast_rows_init_short, ELWADD)
@@ -945,7 +1145,8 @@ void detail::reduce_tile(PoolType pool, ReduceDim dim, uint32_t icb, uint32_t ic
   alignas(64) float s[kTileElems];
   unpack(k, icb, itile, true, "reduce_tile", loc, a);
   unpack(k, icb_scaler, itile_scaler, true, "reduce_tile", loc, s);
-  if (k.core->sanitize) note_accumulate(k, phys, idst, Origin::kReduce, "reduce_tile", loc);
+  if (k.core->sanitize)
+    note_accumulate(k, phys, idst, Origin::kReduce, "reduce_tile", icb, icb_scaler, loc);
   const float scale = s[0];
   const bool is_max = pool == PoolType::MAX;
   Dst& d = dst_of(k);
@@ -993,7 +1194,8 @@ void matmul_tiles(uint32_t in0, uint32_t in1, uint32_t i0, uint32_t i1, uint32_t
   alignas(64) float b[kTileElems];
   unpack(k, in0, i0, true, "matmul_tiles", loc, a);
   unpack(k, in1, i1, true, "matmul_tiles", loc, b);
-  if (k.core->sanitize) note_accumulate(k, phys, idst, Origin::kMatmul, "matmul_tiles", loc);
+  if (k.core->sanitize)
+    note_accumulate(k, phys, idst, Origin::kMatmul, "matmul_tiles", in0, in1, loc);
   // Row-major copies so the inner loop is contiguous.
   alignas(64) float am[kTileDim][kTileDim];
   alignas(64) float bm[kTileDim][kTileDim];
@@ -1003,11 +1205,34 @@ void matmul_tiles(uint32_t in0, uint32_t in1, uint32_t i0, uint32_t i1, uint32_t
       bm[r][c] = k.mm_transpose ? b[kLayout.index[c][r]] : b[kLayout.index[r][c]];
     }
   }
+  // MVMUL: in0 is SrcB, in1 SrcA (Dst += SrcB @ SrcA; ISA MVMUL.md). With fidelity phases the
+  // operands are cut to the bits the phases take (HiFi3: two products, fidelity_product).
+  const int phases = fidelity_phases(k);
+  alignas(64) float am2[kTileDim][kTileDim];
+  alignas(64) float bm2[kTileDim][kTileDim];
+  if (phases > 0) {
+    const uint32_t a_mask = phases == 4 || phases == 3 ? kSrcB : kSrcBHi;
+    const uint32_t b_mask = phases == 1 ? kSrcAHi : kSrcA;
+    for (int r = 0; r < kTileDim; ++r) {
+      for (int c = 0; c < kTileDim; ++c) {
+        const float x = am[r][c], y = bm[r][c];
+        am[r][c] = keep(x, phases == 3 ? kSrcBHi : a_mask);
+        bm[r][c] = keep(y, b_mask);
+        am2[r][c] = keep(x, kSrcB) - keep(x, kSrcBHi);  // SrcB lo, for HiFi3
+        bm2[r][c] = keep(y, kSrcAHi);
+      }
+    }
+  }
   Dst& d = dst_of(k);
   float* out = d.data[phys];
   d.dirty |= 1u << phys;
   for (int r = 0; r < kTileDim; ++r) {
     float acc[kTileDim] = {};
+    if (phases == 3) {
+      for (int kk = 0; kk < kTileDim; ++kk) {
+        for (int c = 0; c < kTileDim; ++c) acc[c] += am2[r][kk] * bm2[kk][c];
+      }
+    }
     for (int kk = 0; kk < kTileDim; ++kk) {
       for (int c = 0; c < kTileDim; ++c) acc[c] += am[r][kk] * bm[kk][c];
     }
@@ -1042,7 +1267,10 @@ void fill_tile_init() {}
 void fill_tile(uint32_t idst, float value, SrcLoc loc) {
   KernelRuntime& k = current();
   const uint32_t phys = dst_slot(k, idst, true, "fill_tile", loc);
-  if (k.core->sanitize) note_assign(k, phys, idst, Origin::kFill, "fill_tile", loc);
+  if (k.core->sanitize) {
+    note_assign(k, phys, idst, Origin::kFill, "fill_tile", loc);
+    dst_of(k).meta[phys].fill = value;
+  }
   store_tile(k, phys, [&](int, float) { return value; });
   count(k, TileOpKind::kFill);
 }

@@ -11,9 +11,9 @@
 #include <unordered_map>
 #include <vector>
 
+#include "tile/machine/api/common.h"
 #include "tile/machine/device.h"
 #include "tile/machine/fiber.h"
-#include "tile/machine/kernel_api.h"
 
 namespace tilenorm::tile {
 
@@ -88,6 +88,10 @@ struct SlotMeta {
   const char* op = "";
   const char* file = "";
   uint32_t line = 0;
+  float fill = 0.0f;       // the constant of a kFill slot
+  int cb0 = -1;            // operand CBs of the accumulation that wrote the slot
+  bool from_zero = false;  // an accumulation chain that started on a zero slot
+  int cb1 = -1;
 };
 
 inline constexpr int kDstTiles = 16;  // physical bf16 tiles; fp32 dst uses the first 8
@@ -105,6 +109,8 @@ struct Dst {
   uint32_t dirty = 0;             // physical slots that may be non-zero
   const char* acquire_file = "";  // last tile_regs_acquire, for kernel-end reports
   uint32_t acquire_line = 0;
+  uint32_t cycle = 0;                  // tile_regs_acquire calls so far
+  uint32_t section_cycle[2] = {0, 0};  // the acquire number each section was taken at
 };
 
 struct PendingCopy {
@@ -115,6 +121,15 @@ struct PendingCopy {
   int cb;
   const char* file;
   uint32_t line;
+};
+
+// The last pack into a CB page since its reserve (running-sum lint).
+struct PackMark {
+  uint32_t cycle = 0;  // the packed section's acquire number; 0: not packed since reserve
+  bool accumulated = false;
+  int slot = -1;
+  const char* file = "";
+  uint32_t line = 0;
 };
 
 struct CbState {
@@ -137,6 +152,7 @@ struct CbState {
   uint32_t reserve_line = 0;
   const char* wait_file = "";
   uint32_t wait_line = 0;
+  std::vector<PackMark> packs;  // per page; sized only when the running-sum lint is on
   uint32_t available() const { return static_cast<uint32_t>(pushed - popped); }
   uint32_t free_pages() const { return num_pages - available(); }
   uint32_t write_page() const { return static_cast<uint32_t>(pushed % num_pages); }

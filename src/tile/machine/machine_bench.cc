@@ -5,8 +5,12 @@
 #include <thread>
 #include <vector>
 
+#include "tile/machine/api/compute/eltwise_binary.h"
+#include "tile/machine/api/compute/pack.h"
+#include "tile/machine/api/compute/reg_api.h"
+#include "tile/machine/api/compute/tile_move_copy.h"
+#include "tile/machine/api/dataflow_api.h"
 #include "tile/machine/device.h"
-#include "tile/machine/kernel_api.h"
 #include "tilenorm/status.h"
 
 namespace tilenorm::tile {

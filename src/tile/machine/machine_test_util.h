@@ -7,8 +7,11 @@
 #include <random>
 #include <vector>
 
+#include "tile/machine/api/compute/pack.h"
+#include "tile/machine/api/compute/reg_api.h"
+#include "tile/machine/api/compute/tile_move_copy.h"
+#include "tile/machine/api/dataflow_api.h"
 #include "tile/machine/device.h"
-#include "tile/machine/kernel_api.h"
 #include "tilenorm/bf16.h"
 
 namespace tilenorm::tile::test_util {

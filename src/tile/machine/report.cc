@@ -67,6 +67,10 @@ const char* report_kind_name(ReportKind kind) {
       return "dead-store";
     case ReportKind::kMaskSlot:
       return "mask-slot";
+    case ReportKind::kRunningSumLost:
+      return "running-sum-lost";
+    case ReportKind::kKernelApiKind:
+      return "kernel-api-kind";
   }
   return "?";
 }

@@ -51,6 +51,11 @@ enum class ReportKind : uint8_t {
   kImplicitAccumulation,   // accumulating FPU op onto a slot holding another computation's value
   kDeadStore,              // a dst slot overwritten before its value was read
   kMaskSlot,               // mask_tile's mask argument is not data + 1 (hardware ignores it)
+  kRunningSumLost,         // lint: pack_tile overwrites an unpushed CB page that an earlier dst
+                           // section packed an accumulated value into (a sum restarted from 0)
+  kKernelApiKind,          // a kernel calls another kernel kind's API (does not compile on
+                           // hardware: a reader calling copy_tile, a compute kernel calling
+                           // noc_async_read_tile)
 };
 const char* report_kind_name(ReportKind kind);  // "implicit-accumulation", ...
 

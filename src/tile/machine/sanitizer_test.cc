@@ -1,10 +1,19 @@
 // Each sanitizer rule: a small kernel that breaks it and the report it must produce (kind, core,
 // kernel, op, CB or slot, source line), plus clean kernels that raise nothing.
+#include "tile/machine/api/compute/sanitizer.h"
+
 #include <gtest/gtest.h>
 
 #include <string>
 #include <vector>
 
+#include "tile/machine/api/compute/bcast.h"
+#include "tile/machine/api/compute/eltwise_binary.h"
+#include "tile/machine/api/compute/eltwise_binary_sfpu.h"
+#include "tile/machine/api/compute/eltwise_unary.h"
+#include "tile/machine/api/compute/mask.h"
+#include "tile/machine/api/compute/matmul.h"
+#include "tile/machine/api/compute/reduce.h"
 #include "tile/machine/machine_test_util.h"
 
 namespace tilenorm::tile {
@@ -31,7 +40,8 @@ struct Kernels {
 };
 
 struct Machine {
-  explicit Machine(SanitizerMode mode) : device(config(mode)) {
+  explicit Machine(SanitizerMode mode) : Machine(config(mode)) {}
+  explicit Machine(const DeviceConfig& cfg) : device(cfg) {
     EXPECT_TRUE(device.create_buffer(4, DataFormat::Float16_b, &buffer).ok());
     std::vector<float> ones(4 * kTileElems, 1.0f);
     const auto bytes = to_bytes(ones, DataFormat::Float16_b);
@@ -504,6 +514,63 @@ TEST(Sanitizer, BadDramAccessIsAnErrorEvenWithTheSanitizerOff) {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Kernel API of another kernel kind: on hardware a reader is built against dataflow_api.h and a
+// compute kernel against compute_kernel_api/, so such a call does not compile.
+
+void reader_calls_copy_tile() {
+  push_one(kIn0);
+  g_line = __LINE__ + 1;
+  copy_tile(kIn0, 0, 0);
+}
+
+void compute_calls_noc_read() {
+  const InterleavedAddrGenFast<true> s = {.bank_base_address = g_addr,
+                                          .page_size = tile_size(DataFormat::Float16_b),
+                                          .data_format = DataFormat::Float16_b};
+  cb_reserve_back(kIn1, 1);
+  g_line = __LINE__ + 1;
+  noc_async_read_tile(0, s, 0);
+}
+
+void writer_calls_tile_regs_acquire() {
+  g_line = __LINE__ + 1;
+  tile_regs_acquire();
+}
+
+TEST(Sanitizer, KernelApiOfAnotherKernelKind) {
+  struct Case {
+    void (*reader)();
+    void (*compute)();
+    void (*writer)();
+    KernelKind kind;
+    const char* op;
+    const char* name;
+  };
+  for (const Case& c :
+       {Case{&reader_calls_copy_tile, nullptr, nullptr, KernelKind::kReader, "copy_tile", "rd"},
+        Case{nullptr, &compute_calls_noc_read, nullptr, KernelKind::kCompute, "noc_async_read_tile",
+             "cmp"},
+        Case{nullptr, nullptr, &writer_calls_tile_regs_acquire, KernelKind::kWriter,
+             "tile_regs_acquire", "wr"}}) {
+    SCOPED_TRACE(c.op);
+    Machine m(SanitizerMode::kError);
+    Kernels s;
+    s.reader = c.reader;
+    s.compute = c.compute;
+    s.writer = c.writer;
+    const Status st = m.run(s);
+    ASSERT_FALSE(st.ok());
+    const SanitizerReport& r = expect_report(m, ReportKind::kKernelApiKind, c.kind);
+    EXPECT_EQ(r.kernel_name, c.name);
+    EXPECT_EQ(r.op, c.op);
+    EXPECT_EQ(r.line, g_line);
+    EXPECT_NE(std::string(r.file).find("sanitizer_test.cc"), std::string::npos);
+    EXPECT_NE(r.message.find("does not compile"), std::string::npos) << r.message;
+    EXPECT_NE(st.message().find("kernel-api-kind"), std::string::npos) << st.message();
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
 // Dst protocol.
 
 void op_outside_acquire_compute() {
@@ -859,6 +926,29 @@ void accumulate_cases_compute() {
       g_line = __LINE__ + 1;
       mul_tiles(kIn0, kIn1, 0, 0, 0);
       break;
+    case 7:  // a second multiply with another operand pair onto an unread product
+      mul_tiles(kIn0, kIn1, 0, 0, 0);
+      g_line = __LINE__ + 1;
+      mul_tiles(kIn1, kIn0, 0, 0, 0);
+      break;
+    case 8:  // a multiply onto an unread broadcast multiply
+      mul_tiles_bcast_rows(kIn0, kIn1, 0, 0, 0);
+      g_line = __LINE__ + 1;
+      mul_tiles(kIn0, kIn1, 0, 0, 0);
+      break;
+    case 9:  // onto a non-zero constant
+      fill_tile(0, 5.0f);
+      g_line = __LINE__ + 1;
+      mul_tiles(kIn0, kIn1, 0, 0, 0);
+      break;
+    case 10:  // onto an explicit zero: clean
+      fill_tile(0, 0.0f);
+      mul_tiles(kIn0, kIn1, 0, 0, 0);
+      break;
+    case 11:  // a matmul chain over two operand pairs (hi + lo): clean, matmul accumulates
+      matmul_tiles(kIn0, kIn1, 0, 0, 0);
+      matmul_tiles(kIn1, kIn0, 0, 0, 0);
+      break;
   }
   tile_regs_commit();
   tile_regs_wait();
@@ -883,7 +973,12 @@ TEST(Sanitizer, ImplicitAccumulationCases) {
                         {3, true, "reduce_tile", 0.5f},    // row sums land in column 0 only
                         {4, false, "", 1.5f},
                         {5, true, "mul_tiles_bcast_scalar", 1.5f},
-                        {6, true, "mul_tiles", 2.0f}};
+                        {6, true, "mul_tiles", 2.0f},
+                        {7, true, "mul_tiles", 1.0f},  // 0.5 + 0.5
+                        {8, true, "mul_tiles", 1.0f},
+                        {9, true, "mul_tiles", 5.5f},
+                        {10, false, "", 0.5f},
+                        {11, false, "", 32.0f}};  // 32 * 0.5 + 32 * 0.5
   for (const Case& c : cases) {
     Machine m(SanitizerMode::kWarn);
     Program p(m.device);
@@ -904,6 +999,17 @@ TEST(Sanitizer, ImplicitAccumulationCases) {
       EXPECT_EQ(found[0]->op, c.op);
       EXPECT_EQ(found[0]->slot, 0);
       EXPECT_EQ(found[0]->line, g_line);
+      EXPECT_EQ(found[0]->kernel, KernelKind::kCompute);
+      EXPECT_EQ(found[0]->kernel_name, "acc");
+      if (c.id == 7 || c.id == 8) {
+        EXPECT_NE(found[0]->message.find("never read: the two products add up"), std::string::npos)
+            << found[0]->message;
+      }
+      if (c.id == 9) {
+        EXPECT_NE(found[0]->message.find("the non-zero constant 5 from fill_tile"),
+                  std::string::npos)
+            << found[0]->message;
+      }
     }
     EXPECT_EQ(g_out_value, c.value) << c.id;  // element 100 is (6, 4)
   }
@@ -1130,6 +1236,81 @@ TEST(Sanitizer, NestedAcquireLosesTheRunningSumAsUpstreamBug2) {
   ASSERT_EQ(poison.size(), 1u);
   EXPECT_EQ(poison[0]->op, "add_binary_tile");
   EXPECT_EQ(poison[0]->slot, 0);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Running-sum lint: a naive fix of Bug 2 takes one dst section per block and packs the block's
+// sum into the one reserved page each time; every section starts from zero, so only the last
+// block's partial reaches the CB.
+
+template <bool kCarry>
+void running_sum_per_section_compute() {
+  cb_reserve_back(kOut, 1);
+  for (int block = 0; block < 2; ++block) {
+    cb_wait_front(kIn0, 1);
+    cb_wait_front(kIn1, 1);
+    tile_regs_acquire();
+    if (kCarry && block > 0) {  // the fix: carry the partial in (sanitizer_allow_accumulate)
+      fill_tile(0, g_out_value2);
+      sanitizer_allow_accumulate(0);
+    }
+    mul_tiles(kIn0, kIn1, 0, 0, 0);
+    tile_regs_commit();
+    tile_regs_wait();
+    if (block == 1) g_line = __LINE__ + 1;
+    pack_tile(0, kOut);
+    tile_regs_release();
+    cb_pop_front(kIn0, 1);
+    cb_pop_front(kIn1, 1);
+  }
+  cb_push_back(kOut, 1);
+}
+
+void two_blocks_reader() {
+  for (int block = 0; block < 2; ++block) {
+    push_one(kIn0);
+    push_one(kIn1);
+  }
+}
+
+TEST(Sanitizer, RunningSumLostAcrossCleanSectionsIsALint) {
+  for (bool lint : {true, false}) {
+    SCOPED_TRACE(lint ? "lint on" : "lint off");
+    DeviceConfig cfg = Machine::config(SanitizerMode::kWarn);
+    EXPECT_TRUE(cfg.lint_running_sum);  // on by default
+    cfg.lint_running_sum = lint;
+    Machine m(cfg);
+    Kernels s;
+    s.reader = &two_blocks_reader;
+    s.compute = &running_sum_per_section_compute<false>;
+    s.writer = &value_writer;
+    ASSERT_TRUE(m.run(s).ok());
+    EXPECT_EQ(g_out_value, 1.0f);  // 1·1 + 1·1 intended: the first block's partial is lost
+    if (lint) {
+      const SanitizerReport& r =
+          expect_report(m, ReportKind::kRunningSumLost, KernelKind::kCompute);
+      EXPECT_EQ(r.kernel_name, "cmp");
+      EXPECT_EQ(r.op, "pack_tile");
+      EXPECT_EQ(r.cb, int(kOut));
+      EXPECT_EQ(r.slot, 0);
+      EXPECT_EQ(r.line, g_line);
+      EXPECT_NE(r.message.find("partial is lost"), std::string::npos) << r.message;
+    } else {
+      EXPECT_TRUE(m.reports().empty());
+    }
+  }
+}
+
+TEST(Sanitizer, RunningSumCarriedAcrossSectionsIsClean) {
+  Machine m(SanitizerMode::kError);
+  Kernels s;
+  s.reader = &two_blocks_reader;
+  s.compute = &running_sum_per_section_compute<true>;
+  s.writer = &value_writer;
+  g_out_value2 = 1.0f;  // the partial of block 0, carried in as a constant
+  ASSERT_TRUE(m.run(s).ok());
+  EXPECT_EQ(g_out_value, 2.0f);
+  EXPECT_TRUE(m.reports().empty());
 }
 
 }  // namespace

@@ -46,9 +46,11 @@ void untilize(const float* tiles, int64_t rows, int64_t cols, float* row_major);
 void encode(const float* values, size_t count, DataFormat format, void* bytes);
 void decode(const void* bytes, size_t count, DataFormat format, float* values);
 
-// The packer's fp32 -> bf16 conversion on Wormhole: round to nearest with ties away from zero,
-// denormals flushed to zero, -0 -> +0, NaN stays NaN. Returns raw bf16 bits. Branch-free so the
-// packer's whole-tile loop vectorizes.
+// The packer's fp32 -> bf16 conversion on Wormhole (ISA documentation, Packers/
+// FormatConversion.md): round to nearest with ties away from zero, denormals flushed to zero,
+// -0 -> +0, NaN -> Inf of the same sign (the 8-bit exponent is kept, the mantissa dropped).
+// Returns raw bf16 bits. Branch-free so the packer's whole-tile loop vectorizes. (fp32 -> fp32
+// is the identity: denormals and -0 are kept.)
 inline uint16_t packer_round_bf16(float value) {
   uint32_t u;
   std::memcpy(&u, &value, sizeof u);
@@ -56,15 +58,9 @@ inline uint16_t packer_round_bf16(float value) {
   const bool flush = (u & 0x7f800000u) == 0;  // zero, -0 and denormals all become +0
   // Sign-magnitude: adding half an ulp to the magnitude rounds ties away from zero.
   uint32_t r = (u + 0x8000u) >> 16;
-  r = nan ? ((u >> 16) | 0x0040u) : r;
+  r = nan ? ((u >> 16) & 0xff80u) : r;
   r = flush ? 0u : r;
   return static_cast<uint16_t>(r);
-}
-// The fp32 -> fp32 packer path: denormals flushed, -0 -> +0.
-inline float packer_flush_fp32(float value) {
-  uint32_t u;
-  std::memcpy(&u, &value, sizeof u);
-  return (u & 0x7f800000u) == 0 ? 0.0f : value;
 }
 
 }  // namespace tilenorm::tile

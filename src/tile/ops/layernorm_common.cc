@@ -8,6 +8,15 @@
 #include <cstring>
 
 #include "reference/layernorm.h"
+#include "tile/machine/api/cb_api.h"
+#include "tile/machine/api/compute/eltwise_binary_sfpu.h"
+#include "tile/machine/api/compute/eltwise_unary.h"
+#include "tile/machine/api/compute/mask.h"
+#include "tile/machine/api/compute/matmul.h"
+#include "tile/machine/api/compute/pack.h"
+#include "tile/machine/api/compute/reg_api.h"
+#include "tile/machine/api/compute/tile_move_copy.h"
+#include "tile/machine/api/dataflow_api.h"
 
 namespace tilenorm::tile {
 

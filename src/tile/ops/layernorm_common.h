@@ -8,8 +8,8 @@
 #include <string>
 #include <vector>
 
+#include "tile/machine/api/dataflow_api.h"
 #include "tile/machine/device.h"
-#include "tile/machine/kernel_api.h"
 #include "tilenorm/layernorm.h"
 
 namespace tilenorm::tile {

@@ -19,7 +19,16 @@
 // the carried partial.
 #include <algorithm>
 
-#include "tile/machine/kernel_api.h"
+#include "tile/machine/api/cb_api.h"
+#include "tile/machine/api/compute/eltwise_binary.h"
+#include "tile/machine/api/compute/eltwise_binary_sfpu.h"
+#include "tile/machine/api/compute/eltwise_unary.h"
+#include "tile/machine/api/compute/mask.h"
+#include "tile/machine/api/compute/matmul.h"
+#include "tile/machine/api/compute/pack.h"
+#include "tile/machine/api/compute/reg_api.h"
+#include "tile/machine/api/compute/sanitizer.h"
+#include "tile/machine/api/compute/tile_move_copy.h"
 #include "tile/ops/layernorm_backward/cbs.h"
 #include "tile/ops/layernorm_backward/kernels.h"
 #include "tile/ops/layernorm_common.h"

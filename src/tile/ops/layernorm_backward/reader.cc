@@ -5,7 +5,7 @@
 // pages (a tail block leaves its last pages unused) so no window wraps the ring.
 #include <algorithm>
 
-#include "tile/machine/kernel_api.h"
+#include "tile/machine/api/dataflow_api.h"
 #include "tile/ops/layernorm_backward/cbs.h"
 #include "tile/ops/layernorm_backward/kernels.h"
 #include "tile/ops/layernorm_common.h"

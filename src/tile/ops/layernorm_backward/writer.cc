@@ -2,7 +2,7 @@
 // tile-row) the dense dgamma/dbeta partial spans (fp32), in the order compute produces them.
 #include <algorithm>
 
-#include "tile/machine/kernel_api.h"
+#include "tile/machine/api/dataflow_api.h"
 #include "tile/ops/layernorm_backward/cbs.h"
 #include "tile/ops/layernorm_backward/kernels.h"
 #include "tile/ops/layernorm_common.h"

@@ -9,7 +9,14 @@
 // makes each sum exact to fp32 and applies 1/C (and eps) in fp32 on the SFPU.
 #include <algorithm>
 
-#include "tile/machine/kernel_api.h"
+#include "tile/machine/api/cb_api.h"
+#include "tile/machine/api/compute/eltwise_binary.h"
+#include "tile/machine/api/compute/eltwise_binary_sfpu.h"
+#include "tile/machine/api/compute/eltwise_unary.h"
+#include "tile/machine/api/compute/mask.h"
+#include "tile/machine/api/compute/pack.h"
+#include "tile/machine/api/compute/reg_api.h"
+#include "tile/machine/api/compute/tile_move_copy.h"
 #include "tile/ops/layernorm_common.h"
 #include "tile/ops/layernorm_forward/cbs.h"
 #include "tile/ops/layernorm_forward/kernels.h"

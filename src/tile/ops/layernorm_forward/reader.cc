@@ -3,7 +3,7 @@
 // passes), and for the last pass the gamma and beta chunks of every tile.
 #include <algorithm>
 
-#include "tile/machine/kernel_api.h"
+#include "tile/machine/api/dataflow_api.h"
 #include "tile/ops/layernorm_common.h"
 #include "tile/ops/layernorm_forward/cbs.h"
 #include "tile/ops/layernorm_forward/kernels.h"

@@ -1,7 +1,7 @@
 // LayerNorm forward writer: per tile-row the mean and rstd tiles, then y tile by tile.
 #include <algorithm>
 
-#include "tile/machine/kernel_api.h"
+#include "tile/machine/api/dataflow_api.h"
 #include "tile/ops/layernorm_forward/cbs.h"
 #include "tile/ops/layernorm_forward/kernels.h"
 

@@ -5,7 +5,17 @@
 // rewrites of the s1 loop that the bug report proposes.
 #include <algorithm>
 
-#include "tile/machine/kernel_api.h"
+#include "tile/machine/api/cb_api.h"
+#include "tile/machine/api/compute/bcast.h"
+#include "tile/machine/api/compute/eltwise_binary.h"
+#include "tile/machine/api/compute/eltwise_binary_sfpu.h"
+#include "tile/machine/api/compute/eltwise_unary.h"
+#include "tile/machine/api/compute/mask.h"
+#include "tile/machine/api/compute/matmul.h"
+#include "tile/machine/api/compute/pack.h"
+#include "tile/machine/api/compute/reg_api.h"
+#include "tile/machine/api/compute/sanitizer.h"
+#include "tile/machine/api/compute/tile_move_copy.h"
 #include "tile/ops/report_layernorm_backward/cbs.h"
 #include "tile/ops/report_layernorm_backward/kernels.h"
 

@@ -4,7 +4,7 @@
 // (s2), x + gamma + dy (dx). A block always reserves and pushes 3 pages.
 #include <algorithm>
 
-#include "tile/machine/kernel_api.h"
+#include "tile/machine/api/dataflow_api.h"
 #include "tile/ops/layernorm_common.h"
 #include "tile/ops/report_layernorm_backward/cbs.h"
 #include "tile/ops/report_layernorm_backward/kernels.h"

@@ -133,10 +133,12 @@ Status run_on(Device& device, const ReportBackwardInputs& in, const ReportVarian
       v.bug2 ? 1u : 0u,
       v.sum_loop,
       v.inv_c == ReportInvC::kFp32 ? std::bit_cast<uint32_t>(1.0f / float(in.C)) : 0u};
-  const ComputeConfig compute{.fp32_dest_acc_en = true,
-                              .dst_full_sync_en = false,
-                              .math_fidelity = MathFidelity::HiFi4,
-                              .unpack_to_dest_fp32 = v.unpack_to_dest_fp32};
+  ComputeConfig compute{
+      .fp32_dest_acc_en = true, .dst_full_sync_en = false, .math_fidelity = MathFidelity::HiFi4};
+  if (v.unpack_to_dest_fp32) {
+    compute.unpack_to_dest_mode[cb::kS1] = UnpackToDestMode::UnpackToDestFp32;
+    compute.unpack_to_dest_mode[cb::kS2] = UnpackToDestMode::UnpackToDestFp32;
+  }
 
   // What the program depends on; the buffer addresses are runtime args.
   const uint64_t key = ProgramHash()

@@ -28,8 +28,8 @@ struct ReportVariant {
   bool bug2;  // block path: nested tile_regs_acquire in the s2 sum
   ReportSumLoop sum_loop;
   ReportInvC inv_c;
-  // fp32 CBs (s1, s2) reach dst without the TF32 rounding of the source registers
-  // (UnpackToDestFp32); as reported they pass through TF32.
+  // The fp32 CBs s1 and s2 reach dst without the TF32 rounding of the source registers
+  // (UnpackToDestFp32 for those two CBs); as reported they pass through TF32.
   bool unpack_to_dest_fp32;
   bool meant_correct;  // the variant is meant to be a correct kernel (sanitizer-clean)
 };

@@ -2,7 +2,7 @@
 // components (full-size bf16, reduced over rows on the host) to their tile positions.
 #include <algorithm>
 
-#include "tile/machine/kernel_api.h"
+#include "tile/machine/api/dataflow_api.h"
 #include "tile/ops/layernorm_common.h"
 #include "tile/ops/report_layernorm_backward/cbs.h"
 #include "tile/ops/report_layernorm_backward/kernels.h"
