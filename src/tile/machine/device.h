@@ -60,6 +60,8 @@ struct DeviceConfig {
   // Where tt-llk versions differ, the one the machine follows (docs/tile-machine.md).
   LlkVersion llk = LlkVersion::k796bc38b;
   int host_threads = 0;  // 0: std::thread::hardware_concurrency(); results never depend on it
+
+  bool operator==(const DeviceConfig&) const = default;
 };
 
 // Inclusive rectangle of cores, as tt-metal's CoreRange.
@@ -209,6 +211,10 @@ class Device {
   // DRAM buffers. InvalidArgument for zero pages; ResourceExhausted when the banks are full.
   Status create_buffer(uint32_t num_pages, DataFormat format, Buffer* out);
   Status free_buffer(const Buffer& buffer);
+  // The DRAM allocation point, and freeing every buffer created since it (an op that runs on a
+  // long-lived device gives its buffers back this way).
+  uint64_t dram_mark() const;
+  void free_buffers_since(uint64_t mark);
   // Raw bytes of whole pages in page order (pages are tiles in face layout).
   Status write_buffer(const Buffer& buffer, const void* bytes, size_t size);
   Status read_buffer(const Buffer& buffer, void* bytes, size_t size) const;
