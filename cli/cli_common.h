@@ -39,5 +39,6 @@ nlohmann::json report_json(const RunReport& r);
 void add_forward_command(CLI::App& app);
 void add_backward_command(CLI::App& app);
 void add_verify_command(CLI::App& app);
+void add_repro_command(CLI::App& app);
 
 }  // namespace tilenorm::cli

@@ -20,6 +20,7 @@ int main(int argc, char** argv) {
   add_forward_command(app);
   add_backward_command(app);
   add_verify_command(app);
+  add_repro_command(app);
   add_bench_command(app);
   try {
     app.parse(argc, argv);

@@ -281,6 +281,13 @@ Status Device::free_buffer(const Buffer& buffer) {
   return Status::ok_status();
 }
 
+uint64_t Device::dram_mark() const { return dram_->next_offset; }
+
+void Device::free_buffers_since(uint64_t mark) {
+  std::erase_if(dram_->buffers, [&](const auto& b) { return b.second->address >= mark; });
+  dram_->next_offset = std::min<uint64_t>(dram_->next_offset, mark);
+}
+
 static Status find_buffer(const Device::Dram& dram, const Buffer& buffer, size_t size,
                           const char* what, DramBuffer** out) {
   auto it = dram.buffers.find(buffer.address);
@@ -589,7 +596,8 @@ Status Device::run(const Program& program) {
     }
     for (SanitizerReport& r : core->reports) last_run_.reports.push_back(std::move(r));
     last_run_.dropped_reports += core->dropped_reports;
-    if (core->dropped_reports > 0 && config_.sanitizer == SanitizerMode::kWarn) {
+    if (core->dropped_reports > 0 && config_.sanitizer == SanitizerMode::kWarn &&
+        config_.print_warnings) {
       fmt::print(stderr, "tile machine warning: core {}: {} further reports dropped ({} kept)\n",
                  core->core.to_string(), core->dropped_reports, detail::kMaxReportsPerCore);
     }

@@ -10,6 +10,7 @@
 #include <type_traits>
 #include <vector>
 
+#include "tile/machine/program_cache.h"
 #include "tile/machine/report.h"
 #include "tile/machine/tile.h"
 #include "tilenorm/status.h"
@@ -42,6 +43,11 @@ struct DeviceConfig {
   double dram_bandwidth_bytes_per_s = 288e9;  // for the estimated device time only
   NumericsMode numerics = NumericsMode::kFaithful;
   SanitizerMode sanitizer = SanitizerMode::kError;
+  // kWarn prints each report to stderr as it is raised; false only collects them in last_run().
+  bool print_warnings = true;
+  // false: a core keeps one report per (kind, op, source line) and drops its repeats (a defect
+  // inside a loop then cannot crowd the 256 kept reports and hide a later one).
+  bool repeat_reports = true;
   // Lint of the sanitizer (any mode but kOff): `running-sum-lost` when pack_tile writes a CB page
   // that an earlier dst section packed an accumulated value into and that was not pushed since
   // (each section starts from zero, so that partial is lost). On by default: the first value is
@@ -54,6 +60,8 @@ struct DeviceConfig {
   // Where tt-llk versions differ, the one the machine follows (docs/tile-machine.md).
   LlkVersion llk = LlkVersion::k796bc38b;
   int host_threads = 0;  // 0: std::thread::hardware_concurrency(); results never depend on it
+
+  bool operator==(const DeviceConfig&) const = default;
 };
 
 // Inclusive rectangle of cores, as tt-metal's CoreRange.
@@ -203,6 +211,10 @@ class Device {
   // DRAM buffers. InvalidArgument for zero pages; ResourceExhausted when the banks are full.
   Status create_buffer(uint32_t num_pages, DataFormat format, Buffer* out);
   Status free_buffer(const Buffer& buffer);
+  // The DRAM allocation point, and freeing every buffer created since it (an op that runs on a
+  // long-lived device gives its buffers back this way).
+  uint64_t dram_mark() const;
+  void free_buffers_since(uint64_t mark);
   // Raw bytes of whole pages in page order (pages are tiles in face layout).
   Status write_buffer(const Buffer& buffer, const void* bytes, size_t size);
   Status read_buffer(const Buffer& buffer, void* bytes, size_t size) const;
@@ -219,6 +231,9 @@ class Device {
   Status run(const Program& program);
   const RunResult& last_run() const { return last_run_; }
 
+  // Programs built on this device, keyed by their op's attributes (program_cache.h).
+  ProgramCache& program_cache() { return program_cache_; }
+
   struct Dram;
   struct Workers;
 
@@ -227,6 +242,7 @@ class Device {
   std::unique_ptr<Dram> dram_;
   std::unique_ptr<Workers> workers_;  // fiber stacks and dst per host thread, kept across runs
   RunResult last_run_;
+  ProgramCache program_cache_;
 };
 
 }  // namespace tilenorm::tile

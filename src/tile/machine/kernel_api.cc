@@ -112,6 +112,12 @@ void raise_at(KernelRuntime& k, ReportKind kind, const char* op, int cb, int slo
               uint32_t line, std::string message) {
   CoreRuntime& core = *k.core;
   const bool fatal = kind == ReportKind::kDeadlock;
+  if (!fatal && !core.config->repeat_reports) {
+    for (const SanitizerReport& seen : core.reports)
+      if (seen.kind == kind && seen.line == line && seen.op == op &&
+          std::string_view(seen.file) == file)
+        return;
+  }
   if (core.reports.size() >= kMaxReportsPerCore && !fatal) {
     ++core.dropped_reports;
     return;
@@ -127,7 +133,7 @@ void raise_at(KernelRuntime& k, ReportKind kind, const char* op, int cb, int slo
   r.file = file;
   r.line = line;
   r.message = std::move(message);
-  if (core.config->sanitizer == SanitizerMode::kWarn && !fatal) {
+  if (core.config->sanitizer == SanitizerMode::kWarn && core.config->print_warnings && !fatal) {
     fmt::print(stderr, "tile machine warning: {}\n", r.to_string());
   }
   core.reports.push_back(std::move(r));

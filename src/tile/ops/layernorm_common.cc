@@ -350,4 +350,52 @@ void fill_tile_op_info(TileOpInfo* info, const LayerNormTilePlan& plan, uint32_t
   info->reports = device.last_run().reports;
 }
 
+OpDevice::OpDevice(const TileOpConfig& config) {
+  if (config.on_device != nullptr) {
+    device_ = config.on_device;
+    mark_ = device_->dram_mark();
+  } else {
+    own_ = std::make_unique<Device>(config.device);
+    device_ = own_.get();
+  }
+}
+
+OpDevice::~OpDevice() {
+  if (own_ == nullptr) device_->free_buffers_since(mark_);
+}
+
+OpProgram::OpProgram(Device& device, uint64_t key)
+    : device_(device),
+      key_(key),
+      cached_(device.program_cache().find(key)),
+      hit_(cached_ != nullptr) {
+  if (!hit_) built_.program = std::make_unique<Program>(device);
+}
+
+Status OpProgram::ready() {
+  TN_RETURN_IF_ERROR(program().status());
+  if (cached_ == nullptr) cached_ = &device_.program_cache().insert(key_, std::move(built_));
+  return {};
+}
+
+uint64_t tile_program_key(const char* op, int64_t rows, int64_t C, DataFormat format,
+                          const LayerNormTilePlan& plan, const DeviceConfig& device) {
+  return ProgramHash()
+      .add(std::string_view(op))
+      .add(rows)
+      .add(C)
+      .add(format)
+      .add(plan.fit)
+      .add(plan.stream)
+      .add(plan.wt)
+      .add(plan.block)
+      .add(plan.mask_w)
+      .add(plan.spans)
+      .add(device.grid_x)
+      .add(device.grid_y)
+      .add(device.l1_size)
+      .add(device.l1_allocator_base)
+      .value();
+}
+
 }  // namespace tilenorm::tile

@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <functional>
 #include <limits>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -23,17 +24,22 @@ struct TileOpConfig {
   // "fit" or "block" overrides the L1 rule (tests: a C too small for any L1 to pick the block
   // path); empty: the rule decides.
   std::string force_path;
+  // Run on this device instead of a fresh one of `device`: its program cache is reused across
+  // calls (a second call with the same attributes only rewrites the runtime args) and the op
+  // frees its buffers when it returns. Not owned.
+  Device* on_device = nullptr;
 };
 
 // What a run did: the path, the work split and the machine's counters and findings.
 struct TileOpInfo {
   std::string path;  // "fit", "block" or "streamed" (the block path streaming dense vectors)
   uint32_t cores = 0;
-  uint32_t tile_rows = 0;    // Ht = ceil(rows / 32)
-  uint32_t wt = 0;           // tiles per tile-row = ceil(C / 32)
-  uint32_t block = 0;        // tiles per block
-  uint32_t l1_bytes = 0;     // CB bytes per core
-  uint64_t floor_bytes = 0;  // forward: read x + write y; backward: read x, dy + write dx
+  bool program_cache_hit = false;  // the program came from the device's program cache
+  uint32_t tile_rows = 0;          // Ht = ceil(rows / 32)
+  uint32_t wt = 0;                 // tiles per tile-row = ceil(C / 32)
+  uint32_t block = 0;              // tiles per block
+  uint32_t l1_bytes = 0;           // CB bytes per core
+  uint64_t floor_bytes = 0;        // forward: read x + write y; backward: read x, dy + write dx
   Counters counters;
   std::vector<SanitizerReport> reports;
   double traffic_ratio() const {
@@ -86,6 +92,51 @@ inline constexpr uint32_t kBlockTiles = dst_section_tiles(kLayerNormComputeConfi
 static_assert(kSpanTiles % kBlockTiles == 0, "a block never straddles two spans");
 
 // ---- Program factory: CBs and the path rule.
+// The device a tile op runs on: TileOpConfig::on_device (whose buffers created during the op are
+// freed when this goes out of scope), else a fresh device of TileOpConfig::device.
+class OpDevice {
+ public:
+  explicit OpDevice(const TileOpConfig& config);
+  ~OpDevice();
+  OpDevice(const OpDevice&) = delete;
+  OpDevice& operator=(const OpDevice&) = delete;
+  Device& get() { return *device_; }
+
+ private:
+  std::unique_ptr<Device> own_;
+  Device* device_ = nullptr;
+  uint64_t mark_ = 0;
+};
+
+// An op's program through the device's program cache (key: what the CBs and kernels depend on;
+// the runtime args are always rewritten). On a miss create_kernel creates each kernel; on a hit
+// it returns the handles of the cached program in the same order, so the op's loop that creates
+// kernels and sets their args is the same on both. ready() stores a new program in the cache.
+class OpProgram {
+ public:
+  OpProgram(Device& device, uint64_t key);
+  bool hit() const { return hit_; }
+  Program& program() { return *entry().program; }
+  template <typename Args>
+  KernelHandle create_kernel(KernelKind kind, const CoreRange& cores, void (*fn)(const Args&),
+                             std::string name, ComputeConfig config = {}) {
+    if (hit_) return cached_->kernels[next_++];
+    const KernelHandle k = program().create_kernel(kind, cores, fn, std::move(name), config);
+    built_.kernels.push_back(k);
+    return k;
+  }
+  Status ready();  // the program's builder status; on a miss, stores it in the cache
+
+ private:
+  CachedProgram& entry() { return cached_ != nullptr ? *cached_ : built_; }
+  Device& device_;
+  uint64_t key_;
+  CachedProgram* cached_ = nullptr;
+  bool hit_ = false;
+  CachedProgram built_;
+  size_t next_ = 0;
+};
+
 struct CbDesc {
   uint32_t id;
   DataFormat format;
@@ -113,6 +164,9 @@ struct LayerNormTilePlan {
 // fit and stream. force_path: "fit" or "block" overrides the fit rule
 // (TileOpConfig::force_path).
 using CbList = std::function<std::vector<CbDesc>(const LayerNormTilePlan&)>;
+// The program-cache key of a LayerNorm tile op: the op, shape, format, plan and device geometry.
+uint64_t tile_program_key(const char* op, int64_t rows, int64_t C, DataFormat format,
+                          const LayerNormTilePlan& plan, const DeviceConfig& device);
 LayerNormTilePlan layernorm_tile_plan(int64_t rows, int64_t C, const DeviceConfig& device,
                                       const std::string& force_path, const CbList& cbs);
 

@@ -83,7 +83,8 @@ Status layernorm_backward_tile(const LayerNormBackwardArgs& args,
                                TileOpInfo* info) {
   const int64_t rows = args.x.shape.rows(), C = args.x.shape.cols();
   const DataFormat e = tile_format(args.x.dtype);
-  Device device(config.device);
+  OpDevice op_device(config);
+  Device& device = op_device.get();
   const LayerNormBackwardPlan plan =
       layernorm_backward_plan(rows, C, e, device.config(), config.force_path);
   const uint32_t num_cores = plan.split.num_cores;
@@ -115,19 +116,21 @@ Status layernorm_backward_tile(const LayerNormBackwardArgs& args,
                &dbeta_parts = o.dbeta_partials.buffer;
 
   // Program: CBs on every core, the three kernels on each used core.
-  Program program(device);
+  OpProgram cached(device,
+                   tile_program_key("layernorm_backward", rows, C, e, plan, device.config()));
+  Program& program = cached.program();
   const CoreRange grid({0, 0}, {device.config().grid_x - 1, device.config().grid_y - 1});
-  TN_RETURN_IF_ERROR(create_cbs(program, grid, backward_cbs(plan, e)));
+  if (!cached.hit()) TN_RETURN_IF_ERROR(create_cbs(program, grid, backward_cbs(plan, e)));
   const RowMeanConstants mean_constants = row_mean_constants(C);
   for (uint32_t i = 0; i < num_cores; ++i) {
     const CoreCoord core = plan.split.cores[i];
     const uint32_t start = plan.split.first_work_of(i), n = plan.split.work_of(i);
-    const KernelHandle reader = program.create_kernel(
+    const KernelHandle reader = cached.create_kernel(
         KernelKind::kReader, core, &layernorm_backward_reader, "layernorm_backward_reader");
     const KernelHandle compute =
-        program.create_kernel(KernelKind::kCompute, core, &layernorm_backward_compute,
-                              "layernorm_backward_compute", kLayerNormComputeConfig);
-    const KernelHandle writer = program.create_kernel(
+        cached.create_kernel(KernelKind::kCompute, core, &layernorm_backward_compute,
+                             "layernorm_backward_compute", kLayerNormComputeConfig);
+    const KernelHandle writer = cached.create_kernel(
         KernelKind::kWriter, core, &layernorm_backward_writer, "layernorm_backward_writer");
     program.set_runtime_args(
         reader, core,
@@ -145,11 +148,12 @@ Status layernorm_backward_tile(const LayerNormBackwardArgs& args,
                                     plan.wt, plan.block, i * plan.spans, plan.spans,
                                     plan.stream ? 1u : 0u});
   }
-  TN_RETURN_IF_ERROR(program.status());
+  TN_RETURN_IF_ERROR(cached.ready());
 
   const Status run = device.run(program);
   fill_tile_op_info(info, plan, num_cores,
                     uint64_t(3) * uint64_t(rows) * uint64_t(C) * datum_size(e), device);
+  if (info != nullptr) info->program_cache_hit = cached.hit();
   TN_RETURN_IF_ERROR(run);
 
   // Untilize dx; combine the dgamma/dbeta partials (per core, or per tile-row when streamed) in

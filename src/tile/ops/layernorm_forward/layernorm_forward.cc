@@ -66,7 +66,8 @@ Status layernorm_forward_tile(const LayerNormForwardArgs& args, const LayerNormF
                               const TileOpConfig& config, TileOpInfo* info) {
   const int64_t rows = args.x.shape.rows(), C = args.x.shape.cols();
   const DataFormat e = tile_format(args.x.dtype);
-  Device device(config.device);
+  OpDevice op_device(config);
+  Device& device = op_device.get();
   const LayerNormForwardPlan plan =
       layernorm_forward_plan(rows, C, e, device.config(), config.force_path);
   const uint32_t num_cores = plan.split.num_cores;
@@ -92,20 +93,22 @@ Status layernorm_forward_tile(const LayerNormForwardArgs& args, const LayerNormF
   const Buffer &x = t.x.buffer, &gamma = t.gamma.buffer, &beta = t.beta.buffer, &y = o.y.buffer,
                &mean = o.mean.buffer, &rstd = o.rstd.buffer;
 
-  Program program(device);
+  OpProgram cached(device,
+                   tile_program_key("layernorm_forward", rows, C, e, plan, device.config()));
+  Program& program = cached.program();
   const CoreRange grid({0, 0}, {device.config().grid_x - 1, device.config().grid_y - 1});
-  TN_RETURN_IF_ERROR(create_cbs(program, grid, forward_cbs(plan, e)));
+  if (!cached.hit()) TN_RETURN_IF_ERROR(create_cbs(program, grid, forward_cbs(plan, e)));
   const RowMeanConstants mean_constants = row_mean_constants(C);
   const uint32_t eps_bits = float_bits(float(args.eps));
   for (uint32_t i = 0; i < num_cores; ++i) {
     const CoreCoord core = plan.split.cores[i];
     const uint32_t start = plan.split.first_work_of(i), n = plan.split.work_of(i);
-    const KernelHandle reader = program.create_kernel(
+    const KernelHandle reader = cached.create_kernel(
         KernelKind::kReader, core, &layernorm_forward_reader, "layernorm_forward_reader");
     const KernelHandle compute =
-        program.create_kernel(KernelKind::kCompute, core, &layernorm_forward_compute,
-                              "layernorm_forward_compute", kLayerNormComputeConfig);
-    const KernelHandle writer = program.create_kernel(
+        cached.create_kernel(KernelKind::kCompute, core, &layernorm_forward_compute,
+                             "layernorm_forward_compute", kLayerNormComputeConfig);
+    const KernelHandle writer = cached.create_kernel(
         KernelKind::kWriter, core, &layernorm_forward_writer, "layernorm_forward_writer");
     program.set_runtime_args(
         reader, core,
@@ -120,11 +123,12 @@ Status layernorm_forward_tile(const LayerNormForwardArgs& args, const LayerNormF
         writer, core,
         LayerNormForwardWriterArgs{y.address, mean.address, rstd.address, start, n, plan.wt});
   }
-  TN_RETURN_IF_ERROR(program.status());
+  TN_RETURN_IF_ERROR(cached.ready());
 
   const Status run = device.run(program);
   fill_tile_op_info(info, plan, num_cores,
                     uint64_t(2) * uint64_t(rows) * uint64_t(C) * datum_size(e), device);
+  if (info != nullptr) info->program_cache_hit = cached.hit();
   TN_RETURN_IF_ERROR(run);
 
   std::vector<float> values(size_t(rows * C));

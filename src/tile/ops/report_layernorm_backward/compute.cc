@@ -1,0 +1,303 @@
+// Compute kernel of the report's LayerNorm backward op: upstream tt-train layernorm_bw_kernel.cpp
+// before its fix, statement for statement (docs/layernorm.md, "The report's op"), with the
+// variant's switches: Bug 1 (compute_dx's mul_tiles onto s1), Bug 2 (the nested acquire in the
+// block path's s2 sum), the scaler (bf16 1/C, or 1.0 with an fp32 1/C on the SFPU) and the two
+// rewrites of the s1 loop that the bug report proposes.
+#include <algorithm>
+
+#include "tile/machine/api/cb_api.h"
+#include "tile/machine/api/compute/bcast.h"
+#include "tile/machine/api/compute/eltwise_binary.h"
+#include "tile/machine/api/compute/eltwise_binary_sfpu.h"
+#include "tile/machine/api/compute/eltwise_unary.h"
+#include "tile/machine/api/compute/mask.h"
+#include "tile/machine/api/compute/matmul.h"
+#include "tile/machine/api/compute/pack.h"
+#include "tile/machine/api/compute/reg_api.h"
+#include "tile/machine/api/compute/sanitizer.h"
+#include "tile/machine/api/compute/tile_move_copy.h"
+#include "tile/ops/report_layernorm_backward/cbs.h"
+#include "tile/ops/report_layernorm_backward/kernels.h"
+
+namespace tilenorm::tile {
+
+namespace {
+
+namespace cb = report_layernorm_backward_cb;
+constexpr uint32_t kBlock = cb::kBlock;
+
+// compute_x_hat_preprocessing: x̂ of n tiles (from tile `first` of kX) into a chunk of 3 pages.
+constexpr uint32_t kXhatAcquireLine = __LINE__ + 3;
+void x_hat_preprocessing(uint32_t first, uint32_t n) {
+  cb_reserve_back(cb::kXhat, kBlock);
+  tile_regs_acquire();
+  for (uint32_t j = 0; j < n; ++j) {
+    sub_tiles(cb::kX, cb::kMeanBcast, first + j, 0, j);
+    copy_tile(cb::kRstdBcast, 0, j + 1);
+    mul_binary_tile(j, j + 1, j);
+  }
+  tile_regs_commit();
+  tile_regs_wait();
+  for (uint32_t j = 0; j < n; ++j) pack_tile(j, cb::kXhat, j);
+  tile_regs_release();
+  cb_push_back(cb::kXhat, kBlock);
+}
+
+// Slot j holds dy·γ − s1 and slot j+1 the copy of s1: subtract x̂·s2. The fix zeroes slot j+1
+// first; Bug 1 lets the product accumulate onto s1, so dx = rstd·(dy·γ − 2·s1 − x̂·s2).
+constexpr uint32_t kBug1Line = __LINE__ + 3;
+void subtract_xhat_s2(bool bug1, uint32_t ixhat, uint32_t j) {
+  if (!bug1) fill_tile(j + 1, 0.0f);
+  mul_tiles(cb::kXhat, cb::kS2, ixhat, 0, j + 1);
+  sub_binary_tile(j, j + 1, j);
+}
+
+// Packs slot 0 (the row partial) to `out`, then slot 0 = matmul(partial, scaler): every column
+// of row r holds scaler · Σ partial[r][·] (the scaler is 1/C, or 1.0 and inv_c_bits scales in
+// fp32 on the SFPU), packed back to `out`.
+void scale_partial(uint32_t out, uint32_t inv_c_bits) {
+  tile_regs_commit();
+  cb_reserve_back(out, 1);
+  tile_regs_wait();
+  pack_tile(0, out, 0);
+  tile_regs_release();
+  cb_push_back(out, 1);
+  cb_wait_front(out, 1);
+  tile_regs_acquire();
+  mm_init(out, cb::kScaler, out);
+  matmul_tiles(out, cb::kScaler, 0, 0, 0);
+  if (inv_c_bits != 0) mul_unary_tile(0, inv_c_bits);
+  tile_regs_commit();
+  cb_pop_front(out, 1);
+  cb_reserve_back(out, 1);
+  tile_regs_wait();
+  pack_tile(0, out, 0);
+  tile_regs_release();
+  cb_push_back(out, 1);
+}
+
+bool masked_last(const ReportBackwardComputeArgs& a, uint32_t col) {
+  return a.mask_w != 0 && col + 1 == a.wt;
+}
+
+// One s1 term as upstream: dy·γ accumulated onto slot 0 (the FPU adds onto dst, so this loop
+// does accumulate), the masked last tile through slot 1 (slot 0 when it is the only tile).
+void s1_term(uint32_t idy, uint32_t col, const ReportBackwardComputeArgs& a) {
+  if (masked_last(a, col)) {
+    const uint32_t r = a.wt == 1 ? 0 : 1;
+    mul_tiles_bcast_rows(cb::kDy, cb::kGamma, idy, idy, r);
+    copy_tile(cb::kMask, 0, r + 1);
+    mask_tile(r, r + 1);
+    if (r != 0) add_binary_tile(0, r, 0);
+  } else {
+    mul_tiles_bcast_rows(cb::kDy, cb::kGamma, idy, idy, 0);
+  }
+}
+
+// The report's option 1, as written: the product into working_register (slot 1), then
+// copy_tile(working_register, sum_register) on the first tile (a dst-to-dst copy, which the
+// compute API spells copy_dest_values: an SFPU copy, modelled as fill + add) and
+// add_binary_tile(sum, working, sum) on the others. Slot 1 is never zeroed, so each product adds
+// onto the previous ones: the sum becomes Σ_k (Wt − k)·term_k.
+constexpr uint32_t kOption1Line = __LINE__ + 2;
+void s1_term_option1(uint32_t idy, uint32_t col, const ReportBackwardComputeArgs& a) {
+  mul_tiles_bcast_rows(cb::kDy, cb::kGamma, idy, idy, 1);
+  if (masked_last(a, col)) {
+    copy_tile(cb::kMask, 0, 2);
+    mask_tile(1, 2);
+  }
+  if (col == 0) fill_tile(0, 0.0f);
+  add_binary_tile(0, 1, 0);
+}
+
+void s1_sum_term(uint32_t idy, uint32_t col, const ReportBackwardComputeArgs& a) {
+  if (a.sum_loop == kSumOption1) {
+    s1_term_option1(idy, col, a);
+  } else {
+    s1_term(idy, col, a);
+  }
+}
+
+// One s2 term: slot target = dy·γ·x̂ (masked on the last tile), added into slot 0. `first`: the
+// first term of the dst section, which lands in slot 0 itself (upstream: col == 0). The fixed
+// block path opens a section per block, so there the first term of every block is `first`.
+void s2_term(uint32_t idy, uint32_t ixhat, uint32_t col, bool first,
+             const ReportBackwardComputeArgs& a) {
+  const uint32_t target = first ? 0 : 1;
+  fill_tile(target, 0.0f);
+  mul_tiles_bcast_rows(cb::kDy, cb::kGamma, idy, idy, target);
+  copy_tile(cb::kXhat, ixhat, 2);
+  mul_binary_tile(target, 2, target);
+  if (masked_last(a, col)) {
+    copy_tile(cb::kMask, 0, target + 1);
+    mask_tile(target, target + 1);
+  }
+  if (!first) add_binary_tile(0, 1, 0);
+}
+
+void pack_slot0(uint32_t out) {
+  tile_regs_commit();
+  cb_reserve_back(out, 1);
+  tile_regs_wait();
+  pack_tile(0, out, 0);
+  tile_regs_release();
+  cb_push_back(out, 1);
+}
+
+// Block path s1. As reported: one section for the whole row. Option 2: a section per block, the
+// running sum copied in from kAccumulate and repacked there (the carry-in is intended, declared
+// to the sanitizer).
+void block_s1(const ReportBackwardComputeArgs& a) {
+  const bool option2 = a.sum_loop == kSumOption2;
+  if (!option2) tile_regs_acquire();
+  for (uint32_t c = 0; c < a.wt; c += kBlock) {
+    const uint32_t cur = std::min(kBlock, a.wt - c);
+    cb_wait_front(cb::kDy, kBlock);
+    cb_wait_front(cb::kGamma, kBlock);
+    if (option2) {
+      tile_regs_acquire();
+      if (c > 0) {
+        cb_wait_front(cb::kAccumulate, 1);
+        copy_tile(cb::kAccumulate, 0, 0);
+        cb_pop_front(cb::kAccumulate, 1);
+        sanitizer_allow_accumulate(0);
+      }
+    }
+    for (uint32_t j = 0; j < cur; ++j) s1_sum_term(j, c + j, a);
+    cb_pop_front(cb::kDy, kBlock);
+    cb_pop_front(cb::kGamma, kBlock);
+    if (option2 && c + cur < a.wt) pack_slot0(cb::kAccumulate);
+  }
+}
+
+// Block path s2. Bug 2: one section for the row, inside which every block's x̂ preprocessing
+// acquires, commits and releases the same section (the packer's release zeroes the running
+// sum). Fixed: x̂ first, then a section per block, the running sum carried through kS2.
+void block_s2(const ReportBackwardComputeArgs& a) {
+  if (a.bug2) tile_regs_acquire();
+  for (uint32_t c = 0; c < a.wt; c += kBlock) {
+    const uint32_t cur = std::min(kBlock, a.wt - c);
+    cb_wait_front(cb::kX, kBlock);
+    x_hat_preprocessing(0, cur);
+    cb_wait_front(cb::kXhat, kBlock);
+    cb_wait_front(cb::kDy, kBlock);
+    cb_wait_front(cb::kGamma, kBlock);
+    if (!a.bug2) {
+      tile_regs_acquire();
+      if (c > 0) {
+        cb_wait_front(cb::kS2, 1);
+        copy_tile(cb::kS2, 0, 3);
+        cb_pop_front(cb::kS2, 1);
+      }
+    }
+    for (uint32_t j = 0; j < cur; ++j) s2_term(j, j, c + j, a.bug2 ? c + j == 0 : j == 0, a);
+    if (!a.bug2) {
+      if (c > 0) add_binary_tile(0, 3, 0);
+      if (c + cur < a.wt) pack_slot0(cb::kS2);
+    }
+    cb_pop_front(cb::kXhat, kBlock);
+    cb_pop_front(cb::kDy, kBlock);
+    cb_pop_front(cb::kGamma, kBlock);
+    cb_pop_front(cb::kX, kBlock);
+  }
+}
+
+// Packs slots 0..n-1 into a block of 3 pages of `out`.
+void pack_block(uint32_t out, uint32_t n) {
+  tile_regs_commit();
+  cb_reserve_back(out, kBlock);
+  tile_regs_wait();
+  for (uint32_t j = 0; j < n; ++j) pack_tile(j, out, j);
+  tile_regs_release();
+  cb_push_back(out, kBlock);
+}
+
+}  // namespace
+
+ReportKernelLines report_kernel_lines() { return {kBug1Line, kXhatAcquireLine, kOption1Line}; }
+
+void report_backward_compute(const ReportBackwardComputeArgs& a) {
+  const uint32_t wt3 = (a.wt + kBlock - 1) / kBlock * kBlock;
+  if (a.mask_w != 0) cb_wait_front(cb::kMask, 1);
+  cb_wait_front(cb::kScaler, 1);
+  for (uint32_t row = 0; row < a.num_rows; ++row) {
+    // rstd and mean arrive in column 0 of their tile: replicate over the columns.
+    for (auto [raw, bcast] :
+         {std::pair{cb::kRstd, cb::kRstdBcast}, std::pair{cb::kMean, cb::kMeanBcast}}) {
+      cb_wait_front(raw, 1);
+      tile_regs_acquire();
+      unary_bcast<BroadcastType::COL>(raw, 0, 0);
+      pack_slot0(bcast);
+      cb_pop_front(raw, 1);
+      cb_wait_front(bcast, 1);
+    }
+    if (a.fit) {
+      cb_wait_front(cb::kX, a.wt);
+      cb_wait_front(cb::kDy, a.wt);
+      cb_wait_front(cb::kGamma, a.wt);
+      for (uint32_t c = 0; c < a.wt; c += kBlock)
+        x_hat_preprocessing(c, std::min(kBlock, a.wt - c));
+      cb_wait_front(cb::kXhat, wt3);
+      tile_regs_acquire();
+      for (uint32_t col = 0; col < a.wt; ++col) s1_sum_term(col, col, a);
+      scale_partial(cb::kS1, a.inv_c_bits);
+      tile_regs_acquire();
+      for (uint32_t col = 0; col < a.wt; ++col) s2_term(col, col, col, col == 0, a);
+      scale_partial(cb::kS2, a.inv_c_bits);
+    } else {
+      block_s1(a);
+      scale_partial(cb::kS1, a.inv_c_bits);
+      block_s2(a);
+      scale_partial(cb::kS2, a.inv_c_bits);
+    }
+    cb_wait_front(cb::kS1, 1);
+    cb_wait_front(cb::kS2, 1);
+    // compute_dx and the dgamma/dbeta components, in blocks of 3 (slots j and j+1 per tile).
+    for (uint32_t c = 0; c < a.wt; c += kBlock) {
+      const uint32_t cur = std::min(kBlock, a.wt - c);
+      if (!a.fit) {
+        cb_wait_front(cb::kX, kBlock);
+        x_hat_preprocessing(0, cur);
+        cb_wait_front(cb::kXhat, kBlock);
+        cb_wait_front(cb::kGamma, kBlock);
+        cb_wait_front(cb::kDy, kBlock);
+      }
+      const uint32_t base = a.fit ? c : 0;
+      tile_regs_acquire();
+      for (uint32_t j = 0; j < cur; ++j) {
+        const uint32_t i = base + j;
+        fill_tile(j, 0.0f);
+        mul_tiles_bcast_rows(cb::kDy, cb::kGamma, i, i, j);
+        copy_tile(cb::kS1, 0, j + 1);
+        sub_binary_tile(j, j + 1, j);
+        subtract_xhat_s2(a.bug1 != 0, i, j);
+        copy_tile(cb::kRstdBcast, 0, j + 1);
+        mul_binary_tile(j, j + 1, j);
+      }
+      pack_block(cb::kDx, cur);
+      tile_regs_acquire();
+      for (uint32_t j = 0; j < cur; ++j) mul_tiles(cb::kDy, cb::kXhat, base + j, base + j, j);
+      pack_block(cb::kDgammaComp, cur);
+      tile_regs_acquire();
+      for (uint32_t j = 0; j < cur; ++j) copy_tile(cb::kDy, base + j, j);
+      pack_block(cb::kDbetaComp, cur);
+      if (!a.fit) {
+        cb_pop_front(cb::kXhat, kBlock);
+        cb_pop_front(cb::kGamma, kBlock);
+        cb_pop_front(cb::kDy, kBlock);
+        cb_pop_front(cb::kX, kBlock);
+      }
+    }
+    for (uint32_t k : {cb::kS1, cb::kS2, cb::kRstdBcast, cb::kMeanBcast}) cb_pop_front(k, 1);
+    if (a.fit) {
+      cb_pop_front(cb::kDy, a.wt);
+      cb_pop_front(cb::kXhat, wt3);
+      cb_pop_front(cb::kX, a.wt);
+      if (row + 1 == a.num_rows) cb_pop_front(cb::kGamma, a.wt);
+    }
+  }
+  if (a.mask_w != 0) cb_pop_front(cb::kMask, 1);
+  cb_pop_front(cb::kScaler, 1);
+}
+
+}  // namespace tilenorm::tile
