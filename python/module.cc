@@ -133,8 +133,9 @@ void forward(const std::string& backend, py::handle x, py::handle gamma, py::han
                                     .rows = bx.shape.rows(),
                                     .cols = bx.shape.cols(),
                                     .eps = static_cast<float>(eps)};
-    return run_cuda(device, stream,
-                    [&](cuda::Context& c, CUstream_st* s) { return c.forward(a, s); });
+    return run_cuda(device, stream, [&](cuda::Context& c, CUstream_st* s) {
+      return cuda::layernorm_forward(c, a, s);
+    });
 #endif
   }
   (void)device;
@@ -164,8 +165,9 @@ void backward(const std::string& backend, py::handle x, py::handle dy, py::handl
                                      .dbeta = static_cast<float*>(bdb.data),
                                      .rows = bx.shape.rows(),
                                      .cols = bx.shape.cols()};
-    return run_cuda(device, stream,
-                    [&](cuda::Context& c, CUstream_st* s) { return c.backward(a, s); });
+    return run_cuda(device, stream, [&](cuda::Context& c, CUstream_st* s) {
+      return cuda::layernorm_backward(c, a, s);
+    });
 #endif
   }
   (void)device;

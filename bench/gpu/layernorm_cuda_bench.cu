@@ -181,16 +181,18 @@ bool bench_shape(ElemType t, int64_t rows, int64_t cols, int warmup, int iters) 
                                               rows,
                                               cols};
   tilenorm::cuda::PathInfo fwd_info, bwd_info;
-  BENCH_CHECK_TN(ctx.forward(fa, nullptr, &fwd_info));
-  BENCH_CHECK_TN(ctx.backward(ba, nullptr, &bwd_info));
+  BENCH_CHECK_TN(tilenorm::cuda::layernorm_forward(ctx, fa, nullptr, &fwd_info));
+  BENCH_CHECK_TN(tilenorm::cuda::layernorm_backward(ctx, ba, nullptr, &bwd_info));
   BENCH_CHECK(cudaDeviceSynchronize());
   constexpr ElemType f32 = ElemType::kF32;
   const unsigned long long nans = nan_count(y.p, n, t) + nan_count(mean.p, rows, f32) +
                                   nan_count(rstd.p, rows, f32) + nan_count(dx.p, n, t) +
                                   nan_count(dgamma.p, cols, f32) + nan_count(dbeta.p, cols, f32);
 
-  const double f_ms = time_ms([&] { BENCH_CHECK_TN(ctx.forward(fa, nullptr)); }, warmup, iters);
-  const double b_ms = time_ms([&] { BENCH_CHECK_TN(ctx.backward(ba, nullptr)); }, warmup, iters);
+  const double f_ms = time_ms(
+      [&] { BENCH_CHECK_TN(tilenorm::cuda::layernorm_forward(ctx, fa, nullptr)); }, warmup, iters);
+  const double b_ms = time_ms(
+      [&] { BENCH_CHECK_TN(tilenorm::cuda::layernorm_backward(ctx, ba, nullptr)); }, warmup, iters);
   const struct {
     const char* dir;
     double ms, bytes;

@@ -63,18 +63,18 @@ echo "cmake $cmake_version ($(command -v cmake)), ninja $(ninja --version) ($(co
   "pkg-config ${PKG_CONFIG:-$(command -v pkg-config)}, $(${CXX:-c++} --version | head -1)"
 
 stage "configure + build (cuda preset, sm_90, layernorm_cuda_test and layernorm_cuda_bench only)"
-cmake --preset cuda -B "$BUILD" -DTILENORM_BUILD_TESTS=ON -DTILENORM_BUILD_BENCHMARKS=OFF \
+cmake --preset cuda -B "$BUILD" -DTILENORM_BUILD_TESTS=ON -DTILENORM_BUILD_BENCHMARKS=ON \
   -DTILENORM_BUILD_PEERS=OFF -DCMAKE_CUDA_ARCHITECTURES=90 >"$OUT/build.log" 2>&1 ||
   { tail -30 "$OUT/build.log"; failed "configure (log: $OUT/build.log)"; finish; }
 # Where each package was found (the carried prefix or the machine).
-grep -E '^(fmt|nlohmann_json|CLI11|GTest)_DIR:|^pkgcfg_lib_HWY_hwy:|^CMAKE_MAKE_PROGRAM:|^PKG_CONFIG_EXECUTABLE:' \
+grep -E '^(fmt|nlohmann_json|CLI11|GTest|benchmark)_DIR:|^pkgcfg_lib_HWY_hwy:|^CMAKE_MAKE_PROGRAM:|^PKG_CONFIG_EXECUTABLE:' \
   "$BUILD/CMakeCache.txt"
 cmake --build "$BUILD" --target layernorm_cuda_test layernorm_cuda_bench -j "$(nproc)" \
   >>"$OUT/build.log" 2>&1 ||
   { grep -E "error|Error" -A3 "$OUT/build.log" | head -40; failed "build (log: $OUT/build.log)"; finish; }
 echo "built in $(elapsed)s"
 TEST=$BUILD/tests/layernorm_cuda_test
-BENCH=$BUILD/src/cuda/layernorm_cuda_bench
+BENCH=$BUILD/bench/gpu/layernorm_cuda_bench
 
 stage "CUDA conformance tests (float64 reference; fresh random inputs each run)"
 timeout 300 "$TEST" 2>&1 | tee "$OUT/test.log" |

@@ -132,7 +132,7 @@ CudaError layernorm_forward_host(const HostForward& call, PathInfo* info) {
   d.rstd = static_cast<float*>(rstd.get());
   {
     Context ctx(call.limits);
-    TN_RETURN_IF_CUDA_ERROR(ctx.forward(d, nullptr, info));
+    TN_RETURN_IF_CUDA_ERROR(layernorm_forward(ctx, d, nullptr, info));
     TN_CUDA_TRY(cudaDeviceSynchronize(), "cudaDeviceSynchronize(layernorm_forward kernels)");
   }
   TN_RETURN_IF_CUDA_ERROR(y.copy_to(h.y, "cudaMemcpy(y)"));
@@ -167,7 +167,7 @@ CudaError layernorm_backward_host(const HostBackward& call, PathInfo* info) {
   d.dbeta = static_cast<float*>(dbeta.get());
   {
     Context ctx(call.limits);
-    TN_RETURN_IF_CUDA_ERROR(ctx.backward(d, nullptr, info));
+    TN_RETURN_IF_CUDA_ERROR(layernorm_backward(ctx, d, nullptr, info));
     TN_CUDA_TRY(cudaDeviceSynchronize(), "cudaDeviceSynchronize(layernorm_backward kernels)");
   }
   TN_RETURN_IF_CUDA_ERROR(dx.copy_to(h.dx, "cudaMemcpy(dx)"));

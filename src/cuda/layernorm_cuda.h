@@ -91,8 +91,9 @@ struct Limits {
   int64_t l2_bytes = 0;
 };
 
-// The current device's properties and a reusable workspace. Not thread-safe; one per stream.
-// Kernels run asynchronously on `stream`; errors of the launches themselves are returned.
+// The current device's properties, cached occupancy and a reusable workspace: what the ops
+// share, with no op of its own (the ops are the free functions below). Not thread-safe; one per
+// stream. Kernels run asynchronously on the caller's stream.
 class Context {
  public:
   Context() = default;
@@ -101,19 +102,22 @@ class Context {
   Context(const Context&) = delete;
   Context& operator=(const Context&) = delete;
 
-  CudaError forward(const ForwardDeviceArgs& args, CUstream_st* stream, PathInfo* info = nullptr);
-  CudaError backward(const BackwardDeviceArgs& args, CUstream_st* stream, PathInfo* info = nullptr);
-
- private:
+  // Binds to the current device (its properties, and check_kernel_image) on the first call and
+  // whenever the current device changed; a no-op otherwise.
   CudaError init();
+  // A workspace of at least `bytes`; growing it waits for `stream` (kernels queued may use it).
   CudaError reserve(size_t bytes, CUstream_st* stream);
+  void* workspace() const { return workspace_; }
   // Co-resident blocks (cluster == 1) or clusters (cluster > 1) of a kernel, cached.
   CudaError capacity(const void* kernel, int threads, int cluster, size_t smem, int64_t* out);
+  // A grid of `groups` blocks (clusters) or fewer under the Limits.
   int64_t cap_groups(int64_t groups) const;
+  // The L2 bytes the split path may fill, under the Limits.
   int64_t l2_budget() const;
+  int sms() const { return sms_; }
 
+ private:
   Limits limits_;
-
   int device_ = -1;
   int sms_ = 0;
   int64_t l2_bytes_ = 0;
@@ -121,6 +125,12 @@ class Context {
   size_t workspace_bytes_ = 0;
   std::map<std::tuple<const void*, int, int, size_t>, int64_t> capacity_cache_;
 };
+
+// The ops on device pointers, queued on `stream`; errors of the launches themselves are returned.
+CudaError layernorm_forward(Context& ctx, const ForwardDeviceArgs& args, CUstream_st* stream,
+                            PathInfo* info = nullptr);
+CudaError layernorm_backward(Context& ctx, const BackwardDeviceArgs& args, CUstream_st* stream,
+                             PathInfo* info = nullptr);
 
 // Host-memory calls: copy inputs to the device, run, copy results back (used by the public API
 // and by tests for fp16). Device outputs are filled with NaN bits before the run, so anything a
