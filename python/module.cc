@@ -14,7 +14,7 @@
 
 #include "tilenorm/layernorm.h"
 #ifdef TILENORM_HAVE_CUDA
-#include "cuda/layernorm_cuda.h"
+#include "cuda/norm_cuda.h"
 #endif
 
 namespace py = pybind11;
@@ -133,9 +133,8 @@ void forward(const std::string& backend, py::handle x, py::handle gamma, py::han
                                     .rows = bx.shape.rows(),
                                     .cols = bx.shape.cols(),
                                     .eps = static_cast<float>(eps)};
-    return run_cuda(device, stream, [&](cuda::Context& c, CUstream_st* s) {
-      return cuda::layernorm_forward(c, a, s);
-    });
+    return run_cuda(device, stream,
+                    [&](cuda::Context& c, CUstream_st* s) { return cuda::norm_forward(c, a, s); });
 #endif
   }
   (void)device;
@@ -165,9 +164,8 @@ void backward(const std::string& backend, py::handle x, py::handle dy, py::handl
                                      .dbeta = static_cast<float*>(bdb.data),
                                      .rows = bx.shape.rows(),
                                      .cols = bx.shape.cols()};
-    return run_cuda(device, stream, [&](cuda::Context& c, CUstream_st* s) {
-      return cuda::layernorm_backward(c, a, s);
-    });
+    return run_cuda(device, stream,
+                    [&](cuda::Context& c, CUstream_st* s) { return cuda::norm_backward(c, a, s); });
 #endif
   }
   (void)device;

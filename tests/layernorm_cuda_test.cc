@@ -17,7 +17,7 @@
 #include "reference/layernorm.h"
 #include "test_util.h"
 #ifdef TILENORM_HAVE_CUDA
-#include "cuda/layernorm_cuda.h"
+#include "cuda/norm_cuda.h"
 #endif
 
 namespace tilenorm {
@@ -41,7 +41,7 @@ using testing::random_tensor;
 
 constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
 
-// Every entry names the path or edge it covers (paths: src/cuda/layernorm_cuda.cu).
+// Every entry names the path or edge it covers (paths: src/cuda/norm_common.cuh).
 struct Shape2 {
   int64_t rows, cols;
   const char* why;
@@ -375,19 +375,19 @@ HostRun check_host(cuda::ElemType e, const Shape2& s, int misalign,
   std::vector<unsigned char> y(n * es, 0xff);  // NaN in every element type
   std::vector<float> mean(r, NAN), rstd(r, NAN);
   cuda::HostForward fwd;
-  fwd.args = {e,
-              x.bits.data(),
-              gamma.bits.data(),
-              beta.bits.data(),
-              y.data(),
-              mean.data(),
-              rstd.data(),
-              s.rows,
-              s.cols,
-              static_cast<float>(kDefaultEps)};
+  fwd.args = {.dtype = e,
+              .x = x.bits.data(),
+              .gamma = gamma.bits.data(),
+              .beta = beta.bits.data(),
+              .y = y.data(),
+              .mean = mean.data(),
+              .rstd = rstd.data(),
+              .rows = s.rows,
+              .cols = s.cols,
+              .eps = static_cast<float>(kDefaultEps)};
   fwd.misalign_elems = misalign;
   fwd.limits = limits;
-  const cuda::CudaError fe = cuda::layernorm_forward_host(fwd, &run.fwd);
+  const cuda::CudaError fe = cuda::norm_forward_host(fwd, &run.fwd);
   EXPECT_TRUE(fe.ok()) << cuda::cuda_error_string(fe);
   if (!fe.ok()) return run;
   EXPECT_TRUE(AllClose("y", host_values(e, y).view(), ry, tol.y));
@@ -402,12 +402,20 @@ HostRun check_host(cuda::ElemType e, const Shape2& s, int misalign,
   std::vector<unsigned char> dx(n * es, 0xff);
   std::vector<float> dgamma(c, NAN), dbeta(c, NAN);
   cuda::HostBackward bwd;
-  bwd.args = {e,           x.bits.data(), dy.bits.data(), gamma.bits.data(), mean.data(),
-              rstd.data(), dx.data(),     dgamma.data(),  dbeta.data(),      s.rows,
-              s.cols};
+  bwd.args = {.dtype = e,
+              .x = x.bits.data(),
+              .dy = dy.bits.data(),
+              .gamma = gamma.bits.data(),
+              .mean = mean.data(),
+              .rstd = rstd.data(),
+              .dx = dx.data(),
+              .dgamma = dgamma.data(),
+              .dbeta = dbeta.data(),
+              .rows = s.rows,
+              .cols = s.cols};
   bwd.misalign_elems = misalign;
   bwd.limits = limits;
-  const cuda::CudaError be = cuda::layernorm_backward_host(bwd, &run.bwd);
+  const cuda::CudaError be = cuda::norm_backward_host(bwd, &run.bwd);
   EXPECT_TRUE(be.ok()) << cuda::cuda_error_string(be);
   if (!be.ok()) return run;
   EXPECT_TRUE(AllClose("dx", host_values(e, dx).view(), rdx, tol.dx));

@@ -18,7 +18,7 @@
 #include <type_traits>
 #include <vector>
 
-#include "cuda/layernorm_cuda.h"
+#include "cuda/norm_cuda.h"
 
 namespace {
 
@@ -166,23 +166,32 @@ bool bench_shape(ElemType t, int64_t rows, int64_t cols, int warmup, int iters) 
   for (const Buffer* o : {&dgamma, &dbeta}) BENCH_CHECK(cudaMemset(o->p, 0xff, cols * 4));
 
   tilenorm::cuda::Context ctx;
-  const tilenorm::cuda::ForwardDeviceArgs fa{
-      t,    x.p,  gamma.p, beta.p, y.p, static_cast<float*>(mean.p), static_cast<float*>(rstd.p),
-      rows, cols, 1e-5f};
-  const tilenorm::cuda::BackwardDeviceArgs ba{t,
-                                              x.p,
-                                              dy.p,
-                                              gamma.p,
-                                              static_cast<const float*>(mean.p),
-                                              static_cast<const float*>(rstd.p),
-                                              dx.p,
-                                              static_cast<float*>(dgamma.p),
-                                              static_cast<float*>(dbeta.p),
-                                              rows,
-                                              cols};
+  tilenorm::cuda::ForwardDeviceArgs fa;  // C++17: no designated initializers
+  fa.dtype = t;
+  fa.x = x.p;
+  fa.gamma = gamma.p;
+  fa.beta = beta.p;
+  fa.y = y.p;
+  fa.mean = static_cast<float*>(mean.p);
+  fa.rstd = static_cast<float*>(rstd.p);
+  fa.rows = rows;
+  fa.cols = cols;
+  fa.eps = 1e-5f;
+  tilenorm::cuda::BackwardDeviceArgs ba;
+  ba.dtype = t;
+  ba.x = x.p;
+  ba.dy = dy.p;
+  ba.gamma = gamma.p;
+  ba.mean = static_cast<const float*>(mean.p);
+  ba.rstd = static_cast<const float*>(rstd.p);
+  ba.dx = dx.p;
+  ba.dgamma = static_cast<float*>(dgamma.p);
+  ba.dbeta = static_cast<float*>(dbeta.p);
+  ba.rows = rows;
+  ba.cols = cols;
   tilenorm::cuda::PathInfo fwd_info, bwd_info;
-  BENCH_CHECK_TN(tilenorm::cuda::layernorm_forward(ctx, fa, nullptr, &fwd_info));
-  BENCH_CHECK_TN(tilenorm::cuda::layernorm_backward(ctx, ba, nullptr, &bwd_info));
+  BENCH_CHECK_TN(tilenorm::cuda::norm_forward(ctx, fa, nullptr, &fwd_info));
+  BENCH_CHECK_TN(tilenorm::cuda::norm_backward(ctx, ba, nullptr, &bwd_info));
   BENCH_CHECK(cudaDeviceSynchronize());
   constexpr ElemType f32 = ElemType::kF32;
   const unsigned long long nans = nan_count(y.p, n, t) + nan_count(mean.p, rows, f32) +
@@ -190,9 +199,9 @@ bool bench_shape(ElemType t, int64_t rows, int64_t cols, int warmup, int iters) 
                                   nan_count(dgamma.p, cols, f32) + nan_count(dbeta.p, cols, f32);
 
   const double f_ms = time_ms(
-      [&] { BENCH_CHECK_TN(tilenorm::cuda::layernorm_forward(ctx, fa, nullptr)); }, warmup, iters);
+      [&] { BENCH_CHECK_TN(tilenorm::cuda::norm_forward(ctx, fa, nullptr)); }, warmup, iters);
   const double b_ms = time_ms(
-      [&] { BENCH_CHECK_TN(tilenorm::cuda::layernorm_backward(ctx, ba, nullptr)); }, warmup, iters);
+      [&] { BENCH_CHECK_TN(tilenorm::cuda::norm_backward(ctx, ba, nullptr)); }, warmup, iters);
   const struct {
     const char* dir;
     double ms, bytes;

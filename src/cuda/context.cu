@@ -4,8 +4,8 @@
 #include <tuple>
 
 #include "cuda/cuda_try.h"
-#include "cuda/layernorm_cuda.h"
 #include "cuda/norm_common.cuh"
+#include "cuda/norm_cuda.h"
 
 namespace tilenorm::cuda {
 

@@ -1,6 +1,27 @@
-// Shared pieces of the CUDA kernels, independent of the op: element types, 8-element chunk I/O,
-// cluster primitives, fixed-order reductions (RowSum, Chan moments), the register paths' plan,
-// launch configuration and element-type dispatch. C++17 (nvcc); see CMakeLists.txt.
+// Shared pieces of the norm family's CUDA kernels (norm_forward.cu, norm_backward.cu),
+// independent of the norm: element types, 8-element chunk I/O, cluster primitives, fixed-order
+// reductions (RowSum, Chan moments), the register paths' plan, launch configuration and dispatch.
+// C++17 (nvcc); see CMakeLists.txt.
+//
+// Paths, chosen by C (plan_rows):
+//   rows    C <= 8192: a row is held in the registers of one row group (blockDim.x threads,
+//           8-element chunks each); blockDim.y row groups per block; every input read once.
+//   cluster C <= 65536: the row is split over a thread block cluster of up to 8 blocks, each
+//           holding its slice in registers; row sums are exchanged through distributed shared
+//           memory. Every input read once.
+//   split   larger C: segments of a row go to different blocks, in row batches sized to fit
+//           the L2 cache so that the second read of a batch is served there. Forward: segment
+//           moments (Chan's combination), then normalize. Backward: segment sums of g and
+//           g*xhat, then dx, with dgamma/dbeta partial rows carried from batch to batch.
+// Both register paths run a persistent grid: a block (cluster) loops over rows, so gamma/beta
+// stay in registers, and in the backward it accumulates dgamma/dbeta for its columns in fp32
+// registers and writes one partial row per block (cluster) at the end. A second kernel sums the
+// partial rows per column in a fixed order. Every reduction has a fixed order (no atomics), so
+// results are bitwise reproducible on a given device.
+//
+// Loads/stores move an 8-element chunk with 16-byte vectors when the row start is 16-byte
+// aligned, else with the widest aligned width (8, 4, 2 bytes); the last chunk of a row with
+// C % 8 != 0 is moved element by element.
 #pragma once
 
 #include <cooperative_groups.h>
@@ -10,7 +31,7 @@
 
 #include <cstdint>
 
-#include "cuda/layernorm_cuda.h"
+#include "cuda/norm_cuda.h"
 
 namespace tilenorm::cuda::detail {
 
@@ -19,12 +40,15 @@ namespace cg = cooperative_groups;
 constexpr int kChunk = 8;            // elements per chunk
 constexpr int kMaxRowThreads = 512;  // threads per block in the register paths
 constexpr int kMaxWarps = kMaxRowThreads / 32;
-constexpr int kMaxCluster = 8;  // the portable cluster size limit
+constexpr int kMaxCluster = 8;      // the portable cluster size limit
+constexpr int kSplitThreads = 256;  // threads per block of the split path
 
 // ---- element types -------------------------------------------------------------------------
 
 template <ElemType E>
 struct Elem;
+template <ElemType E>
+using RawOf = typename Elem<E>::Raw;
 template <>
 struct Elem<ElemType::kF32> {
   using Raw = uint32_t;
@@ -255,20 +279,30 @@ __device__ inline Moments block_moments(Moments m) {
 
 inline int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
-template <ElemType E>
+// A compile-time value for a runtime one.
+template <auto V>
 struct Tag {
-  static constexpr ElemType value = E;
+  static constexpr auto value = V;
 };
 
+// Calls f(Tag<dtype>, Tag<norm>, Tag<flag>): the kernels' element type, norm and optional tensor
+// (residual or dh_in) as template arguments.
 template <typename F>
-CudaError dispatch(ElemType e, F&& f) {
+CudaError dispatch(ElemType e, NormKind n, bool flag, F&& f) {
+  auto with_flag = [&](auto et, auto nt) -> CudaError {
+    return flag ? f(et, nt, Tag<true>{}) : f(et, nt, Tag<false>{});
+  };
+  auto with_norm = [&](auto et) -> CudaError {
+    return n == NormKind::kRmsNorm ? with_flag(et, Tag<NormKind::kRmsNorm>{})
+                                   : with_flag(et, Tag<NormKind::kLayerNorm>{});
+  };
   switch (e) {
     case ElemType::kF32:
-      return f(Tag<ElemType::kF32>{});
+      return with_norm(Tag<ElemType::kF32>{});
     case ElemType::kBF16:
-      return f(Tag<ElemType::kBF16>{});
+      return with_norm(Tag<ElemType::kBF16>{});
     case ElemType::kF16:
-      return f(Tag<ElemType::kF16>{});
+      return with_norm(Tag<ElemType::kF16>{});
   }
   return CudaError{cudaErrorInvalidValue, "dtype"};
 }

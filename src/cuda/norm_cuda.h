@@ -43,15 +43,24 @@ CudaError current_device(DeviceInfo* out);
 // needs a driver that compiles the compute_90 PTX; the load's error otherwise).
 CudaError check_kernel_image();
 
+// The norms of the family: LayerNorm, and RMSNorm (LayerNorm without centring: no mean, no
+// beta; rstd holds rrms). The public API's Norm, for the C++17 kernels.
+enum class NormKind { kLayerNorm, kRmsNorm };
+
 // Device pointers, row-major [rows, cols]. Pointers must be aligned to their element size;
-// rows >= 1, cols >= 1. beta may be null (0). mean/rstd/dgamma/dbeta are fp32; dgamma and
-// dbeta are overwritten. Outputs must not alias inputs.
+// rows >= 1, cols >= 1. beta may be null (0); it, mean and dbeta are null for RMSNorm, where
+// rstd holds rrms. residual (forward) and dh_in (backward) may be null; with a residual the
+// forward writes h = x + residual, and the backward takes h as x. mean/rstd/dgamma/dbeta are
+// fp32; dgamma and dbeta are overwritten. Outputs must not alias inputs.
 struct ForwardDeviceArgs {
   ElemType dtype = ElemType::kF32;
+  NormKind norm = NormKind::kLayerNorm;
   const void* x = nullptr;
+  const void* residual = nullptr;
   const void* gamma = nullptr;
   const void* beta = nullptr;
   void* y = nullptr;
+  void* h = nullptr;  // [rows, cols] when residual is given
   float* mean = nullptr;
   float* rstd = nullptr;
   int64_t rows = 0, cols = 0;
@@ -60,11 +69,13 @@ struct ForwardDeviceArgs {
 
 struct BackwardDeviceArgs {
   ElemType dtype = ElemType::kF32;
+  NormKind norm = NormKind::kLayerNorm;
   const void* x = nullptr;
   const void* dy = nullptr;
   const void* gamma = nullptr;
   const float* mean = nullptr;
   const float* rstd = nullptr;
+  const void* dh_in = nullptr;  // added to dx when given
   void* dx = nullptr;
   float* dgamma = nullptr;
   float* dbeta = nullptr;
@@ -126,11 +137,12 @@ class Context {
   std::map<std::tuple<const void*, int, int, size_t>, int64_t> capacity_cache_;
 };
 
-// The ops on device pointers, queued on `stream`; errors of the launches themselves are returned.
-CudaError layernorm_forward(Context& ctx, const ForwardDeviceArgs& args, CUstream_st* stream,
-                            PathInfo* info = nullptr);
-CudaError layernorm_backward(Context& ctx, const BackwardDeviceArgs& args, CUstream_st* stream,
-                             PathInfo* info = nullptr);
+// The norms on device pointers, queued on `stream`; errors of the launches themselves are
+// returned.
+CudaError norm_forward(Context& ctx, const ForwardDeviceArgs& args, CUstream_st* stream,
+                       PathInfo* info = nullptr);
+CudaError norm_backward(Context& ctx, const BackwardDeviceArgs& args, CUstream_st* stream,
+                        PathInfo* info = nullptr);
 
 // Host-memory calls: copy inputs to the device, run, copy results back (used by the public API
 // and by tests for fp16). Device outputs are filled with NaN bits before the run, so anything a
@@ -147,8 +159,8 @@ struct HostBackward {
   int misalign_elems = 0;
   Limits limits;
 };
-CudaError layernorm_forward_host(const HostForward& call, PathInfo* info = nullptr);
-CudaError layernorm_backward_host(const HostBackward& call, PathInfo* info = nullptr);
+CudaError norm_forward_host(const HostForward& call, PathInfo* info = nullptr);
+CudaError norm_backward_host(const HostBackward& call, PathInfo* info = nullptr);
 
 // Whether a CUDA device can be used (check_kernel_image included); when not, `why` names the
 // device, its compute capability where the image is the cause, the failing call and its error.
