@@ -28,14 +28,16 @@ Status parse_backend_arg(const std::string& name, Backend* backend) {
       fmt::format("--backend '{}' is unknown (choose reference, cpu, tile or cuda)", name));
 }
 
-Status parse_dtype_arg(const std::string& name, DType* dtype) {
+Status parse_dtype_arg(const std::string& name, DType* dtype, bool allow_f64) {
   if (name == "f32") {
     *dtype = DType::kF32;
   } else if (name == "bf16") {
     *dtype = DType::kBF16;
+  } else if (name == "f64" && allow_f64) {
+    *dtype = DType::kF64;
   } else {
-    return Status::invalid_argument(
-        fmt::format("--dtype '{}' is unknown (choose f32 or bf16)", name));
+    return Status::invalid_argument(fmt::format("--dtype '{}' is unknown (choose {})", name,
+                                                allow_f64 ? "f32, bf16 or f64" : "f32 or bf16"));
   }
   return {};
 }

@@ -23,7 +23,8 @@ int report_error(const Status& s);
 int report_error(const std::string& message);
 
 Status parse_backend_arg(const std::string& name, Backend* backend);
-Status parse_dtype_arg(const std::string& name, DType* dtype);
+// f32 | bf16, and f64 where `allow_f64` (forward and backward on the reference backend).
+Status parse_dtype_arg(const std::string& name, DType* dtype, bool allow_f64 = false);
 // Parses --eps text (strtod; "nan"/"inf" parse, then the API rejects them with its message).
 Status parse_eps_arg(const std::string& text, double* eps);
 

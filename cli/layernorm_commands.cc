@@ -23,7 +23,8 @@ struct CommonArgs {
 void add_common(CLI::App* cmd, CommonArgs* a, bool with_eps_help_for_backward) {
   cmd->add_option("--backend", a->backend, "reference | cpu | tile | cuda")->capture_default_str();
   cmd->add_option("--dtype", a->dtype,
-                  "f32 | bf16: compute dtype; inputs (<f4 or <f8) are rounded to it first")
+                  "f32 | bf16 | f64: compute dtype; inputs (<f4, <f8 or <f2) are rounded to it "
+                  "first; f64 (reference backend only) also makes the statistics f64")
       ->capture_default_str();
   cmd->add_option("--eps", a->eps,
                   with_eps_help_for_backward
@@ -45,7 +46,10 @@ struct Parsed {
 
 Status parse_common(const CommonArgs& a, Parsed* p) {
   TN_RETURN_IF_ERROR(parse_backend_arg(a.backend, &p->backend));
-  TN_RETURN_IF_ERROR(parse_dtype_arg(a.dtype, &p->dtype));
+  TN_RETURN_IF_ERROR(parse_dtype_arg(a.dtype, &p->dtype, /*allow_f64=*/true));
+  if (p->dtype == DType::kF64 && p->backend != Backend::kReference)
+    return Status::invalid_argument(fmt::format(
+        "--dtype f64 runs on the reference backend only (got --backend {})", a.backend));
   if (!a.eps.empty()) TN_RETURN_IF_ERROR(parse_eps_arg(a.eps, &p->eps));
   if (a.threads < 0 || a.threads > kMaxThreads)
     return Status::invalid_argument(
@@ -171,7 +175,7 @@ void add_backward_command(CLI::App& app) {
     if (!args->mean.empty()) {
       for (auto [flag, path, t] :
            {std::tuple{"--mean", &args->mean, &mean}, {"--rstd", &args->rstd, &rstd}}) {
-        if (Status s = read_input(flag, *path, DType::kF32, t); !s.ok())
+        if (Status s = read_input(flag, *path, layernorm_stat_dtype(p.dtype), t); !s.ok())
           throw CLI::RuntimeError(report_error(s));
       }
     } else {

@@ -1,4 +1,10 @@
 // The public API's validation: each bad input is an InvalidArgument naming the tensor and values.
+#include <fmt/format.h>
+
+#include <cfloat>
+#include <cmath>
+
+#include "reference/layernorm.h"
 #include "test_util.h"
 
 namespace tilenorm {
@@ -96,6 +102,147 @@ TEST(LayerNormApi, CudaNotBuiltIsUnsupported) {
   EXPECT_EQ(s.code(), StatusCode::kUnsupported);
   EXPECT_NE(s.message().find("backend 'cuda' is not built"), std::string::npos) << s.message();
 }
+
+// f64 data on the reference backend stays f64 end to end: on x = 1e4 + noise, rounding x to f32
+// first moves the mean by up to ulp(1e4)/2 ~ 5e-4, which the comparison below would see.
+TEST(LayerNormApi, ReferenceComputesF64DataInF64) {
+  const int64_t rows = 6, C = 50;
+  Tensor x = random_tensor(Shape{rows, C}, DType::kF64, 1, -1, 1);
+  for (int64_t i = 0; i < x.numel(); ++i) x.set(i, 1e4 + x.get(i));
+  const Tensor dy = random_tensor(Shape{rows, C}, DType::kF64, 2);
+  const Tensor gamma = random_tensor(Shape{C}, DType::kF64, 3, 0.5, 1.5);
+  const Tensor beta = random_tensor(Shape{C}, DType::kF64, 4);
+  ASSERT_NE(x.to(DType::kF32).to(DType::kF64).get(0), x.get(0));  // f32 would round it
+
+  LayerNormForwardResult f;
+  ASSERT_TRUE(
+      layernorm_forward(Backend::kReference, {x.cview(), gamma.cview(), beta.cview(), 1e-5}, &f)
+          .ok());
+  std::vector<double> y(rows * C), mean(rows), rstd(rows);
+  reference::layernorm_forward_f64(x.data<double>(), gamma.data<double>(), beta.data<double>(),
+                                   rows, C, 1e-5, y.data(), mean.data(), rstd.data());
+  ASSERT_EQ(f.y.dtype(), DType::kF64);
+  ASSERT_EQ(f.mean.dtype(), DType::kF64);
+  ASSERT_EQ(f.rstd.dtype(), DType::kF64);
+  for (int64_t r = 0; r < rows; ++r) {
+    EXPECT_EQ(f.mean.get(r), mean[r]);
+    EXPECT_EQ(f.rstd.get(r), rstd[r]);
+  }
+  for (int64_t i = 0; i < rows * C; ++i) ASSERT_EQ(f.y.get(i), y[i]) << i;
+
+  LayerNormBackwardResult b;
+  ASSERT_TRUE(
+      layernorm_backward(Backend::kReference,
+                         {x.cview(), dy.cview(), gamma.cview(), f.mean.cview(), f.rstd.cview()}, &b)
+          .ok());
+  std::vector<double> dx(rows * C), dgamma(C), dbeta(C);
+  reference::layernorm_backward_f64(x.data<double>(), dy.data<double>(), gamma.data<double>(),
+                                    mean.data(), rstd.data(), rows, C, dx.data(), dgamma.data(),
+                                    dbeta.data());
+  ASSERT_EQ(b.dgamma.dtype(), DType::kF64);
+  for (int64_t i = 0; i < rows * C; ++i) ASSERT_EQ(b.dx.get(i), dx[i]) << i;
+  for (int64_t i = 0; i < C; ++i) {
+    EXPECT_EQ(b.dgamma.get(i), dgamma[i]);
+    EXPECT_EQ(b.dbeta.get(i), dbeta[i]);
+  }
+
+  // Statistics and parameter gradients take the dtype of the data: f64 here, f32 for f32 data.
+  Tensor y64(x.shape(), DType::kF64), s32(Shape{rows}, DType::kF32), s64(Shape{rows}, DType::kF64);
+  expect_invalid(layernorm_forward(Backend::kReference, {x.cview(), gamma.cview(), {}, 1e-5},
+                                   LayerNormForwardOutputs{y64.view(), s32.view(), s64.view()}),
+                 "mean has dtype f32, expected f64");
+  const Tensor x32 = x.to(DType::kF32), g32 = gamma.to(DType::kF32);
+  Tensor y32(x.shape(), DType::kF32);
+  expect_invalid(layernorm_forward(Backend::kReference, {x32.cview(), g32.cview(), {}, 1e-5},
+                                   LayerNormForwardOutputs{y32.view(), s32.view(), s64.view()}),
+                 "rstd has dtype f64, expected f32");
+  for (Backend be : {Backend::kCpu, Backend::kTile}) {
+    LayerNormForwardResult r;
+    expect_invalid(layernorm_forward(be, {x.cview(), gamma.cview(), {}, 1e-5}, &r),
+                   fmt::format("x has dtype f64, which only the reference backend accepts "
+                               "(backend '{}'",
+                               backend_name(be)));
+  }
+}
+
+// Runs on every backend; one not built into this binary is skipped.
+class LayerNormApiBackends : public ::testing::TestWithParam<Backend> {
+ protected:
+  void SetUp() override {
+    if (const std::string why = testing::backend_unavailable(GetParam()); !why.empty())
+      GTEST_SKIP() << why;
+  }
+};
+
+// Shapes no tensor can have are rejected before a backend reads a byte: every view below points
+// into a 64-float buffer, which any backend that got the call would read or write past.
+TEST_P(LayerNormApiBackends, RejectsNegativeAndOverflowingDims) {
+  constexpr int64_t k32 = int64_t{1} << 32, k60 = int64_t{1} << 60, k62 = int64_t{1} << 62;
+  const struct {
+    Shape x;
+    const char* message;
+  } cases[] = {
+      {{-1, 8}, "x has a negative dim (shape [-1, 8])"},
+      {{4, -8}, "x has a negative dim (shape [4, -8])"},
+      {{-2, -4}, "x has a negative dim (shape [-2, -4])"},  // a positive product
+      {{0, -8}, "x has a negative dim (shape [0, -8])"},
+      {{k32, k32, 8}, "x has shape [4294967296, 4294967296, 8], whose size in bytes overflows"},
+      {{3, k62, 8}, "x has shape [3, 4611686018427387904, 8], whose size in bytes overflows"},
+      {{k60, 2}, "x has shape [1152921504606846976, 2], whose size in bytes overflows"},
+  };
+  alignas(64) float buf[64] = {};
+  for (const auto& c : cases) {
+    SCOPED_TRACE(c.x.to_string());
+    const DType dt = DType::kF32;
+    const Shape cs{c.x.cols()}, stats = c.x.leading();
+    const ConstTensorView x{buf, c.x, dt}, gamma{buf, cs, dt}, mean{buf, stats, dt};
+    const TensorView y{buf, c.x, dt}, stat_out{buf, stats, dt}, param_out{buf, cs, dt};
+    expect_invalid(layernorm_forward(GetParam(), {x, gamma, {}, 1e-5}, {y, stat_out, stat_out}),
+                   c.message);
+    expect_invalid(
+        layernorm_backward(GetParam(), {x, x, gamma, mean, mean}, {y, param_out, param_out}),
+        c.message);
+    LayerNormForwardResult fr;
+    expect_invalid(layernorm_forward(GetParam(), {x, gamma, {}, 1e-5}, &fr), c.message);
+    LayerNormBackwardResult br;
+    expect_invalid(layernorm_backward(GetParam(), {x, x, gamma, mean, mean}, &br), c.message);
+  }
+}
+
+// eps must be a positive normal number of the compute dtype: f32 for f32 and bf16 data, f64 for
+// f64 data (reference only); accepted exactly at the limits, rejected one ulp beyond them.
+TEST_P(LayerNormApiBackends, EpsMustBeANormalNumberOfTheComputeDtype) {
+  std::vector<DType> dtypes{DType::kF32, DType::kBF16};
+  if (GetParam() == Backend::kReference) dtypes.push_back(DType::kF64);
+  for (DType dt : dtypes) {
+    SCOPED_TRACE(dtype_name(dt));
+    const bool f64 = dt == DType::kF64;
+    const double lo = f64 ? DBL_MIN : FLT_MIN, hi = f64 ? DBL_MAX : FLT_MAX;
+    const Tensor x = random_tensor(Shape{4, 8}, dt, 1), gamma = random_tensor(Shape{8}, dt, 2);
+    const auto run = [&](double eps) {
+      LayerNormForwardResult r;
+      return layernorm_forward(GetParam(), {x.cview(), gamma.cview(), {}, eps}, &r);
+    };
+    EXPECT_TRUE(run(lo).ok()) << run(lo).to_string();
+    const std::string name = f64 ? "f64" : "f32";
+    expect_invalid(run(std::nextafter(lo, 0.0)),
+                   fmt::format("eps {} is below {}, the smallest normal {} number",
+                               std::nextafter(lo, 0.0), lo, name));
+    if (!f64) {
+      EXPECT_TRUE(run(hi).ok()) << run(hi).to_string();
+      expect_invalid(run(1e-300), fmt::format("eps 1e-300 is below {}", lo));
+      expect_invalid(run(std::nextafter(hi, INFINITY)),
+                     fmt::format("eps {} is above {}, the largest f32 number",
+                                 std::nextafter(hi, INFINITY), hi));
+    } else {
+      EXPECT_TRUE(run(1e-300).ok());
+      EXPECT_TRUE(run(hi).ok());
+    }
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(All, LayerNormApiBackends, ::testing::ValuesIn(all_backends()),
+                         [](const auto& info) { return std::string(backend_name(info.param)); });
 
 // NaN/Inf inside the data propagate (as in PyTorch) instead of being rejected.
 TEST(LayerNormApi, NanInDataPropagates) {

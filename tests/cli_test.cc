@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "common/npy.h"
+#include "reference/layernorm.h"
 #include "test_util.h"
 
 namespace tilenorm {
@@ -343,6 +344,54 @@ TEST_F(Cli, ForwardPeakMemoryIsInputsPlusOutputs) {
       << "inputs + outputs " << data_kib << " KiB; a tiny run " << small.maxrss_kib << " KiB";
   std::printf("forward peak RSS %ld KiB for %.0f KiB of inputs + outputs (tiny run %ld KiB)\n",
               r.maxrss_kib, data_kib, small.maxrss_kib);
+}
+
+// --dtype f64 on the reference backend: f64 in, f64 computed, '<f8' out (statistics too),
+// bitwise the float64 reference on the unrounded data (x = 1e4 + noise is not f32-exact).
+TEST_F(Cli, DtypeF64RunsTheReferenceInF64EndToEnd) {
+  const int64_t rows = 4, C = 16;
+  Tensor x = testing::random_tensor(Shape{rows, C}, DType::kF64, 1);
+  for (int64_t i = 0; i < x.numel(); ++i) x.set(i, 1e4 + x.get(i));
+  const Tensor dy = testing::random_tensor(Shape{rows, C}, DType::kF64, 2);
+  const Tensor gamma = testing::random_tensor(Shape{C}, DType::kF64, 3, 0.5, 1.5);
+  x_ = write("x.npy", x);
+  dy_ = write("dy.npy", dy);
+  gamma_ = write("gamma.npy", gamma);
+  std::vector<double> y(rows * C), mean(rows), rstd(rows), dx(rows * C), dg(C), db(C);
+  reference::layernorm_forward_f64(x.data<double>(), gamma.data<double>(), nullptr, rows, C, 1e-300,
+                                   y.data(), mean.data(), rstd.data());
+  reference::layernorm_backward_f64(x.data<double>(), dy.data<double>(), gamma.data<double>(),
+                                    mean.data(), rstd.data(), rows, C, dx.data(), dg.data(),
+                                    db.data());
+  const auto expect_file = [&](const fs::path& path, const std::vector<double>& want) {
+    EXPECT_NE(slurp(path).find("'descr': '<f8'"), std::string::npos) << path;
+    Tensor t;
+    ASSERT_TRUE(npy_read(path.string(), DType::kF64, &t).ok()) << path;
+    ASSERT_EQ(t.numel(), static_cast<int64_t>(want.size())) << path;
+    for (int64_t i = 0; i < t.numel(); ++i) ASSERT_EQ(t.get(i), want[i]) << path << " " << i;
+  };
+  // eps 1e-300 is a normal f64 (and far below any f32).
+  const std::string common = " --x " + x_ + " --gamma " + gamma_ + " --eps 1e-300 --dtype f64";
+  const fs::path fwd = dir_ / "fwd";
+  CliRun r = run("forward" + common + " --backend reference --out " + fwd.string());
+  ASSERT_EQ(r.rc, 0) << r.err;
+  expect_file(fwd / "y.npy", y);
+  expect_file(fwd / "mean.npy", mean);
+  expect_file(fwd / "rstd.npy", rstd);
+  for (const std::string& stats : {std::string(), " --mean " + (fwd / "mean.npy").string() +
+                                                      " --rstd " + (fwd / "rstd.npy").string()}) {
+    const fs::path bwd = dir_ / (stats.empty() ? "bwd" : "bwd_stats");
+    r = run("backward" + common + " --dy " + dy_ + stats + " --backend reference --out " +
+            bwd.string());
+    ASSERT_EQ(r.rc, 0) << r.err;
+    expect_file(bwd / "dx.npy", dx);
+    expect_file(bwd / "dgamma.npy", dg);
+    expect_file(bwd / "dbeta.npy", db);
+  }
+  expect_bad_input("forward" + common + " --backend cpu",
+                   "--dtype f64 runs on the reference backend only (got --backend cpu)");
+  expect_bad_input("forward --x " + x_ + " --gamma " + gamma_ + " --eps 1e-300 --backend reference",
+                   "eps 1e-300 is below 1.1754943508222875e-38, the smallest normal f32 number");
 }
 
 TEST_F(Cli, UnbuiltBackendIsBadInput) {

@@ -263,6 +263,39 @@ TEST_P(CpuTargets, StableWithLeadingOutliers) {
   expect_matches_reference(in, run_cpu(in, 2));
 }
 
+// Rows holding NaN or Inf, and finite rows whose f32 sums of squares overflow (|x| = 1e30), get
+// the float64 reference's statistics on both forward paths: whole rows (6x37) and rows split
+// over threads (3x5000, the non-finite value in the second 1024-column chunk).
+TEST_P(CpuTargets, NonFiniteAndOverflowingRowsTakeReferenceStatistics) {
+  const double inf = std::numeric_limits<double>::infinity(), nan = std::nan("");
+  for (const auto& [rows, C] : std::vector<std::pair<int64_t, int64_t>>{{6, 37}, {3, 5000}}) {
+    for (DType dt : {DType::kF32, DType::kBF16}) {
+      SCOPED_TRACE(std::to_string(rows) + "x" + std::to_string(C) + " " + dtype_name(dt));
+      Inputs in = make_inputs(rows, C, dt, 31);
+      const int64_t at = C > 1024 ? 1500 : 5;
+      in.x.set(at, inf);               // row 0: mean +Inf
+      in.x.set(C + at, nan);           // row 1: mean NaN
+      for (int64_t i = 0; i < C; ++i)  // row 2: finite, sum of squares 1e60 * C
+        in.x.set(2 * C + i, i % 2 ? 1e30 : -1e30);
+      const Outputs o = run_cpu(in, 2);
+      EXPECT_EQ(o.fwd_report.path, C > 1024 ? "row-split" : "cached-row");
+      const auto f =
+          testing::reference_forward(in.x.view(), in.gamma.view(), in.beta.view(), kDefaultEps);
+      for (int64_t r = 0; r < 3; ++r) {
+        const float mean = static_cast<float>(f.mean[r]), rstd = static_cast<float>(f.rstd[r]);
+        const float got_mean = o.mean.data<float>()[r], got_rstd = o.rstd.data<float>()[r];
+        EXPECT_TRUE(std::isnan(mean) ? std::isnan(got_mean) : got_mean == mean)
+            << "row " << r << " mean " << got_mean << " vs " << mean;
+        EXPECT_TRUE(std::isnan(rstd) ? std::isnan(got_rstd) : got_rstd == rstd)
+            << "row " << r << " rstd " << got_rstd << " vs " << rstd;
+      }
+      EXPECT_GT(o.rstd.data<float>()[2], 0.0f);
+      for (int64_t i = 0; i < 2 * C; ++i) ASSERT_TRUE(std::isnan(o.y.get(i))) << i;
+      for (int64_t i = 2 * C; i < rows * C; ++i) ASSERT_TRUE(std::isfinite(o.y.get(i))) << i;
+    }
+  }
+}
+
 INSTANTIATE_TEST_SUITE_P(Simd, CpuTargets, ::testing::ValuesIn(all_targets()),
                          [](const auto& info) { return info.param; });
 

@@ -52,4 +52,15 @@ class TempDir {
   std::filesystem::path path_;
 };
 
+// Why `backend` cannot run here: not built, or built but Unsupported on this machine (a CUDA
+// build without a usable GPU); empty when it can run. Inline: the tile op tests link test_util.cc
+// without the public API.
+inline std::string backend_unavailable(Backend backend) {
+  if (!backend_built(backend)) return std::string(backend_name(backend)) + " is not built";
+  const Tensor one = constant_tensor(Shape{1}, DType::kF32, 1);
+  LayerNormForwardResult r;
+  const Status s = layernorm_forward(backend, {one.cview(), one.cview(), {}, kDefaultEps}, &r);
+  return s.code() == StatusCode::kUnsupported ? s.message() : std::string();
+}
+
 }  // namespace tilenorm::testing

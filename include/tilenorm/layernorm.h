@@ -10,14 +10,21 @@
 //             dx = rstd * (g - mean_i(g) - xhat * mean_i(g * xhat)),
 //             dgamma_i = sum_r dy_ri * xhat_ri,  dbeta_i = sum_r dy_ri
 //
-// Tensors and dtypes (checked once, here; backends trust them):
-//   x, dy, y, dx: same shape [..., C], C >= 1, rows >= 1; dtype f32 or bf16, all the same.
+// Tensors and dtypes (checked once, here; backends trust them; a violation is InvalidArgument):
+//   x, dy, y, dx: same shape [..., C], C >= 1, rows >= 1, no negative dim, a size in bytes that
+//   fits ptrdiff_t; dtype f32 or bf16 (f64 on the reference backend only), all the same.
 //   gamma, beta: [C], the dtype of x. beta may be empty (treated as 0).
-//   mean, rstd: the leading dims of x ([rows] for a 2-D x, [1] for a 1-D x), f32.
-//   dgamma, dbeta: [C], f32. They are overwritten, never accumulated into.
-//   The reference backend also accepts f64 everywhere and computes in float64.
-// Outputs are caller-allocated views and must not alias inputs. NaN/Inf inside the data
-// propagate as in PyTorch (they are not an error); eps must be finite and > 0.
+//   mean, rstd: the leading dims of x ([rows] for a 2-D x, [1] for a 1-D x),
+//   layernorm_stat_dtype(x): f32, or f64 for f64 data.
+//   dgamma, dbeta: [C], layernorm_stat_dtype(x). They are overwritten, never accumulated into.
+//   f64 data is computed in float64 throughout (the reference's own loops on unrounded values).
+// eps: a positive normal number of the compute dtype, FLT_MIN <= eps <= FLT_MAX for f32 and bf16
+// data (on every backend, the reference included), DBL_MIN <= eps for f64 data. Below that the
+// f32 statistics lose it: a constant row's rstd would be 1/sqrt(0).
+// Outputs are caller-allocated views and must not alias inputs. NaN/Inf inside the data are not
+// an error; every backend gives the float64 reference's outputs on them (docs/layernorm.md,
+// "Non-finite inputs": a row holding NaN/Inf has rstd and y NaN, its mean the row sum / C; a
+// NaN/Inf of dy stays in its own column of dgamma/dbeta).
 // Thread-safety: calls are independent; concurrent calls must not share outputs.
 #pragma once
 
@@ -32,6 +39,9 @@
 namespace tilenorm {
 
 inline constexpr double kDefaultEps = 1e-5;
+
+// The dtype of mean, rstd, dgamma and dbeta for data (x) of dtype `x`: f64 for f64, else f32.
+DType layernorm_stat_dtype(DType x);
 
 // What a backend did, for the CLI's --json and for tests: the path taken and its counters.
 struct RunReport {

@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <initializer_list>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -36,10 +37,15 @@ class Shape {
   size_t rank() const { return dims_.size(); }
   int64_t operator[](size_t i) const { return dims_[i]; }
   const std::vector<int64_t>& dims() const { return dims_; }
+  // Product of the dims (0 when any dim is 0); nullopt when a dim is negative or the product
+  // overflows int64. Untrusted shapes are checked with this before numel() or rows().
+  std::optional<int64_t> checked_numel() const;
+  // checked_numel() of a shape known to be valid: a negative dim or an overflow aborts.
   int64_t numel() const;
   // Length of the normalized (last) dim; 0 for rank 0.
   int64_t cols() const { return dims_.empty() ? 0 : dims_.back(); }
-  // Product of the leading dims (1 for rank 1): the number of normalized rows.
+  // Product of the leading dims (1 for rank 1): the number of normalized rows. Aborts like
+  // numel() on a negative dim or an overflow.
   int64_t rows() const;
   // The leading dims alone: the shape of mean and rstd.
   Shape leading() const;
@@ -73,7 +79,8 @@ struct TensorView {
   operator ConstTensorView() const { return {data, shape, dtype}; }
 };
 
-// Owning tensor; storage is 64-byte aligned and zero-initialised.
+// Owning tensor; storage is 64-byte aligned and zero-initialised. A shape with a negative dim
+// aborts (TN_CHECK); one whose byte size overflows throws std::bad_alloc, as a failed allocation.
 class Tensor {
  public:
   Tensor() = default;

@@ -1,9 +1,11 @@
 #include "tilenorm/tensor.h"
 
 #include <cmath>
+#include <cstdint>
 #include <cstdlib>
 #include <cstring>
 #include <new>
+#include <optional>
 
 #include "tilenorm/status.h"
 
@@ -27,17 +29,36 @@ size_t dtype_size(DType dtype) {
   return 0;
 }
 
-int64_t Shape::numel() const {
-  int64_t n = 1;
-  for (int64_t d : dims_) n *= d;
-  return n;
+namespace {
+
+// Product of dims[0, n): 0 when a dim is 0 (whatever the others are), nullopt when a dim is
+// negative or the product overflows.
+std::optional<int64_t> checked_product(const std::vector<int64_t>& dims, size_t n) {
+  bool zero = false;
+  for (size_t i = 0; i < n; ++i) {
+    if (dims[i] < 0) return std::nullopt;
+    zero = zero || dims[i] == 0;
+  }
+  if (zero) return 0;
+  int64_t p = 1;
+  for (size_t i = 0; i < n; ++i)
+    if (__builtin_mul_overflow(p, dims[i], &p)) return std::nullopt;
+  return p;
 }
 
-int64_t Shape::rows() const {
-  int64_t n = 1;
-  for (size_t i = 0; i + 1 < dims_.size(); ++i) n *= dims_[i];
-  return n;
+int64_t valid_product(const Shape& s, size_t n) {
+  const std::optional<int64_t> p = checked_product(s.dims(), n);
+  TN_CHECK(p.has_value(), "shape " + s.to_string() + " has a negative dim or overflows int64");
+  return *p;
 }
+
+}  // namespace
+
+std::optional<int64_t> Shape::checked_numel() const { return checked_product(dims_, dims_.size()); }
+
+int64_t Shape::numel() const { return valid_product(*this, dims_.size()); }
+
+int64_t Shape::rows() const { return valid_product(*this, dims_.empty() ? 0 : dims_.size() - 1); }
 
 Shape Shape::leading() const {
   if (dims_.size() <= 1) return Shape{1};
@@ -57,6 +78,8 @@ void Tensor::Free::operator()(void* p) const { std::free(p); }
 
 Tensor::Tensor(Shape shape, DType dtype) : shape_(std::move(shape)), dtype_(dtype) {
   for (int64_t d : shape_.dims()) TN_CHECK(d >= 0, "negative dimension in " + shape_.to_string());
+  const std::optional<int64_t> n = shape_.checked_numel();
+  if (!n || *n > PTRDIFF_MAX / 2 / static_cast<int64_t>(dtype_size(dtype_))) throw std::bad_alloc();
   // Round up to whole 64-byte lines so aligned_alloc's size rule holds and SIMD tails stay in
   // bounds of the allocation; at least one line so an empty tensor still owns storage.
   size_t bytes = ((nbytes() + 63) / 64) * 64;

@@ -4,6 +4,8 @@
 
 #include <cmath>
 #include <limits>
+#include <new>
+#include <optional>
 
 namespace tilenorm {
 namespace {
@@ -45,6 +47,39 @@ TEST(Shape, RowsColsAndLeading) {
   EXPECT_EQ(Shape{7}.rows(), 1);
   EXPECT_EQ(Shape{7}.leading(), (Shape{1}));
   EXPECT_EQ(s.to_string(), "[3, 273, 8462]");
+}
+
+// Shapes from untrusted input (a .npy header, a caller's view) are checked, never wrapped.
+TEST(Shape, CheckedNumelRejectsNegativeDimsAndOverflow) {
+  constexpr int64_t kBig = int64_t{1} << 62;
+  EXPECT_EQ(Shape{}.checked_numel(), 1);
+  EXPECT_EQ((Shape{3, 5}.checked_numel()), 15);
+  EXPECT_EQ((Shape{kBig, 1}.checked_numel()), kBig);
+  EXPECT_EQ((Shape{kBig, 2}.checked_numel()), std::nullopt);
+  EXPECT_EQ((Shape{2, 2, kBig}.checked_numel()), std::nullopt);
+  EXPECT_EQ((Shape{int64_t{1} << 32, int64_t{1} << 32, 8}.checked_numel()), std::nullopt);
+  EXPECT_EQ((Shape{-1, 8}.checked_numel()), std::nullopt);
+  EXPECT_EQ((Shape{-2, -4}.checked_numel()), std::nullopt);
+  EXPECT_EQ((Shape{0, -1}.checked_numel()), std::nullopt);
+  // A 0 dim makes the product 0 whatever the other dims would overflow to.
+  const Shape zero{18223, 1, 3, 10000000000000000, 0};
+  EXPECT_EQ(zero.checked_numel(), 0);
+  EXPECT_EQ(zero.numel(), 0);
+  EXPECT_EQ((Shape{kBig, kBig, 0, 7}.numel()), 0);
+}
+
+TEST(ShapeDeathTest, NumelAndRowsAbortOnInvalidShapes) {
+  constexpr int64_t kBig = int64_t{1} << 62;
+  EXPECT_DEATH((void)Shape({kBig, 4}).numel(), "overflows");
+  EXPECT_DEATH((void)Shape({kBig, 4, 1}).rows(), "overflows");
+  EXPECT_DEATH((void)Shape({-3, 4}).numel(), "negative");
+  EXPECT_DEATH((void)Shape({-3, 4}).rows(), "negative");
+}
+
+TEST(Tensor, SizeNoAllocationHoldsIsBadAlloc) {
+  EXPECT_THROW(Tensor(Shape{int64_t{1} << 62, 4}, DType::kF32), std::bad_alloc);
+  EXPECT_THROW(Tensor(Shape{int64_t{1} << 32, int64_t{1} << 32, 8}, DType::kBF16), std::bad_alloc);
+  EXPECT_THROW(Tensor(Shape{int64_t{1} << 61}, DType::kF64), std::bad_alloc);
 }
 
 TEST(Tensor, AlignedZeroedAndConverts) {

@@ -15,10 +15,12 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <vector>
 
 #include "cpu/layernorm_cpu.h"
 #include "hwy/cache_control.h"
 #include "hwy/highway.h"
+#include "reference/layernorm.h"
 #include "tilenorm/bf16.h"
 
 HWY_BEFORE_NAMESPACE();
@@ -213,13 +215,29 @@ struct ForwardRowParams {
   float mh, ml, rstd;
 };
 
-ForwardRowParams FinishStats(const ChunkStats& s, int64_t C, double eps, float* mean, float* rstd) {
-  const double var = s.m2 / static_cast<double>(C);
-  const double rs = 1.0 / std::sqrt(var + eps);
-  const float mh = static_cast<float>(s.mean);
+// mean and rstd of row r by the float64 reference's own loops.
+template <typename T>
+void ReferenceRowStats(const ForwardCtx& c, int64_t r, double* mean, double* rstd) {
+  const T* x = static_cast<const T*>(c.x) + r * c.C;
+  std::vector<double> xd(static_cast<size_t>(c.C));
+  for (int64_t i = 0; i < c.C; ++i) xd[i] = ToFloat(x[i]);
+  reference::layernorm_forward_f64(xd.data(), nullptr, nullptr, 1, c.C, c.eps, nullptr, mean, rstd);
+}
+
+// Row r's mean, rstd and the split mean of ApplyForward. A NaN or Inf in the row (or finite values
+// whose f32 sums overflow) leaves the statistics non-finite: such a row takes the reference's
+// statistics, which are the rule there (docs/layernorm.md, "Non-finite inputs"); the shifted sums
+// would give a NaN mean for a +Inf row and, through max(0, NaN), rstd = 1/sqrt(eps).
+ForwardRowParams FinishStats(const ForwardCtx& c, int64_t r, const ChunkStats& s, float* mean,
+                             float* rstd) {
+  double mu = s.mean, rs = 1.0 / std::sqrt(s.m2 / static_cast<double>(c.C) + c.eps);
+  if (HWY_UNLIKELY(!std::isfinite(mu) || !std::isfinite(s.m2))) {
+    c.bf16 ? ReferenceRowStats<bf16>(c, r, &mu, &rs) : ReferenceRowStats<float>(c, r, &mu, &rs);
+  }
+  const float mh = static_cast<float>(mu);
   *mean = mh;
   *rstd = static_cast<float>(rs);
-  return {mh, static_cast<float>(s.mean - static_cast<double>(mh)), static_cast<float>(rs)};
+  return {mh, static_cast<float>(mu - static_cast<double>(mh)), static_cast<float>(rs)};
 }
 
 // Output rows may start anywhere; streaming stores need vector-aligned addresses.
@@ -258,7 +276,7 @@ void ForwardRowsT(const ForwardCtx& c, int64_t r0, int64_t r1) {
     ChunkStats s;
     for (int64_t k0 = 0; k0 < c.C; k0 += kColChunk)
       s = merge_stats(s, ChunkStatsOf(x + k0, static_cast<size_t>(std::min(kColChunk, c.C - k0))));
-    const ForwardRowParams p = FinishStats(s, c.C, c.eps, c.mean + r, c.rstd + r);
+    const ForwardRowParams p = FinishStats(c, r, s, c.mean + r, c.rstd + r);
     ApplyForwardRow<T>(c, r, 0, c.C, p, r + 1 < r1 ? c.C : 0);
   }
   if (c.stream) hwy::FlushStream();
@@ -285,7 +303,7 @@ void ForwardApplyColumns(const ForwardCtx& c, int64_t r, int64_t c0, int64_t c1,
   ChunkStats s;
   for (int64_t k = 0; k < nchunks; ++k) s = merge_stats(s, chunks[k]);
   float mean, rstd;
-  const ForwardRowParams p = FinishStats(s, c.C, c.eps, &mean, &rstd);
+  const ForwardRowParams p = FinishStats(c, r, s, &mean, &rstd);
   if (store_stats) {
     c.mean[r] = mean;
     c.rstd[r] = rstd;
