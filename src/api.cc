@@ -150,8 +150,7 @@ Status dispatch_forward(Backend backend, const NormForwardArgs& a, const NormFor
       return tile::layernorm_forward(la, lo, opt);
     case Backend::kCuda:
 #ifdef TILENORM_HAVE_CUDA
-      TN_RETURN_IF_ERROR(unconverted(backend, plain));
-      return cuda::layernorm_forward(la, lo, opt);
+      return cuda::norm_forward(a, o, opt);
 #else
       break;
 #endif
@@ -175,8 +174,7 @@ Status dispatch_backward(Backend backend, const NormBackwardArgs& a, const NormB
       return tile::layernorm_backward(la, lo, opt);
     case Backend::kCuda:
 #ifdef TILENORM_HAVE_CUDA
-      TN_RETURN_IF_ERROR(unconverted(backend, plain));
-      return cuda::layernorm_backward(la, lo, opt);
+      return cuda::norm_backward(a, o, opt);
 #else
       break;
 #endif

@@ -68,6 +68,12 @@ struct Elem<ElemType::kF16> {
   static __device__ Raw store(float f) { return __half_as_ushort(__float2half_rn(f)); }
 };
 
+// f rounded to the element type, as a stored value reads back.
+template <ElemType E>
+__device__ inline float round_to(float f) {
+  return Elem<E>::load(Elem<E>::store(f));
+}
+
 // ---- chunk I/O -----------------------------------------------------------------------------
 
 template <typename Raw>

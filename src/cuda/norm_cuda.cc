@@ -203,6 +203,10 @@ namespace {
 
 ElemType elem_type(DType t) { return t == DType::kBF16 ? ElemType::kBF16 : ElemType::kF32; }
 
+NormKind norm_kind(Norm n) {
+  return n == Norm::kRmsNorm ? NormKind::kRmsNorm : NormKind::kLayerNorm;
+}
+
 Status to_status(const CudaError& e) {
   if (cuda_error_is_no_device(e))
     return Status::unsupported("backend 'cuda': " + unusable_reason(e));
@@ -219,14 +223,17 @@ void fill_report(const PathInfo& info, RunReport* report) {
 
 }  // namespace
 
-Status layernorm_forward(const LayerNormForwardArgs& args, const LayerNormForwardOutputs& out,
-                         const LayerNormOptions& opt) {
+Status norm_forward(const NormForwardArgs& args, const NormForwardOutputs& out,
+                    const NormOptions& opt) {
   HostForward call;
   call.args = {.dtype = elem_type(args.x.dtype),
+               .norm = norm_kind(args.norm),
                .x = args.x.data,
+               .residual = args.residual.data,
                .gamma = args.gamma.data,
                .beta = args.beta.data,
                .y = out.y.data,
+               .h = out.h.data,
                .mean = out.mean.as<float>(),
                .rstd = out.rstd.as<float>(),
                .rows = args.x.shape.rows(),
@@ -238,15 +245,17 @@ Status layernorm_forward(const LayerNormForwardArgs& args, const LayerNormForwar
   return {};
 }
 
-Status layernorm_backward(const LayerNormBackwardArgs& args, const LayerNormBackwardOutputs& out,
-                          const LayerNormOptions& opt) {
+Status norm_backward(const NormBackwardArgs& args, const NormBackwardOutputs& out,
+                     const NormOptions& opt) {
   HostBackward call;
   call.args = {.dtype = elem_type(args.x.dtype),
+               .norm = norm_kind(args.norm),
                .x = args.x.data,
                .dy = args.dy.data,
                .gamma = args.gamma.data,
                .mean = args.mean.as<float>(),
                .rstd = args.rstd.as<float>(),
+               .dh_in = args.dh_in.data,
                .dx = out.dx.data,
                .dgamma = out.dgamma.as<float>(),
                .dbeta = out.dbeta.as<float>(),

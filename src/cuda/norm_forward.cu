@@ -1,7 +1,8 @@
 // The norm family's forward CUDA kernels (fp32 statistics) and their launch, in the symbols of
 // docs/layernorm.md:
 //
-//   h = x + residual (with a residual; h is written out, in the pass that reads x and residual)
+//   h = x + residual (with a residual; h is written out, in the pass that reads x and residual,
+//                     and normalized as stored: rounded to the dtype, as the backward reads it)
 //   LayerNorm: mu = (1/C) sum_i h_i, rstd = 1/sqrt((1/C) sum_i (h_i - mu)^2 + eps),
 //              y_i = (h_i - mu) * rstd * gamma_i + beta_i
 //   RMSNorm:   rrms = 1/sqrt((1/C) sum_i h_i^2 + eps), y_i = h_i * rrms * gamma_i  (rstd holds
@@ -95,8 +96,9 @@ __global__ void __launch_bounds__(kMaxRowThreads)
 #pragma unroll
       for (int i = 0; i < kChunk; ++i) {
         v[k][i] = Elem<E>::load(nx[k].e[i]);
-        if constexpr (kResidual) v[k][i] += Elem<E>::load(nr[k].e[i]);
-        s[0] += v[k][i];  // padding is 0
+        if constexpr (kResidual)
+          v[k][i] = round_to<E>(v[k][i] + Elem<E>::load(nr[k].e[i]));  // h as stored
+        s[0] += v[k][i];                                               // padding is 0
       }
       if constexpr (kResidual)
         if (active && len[k] > 0) store_floats<E>(h + off + col[k], w, len[k], v[k]);
@@ -162,7 +164,7 @@ __global__ void __launch_bounds__(kSplitThreads)
       float rv[kChunk];
       load_floats<E>(residual + off + col, w, n, rv);
 #pragma unroll
-      for (int i = 0; i < kChunk; ++i) v[i] += rv[i];
+      for (int i = 0; i < kChunk; ++i) v[i] = round_to<E>(v[i] + rv[i]);  // h as stored
       store_floats<E>(h + off + col, w, n, v);
     }
     m = combine(m, chunk_moments(v, n));
