@@ -127,7 +127,8 @@ def measure_peers(budget_s):
                     mask = [True, True, True]
 
                     def calls(wrap):
-                        f = wrap(lambda x, w, b: torch.ops.aten.native_layer_norm(x, [d], w, b, EPS))
+                        f = wrap(lambda x, w, b:
+                                 torch.ops.aten.native_layer_norm(x, [d], w, b, EPS))
                         bk = wrap(lambda dy, x, mean, rstd, w, b:
                                   torch.ops.aten.native_layer_norm_backward(
                                       dy, x, [d], mean, rstd, w, b, mask))
@@ -223,8 +224,8 @@ def print_table(info, peers, tilenorm_path, out_dir):
           + (f", triton {info['triton']}" if "triton" in info else ""))
     print("GB/s = bytes of the byte model (docs/performance.md) / median time. "
           "ratio = tilenorm / best peer. +res: the fused residual add (h = x + residual).")
-    head = (f"{'norm':13} {'dtype':9} {'rows':>6} {'C':>8} {'dir':3} | {'tilenorm':>8} {'%copy':>6} "
-            f"{'path':>8} | {'eager':>7} {'%copy':>6} | {'compile':>7} {'%copy':>6} | {'ratio':>6}")
+    head = (f"{'norm':13} {'dtype':9} {'rows':>6} {'C':>8} {'dir':3} | {'tilenorm':>8} "
+            f"{'%copy':>6} {'path':>8} | {'eager':>7} {'%copy':>6} | {'compile':>7} {'%copy':>6} | {'ratio':>6}")
     print(head)
     print("-" * len(head))
     keys = list(tn)  # tilenorm's rows in its order, then any peer row it lacks
