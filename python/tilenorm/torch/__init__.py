@@ -10,6 +10,7 @@ import torch
 from torch.autograd.function import once_differentiable
 
 from tilenorm import _C
+from tilenorm.torch import _library
 
 BACKENDS = ("cpu", "cuda", "tile", "reference")
 
@@ -80,46 +81,110 @@ def _call(kernel, backend, num_threads, x, *tensors):
         return kernel(backend, x, *tensors, num_threads, x.device.index, stream)
 
 
+def _stat_dtype(dtype):
+    return torch.float64 if dtype == torch.float64 else torch.float32
+
+
+def _gamma(weight, x, C):
+    if weight is None:
+        return torch.ones(C, dtype=x.dtype, device=x.device)
+    return weight.contiguous().view(C)
+
+
+def _rows(x, normalized_shape):
+    return math.prod(x.shape[:x.dim() - len(normalized_shape)])
+
+
+def _check_backward(dy, x, normalized_shape, mean, rstd):
+    """The backward op's own arguments (the forward's are checked by _check)."""
+    rows = _rows(x, normalized_shape)
+    for name, t, shape, dtype in (("dy", dy, tuple(x.shape), x.dtype),
+                                  ("mean", mean, (rows,), _stat_dtype(x.dtype)),
+                                  ("rstd", rstd, (rows,), _stat_dtype(x.dtype))):
+        if t.device != x.device:
+            raise ValueError(f"{name} is on device {t.device}, x on {x.device}")
+        if t.dtype != dtype:
+            raise TypeError(f"{name} has dtype {t.dtype}, expected {dtype}")
+        if tuple(t.shape) != shape:
+            raise ValueError(f"{name} has shape {list(t.shape)}, expected {list(shape)}")
+
+
+def _layernorm_forward(x, normalized_shape, weight, bias, eps, backend, num_threads):
+    normalized_shape = tuple(normalized_shape)
+    _check(x, normalized_shape, weight, bias, backend)
+    C = math.prod(normalized_shape)
+    x2 = x.contiguous().view(-1, C)
+    rows = x2.shape[0]
+    beta = bias.contiguous().view(C) if bias is not None else None
+    y = torch.empty_like(x2)
+    mean = torch.empty(rows, dtype=_stat_dtype(x.dtype), device=x.device)
+    rstd = torch.empty_like(mean)
+    if rows > 0:
+        _call(_C.layernorm_forward, backend, num_threads, x2, _gamma(weight, x, C), beta, eps, y,
+              mean, rstd)
+    return y.view(x.shape), mean, rstd
+
+
+def _layernorm_forward_fake(x, normalized_shape, weight, bias, eps, backend, num_threads):
+    mean = x.new_empty((_rows(x, normalized_shape),), dtype=_stat_dtype(x.dtype))
+    return x.new_empty(x.shape), mean, torch.empty_like(mean)
+
+
+def _layernorm_backward(dy, x, normalized_shape, weight, mean, rstd, backend, num_threads):
+    normalized_shape = tuple(normalized_shape)
+    _check(x, normalized_shape, weight, None, backend)
+    _check_backward(dy, x, normalized_shape, mean, rstd)
+    C = math.prod(normalized_shape)
+    x2 = x.contiguous().view(-1, C)
+    dx = torch.empty_like(x2)
+    dgamma = torch.zeros(C, dtype=mean.dtype, device=x.device)
+    dbeta = torch.zeros_like(dgamma)
+    if x2.shape[0] > 0:
+        _call(_C.layernorm_backward, backend, num_threads, x2, dy.contiguous().view(x2.shape),
+              _gamma(weight, x, C), mean.contiguous(), rstd.contiguous(), dx, dgamma, dbeta)
+    return (dx.view(x.shape), dgamma.view(normalized_shape).to(x.dtype),
+            dbeta.view(normalized_shape).to(x.dtype))
+
+
+def _layernorm_backward_fake(dy, x, normalized_shape, weight, mean, rstd, backend, num_threads):
+    return x.new_empty(x.shape), x.new_empty(normalized_shape), x.new_empty(normalized_shape)
+
+
+# torch.ops.tilenorm.layernorm_forward / layernorm_backward: the kernels without autograd. mean and
+# rstd are per row of x flattened to [rows, C]; dweight and dbias have x's dtype.
+layernorm_forward = _library.define(
+    "layernorm_forward(Tensor x, int[] normalized_shape, Tensor? weight, Tensor? bias, float eps, "
+    "str backend, int num_threads) -> (Tensor y, Tensor mean, Tensor rstd)",
+    _layernorm_forward, _layernorm_forward_fake)
+layernorm_backward = _library.define(
+    "layernorm_backward(Tensor dy, Tensor x, int[] normalized_shape, Tensor? weight, Tensor mean, "
+    "Tensor rstd, str backend, int num_threads) -> (Tensor dx, Tensor dweight, Tensor dbias)",
+    _layernorm_backward, _layernorm_backward_fake)
+
+
 class LayerNormFunction(torch.autograd.Function):
-    """forward saves x (made contiguous once), gamma, mean and rstd; backward runs tilenorm's
-    layernorm_backward on them. Arguments are checked by layer_norm()."""
+    """forward runs tilenorm::layernorm_forward and saves x (made contiguous once), weight, mean
+    and rstd; backward runs tilenorm::layernorm_backward on them. layer_norm() checks the
+    arguments (and the ops again: they can be called directly)."""
 
     @staticmethod
     def forward(ctx, x, weight, bias, normalized_shape, eps, backend, num_threads):
-        C = math.prod(normalized_shape)
-        x2 = x.contiguous().view(-1, C)
-        rows = x2.shape[0]
-        if weight is not None:
-            gamma = weight.contiguous().view(C)
-        else:
-            gamma = torch.ones(C, dtype=x.dtype, device=x.device)
-        beta = bias.contiguous().view(C) if bias is not None else None
-        stat_dtype = torch.float64 if x.dtype == torch.float64 else torch.float32
-        y = torch.empty_like(x2)
-        mean = torch.empty(rows, dtype=stat_dtype, device=x.device)
-        rstd = torch.empty(rows, dtype=stat_dtype, device=x.device)
-        if rows > 0:
-            _call(_C.layernorm_forward, backend, num_threads, x2, gamma, beta, float(eps), y,
-                  mean, rstd)
-        ctx.save_for_backward(x2, gamma, mean, rstd)
-        ctx.shape, ctx.normalized_shape = x.shape, normalized_shape
-        ctx.backend, ctx.num_threads = backend, num_threads
-        return y.view(x.shape)
+        x = x.contiguous()
+        y, mean, rstd = layernorm_forward(x, normalized_shape, weight, bias, eps, backend,
+                                          num_threads)
+        ctx.save_for_backward(x, weight, mean, rstd)
+        ctx.normalized_shape, ctx.backend, ctx.num_threads = normalized_shape, backend, num_threads
+        return y
 
     @staticmethod
     @once_differentiable
     def backward(ctx, dy):
-        x2, gamma, mean, rstd = ctx.saved_tensors
-        dy2 = dy.contiguous().view(x2.shape)
-        dx = torch.empty_like(x2)
-        dgamma = torch.zeros(x2.shape[1], dtype=mean.dtype, device=x2.device)
-        dbeta = torch.zeros_like(dgamma)
-        if x2.shape[0] > 0:
-            _call(_C.layernorm_backward, ctx.backend, ctx.num_threads, x2, dy2, gamma, mean, rstd,
-                  dx, dgamma, dbeta)
-        dweight = dgamma.view(ctx.normalized_shape).to(x2.dtype) if ctx.needs_input_grad[1] else None
-        dbias = dbeta.view(ctx.normalized_shape).to(x2.dtype) if ctx.needs_input_grad[2] else None
-        return dx.view(ctx.shape), dweight, dbias, None, None, None, None
+        x, weight, mean, rstd = ctx.saved_tensors
+        dx, dweight, dbias = layernorm_backward(dy, x, ctx.normalized_shape, weight, mean, rstd,
+                                                ctx.backend, ctx.num_threads)
+        dweight = dweight if ctx.needs_input_grad[1] else None
+        dbias = dbias if ctx.needs_input_grad[2] else None
+        return dx, dweight, dbias, None, None, None, None
 
 
 def layer_norm(x, normalized_shape, weight=None, bias=None, eps=1e-5, *, backend=None,
@@ -134,10 +199,11 @@ def layer_norm(x, normalized_shape, weight=None, bias=None, eps=1e-5, *, backend
     backend = _check(x, normalized_shape, weight, bias, backend)
     if num_threads is None:
         num_threads = torch.get_num_threads()
-    return LayerNormFunction.apply(x, weight, bias, normalized_shape, eps, backend,
+    return LayerNormFunction.apply(x, weight, bias, normalized_shape, float(eps), backend,
                                    int(num_threads))
 
 
 from tilenorm.torch import nn  # noqa: E402  (nn uses layer_norm)
 
-__all__ = ["BACKENDS", "LayerNormFunction", "layer_norm", "nn"]
+__all__ = ["BACKENDS", "LayerNormFunction", "layer_norm", "layernorm_backward",
+           "layernorm_forward", "nn"]
