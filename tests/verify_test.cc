@@ -1,5 +1,5 @@
-// `tilenorm verify` end to end: the table alone on a pipe, the tile path per row, and a path or
-// run failure failing the run.
+// `tilenorm verify` end to end: the table alone on a pipe, one row per registry case and
+// direction with the tile path, and a path or run failure failing the run.
 #include <gtest/gtest.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -10,6 +10,8 @@
 #include <sstream>
 #include <string>
 #include <vector>
+
+#include "cli/conformance/conformance.h"
 
 namespace tilenorm {
 namespace {
@@ -43,7 +45,7 @@ VerifyRun run_verify(const std::string& args) {
 
 // The table's rows of one backend, split into words (shape "[3, 273, 8462]" spans words).
 struct TableRow {
-  std::string line, op, shape, path, result;
+  std::string line, norm, op, shape, path, result;
 };
 std::vector<TableRow> rows_of(const std::string& out, const std::string& backend) {
   std::vector<TableRow> rows;
@@ -53,7 +55,7 @@ std::vector<TableRow> rows_of(const std::string& out, const std::string& backend
     TableRow r{line};
     std::istringstream w(line);
     std::string word;
-    w >> word >> r.op;
+    w >> word >> r.norm >> r.op;
     for (w >> word, r.shape = word; word.back() != ']'; w >> word) r.shape += " " + word;
     w >> word >> word;  // dtype, data's first word
     while (w >> word && word != "fit" && word != "block" && word != "streamed" && word != "-") {
@@ -75,7 +77,9 @@ TEST(Verify, PipedOutputIsTheTableWithThePathPerRow) {
   EXPECT_NE(r.out.find(" path "), std::string::npos);
   EXPECT_NE(r.out.find(" err/allowed "), std::string::npos);
   const std::vector<TableRow> rows = rows_of(r.out, "tile");
-  ASSERT_GE(rows.size(), 40u);
+  // One row per case of the registry and direction: forward, backward on the reference
+  // statistics, backward on the forward's own.
+  ASSERT_EQ(rows.size(), 3 * conformance::registry().size());
   int block = 0, streamed = 0;
   for (const TableRow& row : rows) {
     // A passing row carries no message (not the other op's, not a stale one).
@@ -85,6 +89,7 @@ TEST(Verify, PipedOutputIsTheTableWithThePathPerRow) {
     if (row.shape == "[300, 4600]") {
       EXPECT_EQ(row.path, "block") << row.line;
     }
+    EXPECT_EQ(row.norm, conformance::op_name(conformance::Op::kLayerNorm)) << row.line;
     if (row.shape == "[40, 40010]" && row.op == "backward") {
       EXPECT_EQ(row.path, "streamed") << row.line;
     }
