@@ -76,18 +76,18 @@ void add_verify_command(CLI::App& app) {
     int failures = 0, skipped = 0, checked = 0;
     // err/allowed: the worst element's |got - ref| / (atol + rtol |ref|); <= 1 passes.
     if (!args->json)
-      std::printf("%-9s %-9s %-12s %-14s %-5s %-22s %-10s %-7s %10s %11s  %s\n", "backend", "norm",
+      std::printf("%-9s %-13s %-12s %-14s %-5s %-22s %-10s %-7s %10s %11s  %s\n", "backend", "norm",
                   "op", "shape", "dtype", "data", "path", "worst", "max|err|", "err/allowed",
                   "result");
     auto print = [&](const Row& r) {
       if (args->json) return;
       const Check& c = r.check;
       if (r.skipped) {
-        std::printf("%-9s %-9s %-12s %-14s %-5s %-22s %-10s %-7s %10s %11s  skip: %s\n",
+        std::printf("%-9s %-13s %-12s %-14s %-5s %-22s %-10s %-7s %10s %11s  skip: %s\n",
                     r.backend.c_str(), r.norm.c_str(), "all", "-", "-", "-", "-", "-", "-", "-",
                     c.detail.c_str());
       } else {
-        std::printf("%-9s %-9s %-12s %-14s %-5s %-22s %-10s %-7s %10.3g %11.3g  %s%s%s\n",
+        std::printf("%-9s %-13s %-12s %-14s %-5s %-22s %-10s %-7s %10.3g %11.3g  %s%s%s\n",
                     r.backend.c_str(), r.norm.c_str(), c.direction.c_str(), r.shape.c_str(),
                     r.dtype.c_str(), r.data.c_str(), c.path.empty() ? "-" : c.path.c_str(),
                     c.output.c_str(), c.err, c.excess, c.pass ? "pass" : "FAIL",

@@ -56,6 +56,7 @@ std::vector<TableRow> rows_of(const std::string& out, const std::string& backend
     std::istringstream w(line);
     std::string word;
     w >> word >> r.norm >> r.op;
+    if (r.op == "all") continue;  // an op the backend cannot run: one "skip" line
     for (w >> word, r.shape = word; word.back() != ']'; w >> word) r.shape += " " + word;
     w >> word >> word;  // dtype, data's first word
     while (w >> word && word != "fit" && word != "block" && word != "streamed" && word != "-") {
@@ -77,9 +78,13 @@ TEST(Verify, PipedOutputIsTheTableWithThePathPerRow) {
   EXPECT_NE(r.out.find(" path "), std::string::npos);
   EXPECT_NE(r.out.find(" err/allowed "), std::string::npos);
   const std::vector<TableRow> rows = rows_of(r.out, "tile");
-  // One row per case of the registry and direction: forward, backward on the reference
-  // statistics, backward on the forward's own.
-  ASSERT_EQ(rows.size(), 3 * conformance::registry().size());
+  // One row per LayerNorm case of the registry and direction: forward, backward on the
+  // reference statistics, backward on the forward's own.
+  size_t layernorm_cases = 0, layernorm_rows = 0;
+  for (const conformance::Case& c : conformance::registry())
+    layernorm_cases += c.op == conformance::Op::kLayerNorm;
+  for (const TableRow& row : rows) layernorm_rows += row.norm == "layernorm";
+  ASSERT_EQ(layernorm_rows, 3 * layernorm_cases);
   int block = 0, streamed = 0;
   for (const TableRow& row : rows) {
     // A passing row carries no message (not the other op's, not a stale one).
@@ -89,7 +94,6 @@ TEST(Verify, PipedOutputIsTheTableWithThePathPerRow) {
     if (row.shape == "[300, 4600]") {
       EXPECT_EQ(row.path, "block") << row.line;
     }
-    EXPECT_EQ(row.norm, conformance::op_name(conformance::Op::kLayerNorm)) << row.line;
     if (row.shape == "[40, 40010]" && row.op == "backward") {
       EXPECT_EQ(row.path, "streamed") << row.line;
     }

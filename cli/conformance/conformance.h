@@ -9,19 +9,24 @@
 
 #include "common/compare.h"
 #include "tilenorm/layernorm.h"
+#include "tilenorm/rmsnorm.h"
 
 namespace tilenorm::conformance {
 
-// The ops the registry drives (forward and backward of each).
-enum class Op { kLayerNorm };
-const char* op_name(Op op);  // "layernorm"
+// The ops the registry drives (forward and backward of each): each norm, alone and with the fused
+// residual add (h = x + residual normalized; dx += dh_in).
+enum class Op { kLayerNorm, kRmsNorm, kLayerNormResidual, kRmsNormResidual };
+const char* op_name(Op op);  // "layernorm", "rmsnorm", "layernorm+res", "rmsnorm+res"
 std::vector<Op> all_ops();
+Norm op_norm(Op op);
+bool op_residual(Op op);
 
 // How a case's inputs are drawn (make_input).
 enum class Input {
   kRandom,    // x, dy uniform in [-1, 1); gamma, beta uniform in [0, 1)
   kOffset,    // as kRandom, x uniform in [x_offset - 1, x_offset + 1)
-  kConstant,  // every element of x, dy, gamma the case's value; beta 0 (the bug report's inputs)
+  kConstant,  // every element of x, dy, gamma the case's value; beta 0 (the bug report's
+              // inputs); residual = x, dh_in = dy
 };
 
 // The path the tile backend must take on the case's machine, per direction and dtype ("fit",
@@ -48,6 +53,7 @@ struct Case {
   // The tile machine of the case: L1 per core in KiB and the grid's side (0: Wormhole's
   // 1464 KiB and 8x8). The tile backend always runs with the sanitizer on.
   uint32_t tile_l1_kib = 0, tile_grid = 0;
+  bool residual_too = false;  // the residual ops run this case too (a subset keeps them quick)
 };
 
 // Every case of every op, in a fixed order.
@@ -55,7 +61,7 @@ const std::vector<Case>& registry();
 std::string input_label(const Case& c);  // "random eps=1e-05", "x=0.5 dy=1 gamma=1"
 
 // The tensors of an op, for the generator and the tolerance table.
-enum class Role { kX, kDy, kGamma, kBeta };
+enum class Role { kX, kDy, kGamma, kBeta, kResidual, kDhIn };
 // One seeded generator (a fixed LCG, independent of <random>'s implementation): the case's input
 // `role` of `shape` rounded to `dtype`.
 Tensor make_input(const Case& c, Role role, const Shape& shape, DType dtype);
@@ -63,7 +69,8 @@ Tensor make_input(const Case& c, Role role, const Shape& shape, DType dtype);
 // The outputs compared, grouped as the tolerance table groups them.
 enum class Output {
   kY,        // y
-  kStats,    // mean, rstd
+  kH,        // h = x + residual
+  kStats,    // mean, rstd, rrms
   kDx,       // dx
   kDParams,  // dgamma, dbeta
 };
@@ -81,7 +88,7 @@ ToleranceRow tolerance(Op op, Backend backend, DType dtype, Output output);
 struct Check {
   std::string direction;  // "forward", "backward" (reference statistics), "backward-own"
                           // (the forward's own statistics)
-  std::string output;     // "y", "mean", ..., "dbeta"; "status" for a failed run; "path"
+  std::string output;     // "y", "h", "mean", ..., "dbeta"; "status" for a failed run; "path"
   std::string path;       // the path the backend reported
   double err = 0;         // max |got - ref|
   double excess = 0;      // worst |got - ref| / allowed; <= 1 passes
@@ -104,7 +111,7 @@ struct RunOptions {
 };
 
 // Forward against the reference; backward on the reference statistics (rounded to the stat
-// dtype, as a forward saves them) and on the forward's own statistics.
+// dtype, as a forward saves them) and on the forward's own statistics (and own h).
 CaseResult run_case(Backend backend, DType dtype, const Case& c, const RunOptions& options = {});
 
 }  // namespace tilenorm::conformance
