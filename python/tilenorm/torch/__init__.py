@@ -1,4 +1,5 @@
-"""tilenorm's LayerNorm as a PyTorch autograd op, and the drop-in module tilenorm.torch.nn.LayerNorm.
+"""tilenorm's LayerNorm and RMSNorm as PyTorch autograd ops, and the drop-in modules
+tilenorm.torch.nn.LayerNorm and tilenorm.torch.nn.RMSNorm.
 
 Semantics, dtypes, devices and backends: docs/pytorch.md.
 """
@@ -71,21 +72,22 @@ def _check(x, normalized_shape, weight, bias, backend):
     return backend
 
 
-def _call(kernel, backend, num_threads, x, *tensors):
+def _call(kernel, norm, backend, num_threads, x, *tensors):
     """Runs a _C kernel; CUDA kernels go on the current stream of x's device, asynchronously."""
     if backend != "cuda":
-        return kernel(backend, x, *tensors, num_threads, -1, 0)
+        return kernel(norm, backend, x, *tensors, num_threads, -1, 0)
     with torch.cuda.device(x.device):
         stream = torch.cuda.current_stream(x.device).cuda_stream
-        return kernel(backend, x, *tensors, num_threads, x.device.index, stream)
+        return kernel(norm, backend, x, *tensors, num_threads, x.device.index, stream)
 
 
-class LayerNormFunction(torch.autograd.Function):
-    """forward saves x (made contiguous once), gamma, mean and rstd; backward runs tilenorm's
-    layernorm_backward on them. Arguments are checked by layer_norm()."""
+class NormFunction(torch.autograd.Function):
+    """One autograd op for both norms. forward saves x (made contiguous once), gamma and the
+    statistics (mean and rstd; rrms alone for "rmsnorm"); backward runs tilenorm's backward on
+    them. Arguments are checked by layer_norm() / rms_norm()."""
 
     @staticmethod
-    def forward(ctx, x, weight, bias, normalized_shape, eps, backend, num_threads):
+    def forward(ctx, norm, x, weight, bias, normalized_shape, eps, backend, num_threads):
         C = math.prod(normalized_shape)
         x2 = x.contiguous().view(-1, C)
         rows = x2.shape[0]
@@ -96,13 +98,13 @@ class LayerNormFunction(torch.autograd.Function):
         beta = bias.contiguous().view(C) if bias is not None else None
         stat_dtype = torch.float64 if x.dtype == torch.float64 else torch.float32
         y = torch.empty_like(x2)
-        mean = torch.empty(rows, dtype=stat_dtype, device=x.device)
         rstd = torch.empty(rows, dtype=stat_dtype, device=x.device)
+        mean = torch.empty_like(rstd) if norm == "layernorm" else None
         if rows > 0:
-            _call(_C.layernorm_forward, backend, num_threads, x2, gamma, beta, float(eps), y,
+            _call(_C.norm_forward, norm, backend, num_threads, x2, gamma, beta, float(eps), y,
                   mean, rstd)
         ctx.save_for_backward(x2, gamma, mean, rstd)
-        ctx.shape, ctx.normalized_shape = x.shape, normalized_shape
+        ctx.norm, ctx.shape, ctx.normalized_shape = norm, x.shape, normalized_shape
         ctx.backend, ctx.num_threads = backend, num_threads
         return y.view(x.shape)
 
@@ -112,14 +114,24 @@ class LayerNormFunction(torch.autograd.Function):
         x2, gamma, mean, rstd = ctx.saved_tensors
         dy2 = dy.contiguous().view(x2.shape)
         dx = torch.empty_like(x2)
-        dgamma = torch.zeros(x2.shape[1], dtype=mean.dtype, device=x2.device)
-        dbeta = torch.zeros_like(dgamma)
+        dgamma = torch.zeros(x2.shape[1], dtype=rstd.dtype, device=x2.device)
+        dbeta = torch.zeros_like(dgamma) if mean is not None else None
         if x2.shape[0] > 0:
-            _call(_C.layernorm_backward, ctx.backend, ctx.num_threads, x2, dy2, gamma, mean, rstd,
-                  dx, dgamma, dbeta)
-        dweight = dgamma.view(ctx.normalized_shape).to(x2.dtype) if ctx.needs_input_grad[1] else None
-        dbias = dbeta.view(ctx.normalized_shape).to(x2.dtype) if ctx.needs_input_grad[2] else None
-        return dx.view(ctx.shape), dweight, dbias, None, None, None, None
+            _call(_C.norm_backward, ctx.norm, ctx.backend, ctx.num_threads, x2, dy2, gamma, mean,
+                  rstd, dx, dgamma, dbeta)
+        grad = ctx.needs_input_grad
+        dweight = dgamma.view(ctx.normalized_shape).to(x2.dtype) if grad[2] else None
+        dbias = dbeta.view(ctx.normalized_shape).to(x2.dtype) if grad[3] else None
+        return None, dx.view(ctx.shape), dweight, dbias, None, None, None, None
+
+
+def _apply(norm, x, normalized_shape, weight, bias, eps, backend, num_threads):
+    normalized_shape = _normalized_shape(normalized_shape)
+    backend = _check(x, normalized_shape, weight, bias, backend)
+    if num_threads is None:
+        num_threads = torch.get_num_threads()
+    return NormFunction.apply(norm, x, weight, bias, normalized_shape, eps, backend,
+                              int(num_threads))
 
 
 def layer_norm(x, normalized_shape, weight=None, bias=None, eps=1e-5, *, backend=None,
@@ -130,14 +142,21 @@ def layer_norm(x, normalized_shape, weight=None, bias=None, eps=1e-5, *, backend
     emulated tile device; slow), "reference" (float64 loops; also takes float64 tensors).
     num_threads: worker threads of the cpu backend; None = torch.get_num_threads().
     """
-    normalized_shape = _normalized_shape(normalized_shape)
-    backend = _check(x, normalized_shape, weight, bias, backend)
-    if num_threads is None:
-        num_threads = torch.get_num_threads()
-    return LayerNormFunction.apply(x, weight, bias, normalized_shape, eps, backend,
-                                   int(num_threads))
+    return _apply("layernorm", x, normalized_shape, weight, bias, eps, backend, num_threads)
+
+
+def rms_norm(x, normalized_shape, weight=None, eps=None, *, backend=None, num_threads=None):
+    """torch.nn.functional.rms_norm (newer torch) on a tilenorm backend, differentiable in x and
+    weight: y = x / sqrt(mean(x^2) + eps) * weight over the normalized dims.
+
+    eps=None is torch's default: the machine epsilon of the compute dtype (float32's, 2^-23, for
+    float32 and bfloat16 data; float64's for float64). backend, num_threads: as layer_norm.
+    """
+    if eps is None and isinstance(x, torch.Tensor):
+        eps = torch.finfo(torch.float64 if x.dtype == torch.float64 else torch.float32).eps
+    return _apply("rmsnorm", x, normalized_shape, weight, None, eps, backend, num_threads)
 
 
 from tilenorm.torch import nn  # noqa: E402  (nn uses layer_norm)
 
-__all__ = ["BACKENDS", "LayerNormFunction", "layer_norm", "nn"]
+__all__ = ["BACKENDS", "NormFunction", "layer_norm", "rms_norm", "nn"]
