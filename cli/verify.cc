@@ -8,6 +8,7 @@
 #include <cstdio>
 #include <map>
 #include <memory>
+#include <optional>
 
 #include "cli/conformance/conformance.h"
 #include "cli_common.h"
@@ -30,6 +31,7 @@ void add_verify_command(CLI::App& app) {
   struct Args {
     std::vector<std::string> backends;
     std::vector<std::string> dtypes{"f32", "bf16"};
+    std::vector<std::string> norms;
     int threads = 0;
     uint32_t tile_l1_kib = 0;
     bool json = false;
@@ -43,6 +45,9 @@ void add_verify_command(CLI::App& app) {
   cmd->add_option("--backend", args->backends,
                   "backends to check (repeatable; default: every built backend but reference)");
   cmd->add_option("--dtype", args->dtypes, "dtypes to check (repeatable)")->capture_default_str();
+  cmd->add_option("--norm", args->norms,
+                  "layernorm | rmsnorm: the norms to check, each alone and with the residual add "
+                  "(repeatable; default: both)");
   cmd->add_option("--threads", args->threads, "cpu backend threads, 0 = all");
   cmd->add_option("--tile-l1-kib", args->tile_l1_kib,
                   "run every tile case on a machine with this L1 per core (KiB); the path checks "
@@ -71,7 +76,18 @@ void add_verify_command(CLI::App& app) {
     }
 
     const conformance::RunOptions options{args->threads, args->tile_l1_kib};
-    const auto& cases = conformance::registry();
+    std::vector<conformance::Case> cases;
+    for (const conformance::Case& c : conformance::registry()) {
+      bool wanted = args->norms.empty();
+      for (const auto& name : args->norms) {
+        const std::optional<Norm> n = parse_norm(name);
+        if (!n)
+          throw CLI::RuntimeError(
+              report_error(fmt::format("--norm must be layernorm or rmsnorm, got '{}'", name)));
+        wanted |= *n == conformance::op_norm(c.op);
+      }
+      if (wanted) cases.push_back(c);
+    }
     std::vector<Row> all;
     int failures = 0, skipped = 0, checked = 0;
     // err/allowed: the worst element's |got - ref| / (atol + rtol |ref|); <= 1 passes.

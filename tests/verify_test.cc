@@ -123,5 +123,19 @@ TEST(Verify, PathOrRunFailureFailsTheRun) {
   EXPECT_GT(passes, 0) << r.out;
 }
 
+// --norm picks the norms (each alone and with the residual add); a bad name is bad input.
+TEST(Verify, NormSelectsTheOps) {
+  const VerifyRun r = run_verify("--backend cpu --dtype f32 --norm rmsnorm");
+  EXPECT_EQ(r.rc, 0) << r.out << r.err;
+  EXPECT_EQ(r.out.find("layernorm"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find(" rmsnorm "), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find(" rmsnorm+res "), std::string::npos) << r.out;
+  const VerifyRun bad = run_verify("--norm groupnorm");
+  EXPECT_EQ(bad.rc, 2);
+  EXPECT_NE(bad.err.find("--norm must be layernorm or rmsnorm, got 'groupnorm'"), std::string::npos)
+      << bad.err;
+  EXPECT_EQ(bad.out, "");
+}
+
 }  // namespace
 }  // namespace tilenorm
