@@ -295,10 +295,8 @@ void check_boundary(const char* what, uint64_t available, Bytes&& bytes, Plan&& 
   uint32_t wt = 1;
   while (bytes(wt + 1) <= available) ++wt;
   SCOPED_TRACE(fmt::format("{}: Wt = {} ({} B of {})", what, wt, bytes(wt), available));
-  const LayerNormTilePlan p = plan(int64_t(wt) * 32), q = plan(int64_t(wt + 1) * 32);
-  auto name = [](const LayerNormTilePlan& x) {
-    return x.fit ? "fit" : x.stream ? "streamed" : "block";
-  };
+  const TilePlan p = plan(int64_t(wt) * 32), q = plan(int64_t(wt + 1) * 32);
+  auto name = [](const TilePlan& x) { return x.fit ? "fit" : x.stream ? "streamed" : "block"; };
   EXPECT_EQ(name(p), std::string(at));
   EXPECT_EQ(name(q), std::string(beyond));
   EXPECT_EQ(p.l1_bytes, bytes(wt));

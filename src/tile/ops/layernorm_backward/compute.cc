@@ -29,9 +29,9 @@
 #include "tile/machine/api/compute/reg_api.h"
 #include "tile/machine/api/compute/sanitizer.h"
 #include "tile/machine/api/compute/tile_move_copy.h"
+#include "tile/ops/kernel_helpers.h"
 #include "tile/ops/layernorm_backward/cbs.h"
 #include "tile/ops/layernorm_backward/kernels.h"
-#include "tile/ops/layernorm_common.h"
 
 #ifndef TILENORM_TILE_MUTANT
 #define TILENORM_TILE_MUTANT 0
@@ -53,10 +53,7 @@ void accumulate(uint32_t acc, uint32_t term) {
 
 // Zeroes the padded columns of slot `data` on the row's last tile (mask in data + 1).
 void mask_last(bool last_masked, uint32_t data) {
-  if (last_masked && kMutant != 2) {
-    copy_tile(cb::kMask, 0, data + 1);
-    mask_tile(data, data + 1);
-  }
+  if (last_masked && kMutant != 2) mask_columns(cb::kMask, data);
 }
 
 // Slots 0, 1 = the partials carried in kPartial (or zero on the row's first block).
@@ -88,35 +85,35 @@ void fold_column_sums(uint32_t hi, uint32_t lo, uint32_t j, uint32_t sel, uint32
 }  // namespace
 
 void layernorm_backward_compute(const LayerNormBackwardComputeArgs& a) {
-  const bool masked = a.mask_w != 0;
+  const bool masked = a.rows.mask_w != 0;
   binary_op_init_common(cb::kDy, cb::kGamma, cb::kDx);
   if (masked) cb_wait_front(cb::kMask, 1);
   cb_wait_front(cb::kOnes, 1);
   cb_wait_front(cb::kSelect, kTileDim);
 
-  for (uint32_t row = 0; row < a.num_rows; ++row) {
-    const bool first_row = row == 0, last_row = row + 1 == a.num_rows;
+  for (uint32_t row = 0; row < a.rows.count; ++row) {
+    const bool first_row = row == 0, last_row = row + 1 == a.rows.count;
     cb_wait_front(cb::kMean, 1);
     cb_wait_front(cb::kRstd, 1);
-    if (a.fit) {
-      cb_wait_front(cb::kX, a.wt);
-      cb_wait_front(cb::kDy, a.wt);
+    if (a.rows.fit) {
+      cb_wait_front(cb::kX, a.rows.wt);
+      cb_wait_front(cb::kDy, a.rows.wt);
     }
 
     // ---- Pass 1: Σg, Σg·x.
-    for (uint32_t c0 = 0; c0 < a.wt; c0 += a.block) {
-      const uint32_t cur = std::min(a.block, a.wt - c0);
-      const bool last_block = c0 + cur == a.wt;
-      if (!a.fit) {
-        cb_wait_front(cb::kX, a.block);
-        cb_wait_front(cb::kDy, a.block);
+    for (uint32_t c0 = 0; c0 < a.rows.wt; c0 += a.rows.block) {
+      const uint32_t cur = std::min(a.rows.block, a.rows.wt - c0);
+      const bool last_block = c0 + cur == a.rows.wt;
+      if (!a.rows.fit) {
+        cb_wait_front(cb::kX, a.rows.block);
+        cb_wait_front(cb::kDy, a.rows.block);
       }
-      cb_wait_front(cb::kGamma, a.block);
+      cb_wait_front(cb::kGamma, a.rows.block);
       tile_regs_acquire();
       load_partials(c0 == 0);
       for (uint32_t j = 0; j < cur; ++j) {
-        const uint32_t ix = a.fit ? c0 + j : j;
-        const bool last_masked = masked && c0 + j + 1 == a.wt;
+        const uint32_t ix = a.rows.fit ? c0 + j : j;
+        const bool last_masked = masked && c0 + j + 1 == a.rows.wt;
         copy_tile(cb::kDy, ix, 2);
         copy_tile(cb::kGamma, j, 3);
         mul_binary_tile(2, 3, 2);  // g, in fp32 (the FPU would read fp32 dy and γ as TF32)
@@ -127,23 +124,15 @@ void layernorm_backward_compute(const LayerNormBackwardComputeArgs& a) {
         mask_last(last_masked, 2);
         accumulate(1, 2);
       }
-      tile_regs_commit();
-      cb_reserve_back(cb::kPartial, 2);
-      if (last_block) cb_reserve_back(cb::kHi, 2);
-      tile_regs_wait();
-      pack_tile(0, cb::kPartial, 0);
-      pack_tile(1, cb::kPartial, 1);
       if (last_block) {
-        pack_tile(0, cb::kHi, 0);
-        pack_tile(1, cb::kHi, 1);
+        pack_out({cb::kPartial, cb::kHi}, 2);
+      } else {
+        pack_out({cb::kPartial}, 2);
       }
-      tile_regs_release();
-      cb_push_back(cb::kPartial, 2);
-      if (last_block) cb_push_back(cb::kHi, 2);
-      cb_pop_front(cb::kGamma, a.block);
-      if (!a.fit) {
-        cb_pop_front(cb::kX, a.block);
-        cb_pop_front(cb::kDy, a.block);
+      cb_pop_front(cb::kGamma, a.rows.block);
+      if (!a.rows.fit) {
+        cb_pop_front(cb::kX, a.rows.block);
+        cb_pop_front(cb::kDy, a.rows.block);
       }
     }
 
@@ -154,29 +143,23 @@ void layernorm_backward_compute(const LayerNormBackwardComputeArgs& a) {
     sub_binary_tile(1, 2, 1);  // (1/C)Σg·x - mean·s1
     copy_tile(cb::kRstd, 0, 2);
     mul_binary_tile(1, 2, 1);  // s2
-    tile_regs_commit();
-    cb_reserve_back(cb::kRowStats, 2);
-    tile_regs_wait();
-    pack_tile(0, cb::kRowStats, 0);
-    pack_tile(1, cb::kRowStats, 1);
-    tile_regs_release();
-    cb_push_back(cb::kRowStats, 2);
+    pack_out({cb::kRowStats}, 2);
     cb_wait_front(cb::kRowStats, 2);
 
     // ---- Pass 2: dx, and the dgamma/dbeta spans.
-    for (uint32_t c0 = 0; c0 < a.wt; c0 += a.block) {
-      const uint32_t cur = std::min(a.block, a.wt - c0);
-      if (!a.fit) {
-        cb_wait_front(cb::kX, a.block);
-        cb_wait_front(cb::kDy, a.block);
+    for (uint32_t c0 = 0; c0 < a.rows.wt; c0 += a.rows.block) {
+      const uint32_t cur = std::min(a.rows.block, a.rows.wt - c0);
+      if (!a.rows.fit) {
+        cb_wait_front(cb::kX, a.rows.block);
+        cb_wait_front(cb::kDy, a.rows.block);
       }
-      cb_wait_front(cb::kGamma, a.block);
-      cb_reserve_back(cb::kProduct, a.block);
-      cb_reserve_back(cb::kProductHi, a.block);
-      cb_reserve_back(cb::kDyHi, a.block);
+      cb_wait_front(cb::kGamma, a.rows.block);
+      cb_reserve_back(cb::kProduct, a.rows.block);
+      cb_reserve_back(cb::kProductHi, a.rows.block);
+      cb_reserve_back(cb::kDyHi, a.rows.block);
       for (uint32_t j = 0; j < cur; ++j) {
-        const uint32_t ix = a.fit ? c0 + j : j;
-        const bool last_masked = masked && c0 + j + 1 == a.wt;
+        const uint32_t ix = a.rows.fit ? c0 + j : j;
+        const bool last_masked = masked && c0 + j + 1 == a.rows.wt;
         tile_regs_acquire();
         copy_tile(cb::kDy, ix, 0);
         copy_tile(cb::kGamma, j, 1);
@@ -213,18 +196,18 @@ void layernorm_backward_compute(const LayerNormBackwardComputeArgs& a) {
         pack_tile(0, cb::kDyHi, j);
         tile_regs_release();
       }
-      cb_push_back(cb::kProduct, a.block);
-      cb_push_back(cb::kProductHi, a.block);
-      cb_push_back(cb::kDyHi, a.block);
+      cb_push_back(cb::kProduct, a.rows.block);
+      cb_push_back(cb::kProductHi, a.rows.block);
+      cb_push_back(cb::kDyHi, a.rows.block);
 
       // dy·x̂ and dy as hi + lo (as in row_means): the FPU would read fp32 tiles as TF32.
-      cb_wait_front(cb::kProduct, a.block);
-      cb_wait_front(cb::kProductHi, a.block);
-      cb_wait_front(cb::kDyHi, a.block);
-      cb_reserve_back(cb::kProductLo, a.block);
-      cb_reserve_back(cb::kDyLo, a.block);
+      cb_wait_front(cb::kProduct, a.rows.block);
+      cb_wait_front(cb::kProductHi, a.rows.block);
+      cb_wait_front(cb::kDyHi, a.rows.block);
+      cb_reserve_back(cb::kProductLo, a.rows.block);
+      cb_reserve_back(cb::kDyLo, a.rows.block);
       for (uint32_t j = 0; j < cur; ++j) {
-        const uint32_t ix = a.fit ? c0 + j : j;
+        const uint32_t ix = a.rows.fit ? c0 + j : j;
         tile_regs_acquire();
         copy_tile(cb::kProduct, j, 0);
         copy_tile(cb::kProductHi, j, 1);
@@ -233,7 +216,7 @@ void layernorm_backward_compute(const LayerNormBackwardComputeArgs& a) {
         copy_tile(cb::kDy, ix, 2);
         copy_tile(cb::kDyHi, j, 3);
         sub_binary_tile(2, 3, 2);
-        mask_last(masked && c0 + j + 1 == a.wt, 2);
+        mask_last(masked && c0 + j + 1 == a.rows.wt, 2);
         zero_where_infinite(cb::kDy, ix, 2);
         tile_regs_commit();
         tile_regs_wait();
@@ -241,16 +224,16 @@ void layernorm_backward_compute(const LayerNormBackwardComputeArgs& a) {
         pack_tile(2, cb::kDyLo, j);
         tile_regs_release();
       }
-      cb_push_back(cb::kProductLo, a.block);
-      cb_push_back(cb::kDyLo, a.block);
-      cb_wait_front(cb::kProductLo, a.block);
-      cb_wait_front(cb::kDyLo, a.block);
+      cb_push_back(cb::kProductLo, a.rows.block);
+      cb_push_back(cb::kDyLo, a.rows.block);
+      cb_wait_front(cb::kProductLo, a.rows.block);
+      cb_wait_front(cb::kDyLo, a.rows.block);
 
       // Fold the block into its span: row (t % 32) of the span's dγ (slot 0) and dβ (slot 1).
       const bool span_first = c0 % kSpanTiles == 0;
-      const bool span_done = (c0 + cur) % kSpanTiles == 0 || c0 + cur == a.wt;
+      const bool span_done = (c0 + cur) % kSpanTiles == 0 || c0 + cur == a.rows.wt;
       tile_regs_acquire();
-      if (!span_first || (!first_row && !a.stream)) {
+      if (!span_first || (!first_row && !a.rows.stream)) {
         const uint32_t src = span_first ? cb::kAccCarry : cb::kAccSpan;
         cb_wait_front(src, 2);
         copy_tile(src, 0, 0);
@@ -265,35 +248,29 @@ void layernorm_backward_compute(const LayerNormBackwardComputeArgs& a) {
         fold_column_sums(cb::kProductHi, cb::kProductLo, j, (c0 + j) % kSpanTiles, 0);
         fold_column_sums(cb::kDyHi, cb::kDyLo, j, (c0 + j) % kSpanTiles, 1);
       }
-      tile_regs_commit();
-      const uint32_t dst = !span_done             ? cb::kAccSpan
-                           : last_row || a.stream ? cb::kAccOut
-                                                  : cb::kAccCarry;
-      cb_reserve_back(dst, 2);
-      tile_regs_wait();
-      pack_tile(0, dst, 0);
-      pack_tile(1, dst, 1);
-      tile_regs_release();
-      cb_push_back(dst, 2);
+      pack_out({!span_done                  ? cb::kAccSpan
+                : last_row || a.rows.stream ? cb::kAccOut
+                                            : cb::kAccCarry},
+               2);
 
-      cb_pop_front(cb::kProduct, a.block);
-      cb_pop_front(cb::kProductHi, a.block);
-      cb_pop_front(cb::kProductLo, a.block);
-      cb_pop_front(cb::kDyHi, a.block);
-      cb_pop_front(cb::kDyLo, a.block);
-      cb_pop_front(cb::kGamma, a.block);
-      if (!a.fit) {
-        cb_pop_front(cb::kX, a.block);
-        cb_pop_front(cb::kDy, a.block);
+      cb_pop_front(cb::kProduct, a.rows.block);
+      cb_pop_front(cb::kProductHi, a.rows.block);
+      cb_pop_front(cb::kProductLo, a.rows.block);
+      cb_pop_front(cb::kDyHi, a.rows.block);
+      cb_pop_front(cb::kDyLo, a.rows.block);
+      cb_pop_front(cb::kGamma, a.rows.block);
+      if (!a.rows.fit) {
+        cb_pop_front(cb::kX, a.rows.block);
+        cb_pop_front(cb::kDy, a.rows.block);
       }
     }
 
     cb_pop_front(cb::kRowStats, 2);
     cb_pop_front(cb::kMean, 1);
     cb_pop_front(cb::kRstd, 1);
-    if (a.fit) {
-      cb_pop_front(cb::kX, a.wt);
-      cb_pop_front(cb::kDy, a.wt);
+    if (a.rows.fit) {
+      cb_pop_front(cb::kX, a.rows.wt);
+      cb_pop_front(cb::kDy, a.rows.wt);
     }
   }
   if (masked) cb_pop_front(cb::kMask, 1);

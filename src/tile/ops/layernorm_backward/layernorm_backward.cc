@@ -15,7 +15,7 @@ namespace {
 
 // stream: one dense gamma page, re-read per span and tile-row, and no dgamma/dbeta carry across
 // tile-rows (each tile-row writes its own partial spans).
-std::vector<CbDesc> backward_cbs(const LayerNormTilePlan& p, DataFormat e) {
+std::vector<CbDesc> backward_cbs(const TilePlan& p, DataFormat e) {
   const DataFormat f32 = DataFormat::Float32, b16 = DataFormat::Float16_b;
   const uint32_t block = p.block, spans = p.spans, row = p.fit ? p.wt : 2 * block;
   std::vector<CbDesc> cbs = {
@@ -74,8 +74,8 @@ LayerNormBackwardDeviceOutputs layernorm_backward_output_specs(const LayerNormBa
 LayerNormBackwardPlan layernorm_backward_plan(int64_t rows, int64_t C, DataFormat format,
                                               const DeviceConfig& device,
                                               const std::string& force_path) {
-  return layernorm_tile_plan(rows, C, device, force_path,
-                             [&](const LayerNormTilePlan& p) { return backward_cbs(p, format); });
+  return tile_plan(rows, C, device, force_path,
+                   [&](const TilePlan& p) { return backward_cbs(p, format); });
 }
 
 Status layernorm_backward_tile(const LayerNormBackwardArgs& args,
@@ -87,84 +87,52 @@ Status layernorm_backward_tile(const LayerNormBackwardArgs& args,
   Device& device = op_device.get();
   const LayerNormBackwardPlan plan =
       layernorm_backward_plan(rows, C, e, device.config(), config.force_path);
-  const uint32_t num_cores = plan.split.num_cores;
 
   // Host tensors -> tiles (padding explicit) -> device buffers.
   LayerNormBackwardTensors t;
   t.C = C;
-  t.x = device_tensor_spec(rows, C, e);
-  t.dy = device_tensor_spec(rows, C, e);
-  t.gamma = device_tensor_spec(int64_t(plan.spans) * kTileDim, kTileDim, e);
-  t.mean = device_tensor_spec(rows, 1, DataFormat::Float32);
-  t.rstd = device_tensor_spec(rows, 1, DataFormat::Float32);
-  const auto x_tiles = pad_matrix(args.x, rows, C, config.column_pad);
-  const auto dy_tiles = pad_matrix(args.dy, rows, C, config.column_pad);
-  const auto gamma_tiles = dense_vector(args.gamma, C, config.column_pad);
-  const auto mean_tiles = replicated_stats(args.mean, rows);
-  const auto rstd_tiles = replicated_stats(args.rstd, rows);
-  TN_RETURN_IF_ERROR(allocate(device, &t.x, &x_tiles));
-  TN_RETURN_IF_ERROR(allocate(device, &t.dy, &dy_tiles));
-  TN_RETURN_IF_ERROR(allocate(device, &t.gamma, &gamma_tiles));
-  TN_RETURN_IF_ERROR(allocate(device, &t.mean, &mean_tiles));
-  TN_RETURN_IF_ERROR(allocate(device, &t.rstd, &rstd_tiles));
+  const float pad = config.column_pad;
+  TN_RETURN_IF_ERROR(upload_matrix(device, args.x, rows, C, e, pad, &t.x));
+  TN_RETURN_IF_ERROR(upload_matrix(device, args.dy, rows, C, e, pad, &t.dy));
+  TN_RETURN_IF_ERROR(upload_dense(device, args.gamma, C, e, pad, &t.gamma));
+  TN_RETURN_IF_ERROR(upload_stats(device, args.mean, rows, &t.mean));
+  TN_RETURN_IF_ERROR(upload_stats(device, args.rstd, rows, &t.rstd));
   TN_RETURN_IF_ERROR(layernorm_backward_validate(t));
   LayerNormBackwardDeviceOutputs o = layernorm_backward_output_specs(t, plan.slots);
   TN_RETURN_IF_ERROR(allocate(device, &o.dx));
   TN_RETURN_IF_ERROR(allocate(device, &o.dgamma_partials));
   TN_RETURN_IF_ERROR(allocate(device, &o.dbeta_partials));
-  const Buffer &dx = o.dx.buffer, &dgamma_parts = o.dgamma_partials.buffer,
-               &dbeta_parts = o.dbeta_partials.buffer;
 
-  // Program: CBs on every core, the three kernels on each used core.
-  OpProgram cached(device,
-                   tile_program_key("layernorm_backward", rows, C, e, plan, device.config()));
-  Program& program = cached.program();
-  const CoreRange grid({0, 0}, {device.config().grid_x - 1, device.config().grid_y - 1});
-  if (!cached.hit()) TN_RETURN_IF_ERROR(create_cbs(program, grid, backward_cbs(plan, e)));
   const RowMeanConstants mean_constants = row_mean_constants(C);
-  for (uint32_t i = 0; i < num_cores; ++i) {
-    const CoreCoord core = plan.split.cores[i];
-    const uint32_t start = plan.split.first_work_of(i), n = plan.split.work_of(i);
-    const KernelHandle reader = cached.create_kernel(
-        KernelKind::kReader, core, &layernorm_backward_reader, "layernorm_backward_reader");
-    const KernelHandle compute =
-        cached.create_kernel(KernelKind::kCompute, core, &layernorm_backward_compute,
-                             "layernorm_backward_compute", kLayerNormComputeConfig);
-    const KernelHandle writer = cached.create_kernel(
-        KernelKind::kWriter, core, &layernorm_backward_writer, "layernorm_backward_writer");
-    program.set_runtime_args(
-        reader, core,
-        LayerNormBackwardReaderArgs{t.x.buffer.address, t.dy.buffer.address, t.gamma.buffer.address,
-                                    t.mean.buffer.address, t.rstd.buffer.address, start, n, plan.wt,
-                                    plan.block, plan.mask_w, plan.fit ? 1u : 0u, plan.spans,
-                                    plan.stream ? 1u : 0u});
-    program.set_runtime_args(
-        compute, core,
-        LayerNormBackwardComputeArgs{n, plan.wt, plan.block, plan.mask_w, plan.fit ? 1u : 0u,
-                                     mean_constants, plan.stream ? 1u : 0u});
-    program.set_runtime_args(
-        writer, core,
-        LayerNormBackwardWriterArgs{dx.address, dgamma_parts.address, dbeta_parts.address, start, n,
-                                    plan.wt, plan.block, i * plan.spans, plan.spans,
-                                    plan.stream ? 1u : 0u});
-  }
-  TN_RETURN_IF_ERROR(cached.ready());
+  auto args_of = [&](uint32_t i, uint32_t first, uint32_t count) {
+    const TileRows rows = tile_rows(plan, first, count);
+    return CoreArgs<LayerNormBackwardReaderArgs, LayerNormBackwardComputeArgs,
+                    LayerNormBackwardWriterArgs>{
+        .reader = {.rows = rows,
+                   .x_addr = t.x.buffer.address,
+                   .dy_addr = t.dy.buffer.address,
+                   .gamma_addr = t.gamma.buffer.address,
+                   .mean_addr = t.mean.buffer.address,
+                   .rstd_addr = t.rstd.buffer.address},
+        .compute = {.rows = rows, .mean = mean_constants},
+        .writer = {.rows = rows,
+                   .dx_addr = o.dx.buffer.address,
+                   .dgamma_addr = o.dgamma_partials.buffer.address,
+                   .dbeta_addr = o.dbeta_partials.buffer.address,
+                   .first_span_page = i * plan.spans}};
+  };
+  const OpKernels kernels{"layernorm_backward", &layernorm_backward_reader,
+                          &layernorm_backward_compute, &layernorm_backward_writer};
+  TN_RETURN_IF_ERROR(run_program(
+      device, tile_program_key("layernorm_backward", rows, C, e, plan, device.config()), plan,
+      backward_cbs(plan, e), kernels, args_of,
+      uint64_t(3) * uint64_t(rows) * uint64_t(C) * datum_size(e), {{&o.dx, out.dx}}, info));
 
-  const Status run = device.run(program);
-  fill_tile_op_info(info, plan, num_cores,
-                    uint64_t(3) * uint64_t(rows) * uint64_t(C) * datum_size(e), device);
-  if (info != nullptr) info->program_cache_hit = cached.hit();
-  TN_RETURN_IF_ERROR(run);
-
-  // Untilize dx; combine the dgamma/dbeta partials (per core, or per tile-row when streamed) in
-  // order.
-  std::vector<float> values(size_t(rows * C));
-  TN_RETURN_IF_ERROR(device.read_tiles(dx, rows, C, values.data()));
-  store_values(values.data(), out.dx);
+  // Combine the dgamma/dbeta partials (per core, or per tile-row when streamed) in order.
   const int64_t part_rows = o.dgamma_partials.rows;
   std::vector<float> g(size_t(part_rows * kTileDim)), b(g.size());
-  TN_RETURN_IF_ERROR(device.read_tiles(dgamma_parts, part_rows, kTileDim, g.data()));
-  TN_RETURN_IF_ERROR(device.read_tiles(dbeta_parts, part_rows, kTileDim, b.data()));
+  TN_RETURN_IF_ERROR(device.read_tiles(o.dgamma_partials.buffer, part_rows, kTileDim, g.data()));
+  TN_RETURN_IF_ERROR(device.read_tiles(o.dbeta_partials.buffer, part_rows, kTileDim, b.data()));
   const size_t stride = size_t(plan.spans) * kTileElems;
   float* dgamma = out.dgamma.as<float>();
   float* dbeta = out.dbeta.as<float>();

@@ -8,7 +8,7 @@
 #include <vector>
 
 #include "tile/machine/device.h"
-#include "tile/ops/layernorm_common.h"
+#include "tile/ops/op_host.h"
 #include "tilenorm/layernorm.h"
 
 namespace tilenorm::tile {
@@ -32,8 +32,8 @@ struct LayerNormBackwardDeviceOutputs {
 LayerNormBackwardDeviceOutputs layernorm_backward_output_specs(const LayerNormBackwardTensors& t,
                                                                uint32_t slots);
 
-// The program factory's plan: path and sizes from the CB bytes (layernorm_tile_plan).
-using LayerNormBackwardPlan = LayerNormTilePlan;
+// The program factory's plan: path and sizes from the CB bytes (tile_plan).
+using LayerNormBackwardPlan = TilePlan;
 // force_path: "fit" or "block" to override the rule (TileOpConfig::force_path).
 LayerNormBackwardPlan layernorm_backward_plan(int64_t rows, int64_t C, DataFormat format,
                                               const DeviceConfig& device,

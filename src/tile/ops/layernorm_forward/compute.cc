@@ -13,11 +13,9 @@
 #include "tile/machine/api/compute/eltwise_binary.h"
 #include "tile/machine/api/compute/eltwise_binary_sfpu.h"
 #include "tile/machine/api/compute/eltwise_unary.h"
-#include "tile/machine/api/compute/mask.h"
-#include "tile/machine/api/compute/pack.h"
 #include "tile/machine/api/compute/reg_api.h"
 #include "tile/machine/api/compute/tile_move_copy.h"
-#include "tile/ops/layernorm_common.h"
+#include "tile/ops/kernel_helpers.h"
 #include "tile/ops/layernorm_forward/cbs.h"
 #include "tile/ops/layernorm_forward/kernels.h"
 
@@ -30,10 +28,10 @@ namespace {
 // One row-sum pass: slot 0 += term(tile) over the row, then the partial in kPartial and kHi.
 template <typename Term>
 void row_sum_pass(const LayerNormForwardComputeArgs& a, Term&& term) {
-  for (uint32_t c0 = 0; c0 < a.wt; c0 += a.block) {
-    const uint32_t cur = std::min(a.block, a.wt - c0);
-    const bool last_block = c0 + cur == a.wt;
-    if (!a.fit) cb_wait_front(cb::kX, a.block);
+  for (uint32_t c0 = 0; c0 < a.rows.wt; c0 += a.rows.block) {
+    const uint32_t cur = std::min(a.rows.block, a.rows.wt - c0);
+    const bool last_block = c0 + cur == a.rows.wt;
+    if (!a.rows.fit) cb_wait_front(cb::kX, a.rows.block);
     tile_regs_acquire();
     if (c0 == 0) {
       fill_tile(0, 0.0f);
@@ -43,37 +41,22 @@ void row_sum_pass(const LayerNormForwardComputeArgs& a, Term&& term) {
       cb_pop_front(cb::kPartial, 1);
     }
     for (uint32_t j = 0; j < cur; ++j) {
-      term(a.fit ? c0 + j : j);  // -> slot 2
-      if (a.mask_w != 0 && c0 + j + 1 == a.wt) {
-        copy_tile(cb::kMask, 0, 3);
-        mask_tile(2, 3);
-      }
+      term(a.rows.fit ? c0 + j : j);  // -> slot 2
+      if (a.rows.mask_w != 0 && c0 + j + 1 == a.rows.wt) mask_columns(cb::kMask, 2);
       add_binary_tile(0, 2, 0);
     }
-    tile_regs_commit();
-    cb_reserve_back(cb::kPartial, 1);
-    if (last_block) cb_reserve_back(cb::kHi, 1);
-    tile_regs_wait();
-    pack_tile(0, cb::kPartial, 0);
-    if (last_block) pack_tile(0, cb::kHi, 0);
-    tile_regs_release();
-    cb_push_back(cb::kPartial, 1);
-    if (last_block) cb_push_back(cb::kHi, 1);
-    if (!a.fit) cb_pop_front(cb::kX, a.block);
+    if (last_block) {
+      pack_out({cb::kPartial, cb::kHi});
+    } else {
+      pack_out({cb::kPartial});
+    }
+    if (!a.rows.fit) cb_pop_front(cb::kX, a.rows.block);
   }
 }
 
 // Packs slot 0 to the row CB (kept for the next passes) and to the writer.
 void emit_stat(uint32_t row_cb) {
-  tile_regs_commit();
-  cb_reserve_back(row_cb, 1);
-  cb_reserve_back(cb::kStatsOut, 1);
-  tile_regs_wait();
-  pack_tile(0, row_cb, 0);
-  pack_tile(0, cb::kStatsOut, 0);
-  tile_regs_release();
-  cb_push_back(row_cb, 1);
-  cb_push_back(cb::kStatsOut, 1);
+  pack_out({row_cb, cb::kStatsOut});
   cb_wait_front(row_cb, 1);
 }
 
@@ -82,10 +65,10 @@ void emit_stat(uint32_t row_cb) {
 void layernorm_forward_compute(const LayerNormForwardComputeArgs& a) {
   const RowSumCbs sums{cb::kPartial, cb::kHi, cb::kLo, cb::kOnes};
   binary_op_init_common(cb::kX, cb::kGamma, cb::kY);
-  if (a.mask_w != 0) cb_wait_front(cb::kMask, 1);
+  if (a.rows.mask_w != 0) cb_wait_front(cb::kMask, 1);
   cb_wait_front(cb::kOnes, 1);
-  for (uint32_t row = 0; row < a.num_rows; ++row) {
-    if (a.fit) cb_wait_front(cb::kX, a.wt);
+  for (uint32_t row = 0; row < a.rows.count; ++row) {
+    if (a.rows.fit) cb_wait_front(cb::kX, a.rows.wt);
 
     row_sum_pass(a, [](uint32_t ix) { copy_tile(cb::kX, ix, 2); });
     row_means(sums, 1, a.mean);  // slot 0 = mean
@@ -102,14 +85,14 @@ void layernorm_forward_compute(const LayerNormForwardComputeArgs& a) {
     rsqrt_tile(0);
     emit_stat(cb::kRstdRow);
 
-    for (uint32_t c0 = 0; c0 < a.wt; c0 += a.block) {
-      const uint32_t cur = std::min(a.block, a.wt - c0);
-      if (!a.fit) cb_wait_front(cb::kX, a.block);
-      cb_wait_front(cb::kGamma, a.block);
-      cb_wait_front(cb::kBeta, a.block);
+    for (uint32_t c0 = 0; c0 < a.rows.wt; c0 += a.rows.block) {
+      const uint32_t cur = std::min(a.rows.block, a.rows.wt - c0);
+      if (!a.rows.fit) cb_wait_front(cb::kX, a.rows.block);
+      cb_wait_front(cb::kGamma, a.rows.block);
+      cb_wait_front(cb::kBeta, a.rows.block);
       for (uint32_t j = 0; j < cur; ++j) {
         tile_regs_acquire();
-        copy_tile(cb::kX, a.fit ? c0 + j : j, 0);
+        copy_tile(cb::kX, a.rows.fit ? c0 + j : j, 0);
         copy_tile(cb::kMeanRow, 0, 1);
         sub_binary_tile(0, 1, 0);
         copy_tile(cb::kRstdRow, 0, 1);
@@ -118,22 +101,17 @@ void layernorm_forward_compute(const LayerNormForwardComputeArgs& a) {
         mul_binary_tile(0, 1, 0);
         copy_tile(cb::kBeta, j, 1);
         add_binary_tile(0, 1, 0);  // y
-        tile_regs_commit();
-        cb_reserve_back(cb::kY, 1);
-        tile_regs_wait();
-        pack_tile(0, cb::kY, 0);
-        tile_regs_release();
-        cb_push_back(cb::kY, 1);
+        pack_out({cb::kY});
       }
-      cb_pop_front(cb::kGamma, a.block);
-      cb_pop_front(cb::kBeta, a.block);
-      if (!a.fit) cb_pop_front(cb::kX, a.block);
+      cb_pop_front(cb::kGamma, a.rows.block);
+      cb_pop_front(cb::kBeta, a.rows.block);
+      if (!a.rows.fit) cb_pop_front(cb::kX, a.rows.block);
     }
     cb_pop_front(cb::kMeanRow, 1);
     cb_pop_front(cb::kRstdRow, 1);
-    if (a.fit) cb_pop_front(cb::kX, a.wt);
+    if (a.rows.fit) cb_pop_front(cb::kX, a.rows.wt);
   }
-  if (a.mask_w != 0) cb_pop_front(cb::kMask, 1);
+  if (a.rows.mask_w != 0) cb_pop_front(cb::kMask, 1);
   cb_pop_front(cb::kOnes, 1);
 }
 

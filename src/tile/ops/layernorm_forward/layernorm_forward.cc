@@ -12,7 +12,7 @@ namespace cb = layernorm_forward_cb;
 namespace {
 
 // stream: the dense gamma/beta windows hold one span page, re-read per span and tile-row.
-std::vector<CbDesc> forward_cbs(const LayerNormTilePlan& p, DataFormat e) {
+std::vector<CbDesc> forward_cbs(const TilePlan& p, DataFormat e) {
   const DataFormat f32 = DataFormat::Float32, b16 = DataFormat::Float16_b;
   const uint32_t block = p.block, dense = p.stream ? 1 : p.spans;
   std::vector<CbDesc> cbs = {
@@ -58,8 +58,8 @@ LayerNormForwardDeviceOutputs layernorm_forward_output_specs(const LayerNormForw
 LayerNormForwardPlan layernorm_forward_plan(int64_t rows, int64_t C, DataFormat format,
                                             const DeviceConfig& device,
                                             const std::string& force_path) {
-  return layernorm_tile_plan(rows, C, device, force_path,
-                             [&](const LayerNormTilePlan& p) { return forward_cbs(p, format); });
+  return tile_plan(rows, C, device, force_path,
+                   [&](const TilePlan& p) { return forward_cbs(p, format); });
 }
 
 Status layernorm_forward_tile(const LayerNormForwardArgs& args, const LayerNormForwardOutputs& out,
@@ -70,76 +70,42 @@ Status layernorm_forward_tile(const LayerNormForwardArgs& args, const LayerNormF
   Device& device = op_device.get();
   const LayerNormForwardPlan plan =
       layernorm_forward_plan(rows, C, e, device.config(), config.force_path);
-  const uint32_t num_cores = plan.split.num_cores;
-  const int64_t dense_rows = int64_t(plan.spans) * kTileDim;
 
   LayerNormForwardTensors t;
   t.C = C;
-  t.x = device_tensor_spec(rows, C, e);
-  t.gamma = device_tensor_spec(dense_rows, kTileDim, e);
-  t.beta = device_tensor_spec(dense_rows, kTileDim, e);
-  const auto x_tiles = pad_matrix(args.x, rows, C, config.column_pad);
-  const auto gamma_tiles = dense_vector(args.gamma, C, config.column_pad);
-  const auto beta_tiles = args.beta.empty() ? std::vector<float>(size_t(dense_rows) * kTileDim)
-                                            : dense_vector(args.beta, C, config.column_pad);
-  TN_RETURN_IF_ERROR(allocate(device, &t.x, &x_tiles));
-  TN_RETURN_IF_ERROR(allocate(device, &t.gamma, &gamma_tiles));
-  TN_RETURN_IF_ERROR(allocate(device, &t.beta, &beta_tiles));
+  const float pad = config.column_pad;
+  TN_RETURN_IF_ERROR(upload_matrix(device, args.x, rows, C, e, pad, &t.x));
+  TN_RETURN_IF_ERROR(upload_dense(device, args.gamma, C, e, pad, &t.gamma));
+  TN_RETURN_IF_ERROR(upload_dense(device, args.beta, C, e, pad, &t.beta));
   TN_RETURN_IF_ERROR(layernorm_forward_validate(t));
   LayerNormForwardDeviceOutputs o = layernorm_forward_output_specs(t);
   TN_RETURN_IF_ERROR(allocate(device, &o.y));
   TN_RETURN_IF_ERROR(allocate(device, &o.mean));
   TN_RETURN_IF_ERROR(allocate(device, &o.rstd));
-  const Buffer &x = t.x.buffer, &gamma = t.gamma.buffer, &beta = t.beta.buffer, &y = o.y.buffer,
-               &mean = o.mean.buffer, &rstd = o.rstd.buffer;
 
-  OpProgram cached(device,
-                   tile_program_key("layernorm_forward", rows, C, e, plan, device.config()));
-  Program& program = cached.program();
-  const CoreRange grid({0, 0}, {device.config().grid_x - 1, device.config().grid_y - 1});
-  if (!cached.hit()) TN_RETURN_IF_ERROR(create_cbs(program, grid, forward_cbs(plan, e)));
   const RowMeanConstants mean_constants = row_mean_constants(C);
   const uint32_t eps_bits = float_bits(float(args.eps));
-  for (uint32_t i = 0; i < num_cores; ++i) {
-    const CoreCoord core = plan.split.cores[i];
-    const uint32_t start = plan.split.first_work_of(i), n = plan.split.work_of(i);
-    const KernelHandle reader = cached.create_kernel(
-        KernelKind::kReader, core, &layernorm_forward_reader, "layernorm_forward_reader");
-    const KernelHandle compute =
-        cached.create_kernel(KernelKind::kCompute, core, &layernorm_forward_compute,
-                             "layernorm_forward_compute", kLayerNormComputeConfig);
-    const KernelHandle writer = cached.create_kernel(
-        KernelKind::kWriter, core, &layernorm_forward_writer, "layernorm_forward_writer");
-    program.set_runtime_args(
-        reader, core,
-        LayerNormForwardReaderArgs{x.address, gamma.address, beta.address, start, n, plan.wt,
-                                   plan.block, plan.mask_w, plan.fit ? 1u : 0u, plan.spans,
-                                   plan.stream ? 1u : 0u});
-    program.set_runtime_args(
-        compute, core,
-        LayerNormForwardComputeArgs{n, plan.wt, plan.block, plan.mask_w, plan.fit ? 1u : 0u,
-                                    mean_constants, eps_bits});
-    program.set_runtime_args(
-        writer, core,
-        LayerNormForwardWriterArgs{y.address, mean.address, rstd.address, start, n, plan.wt});
-  }
-  TN_RETURN_IF_ERROR(cached.ready());
-
-  const Status run = device.run(program);
-  fill_tile_op_info(info, plan, num_cores,
-                    uint64_t(2) * uint64_t(rows) * uint64_t(C) * datum_size(e), device);
-  if (info != nullptr) info->program_cache_hit = cached.hit();
-  TN_RETURN_IF_ERROR(run);
-
-  std::vector<float> values(size_t(rows * C));
-  TN_RETURN_IF_ERROR(device.read_tiles(y, rows, C, values.data()));
-  store_values(values.data(), out.y);
-  std::vector<float> stat(static_cast<size_t>(rows));
-  TN_RETURN_IF_ERROR(device.read_tiles(mean, rows, 1, stat.data()));
-  store_values(stat.data(), out.mean);
-  TN_RETURN_IF_ERROR(device.read_tiles(rstd, rows, 1, stat.data()));
-  store_values(stat.data(), out.rstd);
-  return {};
+  auto args_of = [&](uint32_t, uint32_t first, uint32_t count) {
+    const TileRows rows = tile_rows(plan, first, count);
+    return CoreArgs<LayerNormForwardReaderArgs, LayerNormForwardComputeArgs,
+                    LayerNormForwardWriterArgs>{
+        .reader = {.rows = rows,
+                   .x_addr = t.x.buffer.address,
+                   .gamma_addr = t.gamma.buffer.address,
+                   .beta_addr = t.beta.buffer.address},
+        .compute = {.rows = rows, .mean = mean_constants, .eps_bits = eps_bits},
+        .writer = {.rows = rows,
+                   .y_addr = o.y.buffer.address,
+                   .mean_addr = o.mean.buffer.address,
+                   .rstd_addr = o.rstd.buffer.address}};
+  };
+  const OpKernels kernels{"layernorm_forward", &layernorm_forward_reader,
+                          &layernorm_forward_compute, &layernorm_forward_writer};
+  return run_program(device,
+                     tile_program_key("layernorm_forward", rows, C, e, plan, device.config()), plan,
+                     forward_cbs(plan, e), kernels, args_of,
+                     uint64_t(2) * uint64_t(rows) * uint64_t(C) * datum_size(e),
+                     {{&o.y, out.y}, {&o.mean, out.mean}, {&o.rstd, out.rstd}}, info);
 }
 
 }  // namespace tilenorm::tile

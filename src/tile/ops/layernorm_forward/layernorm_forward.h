@@ -7,7 +7,7 @@
 #include <string>
 
 #include "tile/machine/device.h"
-#include "tile/ops/layernorm_common.h"
+#include "tile/ops/op_host.h"
 #include "tilenorm/layernorm.h"
 
 namespace tilenorm::tile {
@@ -26,7 +26,7 @@ struct LayerNormForwardDeviceOutputs {
 };
 LayerNormForwardDeviceOutputs layernorm_forward_output_specs(const LayerNormForwardTensors& t);
 
-using LayerNormForwardPlan = LayerNormTilePlan;
+using LayerNormForwardPlan = TilePlan;
 // force_path: "fit" or "block" to override the rule (TileOpConfig::force_path).
 LayerNormForwardPlan layernorm_forward_plan(int64_t rows, int64_t C, DataFormat format,
                                             const DeviceConfig& device,
