@@ -61,15 +61,17 @@ void fill_row_selector_pages(uint32_t cb, uint32_t page) {
     write_page(cb, page + i, [&](int r, int) { return r == i ? 1.0f : 0.0f; });
 }
 
-void push_ones_and_mask(uint32_t ones_cb, uint32_t mask_cb, uint32_t mask_w) {
-  if (mask_w != 0) {
-    cb_reserve_back(mask_cb, 1);
-    fill_mask_page(mask_cb, 0, mask_w);
-    cb_push_back(mask_cb, 1);
-  }
-  cb_reserve_back(ones_cb, 1);
-  fill_page(ones_cb, 0, 1.0f);
-  cb_push_back(ones_cb, 1);
+void push_mask_page(uint32_t cb, uint32_t mask_w) {
+  if (mask_w == 0) return;
+  cb_reserve_back(cb, 1);
+  fill_mask_page(cb, 0, mask_w);
+  cb_push_back(cb, 1);
+}
+
+void push_fill_page(uint32_t cb, float value) {
+  cb_reserve_back(cb, 1);
+  fill_page(cb, 0, value);
+  cb_push_back(cb, 1);
 }
 
 void expand_dense_row(uint32_t dense_cb, uint32_t t, uint32_t out_cb, uint32_t page) {

@@ -52,8 +52,10 @@ void fill_mask_page(uint32_t cb, uint32_t page, uint32_t mask_w);
 // 32 pages from `page`: page i has row i all 1.0 and every other row 0 (matmul(sel_i, P) puts
 // the column sums of P in row i).
 void fill_row_selector_pages(uint32_t cb, uint32_t page);
-// Pushes one page of `ones_cb` all 1.0, and (mask_w != 0) one mask page of `mask_cb`.
-void push_ones_and_mask(uint32_t ones_cb, uint32_t mask_cb, uint32_t mask_w);
+// When mask_w != 0: reserves one page of `cb`, fills it as fill_mask_page and pushes it.
+void push_mask_page(uint32_t cb, uint32_t mask_w);
+// Reserves one page of `cb`, fills it with `value` and pushes it.
+void push_fill_page(uint32_t cb, float value);
 // Page `page` of `out_cb` = row (t % 32) of dense page t / 32 of `dense_cb` (the reader's own
 // reserved window), replicated over the 32 rows.
 void expand_dense_row(uint32_t dense_cb, uint32_t t, uint32_t out_cb, uint32_t page);

@@ -20,7 +20,8 @@ void layernorm_backward_reader(const LayerNormBackwardReaderArgs& a) {
              mean = tile_addr_gen(a.mean_addr, cb::kMean),
              rstd = tile_addr_gen(a.rstd_addr, cb::kRstd);
 
-  push_ones_and_mask(cb::kOnes, cb::kMask, a.rows.mask_w);
+  push_mask_page(cb::kMask, a.rows.mask_w);
+  push_fill_page(cb::kOnes, 1.0f);
   cb_reserve_back(cb::kSelect, kTileDim);
   fill_row_selector_pages(cb::kSelect, 0);
   cb_push_back(cb::kSelect, kTileDim);

@@ -14,7 +14,8 @@ namespace cb = layernorm_forward_cb;
 
 void layernorm_forward_reader(const LayerNormForwardReaderArgs& a) {
   const auto x = tile_addr_gen(a.x_addr, cb::kX);
-  push_ones_and_mask(cb::kOnes, cb::kMask, a.rows.mask_w);
+  push_mask_page(cb::kMask, a.rows.mask_w);
+  push_fill_page(cb::kOnes, 1.0f);
   const auto gamma = tile_addr_gen(a.gamma_addr, cb::kGammaDense),
              beta = tile_addr_gen(a.beta_addr, cb::kBetaDense);
   const uint32_t dense_pages = a.rows.stream ? 1 : a.rows.spans;
