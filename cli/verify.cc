@@ -13,8 +13,8 @@
 #include "cli_common.h"
 #include "common/compare.h"
 #include "reference/layernorm.h"
-#include "tile/ops/layernorm_backward/layernorm_backward.h"
-#include "tile/ops/layernorm_forward/layernorm_forward.h"
+#include "tile/ops/norm_backward/norm_backward.h"
+#include "tile/ops/norm_forward/norm_forward.h"
 
 namespace tilenorm::cli {
 namespace {
@@ -86,8 +86,14 @@ Status run_forward(Backend backend, const VerifyCase& c, const LayerNormForwardA
   *f = {Tensor(shape, args.x.dtype), Tensor(shape.leading(), DType::kF32),
         Tensor(shape.leading(), DType::kF32)};
   tile::TileOpInfo info;
-  const Status s = tile::layernorm_forward_tile(args, {f->y.view(), f->mean.view(), f->rstd.view()},
-                                                tile_config(c, threads), &info);
+  const Status s =
+      tile::norm_forward_tile({.norm = Norm::kLayerNorm,
+                               .x = args.x,
+                               .gamma = args.gamma,
+                               .beta = args.beta,
+                               .eps = args.eps},
+                              {.y = f->y.view(), .mean = f->mean.view(), .rstd = f->rstd.view()},
+                              tile_config(c, threads), &info);
   *path = info.path;
   return s;
 }
@@ -102,8 +108,15 @@ Status run_backward(Backend backend, const VerifyCase& c, const LayerNormBackwar
   const Shape cs{args.x.shape.cols()};
   *b = {Tensor(args.x.shape, args.x.dtype), Tensor(cs, DType::kF32), Tensor(cs, DType::kF32)};
   tile::TileOpInfo info;
-  const Status s = tile::layernorm_backward_tile(
-      args, {b->dx.view(), b->dgamma.view(), b->dbeta.view()}, tile_config(c, threads), &info);
+  const Status s = tile::norm_backward_tile(
+      {.norm = Norm::kLayerNorm,
+       .x = args.x,
+       .dy = args.dy,
+       .gamma = args.gamma,
+       .mean = args.mean,
+       .rstd = args.rstd},
+      {.dx = b->dx.view(), .dgamma = b->dgamma.view(), .dbeta = b->dbeta.view()},
+      tile_config(c, threads), &info);
   *path = info.path;
   return s;
 }

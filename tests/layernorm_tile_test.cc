@@ -9,8 +9,8 @@
 #include <vector>
 
 #include "test_util.h"
-#include "tile/ops/layernorm_backward/layernorm_backward.h"
-#include "tile/ops/layernorm_forward/layernorm_forward.h"
+#include "tile/ops/norm_backward/norm_backward.h"
+#include "tile/ops/norm_forward/norm_forward.h"
 
 namespace tilenorm::tile {
 namespace {
@@ -46,13 +46,13 @@ void steer(TileOpConfig* config, const std::string& path, Plan&& plan) {
 void steer_backward(TileOpConfig* config, int64_t rows, int64_t C, DType dtype,
                     const std::string& path) {
   steer(config, path, [&](const DeviceConfig& d, const std::string& force) {
-    return layernorm_backward_plan(rows, C, tile_format(dtype), d, force);
+    return norm_backward_plan({}, rows, C, tile_format(dtype), d, force);
   });
 }
 void steer_forward(TileOpConfig* config, int64_t rows, int64_t C, DType dtype,
                    const std::string& path) {
   steer(config, path, [&](const DeviceConfig& d, const std::string& force) {
-    return layernorm_forward_plan(rows, C, tile_format(dtype), d, force);
+    return norm_forward_plan({}, rows, C, tile_format(dtype), d, force);
   });
 }
 
@@ -114,9 +114,13 @@ BackwardResult run_backward(const Tensor& x, const Tensor& dy, const Tensor& gam
   r.dx.fill(NAN);
   r.dgamma.fill(NAN);
   r.dbeta.fill(NAN);
-  r.status =
-      layernorm_backward_tile({x.cview(), dy.cview(), gamma.cview(), mean.cview(), rstd.cview()},
-                              {r.dx.view(), r.dgamma.view(), r.dbeta.view()}, config, &r.info);
+  r.status = norm_backward_tile(
+      {.x = x.cview(),
+       .dy = dy.cview(),
+       .gamma = gamma.cview(),
+       .mean = mean.cview(),
+       .rstd = rstd.cview()},
+      {.dx = r.dx.view(), .dgamma = r.dgamma.view(), .dbeta = r.dbeta.view()}, config, &r.info);
   return r;
 }
 BackwardResult run_backward(const BackwardProblem& p, const TileOpConfig& config) {
@@ -230,11 +234,11 @@ TEST(LayerNormTileReport, NIGHTLY_MetalLayerNormBw_LargeFeatures_NoL1Fit) {
 
 TEST(LayerNormTilePlan, FitCoversTheNightlyShapeAt1464KiB) {
   const DeviceConfig wormhole;
-  EXPECT_TRUE(layernorm_backward_plan(819, 8462, DataFormat::Float16_b, wormhole).fit);
-  EXPECT_TRUE(layernorm_forward_plan(819, 8462, DataFormat::Float16_b, wormhole).fit);
-  EXPECT_FALSE(layernorm_backward_plan(32, 16384, DataFormat::Float16_b, wormhole).fit);
-  EXPECT_FALSE(layernorm_backward_plan(1024, 65536, DataFormat::Float16_b, wormhole).fit);
-  const auto plan = layernorm_backward_plan(819, 8462, DataFormat::Float16_b, wormhole);
+  EXPECT_TRUE(norm_backward_plan({}, 819, 8462, DataFormat::Float16_b, wormhole).fit);
+  EXPECT_TRUE(norm_forward_plan({}, 819, 8462, DataFormat::Float16_b, wormhole).fit);
+  EXPECT_FALSE(norm_backward_plan({}, 32, 16384, DataFormat::Float16_b, wormhole).fit);
+  EXPECT_FALSE(norm_backward_plan({}, 1024, 65536, DataFormat::Float16_b, wormhole).fit);
+  const auto plan = norm_backward_plan({}, 819, 8462, DataFormat::Float16_b, wormhole);
   EXPECT_EQ(plan.wt, 265u);
   EXPECT_EQ(plan.mask_w, 14u);
   EXPECT_EQ(plan.split.num_cores, 26u);  // 819 rows = 26 tile-rows, one per core
@@ -247,25 +251,25 @@ TEST(LayerNormTilePlan, FitCoversTheNightlyShapeAt1464KiB) {
 }
 
 TEST(LayerNormTilePlan, DeviceOperationNamesTheTensor) {
-  LayerNormBackwardTensors t;
+  NormBackwardTensors t;
   t.C = 100;
   t.x = {{1, 4 * 4, DataFormat::Float16_b}, 100, 100, 128, 128};
   t.dy = t.x;
   t.gamma = {{2, 1, DataFormat::Float16_b}, 32, 32, 32, 32};
   t.mean = {{3, 4, DataFormat::Float32}, 100, 1, 128, 32};
   t.rstd = t.mean;
-  EXPECT_TRUE(layernorm_backward_validate(t).ok());
+  EXPECT_TRUE(norm_backward_validate({}, t).ok());
   auto bad = t;
   bad.mean.rows = 99;
-  EXPECT_NE(layernorm_backward_validate(bad).message().find("mean must have logical shape"),
+  EXPECT_NE(norm_backward_validate({}, bad).message().find("mean must have logical shape"),
             std::string::npos);
   bad = t;
   bad.dy.padded_cols = 160;
-  EXPECT_NE(layernorm_backward_validate(bad).message().find("dy must be padded to [128, 128]"),
+  EXPECT_NE(norm_backward_validate({}, bad).message().find("dy must be padded to [128, 128]"),
             std::string::npos);
   bad = t;
   bad.rstd.buffer.format = DataFormat::Float16_b;
-  EXPECT_NE(layernorm_backward_validate(bad).message().find("rstd must be Float32"),
+  EXPECT_NE(norm_backward_validate({}, bad).message().find("rstd must be Float32"),
             std::string::npos);
 }
 
@@ -310,8 +314,8 @@ TEST(LayerNormTilePlan, PathsChangeExactlyAtTheL1Limit) {
   for (DataFormat f : {DataFormat::Float16_b, DataFormat::Float32}) {
     const uint64_t e = tile_size(f);
     SCOPED_TRACE(data_format_name(f));
-    auto bwd = [&](int64_t C) { return layernorm_backward_plan(300, C, f, d); };
-    auto fwd = [&](int64_t C) { return layernorm_forward_plan(300, C, f, d); };
+    auto bwd = [&](int64_t C) { return norm_backward_plan({}, 300, C, f, d); };
+    auto fwd = [&](int64_t C) { return norm_forward_plan({}, 300, C, f, d); };
     check_boundary(
         "backward fit", available,
         [&](uint32_t wt) { return backward_cb_bytes(wt, e, true, false); }, bwd, "fit", "block");
@@ -361,21 +365,27 @@ TEST(LayerNormTileTraffic, ExactBytesOnEveryPath) {
     TileOpConfig bconfig = config;
     if (path == "streamed") {
       config.device.l1_size = streamed_l1([&](const DeviceConfig& d) {
-        return layernorm_forward_plan(rows, C, DataFormat::Float16_b, d);
+        return norm_forward_plan({}, rows, C, DataFormat::Float16_b, d);
       });
       bconfig.device.l1_size = streamed_l1([&](const DeviceConfig& d) {
-        return layernorm_backward_plan(rows, C, DataFormat::Float16_b, d);
+        return norm_backward_plan({}, rows, C, DataFormat::Float16_b, d);
       });
     } else {
       config.force_path = bconfig.force_path = path;
     }
     TileOpInfo fwd, bwd;
-    ASSERT_TRUE(layernorm_forward_tile({x.cview(), gamma.cview(), {}, 1e-5},
-                                       {y.view(), mean.view(), rstd.view()}, config, &fwd)
+    ASSERT_TRUE(norm_forward_tile({.x = x.cview(), .gamma = gamma.cview(), .eps = 1e-5},
+                                  {.y = y.view(), .mean = mean.view(), .rstd = rstd.view()}, config,
+                                  &fwd)
                     .ok());
     ASSERT_TRUE(
-        layernorm_backward_tile({x.cview(), dy.cview(), gamma.cview(), mean.cview(), rstd.cview()},
-                                {dx.view(), dgamma.view(), dbeta.view()}, bconfig, &bwd)
+        norm_backward_tile({.x = x.cview(),
+                            .dy = dy.cview(),
+                            .gamma = gamma.cview(),
+                            .mean = mean.cview(),
+                            .rstd = rstd.cview()},
+                           {.dx = dx.view(), .dgamma = dgamma.view(), .dbeta = dbeta.view()},
+                           bconfig, &bwd)
             .ok());
     EXPECT_EQ(fwd.path, path);
     EXPECT_EQ(bwd.path, path);
@@ -463,8 +473,9 @@ TEST_P(LayerNormTileConformance, ForwardThenBackwardOnBothPaths) {
     mean.fill(NAN);
     rstd.fill(NAN);
     TileOpInfo info;
-    Status s = layernorm_forward_tile({x.cview(), gamma.cview(), beta.cview(), eps},
-                                      {y.view(), mean.view(), rstd.view()}, config, &info);
+    Status s = norm_forward_tile(
+        {.x = x.cview(), .gamma = gamma.cview(), .beta = beta.cview(), .eps = eps},
+        {.y = y.view(), .mean = mean.view(), .rstd = rstd.view()}, config, &info);
     ASSERT_TRUE(s.ok()) << s.to_string();
     EXPECT_EQ(info.path, path);
     EXPECT_TRUE(AllClose("y", y.cview(), fref.y, tol.y));
@@ -481,8 +492,13 @@ TEST_P(LayerNormTileConformance, ForwardThenBackwardOnBothPaths) {
     dx.fill(NAN);
     dgamma.fill(NAN);
     dbeta.fill(NAN);
-    s = layernorm_backward_tile({x.cview(), dy.cview(), gamma.cview(), mean.cview(), rstd.cview()},
-                                {dx.view(), dgamma.view(), dbeta.view()}, config, &info);
+    s = norm_backward_tile({.x = x.cview(),
+                            .dy = dy.cview(),
+                            .gamma = gamma.cview(),
+                            .mean = mean.cview(),
+                            .rstd = rstd.cview()},
+                           {.dx = dx.view(), .dgamma = dgamma.view(), .dbeta = dbeta.view()},
+                           config, &info);
     ASSERT_TRUE(s.ok()) << s.to_string();
     EXPECT_EQ(info.path, path);
     EXPECT_TRUE(AllClose("dx", dx.cview(), bref.dx, tol.dx));
@@ -512,8 +528,8 @@ void check_streamed(int64_t rows, int64_t C, DType dtype, uint32_t grid, bool sm
   const Tensor beta = random_tensor(Shape{C}, dtype, 12, -1, 1);
   const Tensor dy = random_tensor(shape, dtype, 13, -1, 1);
   const DataFormat e = tile_format(dtype);
-  auto fwd_plan = [&](const DeviceConfig& d) { return layernorm_forward_plan(rows, C, e, d); };
-  auto bwd_plan = [&](const DeviceConfig& d) { return layernorm_backward_plan(rows, C, e, d); };
+  auto fwd_plan = [&](const DeviceConfig& d) { return norm_forward_plan({}, rows, C, e, d); };
+  auto bwd_plan = [&](const DeviceConfig& d) { return norm_backward_plan({}, rows, C, e, d); };
   TileOpConfig config = test_config();
   config.device.grid_x = config.device.grid_y = grid;
   if (small_l1) config.device.l1_size = streamed_l1(fwd_plan);
@@ -523,8 +539,9 @@ void check_streamed(int64_t rows, int64_t C, DType dtype, uint32_t grid, bool sm
   Tensor y(shape, dtype), mean(shape.leading(), DType::kF32), rstd(shape.leading(), DType::kF32);
   y.fill(NAN);
   TileOpInfo info;
-  Status s = layernorm_forward_tile({x.cview(), gamma.cview(), beta.cview(), eps},
-                                    {y.view(), mean.view(), rstd.view()}, config, &info);
+  Status s =
+      norm_forward_tile({.x = x.cview(), .gamma = gamma.cview(), .beta = beta.cview(), .eps = eps},
+                        {.y = y.view(), .mean = mean.view(), .rstd = rstd.view()}, config, &info);
   ASSERT_TRUE(s.ok()) << s.to_string();
   EXPECT_EQ(info.path, forward_streams ? "streamed" : "block");
   const DTypeTols tol = tile_tols(dtype);
@@ -540,8 +557,13 @@ void check_streamed(int64_t rows, int64_t C, DType dtype, uint32_t grid, bool sm
   dx.fill(NAN);
   dgamma.fill(NAN);
   dbeta.fill(NAN);
-  s = layernorm_backward_tile({x.cview(), dy.cview(), gamma.cview(), mean.cview(), rstd.cview()},
-                              {dx.view(), dgamma.view(), dbeta.view()}, config, &info);
+  s = norm_backward_tile({.x = x.cview(),
+                          .dy = dy.cview(),
+                          .gamma = gamma.cview(),
+                          .mean = mean.cview(),
+                          .rstd = rstd.cview()},
+                         {.dx = dx.view(), .dgamma = dgamma.view(), .dbeta = dbeta.view()}, config,
+                         &info);
   ASSERT_TRUE(s.ok()) << s.to_string();
   EXPECT_EQ(info.path, "streamed");
   EXPECT_TRUE(AllClose("dx", dx.cview(), bref.dx, tol.dx));
@@ -599,9 +621,12 @@ ForwardRun run_forward(const Tensor& x, const Tensor& gamma, const Tensor* beta,
   r.y.fill(NAN);
   r.mean.fill(NAN);
   r.rstd.fill(NAN);
-  const Status s = layernorm_forward_tile(
-      {x.cview(), gamma.cview(), beta ? beta->cview() : ConstTensorView{}, eps},
-      {r.y.view(), r.mean.view(), r.rstd.view()}, config, &r.info);
+  const Status s = norm_forward_tile(
+      {.x = x.cview(),
+       .gamma = gamma.cview(),
+       .beta = beta ? beta->cview() : ConstTensorView{},
+       .eps = eps},
+      {.y = r.y.view(), .mean = r.mean.view(), .rstd = r.rstd.view()}, config, &r.info);
   EXPECT_TRUE(s.ok()) << s.to_string();
   return r;
 }
@@ -682,7 +707,7 @@ TEST(LayerNormTileNonFinite, DyValuesStayInTheirColumns) {
     TileOpConfig config = test_config();
     if (path == "streamed") {
       config.device.l1_size = streamed_l1([&](const DeviceConfig& d) {
-        return layernorm_backward_plan(rows, C, DataFormat::Float32, d);
+        return norm_backward_plan({}, rows, C, DataFormat::Float32, d);
       });
     } else {
       steer_backward(&config, rows, C, DType::kF32, path);
@@ -763,8 +788,8 @@ TEST(LayerNormTileDeterminism, BitwiseAcrossRunsAndHostThreads) {
     TileOpConfig config = test_config();
     config.device.host_threads = threads;
     Tensor y(x.shape(), DType::kBF16), m(Shape{300}, DType::kF32), r(Shape{300}, DType::kF32);
-    ASSERT_TRUE(layernorm_forward_tile({x.cview(), g.cview(), {}, 1e-5},
-                                       {y.view(), m.view(), r.view()}, config)
+    ASSERT_TRUE(norm_forward_tile({.x = x.cview(), .gamma = g.cview(), .eps = 1e-5},
+                                  {.y = y.view(), .mean = m.view(), .rstd = r.view()}, config)
                     .ok());
     ys.push_back(std::move(y));
   }

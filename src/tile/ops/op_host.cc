@@ -64,7 +64,7 @@ Status allocate(Device& device, DeviceTensor* t, const std::vector<float>* padde
   return device.write_tiles(t->buffer, padded->data(), t->padded_rows, t->padded_cols);
 }
 
-TileOpConfig default_tile_op_config(const LayerNormOptions& options) {
+TileOpConfig default_tile_op_config(const NormOptions& options) {
   TileOpConfig config;
   config.device.numerics = NumericsMode::kFaithful;
   config.device.sanitizer = SanitizerMode::kOff;
@@ -249,7 +249,7 @@ Status upload_stats(Device& device, ConstTensorView s, int64_t rows, DeviceTenso
 }
 
 Status run_and_read_back(Device& device, Program& program, bool cache_hit, const TilePlan& plan,
-                         uint64_t floor_bytes, std::initializer_list<ReadBack> outputs,
+                         uint64_t floor_bytes, const std::vector<ReadBack>& outputs,
                          TileOpInfo* info) {
   const Status run = device.run(program);
   fill_tile_op_info(info, plan, floor_bytes, device);

@@ -13,7 +13,7 @@
 
 #include "tile/machine/device.h"
 #include "tile/ops/kernel_helpers.h"
-#include "tilenorm/layernorm.h"
+#include "tilenorm/norm.h"
 
 namespace tilenorm::tile {
 
@@ -55,7 +55,7 @@ struct TileOpInfo {
 void fill_run_report(const TileOpInfo& info, RunReport* report);
 
 // Default settings of the `tile` backend.
-TileOpConfig default_tile_op_config(const LayerNormOptions& options);
+TileOpConfig default_tile_op_config(const NormOptions& options);
 
 // ---- Device tensors.
 // A tensor on the device: a buffer of tiles covering a logical rows x cols matrix padded to
@@ -206,7 +206,7 @@ void fill_tile_op_info(TileOpInfo* info, const TilePlan& plan, uint64_t floor_by
                        const Device& device);
 // run_program's tail: runs `program`, fills *info, untilizes `outputs` when the run succeeded.
 Status run_and_read_back(Device& device, Program& program, bool cache_hit, const TilePlan& plan,
-                         uint64_t floor_bytes, std::initializer_list<ReadBack> outputs,
+                         uint64_t floor_bytes, const std::vector<ReadBack>& outputs,
                          TileOpInfo* info);
 
 // The program of an op (from the device's cache under `key`, or built: `cbs` on every core of
@@ -216,7 +216,7 @@ Status run_and_read_back(Device& device, Program& program, bool cache_hit, const
 template <typename R, typename C, typename W, typename ArgsOf>
 Status run_program(Device& device, uint64_t key, const TilePlan& plan,
                    const std::vector<CbDesc>& cbs, const OpKernels<R, C, W>& kernels,
-                   ArgsOf&& args_of, uint64_t floor_bytes, std::initializer_list<ReadBack> outputs,
+                   ArgsOf&& args_of, uint64_t floor_bytes, const std::vector<ReadBack>& outputs,
                    TileOpInfo* info) {
   OpProgram cached(device, key);
   Program& program = cached.program();
