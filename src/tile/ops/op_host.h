@@ -194,6 +194,13 @@ struct CoreArgs {
   ComputeArgs compute;
   WriterArgs writer;
 };
+// f.template operator()<a, b>(): two run-time flags as compile-time constants (the ops pick their
+// kernel variant with it).
+template <typename F>
+auto with_flags(bool a, bool b, F&& f) {
+  if (a) return b ? f.template operator()<true, true>() : f.template operator()<true, false>();
+  return b ? f.template operator()<false, true>() : f.template operator()<false, false>();
+}
 // A device tensor untilized into a host view (its logical rows x cols) after the run.
 struct ReadBack {
   const DeviceTensor* tensor;

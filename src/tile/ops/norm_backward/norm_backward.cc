@@ -48,18 +48,15 @@ std::vector<CbDesc> backward_cbs(const NormBackwardVariant& v, const TilePlan& p
 
 using BackwardKernels =
     OpKernels<NormBackwardReaderArgs, NormBackwardComputeArgs, NormBackwardWriterArgs>;
-template <NormBackwardVariant V>
-BackwardKernels kernels_of(const char* name) {
-  return {name, &norm_backward_reader<V>, &norm_backward_compute<V>, &norm_backward_writer<V>};
-}
 // The variant's kernels; their name is also the program-cache key's op.
 BackwardKernels backward_kernels(const NormBackwardVariant& v) {
-  if (v.rms) {
-    return v.dh_in ? kernels_of<NormBackwardVariant{true, true}>("rmsnorm_dh_in_backward")
-                   : kernels_of<NormBackwardVariant{true, false}>("rmsnorm_backward");
-  }
-  return v.dh_in ? kernels_of<NormBackwardVariant{false, true}>("layernorm_dh_in_backward")
-                 : kernels_of<NormBackwardVariant{false, false}>("layernorm_backward");
+  return with_flags(v.rms, v.dh_in, []<bool kRms, bool kDhIn>() {
+    constexpr NormBackwardVariant V{.rms = kRms, .dh_in = kDhIn};
+    return BackwardKernels{kRms ? (kDhIn ? "rmsnorm_dh_in_backward" : "rmsnorm_backward")
+                                : (kDhIn ? "layernorm_dh_in_backward" : "layernorm_backward"),
+                           &norm_backward_reader<V>, &norm_backward_compute<V>,
+                           &norm_backward_writer<V>};
+  });
 }
 
 }  // namespace

@@ -40,18 +40,15 @@ std::vector<CbDesc> forward_cbs(const NormForwardVariant& v, const TilePlan& p, 
 
 using ForwardKernels =
     OpKernels<NormForwardReaderArgs, NormForwardComputeArgs, NormForwardWriterArgs>;
-template <NormForwardVariant V>
-ForwardKernels kernels_of(const char* name) {
-  return {name, &norm_forward_reader<V>, &norm_forward_compute<V>, &norm_forward_writer<V>};
-}
 // The variant's kernels; their name is also the program-cache key's op.
 ForwardKernels forward_kernels(const NormForwardVariant& v) {
-  if (v.rms) {
-    return v.residual ? kernels_of<NormForwardVariant{true, true}>("rmsnorm_residual_forward")
-                      : kernels_of<NormForwardVariant{true, false}>("rmsnorm_forward");
-  }
-  return v.residual ? kernels_of<NormForwardVariant{false, true}>("layernorm_residual_forward")
-                    : kernels_of<NormForwardVariant{false, false}>("layernorm_forward");
+  return with_flags(v.rms, v.residual, []<bool kRms, bool kResidual>() {
+    constexpr NormForwardVariant V{.rms = kRms, .residual = kResidual};
+    return ForwardKernels{kRms ? (kResidual ? "rmsnorm_residual_forward" : "rmsnorm_forward")
+                               : (kResidual ? "layernorm_residual_forward" : "layernorm_forward"),
+                          &norm_forward_reader<V>, &norm_forward_compute<V>,
+                          &norm_forward_writer<V>};
+  });
 }
 
 }  // namespace
