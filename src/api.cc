@@ -146,8 +146,7 @@ Status dispatch_forward(Backend backend, const NormForwardArgs& a, const NormFor
       TN_RETURN_IF_ERROR(unconverted(backend, plain));
       return cpu::layernorm_forward(la, lo, opt);
     case Backend::kTile:
-      TN_RETURN_IF_ERROR(unconverted(backend, plain));
-      return tile::layernorm_forward(la, lo, opt);
+      return tile::norm_forward(a, o, opt);
     case Backend::kCuda:
 #ifdef TILENORM_HAVE_CUDA
       return cuda::norm_forward(a, o, opt);
@@ -170,8 +169,7 @@ Status dispatch_backward(Backend backend, const NormBackwardArgs& a, const NormB
       TN_RETURN_IF_ERROR(unconverted(backend, plain));
       return cpu::layernorm_backward(la, lo, opt);
     case Backend::kTile:
-      TN_RETURN_IF_ERROR(unconverted(backend, plain));
-      return tile::layernorm_backward(la, lo, opt);
+      return tile::norm_backward(a, o, opt);
     case Backend::kCuda:
 #ifdef TILENORM_HAVE_CUDA
       return cuda::norm_backward(a, o, opt);

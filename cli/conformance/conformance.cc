@@ -8,8 +8,8 @@
 
 #include "norm_args.h"
 #include "reference/layernorm.h"
-#include "tile/ops/layernorm_backward/layernorm_backward.h"
-#include "tile/ops/layernorm_forward/layernorm_forward.h"
+#include "tile/ops/norm_backward/norm_backward.h"
+#include "tile/ops/norm_forward/norm_forward.h"
 
 namespace tilenorm::conformance {
 
@@ -187,16 +187,15 @@ struct Backward {
 Status run_forward(Backend backend, const Case& c, const RunOptions& options,
                    const NormForwardArgs& a, Forward* f, std::string* path) {
   const bool layer = a.norm == Norm::kLayerNorm;
-  if (backend == Backend::kTile && layer && a.residual.empty()) {
-    // The tile op on the case's machine.
-    // TODO(10): the whole family, once the tile op takes it.
+  if (backend == Backend::kTile) {  // the tile op on the case's machine
     const Shape& shape = a.x.shape;
-    *f = {Tensor(shape, a.x.dtype), Tensor(shape.leading(), DType::kF32),
-          Tensor(shape.leading(), DType::kF32), Tensor()};
+    const DType sd = norm_stat_dtype(a.x.dtype);
+    *f = {Tensor(shape, a.x.dtype), layer ? Tensor(shape.leading(), sd) : Tensor(),
+          Tensor(shape.leading(), sd), a.residual.empty() ? Tensor() : Tensor(shape, a.x.dtype)};
     tile::TileOpInfo info;
-    const Status s = tile::layernorm_forward_tile({a.x, a.gamma, a.beta, a.eps},
-                                                  {f->y.view(), f->mean.view(), f->rstd.view()},
-                                                  tile_config(c, options), &info);
+    const Status s = tile::norm_forward_tile(
+        a, {f->y.view(), f->h.view(), f->mean.view(), f->rstd.view()}, tile_config(c, options),
+        &info);
     *path = info.path;
     return s;
   }
@@ -219,13 +218,13 @@ Status run_forward(Backend backend, const Case& c, const RunOptions& options,
 Status run_backward(Backend backend, const Case& c, const RunOptions& options,
                     const NormBackwardArgs& a, Backward* b, std::string* path) {
   const bool layer = a.norm == Norm::kLayerNorm;
-  if (backend == Backend::kTile && layer && a.dh_in.empty()) {
+  if (backend == Backend::kTile) {
     const Shape cs{a.x.shape.cols()};
-    *b = {Tensor(a.x.shape, a.x.dtype), Tensor(cs, DType::kF32), Tensor(cs, DType::kF32)};
+    const DType sd = norm_stat_dtype(a.x.dtype);
+    *b = {Tensor(a.x.shape, a.x.dtype), Tensor(cs, sd), layer ? Tensor(cs, sd) : Tensor()};
     tile::TileOpInfo info;
-    const Status s = tile::layernorm_backward_tile(
-        {a.x, a.dy, a.gamma, a.mean, a.rstd}, {b->dx.view(), b->dgamma.view(), b->dbeta.view()},
-        tile_config(c, options), &info);
+    const Status s = tile::norm_backward_tile(
+        a, {b->dx.view(), b->dgamma.view(), b->dbeta.view()}, tile_config(c, options), &info);
     *path = info.path;
     return s;
   }

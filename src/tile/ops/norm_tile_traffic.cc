@@ -1,15 +1,15 @@
 // Prints the DRAM traffic of the LayerNorm tile ops from the machine's counters: bytes moved over
 // the floor (forward: read x + write y; backward: read x, dy + write dx) and the estimated
 // Wormhole time (bytes / 288 GB/s), per path. A counters tool, not a timed benchmark.
-//   layernorm_tile_traffic [ROWSxC ...]   default: 16384x4096 4096x8462 1024x65536
+//   norm_tile_traffic [ROWSxC ...]   default: 16384x4096 4096x8462 1024x65536
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <string>
 #include <vector>
 
-#include "tile/ops/layernorm_backward/layernorm_backward.h"
-#include "tile/ops/layernorm_forward/layernorm_forward.h"
+#include "tile/ops/norm_backward/norm_backward.h"
+#include "tile/ops/norm_forward/norm_forward.h"
 
 namespace tilenorm::tile {
 namespace {
@@ -61,13 +61,14 @@ int main(int argc, char** argv) {
       TileOpConfig config;
       config.device.sanitizer = SanitizerMode::kOff;
       // Only what fits in 1464 KiB: the fit path is reported where the L1 rule picks it.
-      const auto plan = layernorm_backward_plan(rows, C, DataFormat::Float16_b, config.device);
+      const auto plan = norm_backward_plan({}, rows, C, DataFormat::Float16_b, config.device);
       if (std::string(path) == "fit" && !plan.fit) continue;
       config.force_path = path;
       TileOpInfo info;
       auto t0 = std::chrono::steady_clock::now();
-      Status s = layernorm_forward_tile({x.cview(), gamma.cview(), {}, 1e-5},
-                                        {y.view(), mean.view(), rstd.view()}, config, &info);
+      Status s = norm_forward_tile({.x = x.cview(), .gamma = gamma.cview(), .eps = 1e-5},
+                                   {.y = y.view(), .mean = mean.view(), .rstd = rstd.view()},
+                                   config, &info);
       double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
       if (!s.ok()) {
         std::fprintf(stderr, "forward: %s\n", s.to_string().c_str());
@@ -75,9 +76,13 @@ int main(int argc, char** argv) {
       }
       print_row("forward", rows, C, info, secs);
       t0 = std::chrono::steady_clock::now();
-      s = layernorm_backward_tile(
-          {x.cview(), dy.cview(), gamma.cview(), mean.cview(), rstd.cview()},
-          {dx.view(), dgamma.view(), dbeta.view()}, config, &info);
+      s = norm_backward_tile({.x = x.cview(),
+                              .dy = dy.cview(),
+                              .gamma = gamma.cview(),
+                              .mean = mean.cview(),
+                              .rstd = rstd.cview()},
+                             {.dx = dx.view(), .dgamma = dgamma.view(), .dbeta = dbeta.view()},
+                             config, &info);
       secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
       if (!s.ok()) {
         std::fprintf(stderr, "backward: %s\n", s.to_string().c_str());

@@ -1,10 +1,10 @@
-// The `tile` backend: LayerNorm forward/backward as tile ops on the emulated tile machine
+// The `tile` backend: the norm family's forward/backward as tile ops on the emulated tile machine
 // (faithful numerics, 8x8 cores, 1464 KiB L1).
 #include <memory>
 
 #include "backends.h"
-#include "tile/ops/layernorm_backward/layernorm_backward.h"
-#include "tile/ops/layernorm_forward/layernorm_forward.h"
+#include "tile/ops/norm_backward/norm_backward.h"
+#include "tile/ops/norm_forward/norm_forward.h"
 
 namespace tilenorm::tile {
 
@@ -12,7 +12,7 @@ namespace {
 
 // The backend keeps one device per host thread (rebuilt when the settings change), so a second
 // call with the same shapes takes its program from the device's program cache.
-TileOpConfig backend_config(const LayerNormOptions& options) {
+TileOpConfig backend_config(const NormOptions& options) {
   TileOpConfig config = default_tile_op_config(options);
   thread_local std::unique_ptr<Device> device;
   if (device == nullptr || !(device->config() == config.device))
@@ -23,18 +23,18 @@ TileOpConfig backend_config(const LayerNormOptions& options) {
 
 }  // namespace
 
-Status layernorm_forward(const LayerNormForwardArgs& args, const LayerNormForwardOutputs& out,
-                         const LayerNormOptions& options) {
+Status norm_forward(const NormForwardArgs& args, const NormForwardOutputs& out,
+                    const NormOptions& options) {
   TileOpInfo info;
-  const Status s = layernorm_forward_tile(args, out, backend_config(options), &info);
+  const Status s = norm_forward_tile(args, out, backend_config(options), &info);
   if (s.ok()) fill_run_report(info, options.report);
   return s;
 }
 
-Status layernorm_backward(const LayerNormBackwardArgs& args, const LayerNormBackwardOutputs& out,
-                          const LayerNormOptions& options) {
+Status norm_backward(const NormBackwardArgs& args, const NormBackwardOutputs& out,
+                     const NormOptions& options) {
   TileOpInfo info;
-  const Status s = layernorm_backward_tile(args, out, backend_config(options), &info);
+  const Status s = norm_backward_tile(args, out, backend_config(options), &info);
   if (s.ok()) fill_run_report(info, options.report);
   return s;
 }
