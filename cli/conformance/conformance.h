@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "common/compare.h"
@@ -50,6 +51,14 @@ struct Case {
   double x_offset = 0;                // kOffset: the centre of x
   uint64_t seed = 0;                  // distinct per case
   TilePaths tile_paths = kAllFit;
+  // Where another op of the family takes other paths on this machine (RMSNorm has fewer CBs,
+  // the residual ops more), its paths; every other op takes tile_paths.
+  std::vector<std::pair<Op, TilePaths>> op_tile_paths;
+  const TilePaths& paths_of(Op op) const {
+    for (const auto& [o, p] : op_tile_paths)
+      if (o == op) return p;
+    return tile_paths;
+  }
   // The tile machine of the case: L1 per core in KiB and the grid's side (0: Wormhole's
   // 1464 KiB and 8x8). The tile backend always runs with the sanitizer on.
   uint32_t tile_l1_kib = 0, tile_grid = 0;
