@@ -18,7 +18,7 @@
 #include <vector>
 
 #include "cpu/layernorm_cpu.h"
-#include "hwy/cache_control.h"
+#include "cpu/simd_io-inl.h"
 #include "hwy/highway.h"
 #include "reference/layernorm.h"
 #include "tilenorm/bf16.h"
@@ -26,111 +26,6 @@
 HWY_BEFORE_NAMESPACE();
 namespace tilenorm::cpu::HWY_NAMESPACE {
 namespace hn = hwy::HWY_NAMESPACE;
-
-using DF = hn::ScalableTag<float>;
-using VF = hn::Vec<DF>;
-
-// Largest vector in elements of any target, for the tail buffers.
-constexpr size_t kMaxLanes = HWY_MAX_BYTES / sizeof(float);
-
-HWY_INLINE VF LoadV(DF d, const float* p) { return hn::LoadU(d, p); }
-HWY_INLINE VF LoadV(DF d, const bf16* p) {
-  const hn::Rebind<uint16_t, DF> du16;
-  const hn::RebindToUnsigned<DF> du32;
-  const auto bits = hn::LoadU(du16, reinterpret_cast<const uint16_t*>(p));
-  return hn::BitCast(d, hn::ShiftLeft<16>(hn::PromoteTo(du32, bits)));
-}
-
-// f32 -> bf16 bits, round to nearest even; NaN stays a quiet NaN (as float_to_bf16).
-// avx512_bf16's vcvtneps2bf16 does it in one instruction (it also flushes f32 denormals, below
-// 1.2e-38, to zero). Highway 1.0 has no target with that extension, hence the asm and the
-// run-time flag.
-HWY_INLINE hn::Vec<hn::Rebind<uint16_t, DF>> ToBf16(VF v) {
-#if HWY_TARGET == HWY_AVX3 || HWY_TARGET == HWY_AVX3_DL
-  if (g_avx512bf16) {
-    __m256i out;
-    asm("vcvtneps2bf16 %1, %0" : "=v"(out) : "v"(v.raw));
-    return hn::Vec<hn::Rebind<uint16_t, DF>>{out};
-  }
-#endif
-  const hn::RebindToUnsigned<DF> du32;
-  const hn::RebindToSigned<DF> di32;
-  const hn::Rebind<uint16_t, DF> du16;
-  const auto u = hn::BitCast(du32, v);
-  const auto lsb = hn::And(hn::ShiftRight<16>(u), hn::Set(du32, 1));
-  auto r = hn::ShiftRight<16>(hn::Add(u, hn::Add(hn::Set(du32, 0x7fff), lsb)));
-  const auto nan = hn::Or(hn::ShiftRight<16>(u), hn::Set(du32, 0x40));
-  r = hn::IfThenElse(hn::RebindMask(du32, hn::IsNaN(v)), nan, r);
-  return hn::DemoteTo(du16, hn::BitCast(di32, r));
-}
-
-template <bool kStream>
-HWY_INLINE void StoreV(DF d, VF v, float* p) {
-  if constexpr (kStream) {
-    hn::Stream(v, d, p);
-  } else {
-    hn::StoreU(v, d, p);
-  }
-}
-template <bool kStream>
-HWY_INLINE void StoreV(DF /*d*/, VF v, bf16* p) {
-  const hn::Rebind<uint16_t, DF> du16;
-  auto* q = reinterpret_cast<uint16_t*>(p);
-  if constexpr (kStream) {
-    hn::Stream(ToBf16(v), du16, q);
-  } else {
-    hn::StoreU(ToBf16(v), du16, q);
-  }
-}
-
-// The last n < Lanes elements: masked loads/stores where the target has ones that never touch
-// the masked-off lanes (a store must not write a neighbour's element, which another thread may
-// own), else a zero-padded buffer.
-#if HWY_TARGET == HWY_AVX3 || HWY_TARGET == HWY_AVX3_DL
-constexpr bool kMasked16 = true;
-#else
-constexpr bool kMasked16 = false;
-#endif
-#if HWY_TARGET == HWY_AVX3 || HWY_TARGET == HWY_AVX3_DL || HWY_TARGET == HWY_AVX2
-constexpr bool kMasked32 = true;
-#else
-constexpr bool kMasked32 = false;
-#endif
-
-template <typename T>
-HWY_INLINE VF LoadTail(DF d, const T* p, size_t n) {
-  if constexpr (sizeof(T) == 4 && kMasked32) {
-    return hn::MaskedLoad(hn::FirstN(d, n), d, reinterpret_cast<const float*>(p));
-  } else if constexpr (sizeof(T) == 2 && kMasked16) {
-    const hn::Rebind<uint16_t, DF> du16;
-    const hn::RebindToUnsigned<DF> du32;
-    const auto bits =
-        hn::MaskedLoad(hn::FirstN(du16, n), du16, reinterpret_cast<const uint16_t*>(p));
-    return hn::BitCast(d, hn::ShiftLeft<16>(hn::PromoteTo(du32, bits)));
-  } else {
-    alignas(64) T buf[kMaxLanes] = {};
-    for (size_t i = 0; i < n; ++i) buf[i] = p[i];
-    return LoadV(d, buf);
-  }
-}
-template <typename T>
-HWY_INLINE void StoreTail(DF d, VF v, T* p, size_t n) {
-  if constexpr (sizeof(T) == 4 && kMasked32) {
-    hn::BlendedStore(v, hn::FirstN(d, n), d, reinterpret_cast<float*>(p));
-  } else if constexpr (sizeof(T) == 2 && kMasked16) {
-    const hn::Rebind<uint16_t, DF> du16;
-    hn::BlendedStore(ToBf16(v), hn::FirstN(du16, n), du16, reinterpret_cast<uint16_t*>(p));
-  } else {
-    alignas(64) T buf[kMaxLanes];
-    StoreV<false>(d, v, buf);
-    for (size_t i = 0; i < n; ++i) p[i] = buf[i];
-  }
-}
-
-HWY_INLINE double Sum(DF d, VF v) { return static_cast<double>(hn::GetLane(hn::SumOfLanes(d, v))); }
-
-HWY_INLINE float ToFloat(float v) { return v; }
-HWY_INLINE float ToFloat(bf16 v) { return bf16_to_float(v); }
 
 // Statistics of x[0, n) for n <= kColChunk in one pass of shifted sums around K, the mean of the
 // first (up to) 16 values: (K - mean)^2 <= (n/16) var, so s2 - s1^2/n cancels at most ~6 bits
@@ -180,12 +75,6 @@ ChunkStats ChunkStatsOf(const T* x, size_t n) {
 
 // y[c0, c1) of one row. mean = mh + ml splits the float64 mean into two floats, so x - mean
 // keeps its precision when |mean| >> std (x = 1e4 + N(0,1)).
-// Hints the next row into L2 while this one is computed from cache, so a single thread keeps
-// DRAM busy instead of alternating between loading a row and working on it.
-template <typename T>
-HWY_INLINE void PrefetchAhead(const T* p, ptrdiff_t ahead) {
-  if (ahead != 0) __builtin_prefetch(p + ahead, 0, 2);
-}
 
 template <bool kStream, typename T, typename G>
 void ApplyForward(const T* x, const G* gamma, const G* beta, T* y, size_t n, float mh, float ml,
@@ -238,13 +127,6 @@ ForwardRowParams FinishStats(const ForwardCtx& c, int64_t r, const ChunkStats& s
   *mean = mh;
   *rstd = static_cast<float>(rs);
   return {mh, static_cast<float>(mu - static_cast<double>(mh)), static_cast<float>(rs)};
-}
-
-// Output rows may start anywhere; streaming stores need vector-aligned addresses.
-template <typename T>
-bool Aligned(const T* p, int64_t C) {
-  const size_t bytes = hn::Lanes(DF()) * sizeof(T);
-  return reinterpret_cast<uintptr_t>(p) % bytes == 0 && (C * sizeof(T)) % bytes == 0;
 }
 
 template <typename T, typename G>
@@ -519,26 +401,17 @@ void CombinePartials(const BackwardCtx& c, int64_t c0, int64_t c1, int64_t nchun
   }
 }
 
-// out[i] = float(in[i]) for i in [i0, i1).
-void Bf16ToFloat(const bf16* in, float* out, int64_t i0, int64_t i1) {
-  const DF d;
-  const auto N = static_cast<int64_t>(hn::Lanes(d));
-  int64_t i = i0;
-  for (; i + N <= i1; i += N) hn::StoreU(LoadV(d, in + i), d, out + i);
-  for (; i < i1; ++i) out[i] = bf16_to_float(in[i]);
-}
-
 const char* TargetName() { return hwy::TargetName(HWY_TARGET); }
 
 }  // namespace tilenorm::cpu::HWY_NAMESPACE
 HWY_AFTER_NAMESPACE();
 
 #if HWY_ONCE
-#include <fstream>
 #include <memory>
 
 #include "backends.h"
 #include "common/thread_pool.h"
+#include "cpu/dispatch.h"
 
 namespace tilenorm::cpu {
 
@@ -568,47 +441,6 @@ RowCoeffs backward_coeffs(float mean, float rstd, double sum_g, double sum_gxc, 
 
 namespace {
 
-// Rows of a row-split group: their x (and dy) stay in the L3 between the two phases.
-constexpr int64_t kGroupBytes = int64_t{8} << 20;
-// When the tensors of a call (inputs and outputs) do not fit 7/8 of the last-level cache, the
-// output goes around the caches (non-temporal stores): kept, it would only evict inputs still
-// to be read, and its write-allocate reads cost bandwidth. Smaller outputs stay cached for the
-// next layer.
-bool stream_output(int64_t footprint_bytes) {
-  // sysfs, not sysconf: under KVM glibc's cpuid answer can be the host's whole L3.
-  static const int64_t llc = [] {
-    std::ifstream f("/sys/devices/system/cpu/cpu0/cache/index3/size");
-    int64_t kib = 0;
-    return f >> kib && kib > 0 ? kib << 10 : int64_t{32} << 20;
-  }();
-  return footprint_bytes >= llc / 8 * 7;
-}
-
-// A growing per-calling-thread scratch buffer: steady-state calls allocate nothing.
-template <typename T>
-T* scratch(std::unique_ptr<T[]>& buf, size_t& cap, size_t n) {
-  if (n > cap) {
-    buf.reset(new T[n]);
-    cap = n;
-  }
-  return buf.get();
-}
-
-int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
-
-void set_report(const LayerNormOptions& opt, const char* path, int threads,
-                std::vector<std::pair<std::string, double>> extra = {}) {
-  if (opt.report == nullptr) return;
-  opt.report->path = path;
-  opt.report->metrics = {{"threads", threads}};
-  opt.report->metrics.insert(opt.report->metrics.end(), extra.begin(), extra.end());
-}
-
-// bf16 gamma/beta are widened to f32 once per call when enough rows share them: the kernels
-// then skip a conversion per element and pass. The values are exact either way.
-constexpr int64_t kWidenParamsRows = 16;
-constexpr int64_t kRowSplitRows = 16;
-
 const float* widen(ThreadPool& pool, const void* p, int64_t C, std::unique_ptr<float[]>& buf,
                    size_t& cap) {
   float* out = scratch(buf, cap, static_cast<size_t>(C));
@@ -619,9 +451,6 @@ const float* widen(ThreadPool& pool, const void* p, int64_t C, std::unique_ptr<f
   });
   return out;
 }
-
-// Row bytes up to which a row's re-read in the second pass comes from the core's L2.
-constexpr int64_t kCachedRowBytes = int64_t{512} << 10;
 
 }  // namespace
 
@@ -644,26 +473,24 @@ Status layernorm_forward(const LayerNormForwardArgs& args, const LayerNormForwar
                bf16,
                stream_output(2 * rows * C * es),
                !bf16};
-  if (bf16 && rows >= kWidenParamsRows) {
+  if (widen_params(bf16, rows)) {
     static thread_local std::unique_ptr<float[]> gbuf, bbuf;
     static thread_local size_t gcap = 0, bcap = 0;
     c.gamma = widen(pool, args.gamma.data, C, gbuf, gcap);
     if (!args.beta.empty()) c.beta = widen(pool, args.beta.data, C, bbuf, bcap);
     c.params_f32 = true;
   }
-  const int64_t nck = ceil_div(C, kColChunk);
-  // Forward results do not depend on the path (the same chunks merge in the same order), so
-  // the choice may look at the thread count: split rows when whole rows would idle cores.
-  if (rows >= 4 * T || nck < 2 * T) {
+  const ForwardPlan plan = plan_forward(rows, C, es, T);
+  if (!plan.row_split) {
     pool.parallel_for(rows, [&](int64_t r0, int64_t r1, int) {
       HWY_DYNAMIC_DISPATCH(ForwardRows)(c, r0, r1);
     });
-    set_report(opt, C * es <= kCachedRowBytes ? "cached-row" : "streamed", T);
+    set_report(opt, plan.path, T);
     return {};
   }
   static thread_local std::unique_ptr<ChunkStats[]> buf;
   static thread_local size_t cap = 0;
-  const int64_t group = std::clamp<int64_t>(kGroupBytes / (C * es), 1, rows);
+  const int64_t nck = ceil_div(C, kColChunk), group = plan.group;
   ChunkStats* stats = scratch(buf, cap, static_cast<size_t>(group * nck));
   for (int64_t g0 = 0; g0 < rows; g0 += group) {
     const int64_t g1 = std::min(rows, g0 + group);
@@ -677,7 +504,7 @@ Status layernorm_forward(const LayerNormForwardArgs& args, const LayerNormForwar
       (c, r, c0, c1, stats + (r - g0) * nck, nck, k0 == 0);
     });
   }
-  set_report(opt, "row-split", T, {{"row_group", static_cast<double>(group)}});
+  set_report(opt, plan.path, T, {{"row_group", static_cast<double>(group)}});
   return {};
 }
 
@@ -703,18 +530,15 @@ Status layernorm_backward(const LayerNormBackwardArgs& args, const LayerNormBack
                 bf16,
                 stream_output(3 * rows * C * es),
                 !bf16};
-  if (bf16 && rows >= kWidenParamsRows) {
+  if (widen_params(bf16, rows)) {
     static thread_local std::unique_ptr<float[]> gbuf;
     static thread_local size_t gcap = 0;
     c.gamma = widen(pool, args.gamma.data, C, gbuf, gcap);
     c.params_f32 = true;
   }
   const int64_t nck = ceil_div(C, kColChunk);
-  // The path and the row chunking depend on the shape only, never on the thread count, so
-  // dgamma/dbeta are summed in the same order however many threads run.
-  // Row-split only below 16 rows: with more, the row chunks share out well and read x and dy
-  // once; on 32x65536 they measured as fast at 2 threads and up to 1.2x faster at 1 thread.
-  if (rows < kRowSplitRows && nck >= 16) {
+  const BackwardPlan plan = plan_backward(rows, C, es);
+  if (plan.row_split) {
     // Few rows, long ones: every thread takes a column range of the same rows, a group of rows
     // at a time. Step g computes dx of group g (its x, dy still in the L3 from step g-1) chunk
     // by chunk, interleaved with the row sums of group g + 1 (from DRAM), so the DRAM never
@@ -722,7 +546,7 @@ Status layernorm_backward(const LayerNormBackwardArgs& args, const LayerNormBack
     static thread_local std::unique_ptr<double[]> sums_buf;
     static thread_local std::unique_ptr<RowCoeffs[]> coeff_buf;
     static thread_local size_t sums_cap = 0, coeff_cap = 0;
-    const int64_t group = std::clamp<int64_t>(kGroupBytes / 2 / (2 * C * es), 1, rows);
+    const int64_t group = plan.group;
     const int64_t ngroups = ceil_div(rows, group);
     double* sums = scratch(sums_buf, sums_cap, static_cast<size_t>(2 * 2 * group * nck));
     RowCoeffs* coeffs = scratch(coeff_buf, coeff_cap, static_cast<size_t>(group));
@@ -751,13 +575,13 @@ Status layernorm_backward(const LayerNormBackwardArgs& args, const LayerNormBack
         }
       });
     }
-    set_report(opt, "row-split", T, {{"row_group", static_cast<double>(group)}});
+    set_report(opt, plan.path, T, {{"row_group", static_cast<double>(group)}});
     return {};
   }
-  // Many rows: chunks of whole rows, one dgamma/dbeta partial per chunk, then a column-parallel
-  // sum of the partials in chunk order. Small row counts still get 8 chunks to share out.
-  c.rows_per_chunk = std::clamp<int64_t>(ceil_div(rows, 8), 1, kRowChunk);
-  const int64_t nchunks = ceil_div(rows, c.rows_per_chunk);
+  // Many rows: one dgamma/dbeta partial per row chunk, then a column-parallel sum of the
+  // partials in chunk order.
+  c.rows_per_chunk = plan.rows_per_chunk;
+  const int64_t nchunks = plan.row_chunks;
   static thread_local std::unique_ptr<float[]> part_buf;
   static thread_local size_t part_cap = 0;
   if (nchunks > 1) c.partials = scratch(part_buf, part_cap, static_cast<size_t>(nchunks * 2 * C));
@@ -765,13 +589,12 @@ Status layernorm_backward(const LayerNormBackwardArgs& args, const LayerNormBack
     HWY_DYNAMIC_DISPATCH(BackwardRowChunks)(c, k0, k1);
   });
   if (nchunks > 1) {
-    constexpr int64_t kCols = 256;  // columns per combine task
-    pool.parallel_for(ceil_div(C, kCols), [&](int64_t b0, int64_t b1, int) {
-      HWY_DYNAMIC_DISPATCH(CombinePartials)(c, b0 * kCols, std::min(C, b1 * kCols), nchunks);
+    pool.parallel_for(ceil_div(C, kCombineCols), [&](int64_t b0, int64_t b1, int) {
+      HWY_DYNAMIC_DISPATCH(CombinePartials)
+      (c, b0 * kCombineCols, std::min(C, b1 * kCombineCols), nchunks);
     });
   }
-  set_report(opt, C * es * 2 <= kCachedRowBytes ? "cached-row" : "streamed", T,
-             {{"row_chunks", static_cast<double>(nchunks)}});
+  set_report(opt, plan.path, T, {{"row_chunks", static_cast<double>(nchunks)}});
   return {};
 }
 

@@ -21,9 +21,6 @@ struct ChunkStats {
 };
 ChunkStats merge_stats(const ChunkStats& a, const ChunkStats& b);
 
-// Whether the CPU has avx512_bf16 (its f32 -> bf16 conversion instruction).
-extern const bool g_avx512bf16;
-
 struct ForwardCtx {
   const void* x;
   const void* gamma;  // float when params_f32, else the dtype of x
