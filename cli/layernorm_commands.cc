@@ -175,7 +175,7 @@ void add_backward_command(CLI::App& app) {
     if (!args->mean.empty()) {
       for (auto [flag, path, t] :
            {std::tuple{"--mean", &args->mean, &mean}, {"--rstd", &args->rstd, &rstd}}) {
-        if (Status s = read_input(flag, *path, layernorm_stat_dtype(p.dtype), t); !s.ok())
+        if (Status s = read_input(flag, *path, norm_stat_dtype(p.dtype), t); !s.ok())
           throw CLI::RuntimeError(report_error(s));
       }
     } else {

@@ -139,9 +139,9 @@ void add_repro_command(CLI::App& app) {
             "--test '{}' is not a test of the report (see tilenorm repro --help)", name)));
       o.tests.push_back(t);
     }
-    if (args->threads < 0)
-      throw CLI::RuntimeError(
-          report_error(fmt::format("--threads must be >= 0, got {}", args->threads)));
+    if (args->threads < 0 || args->threads > kMaxThreads)
+      throw CLI::RuntimeError(report_error(
+          fmt::format("--threads must be between 0 and {}, got {}", kMaxThreads, args->threads)));
     if (o.variants.empty())
       for (const auto& v : tile::report_variants()) o.variants.push_back(&v);
     if (o.tests.empty())

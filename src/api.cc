@@ -1,21 +1,26 @@
 // The public API: validate once, then dispatch to a backend.
+#include <fmt/format.h>
+
 #include <cfloat>
 #include <cmath>
 #include <cstdint>
 #include <optional>
 
-#include <fmt/format.h>
-
 #include "backends.h"
+#include "tilenorm/rmsnorm.h"
 
 namespace tilenorm {
 
 const char* backend_name(Backend backend) {
   switch (backend) {
-    case Backend::kReference: return "reference";
-    case Backend::kCpu: return "cpu";
-    case Backend::kTile: return "tile";
-    case Backend::kCuda: return "cuda";
+    case Backend::kReference:
+      return "reference";
+    case Backend::kCpu:
+      return "cpu";
+    case Backend::kTile:
+      return "tile";
+    case Backend::kCuda:
+      return "cuda";
   }
   return "?";
 }
@@ -39,7 +44,7 @@ bool backend_built(Backend backend) {
   return backend != Backend::kCuda || kCuda;
 }
 
-DType layernorm_stat_dtype(DType x) { return x == DType::kF64 ? DType::kF64 : DType::kF32; }
+DType norm_stat_dtype(DType x) { return x == DType::kF64 ? DType::kF64 : DType::kF32; }
 
 namespace {
 
@@ -93,9 +98,10 @@ Status check_backend(Backend backend, ConstTensorView x) {
         "backend '{}' is not built into this binary (configure with nvcc present, preset 'cuda')",
         backend_name(backend)));
   if (x.dtype == DType::kF64 && backend != Backend::kReference)
-    return Status::invalid_argument(fmt::format(
-        "x has dtype f64, which only the reference backend accepts (backend '{}' takes f32 or bf16)",
-        backend_name(backend)));
+    return Status::invalid_argument(
+        fmt::format("x has dtype f64, which only the reference backend accepts (backend '{}' takes "
+                    "f32 or bf16)",
+                    backend_name(backend)));
   return {};
 }
 
@@ -120,15 +126,32 @@ Status check_eps(double eps, DType x_dtype) {
   return {};
 }
 
-Status dispatch_forward(Backend backend, const LayerNormForwardArgs& a,
-                        const LayerNormForwardOutputs& o, const LayerNormOptions& opt) {
+// Backends not yet converted to norm_forward/norm_backward run LayerNorm without a residual
+// through their layernorm_* entry points; the rest of the family is Unsupported there.
+Status unconverted(Backend backend, bool plain_layernorm) {
+  if (plain_layernorm) return {};
+  return Status::unsupported(fmt::format("backend '{}' runs only LayerNorm without a residual add",
+                                         backend_name(backend)));
+}
+
+Status dispatch_forward(Backend backend, const NormForwardArgs& a, const NormForwardOutputs& o,
+                        const NormOptions& opt) {
+  const bool plain = a.norm == Norm::kLayerNorm && a.residual.empty();
+  const LayerNormForwardArgs la{a.x, a.gamma, a.beta, a.eps};
+  const LayerNormForwardOutputs lo{o.y, o.mean, o.rstd};
   switch (backend) {
-    case Backend::kReference: return reference::layernorm_forward(a, o, opt);
-    case Backend::kCpu: return cpu::layernorm_forward(a, o, opt);
-    case Backend::kTile: return tile::layernorm_forward(a, o, opt);
+    case Backend::kReference:
+      return reference::norm_forward(a, o, opt);
+    case Backend::kCpu:
+      TN_RETURN_IF_ERROR(unconverted(backend, plain));
+      return cpu::layernorm_forward(la, lo, opt);
+    case Backend::kTile:
+      TN_RETURN_IF_ERROR(unconverted(backend, plain));
+      return tile::layernorm_forward(la, lo, opt);
     case Backend::kCuda:
 #ifdef TILENORM_HAVE_CUDA
-      return cuda::layernorm_forward(a, o, opt);
+      TN_RETURN_IF_ERROR(unconverted(backend, plain));
+      return cuda::layernorm_forward(la, lo, opt);
 #else
       break;
 #endif
@@ -136,15 +159,24 @@ Status dispatch_forward(Backend backend, const LayerNormForwardArgs& a,
   return Status::unsupported(fmt::format("backend '{}' is not built", backend_name(backend)));
 }
 
-Status dispatch_backward(Backend backend, const LayerNormBackwardArgs& a,
-                         const LayerNormBackwardOutputs& o, const LayerNormOptions& opt) {
+Status dispatch_backward(Backend backend, const NormBackwardArgs& a, const NormBackwardOutputs& o,
+                         const NormOptions& opt) {
+  const bool plain = a.norm == Norm::kLayerNorm && a.dh_in.empty();
+  const LayerNormBackwardArgs la{a.x, a.dy, a.gamma, a.mean, a.rstd};
+  const LayerNormBackwardOutputs lo{o.dx, o.dgamma, o.dbeta};
   switch (backend) {
-    case Backend::kReference: return reference::layernorm_backward(a, o, opt);
-    case Backend::kCpu: return cpu::layernorm_backward(a, o, opt);
-    case Backend::kTile: return tile::layernorm_backward(a, o, opt);
+    case Backend::kReference:
+      return reference::norm_backward(a, o, opt);
+    case Backend::kCpu:
+      TN_RETURN_IF_ERROR(unconverted(backend, plain));
+      return cpu::layernorm_backward(la, lo, opt);
+    case Backend::kTile:
+      TN_RETURN_IF_ERROR(unconverted(backend, plain));
+      return tile::layernorm_backward(la, lo, opt);
     case Backend::kCuda:
 #ifdef TILENORM_HAVE_CUDA
-      return cuda::layernorm_backward(a, o, opt);
+      TN_RETURN_IF_ERROR(unconverted(backend, plain));
+      return cuda::layernorm_backward(la, lo, opt);
 #else
       break;
 #endif
@@ -152,84 +184,129 @@ Status dispatch_backward(Backend backend, const LayerNormBackwardArgs& a,
   return Status::unsupported(fmt::format("backend '{}' is not built", backend_name(backend)));
 }
 
-Status validate_forward(Backend backend, const LayerNormForwardArgs& a,
-                        const LayerNormForwardOutputs& o) {
+// A tensor shaped and typed like x.
+Status check_like_x(const char* name, ConstTensorView t, ConstTensorView x) {
+  TN_RETURN_IF_ERROR(check_present(name, t));
+  TN_RETURN_IF_ERROR(check_shape(name, t.shape, x.shape));
+  return check_dtype(name, t, x.dtype);
+}
+
+Status check_per_column(const char* name, ConstTensorView t, ConstTensorView x, DType dtype) {
+  TN_RETURN_IF_ERROR(check_present(name, t));
+  TN_RETURN_IF_ERROR(check_shape(name, t.shape, Shape{x.shape.cols()}));
+  return check_dtype(name, t, dtype);
+}
+
+Status check_per_row(const char* name, ConstTensorView t, ConstTensorView x) {
+  TN_RETURN_IF_ERROR(check_present(name, t));
+  TN_RETURN_IF_ERROR(check_shape(name, t.shape, x.shape.leading()));
+  return check_dtype(name, t, norm_stat_dtype(x.dtype));
+}
+
+Status check_absent(const char* name, ConstTensorView t, const char* why) {
+  if (t.empty()) return {};
+  return Status::invalid_argument(fmt::format("{} must not be given {}", name, why));
+}
+
+// The name of the statistic rstd stands for: rrms for RMSNorm.
+const char* rstd_name(Norm norm) { return norm == Norm::kRmsNorm ? "rrms" : "rstd"; }
+
+Status validate_forward(Backend backend, const NormForwardArgs& a, const NormForwardOutputs& o) {
   TN_RETURN_IF_ERROR(check_x("x", a.x));
   TN_RETURN_IF_ERROR(check_backend(backend, a.x));
-  const Shape c_shape{a.x.shape.cols()}, stats_shape = a.x.shape.leading();
-  const DType stats = layernorm_stat_dtype(a.x.dtype);
-  TN_RETURN_IF_ERROR(check_present("gamma", a.gamma));
-  TN_RETURN_IF_ERROR(check_shape("gamma", a.gamma.shape, c_shape));
-  TN_RETURN_IF_ERROR(check_dtype("gamma", a.gamma, a.x.dtype));
-  if (!a.beta.empty()) {
-    TN_RETURN_IF_ERROR(check_shape("beta", a.beta.shape, c_shape));
-    TN_RETURN_IF_ERROR(check_dtype("beta", a.beta, a.x.dtype));
-  }
+  const bool layer = a.norm == Norm::kLayerNorm;
+  TN_RETURN_IF_ERROR(check_per_column("gamma", a.gamma, a.x, a.x.dtype));
+  if (!a.beta.empty()) TN_RETURN_IF_ERROR(check_per_column("beta", a.beta, a.x, a.x.dtype));
+  if (!a.residual.empty()) TN_RETURN_IF_ERROR(check_like_x("residual", a.residual, a.x));
   TN_RETURN_IF_ERROR(check_eps(a.eps, a.x.dtype));
-  TN_RETURN_IF_ERROR(check_present("y", o.y));
-  TN_RETURN_IF_ERROR(check_shape("y", o.y.shape, a.x.shape));
-  TN_RETURN_IF_ERROR(check_dtype("y", o.y, a.x.dtype));
-  TN_RETURN_IF_ERROR(check_present("mean", o.mean));
-  TN_RETURN_IF_ERROR(check_shape("mean", o.mean.shape, stats_shape));
-  TN_RETURN_IF_ERROR(check_dtype("mean", o.mean, stats));
-  TN_RETURN_IF_ERROR(check_present("rstd", o.rstd));
-  TN_RETURN_IF_ERROR(check_shape("rstd", o.rstd.shape, stats_shape));
-  TN_RETURN_IF_ERROR(check_dtype("rstd", o.rstd, stats));
+  TN_RETURN_IF_ERROR(check_like_x("y", o.y, a.x));
+  if (a.residual.empty())
+    TN_RETURN_IF_ERROR(check_absent("h", o.h, "without a residual"));
+  else
+    TN_RETURN_IF_ERROR(check_like_x("h", o.h, a.x));
+  if (layer) TN_RETURN_IF_ERROR(check_per_row("mean", o.mean, a.x));
+  return check_per_row(rstd_name(a.norm), o.rstd, a.x);
+}
+
+Status validate_backward(Backend backend, const NormBackwardArgs& a, const NormBackwardOutputs& o) {
+  TN_RETURN_IF_ERROR(check_x("x", a.x));
+  TN_RETURN_IF_ERROR(check_backend(backend, a.x));
+  const bool layer = a.norm == Norm::kLayerNorm;
+  const DType stats = norm_stat_dtype(a.x.dtype);
+  TN_RETURN_IF_ERROR(check_like_x("dy", a.dy, a.x));
+  TN_RETURN_IF_ERROR(check_per_column("gamma", a.gamma, a.x, a.x.dtype));
+  if (layer) TN_RETURN_IF_ERROR(check_per_row("mean", a.mean, a.x));
+  TN_RETURN_IF_ERROR(check_per_row(rstd_name(a.norm), a.rstd, a.x));
+  if (!a.dh_in.empty()) TN_RETURN_IF_ERROR(check_like_x("dh_in", a.dh_in, a.x));
+  TN_RETURN_IF_ERROR(check_like_x("dx", o.dx, a.x));
+  TN_RETURN_IF_ERROR(check_per_column("dgamma", o.dgamma, a.x, stats));
+  if (layer) TN_RETURN_IF_ERROR(check_per_column("dbeta", o.dbeta, a.x, stats));
   return {};
 }
 
-Status validate_backward(Backend backend, const LayerNormBackwardArgs& a,
-                         const LayerNormBackwardOutputs& o) {
-  TN_RETURN_IF_ERROR(check_x("x", a.x));
-  TN_RETURN_IF_ERROR(check_backend(backend, a.x));
-  const Shape c_shape{a.x.shape.cols()}, stats_shape = a.x.shape.leading();
-  const DType stats = layernorm_stat_dtype(a.x.dtype);
-  TN_RETURN_IF_ERROR(check_present("dy", a.dy));
-  TN_RETURN_IF_ERROR(check_shape("dy", a.dy.shape, a.x.shape));
-  TN_RETURN_IF_ERROR(check_dtype("dy", a.dy, a.x.dtype));
-  TN_RETURN_IF_ERROR(check_present("gamma", a.gamma));
-  TN_RETURN_IF_ERROR(check_shape("gamma", a.gamma.shape, c_shape));
-  TN_RETURN_IF_ERROR(check_dtype("gamma", a.gamma, a.x.dtype));
-  TN_RETURN_IF_ERROR(check_present("mean", a.mean));
-  TN_RETURN_IF_ERROR(check_shape("mean", a.mean.shape, stats_shape));
-  TN_RETURN_IF_ERROR(check_dtype("mean", a.mean, stats));
-  TN_RETURN_IF_ERROR(check_present("rstd", a.rstd));
-  TN_RETURN_IF_ERROR(check_shape("rstd", a.rstd.shape, stats_shape));
-  TN_RETURN_IF_ERROR(check_dtype("rstd", a.rstd, stats));
-  TN_RETURN_IF_ERROR(check_present("dx", o.dx));
-  TN_RETURN_IF_ERROR(check_shape("dx", o.dx.shape, a.x.shape));
-  TN_RETURN_IF_ERROR(check_dtype("dx", o.dx, a.x.dtype));
-  TN_RETURN_IF_ERROR(check_present("dgamma", o.dgamma));
-  TN_RETURN_IF_ERROR(check_shape("dgamma", o.dgamma.shape, c_shape));
-  TN_RETURN_IF_ERROR(check_dtype("dgamma", o.dgamma, stats));
-  TN_RETURN_IF_ERROR(check_present("dbeta", o.dbeta));
-  TN_RETURN_IF_ERROR(check_shape("dbeta", o.dbeta.shape, c_shape));
-  TN_RETURN_IF_ERROR(check_dtype("dbeta", o.dbeta, stats));
-  return {};
+Status norm_forward(Backend backend, const NormForwardArgs& a, const NormForwardOutputs& o,
+                    const NormOptions& opt) {
+  TN_RETURN_IF_ERROR(validate_forward(backend, a, o));
+  return dispatch_forward(backend, a, o, opt);
+}
+
+Status norm_backward(Backend backend, const NormBackwardArgs& a, const NormBackwardOutputs& o,
+                     const NormOptions& opt) {
+  TN_RETURN_IF_ERROR(validate_backward(backend, a, o));
+  return dispatch_backward(backend, a, o, opt);
+}
+
+// Outputs of the owning forms: x-shaped tensors, per-row statistics, per-column gradients.
+Tensor like_x(ConstTensorView x) { return Tensor(x.shape, x.dtype); }
+Tensor per_row(ConstTensorView x) { return Tensor(x.shape.leading(), norm_stat_dtype(x.dtype)); }
+Tensor per_column(ConstTensorView x) {
+  return Tensor(Shape{x.shape.cols()}, norm_stat_dtype(x.dtype));
 }
 
 }  // namespace
 
+const char* norm_name(Norm norm) { return norm == Norm::kRmsNorm ? "rmsnorm" : "layernorm"; }
+
+std::optional<Norm> parse_norm(std::string_view name) {
+  for (Norm n : {Norm::kLayerNorm, Norm::kRmsNorm})
+    if (name == norm_name(n)) return n;
+  return std::nullopt;
+}
+
 Status layernorm_forward(Backend backend, const LayerNormForwardArgs& args,
                          const LayerNormForwardOutputs& out, const LayerNormOptions& options) {
-  TN_RETURN_IF_ERROR(validate_forward(backend, args, out));
-  return dispatch_forward(backend, args, out, options);
+  return norm_forward(backend,
+                      {Norm::kLayerNorm, args.x, args.residual, args.gamma, args.beta, args.eps},
+                      {out.y, out.h, out.mean, out.rstd}, options);
 }
 
 Status layernorm_backward(Backend backend, const LayerNormBackwardArgs& args,
                           const LayerNormBackwardOutputs& out, const LayerNormOptions& options) {
-  TN_RETURN_IF_ERROR(validate_backward(backend, args, out));
-  return dispatch_backward(backend, args, out, options);
+  return norm_backward(
+      backend, {Norm::kLayerNorm, args.x, args.dy, args.gamma, args.mean, args.rstd, args.dh_in},
+      {out.dx, out.dgamma, out.dbeta}, options);
+}
+
+Status rmsnorm_forward(Backend backend, const RmsNormForwardArgs& args,
+                       const RmsNormForwardOutputs& out, const NormOptions& options) {
+  return norm_forward(backend, {Norm::kRmsNorm, args.x, args.residual, args.gamma, {}, args.eps},
+                      {out.y, out.h, {}, out.rrms}, options);
+}
+
+Status rmsnorm_backward(Backend backend, const RmsNormBackwardArgs& args,
+                        const RmsNormBackwardOutputs& out, const NormOptions& options) {
+  return norm_backward(backend,
+                       {Norm::kRmsNorm, args.x, args.dy, args.gamma, {}, args.rrms, args.dh_in},
+                       {out.dx, out.dgamma, {}}, options);
 }
 
 Status layernorm_forward(Backend backend, const LayerNormForwardArgs& args,
                          LayerNormForwardResult* result, const LayerNormOptions& options) {
   TN_RETURN_IF_ERROR(check_x("x", args.x));
-  const DType sd = layernorm_stat_dtype(args.x.dtype);
-  LayerNormForwardResult r{Tensor(args.x.shape, args.x.dtype), Tensor(args.x.shape.leading(), sd),
-                           Tensor(args.x.shape.leading(), sd)};
-  TN_RETURN_IF_ERROR(layernorm_forward(backend, args, {r.y.view(), r.mean.view(), r.rstd.view()},
-                                       options));
+  LayerNormForwardResult r{like_x(args.x), per_row(args.x), per_row(args.x),
+                           args.residual.empty() ? Tensor() : like_x(args.x)};
+  TN_RETURN_IF_ERROR(layernorm_forward(
+      backend, args, {r.y.view(), r.mean.view(), r.rstd.view(), r.h.view()}, options));
   *result = std::move(r);
   return {};
 }
@@ -237,12 +314,29 @@ Status layernorm_forward(Backend backend, const LayerNormForwardArgs& args,
 Status layernorm_backward(Backend backend, const LayerNormBackwardArgs& args,
                           LayerNormBackwardResult* result, const LayerNormOptions& options) {
   TN_RETURN_IF_ERROR(check_x("x", args.x));
-  const DType sd = layernorm_stat_dtype(args.x.dtype);
-  const Shape c_shape{args.x.shape.cols()};
-  LayerNormBackwardResult r{Tensor(args.x.shape, args.x.dtype), Tensor(c_shape, sd),
-                            Tensor(c_shape, sd)};
-  TN_RETURN_IF_ERROR(layernorm_backward(
-      backend, args, {r.dx.view(), r.dgamma.view(), r.dbeta.view()}, options));
+  LayerNormBackwardResult r{like_x(args.x), per_column(args.x), per_column(args.x)};
+  TN_RETURN_IF_ERROR(
+      layernorm_backward(backend, args, {r.dx.view(), r.dgamma.view(), r.dbeta.view()}, options));
+  *result = std::move(r);
+  return {};
+}
+
+Status rmsnorm_forward(Backend backend, const RmsNormForwardArgs& args,
+                       RmsNormForwardResult* result, const NormOptions& options) {
+  TN_RETURN_IF_ERROR(check_x("x", args.x));
+  RmsNormForwardResult r{like_x(args.x), per_row(args.x),
+                         args.residual.empty() ? Tensor() : like_x(args.x)};
+  TN_RETURN_IF_ERROR(
+      rmsnorm_forward(backend, args, {r.y.view(), r.rrms.view(), r.h.view()}, options));
+  *result = std::move(r);
+  return {};
+}
+
+Status rmsnorm_backward(Backend backend, const RmsNormBackwardArgs& args,
+                        RmsNormBackwardResult* result, const NormOptions& options) {
+  TN_RETURN_IF_ERROR(check_x("x", args.x));
+  RmsNormBackwardResult r{like_x(args.x), per_column(args.x)};
+  TN_RETURN_IF_ERROR(rmsnorm_backward(backend, args, {r.dx.view(), r.dgamma.view()}, options));
   *result = std::move(r);
   return {};
 }

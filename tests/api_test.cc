@@ -6,6 +6,7 @@
 
 #include "reference/layernorm.h"
 #include "test_util.h"
+#include "tilenorm/rmsnorm.h"
 
 namespace tilenorm {
 namespace {
@@ -253,6 +254,61 @@ TEST(LayerNormApi, NanInDataPropagates) {
   EXPECT_TRUE(std::isnan(f.y.get(8)));
   EXPECT_FALSE(std::isnan(f.mean.get(0)));
   EXPECT_FALSE(std::isnan(f.y.get(0)));
+}
+
+}  // namespace
+}  // namespace tilenorm
+
+namespace tilenorm {
+namespace {
+
+// RMSNorm on the reference, exactly: rows (3, 4) and (-1, 1) at eps 0.5 give
+// rrms = 1/sqrt(25/2 + 1/2) and 1/sqrt(1 + 1/2); y = x * rrms * gamma. With a residual,
+// h = x + residual is written and normalized; the backward adds dh_in to dx.
+TEST(RmsNormApi, ReferenceMatchesTheFormulaAndTheResidualAdd) {
+  Tensor x(Shape{2, 2}, DType::kF64), gamma(Shape{2}, DType::kF64), res(Shape{2, 2}, DType::kF64);
+  const double xv[] = {3, 4, -1, 1}, gv[] = {2, -1};
+  for (int i = 0; i < 4; ++i) x.set(i, xv[i] - 1), res.set(i, 1);
+  for (int i = 0; i < 2; ++i) gamma.set(i, gv[i]);
+  RmsNormForwardResult f;
+  ASSERT_TRUE(
+      rmsnorm_forward(Backend::kReference, {x.cview(), gamma.cview(), 0.5, res.cview()}, &f).ok());
+  const double rrms[] = {1 / std::sqrt(13.0), 1 / std::sqrt(1.5)};
+  for (int r = 0; r < 2; ++r) EXPECT_EQ(f.rrms.get(r), rrms[r]) << r;
+  for (int i = 0; i < 4; ++i) {
+    EXPECT_EQ(f.h.get(i), xv[i]) << i;
+    EXPECT_EQ(f.y.get(i), xv[i] * rrms[i / 2] * gv[i % 2]) << i;
+  }
+  // Backward with dy = 0 leaves dx = dh_in exactly and dgamma = 0.
+  Tensor dy(Shape{2, 2}, DType::kF64), dh(Shape{2, 2}, DType::kF64);
+  for (int i = 0; i < 4; ++i) dh.set(i, 0.25 * i);
+  RmsNormBackwardResult b;
+  ASSERT_TRUE(rmsnorm_backward(Backend::kReference,
+                               {f.h.cview(), dy.cview(), gamma.cview(), f.rrms.cview(), dh.cview()},
+                               &b)
+                  .ok());
+  for (int i = 0; i < 4; ++i) EXPECT_EQ(b.dx.get(i), 0.25 * i) << i;
+  for (int i = 0; i < 2; ++i) EXPECT_EQ(b.dgamma.get(i), 0.0) << i;
+}
+
+TEST(RmsNormApi, ResidualAndHGoTogether) {
+  Tensor x = random_tensor(Shape{3, 5}, DType::kF32, 1),
+         g = random_tensor(Shape{5}, DType::kF32, 2);
+  Tensor y(Shape{3, 5}, DType::kF32), rrms(Shape{3}, DType::kF32), h(Shape{3, 5}, DType::kF32);
+  expect_invalid(rmsnorm_forward(Backend::kReference, {x.cview(), g.cview(), 1e-5, x.cview()},
+                                 {y.view(), rrms.view(), {}}),
+                 "h is missing");
+  expect_invalid(rmsnorm_forward(Backend::kReference, {x.cview(), g.cview(), 1e-5, {}},
+                                 {y.view(), rrms.view(), h.view()}),
+                 "h must not be given without a residual");
+  Tensor r4(Shape{3, 4}, DType::kF32);
+  expect_invalid(rmsnorm_forward(Backend::kReference, {x.cview(), g.cview(), 1e-5, r4.cview()},
+                                 {y.view(), rrms.view(), h.view()}),
+                 "residual has shape [3, 4], expected [3, 5]");
+  Tensor rrms_bad(Shape{4}, DType::kF32);
+  expect_invalid(rmsnorm_forward(Backend::kReference, {x.cview(), g.cview(), 1e-5, {}},
+                                 {y.view(), rrms_bad.view(), {}}),
+                 "rrms has shape [4], expected [3]");
 }
 
 }  // namespace

@@ -12,6 +12,9 @@
 #include <filesystem>
 #include <fstream>
 #include <functional>
+#include <nlohmann/json.hpp>
+#include <utility>
+#include <vector>
 
 #include "common/npy.h"
 #include "reference/layernorm.h"
@@ -396,6 +399,42 @@ TEST_F(Cli, UnbuiltBackendIsBadInput) {
   write_report_inputs();
   expect_bad_input("forward --x " + x_ + " --gamma " + gamma_ + " --backend cuda",
                    "backend 'cuda' is not built");
+}
+
+// repro: bad arguments name the argument (exit 2); a selected cell prints its row and exits 0
+// when it matches the expected matrix.
+TEST_F(Cli, ReproBadArgumentsNameTheArgument) {
+  for (const auto& [args, needle] : std::vector<std::pair<std::string, std::string>>{
+           {"repro --variant nope", "--variant 'nope' is not a variant"},
+           {"repro --test nope", "--test 'nope' is not a test of the report"},
+           {"repro --threads -1", "--threads must be between 0 and 1024, got -1"}}) {
+    const CliRun r = run(args);
+    EXPECT_EQ(r.rc, 2) << args << "\nstderr: " << r.err;
+    EXPECT_NE(r.err.find(needle), std::string::npos) << args << "\nstderr: " << r.err;
+    EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << "one line: " << r.err;
+    EXPECT_TRUE(r.out.empty()) << r.out;
+  }
+}
+
+TEST_F(Cli, ReproSelectedCellsPrintTheirValuesAndMatch) {
+  const CliRun r = run(
+      "repro --variant as-reported --variant full-fix --test BugRepro_Deterministic_2048Features");
+  EXPECT_EQ(r.rc, 0) << r.out << r.err;
+  EXPECT_NE(r.out.find("FAIL 1e+03"), std::string::npos) << r.out;  // dx = -1000 vs 0
+  EXPECT_NE(r.out.find("pass 0"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("implicit-accumulation in report_backward_compute mul_tiles"),
+            std::string::npos)
+      << r.out;
+  EXPECT_NE(r.out.find("all 2 cells match the expected matrix"), std::string::npos) << r.out;
+  EXPECT_TRUE(r.err.empty()) << "progress goes to stderr only on a terminal: " << r.err;
+  const CliRun j = run("repro --variant full-fix --test MetalLayerNormBw_OneTile --json");
+  ASSERT_EQ(j.rc, 0) << j.err;
+  const auto doc = nlohmann::json::parse(j.out);
+  ASSERT_EQ(doc["cells"].size(), 1u);
+  EXPECT_EQ(doc["cells"][0]["path"], "fit");
+  EXPECT_EQ(doc["cells"][0]["expected"], "P");
+  EXPECT_TRUE(doc["cells"][0]["pass"].get<bool>());
+  EXPECT_LT(doc["cells"][0]["max_abs_err"].get<double>(), 0.014);
 }
 
 }  // namespace

@@ -9,15 +9,21 @@
 //   backward: xhat = (x - mean) * rstd,  g = dy * gamma,
 //             dx = rstd * (g - mean_i(g) - xhat * mean_i(g * xhat)),
 //             dgamma_i = sum_r dy_ri * xhat_ri,  dbeta_i = sum_r dy_ri
+// Fused residual add (optional, the pre-norm transformer's residual stream):
+//   forward:  h = x + residual is normalized in place of x and written to `h`;
+//   backward: x is then h (the forward's output), and dh_in, the gradient arriving on the
+//             residual stream, is added: dx = (the above) + dh_in. dx is the gradient of both x
+//             and residual (h = x + residual).
 //
 // Tensors and dtypes (checked once, here; backends trust them; a violation is InvalidArgument):
-//   x, dy, y, dx: same shape [..., C], C >= 1, rows >= 1, no negative dim, a size in bytes that
-//   fits ptrdiff_t; dtype f32 or bf16 (f64 on the reference backend only), all the same.
-//   gamma, beta: [C], the dtype of x. beta may be empty (treated as 0).
-//   mean, rstd: the leading dims of x ([rows] for a 2-D x, [1] for a 1-D x),
-//   layernorm_stat_dtype(x): f32, or f64 for f64 data.
-//   dgamma, dbeta: [C], layernorm_stat_dtype(x). They are overwritten, never accumulated into.
-//   f64 data is computed in float64 throughout (the reference's own loops on unrounded values).
+//   x, dy, y, dx, residual, h, dh_in: same shape [..., C], C >= 1, rows >= 1, no negative dim, a
+//   size in bytes that fits ptrdiff_t; dtype f32 or bf16 (f64 on the reference backend only), all
+//   the same. gamma, beta: [C], the dtype of x. beta may be empty (treated as 0). residual may be
+//   empty; h is required with a residual and must be empty without one. dh_in may be empty. mean,
+//   rstd: the leading dims of x ([rows] for a 2-D x, [1] for a 1-D x), norm_stat_dtype(x): f32, or
+//   f64 for f64 data. dgamma, dbeta: [C], norm_stat_dtype(x). They are overwritten, never
+//   accumulated into. f64 data is computed in float64 throughout (the reference's own loops on
+//   unrounded values).
 // eps: a positive normal number of the compute dtype, FLT_MIN <= eps <= FLT_MAX for f32 and bf16
 // data (on every backend, the reference included), DBL_MIN <= eps for f64 data. Below that the
 // f32 statistics lose it: a constant row's rstd would be 1/sqrt(0).
@@ -28,51 +34,37 @@
 // Thread-safety: calls are independent; concurrent calls must not share outputs.
 #pragma once
 
-#include <string>
-#include <utility>
-#include <vector>
-
 #include "tilenorm/backend.h"
+#include "tilenorm/norm.h"
 #include "tilenorm/status.h"
 #include "tilenorm/tensor.h"
 
 namespace tilenorm {
 
-inline constexpr double kDefaultEps = 1e-5;
-
-// The dtype of mean, rstd, dgamma and dbeta for data (x) of dtype `x`: f64 for f64, else f32.
-DType layernorm_stat_dtype(DType x);
-
-// What a backend did, for the CLI's --json and for tests: the path taken and its counters.
-struct RunReport {
-  std::string path;                                   // e.g. "fit", "block", "row-split"
-  std::vector<std::pair<std::string, double>> metrics;  // e.g. {"dram_bytes_read", 1.2e9}
-};
-
-struct LayerNormOptions {
-  int num_threads = 0;           // cpu: worker threads, 0 = all hardware threads
-  RunReport* report = nullptr;  // optional: filled by the backend
-};
+using LayerNormOptions = NormOptions;
 
 struct LayerNormForwardArgs {
   ConstTensorView x;
   ConstTensorView gamma;
   ConstTensorView beta;  // may be empty
   double eps = kDefaultEps;
+  ConstTensorView residual;  // may be empty: no residual add
 };
 
 struct LayerNormForwardOutputs {
   TensorView y;
   TensorView mean;
   TensorView rstd;
+  TensorView h;  // x + residual; given iff args.residual is
 };
 
 struct LayerNormBackwardArgs {
   ConstTensorView x;
   ConstTensorView dy;
   ConstTensorView gamma;
-  ConstTensorView mean;  // from the forward
-  ConstTensorView rstd;  // from the forward
+  ConstTensorView mean;   // from the forward
+  ConstTensorView rstd;   // from the forward
+  ConstTensorView dh_in;  // may be empty: the gradient arriving on the residual stream
 };
 
 struct LayerNormBackwardOutputs {
@@ -90,7 +82,7 @@ Status layernorm_backward(Backend backend, const LayerNormBackwardArgs& args,
 
 // Owning convenience forms: allocate outputs of the right shapes and dtypes, then run.
 struct LayerNormForwardResult {
-  Tensor y, mean, rstd;
+  Tensor y, mean, rstd, h;  // h only with a residual
 };
 struct LayerNormBackwardResult {
   Tensor dx, dgamma, dbeta;

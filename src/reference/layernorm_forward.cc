@@ -7,17 +7,19 @@
 
 namespace tilenorm::reference {
 
-void layernorm_forward_f64(const double* x, const double* gamma, const double* beta, int64_t rows,
-                           int64_t C, double eps, double* y, double* mean, double* rstd) {
+void norm_forward_f64(Norm norm, const double* x, const double* gamma, const double* beta,
+                      int64_t rows, int64_t C, double eps, double* y, double* mean, double* rstd) {
+  const bool centred = norm == Norm::kLayerNorm;
   for (int64_t r = 0; r < rows; ++r) {
     const double* xr = x + r * C;
     double sum = 0;
-    for (int64_t i = 0; i < C; ++i) sum += xr[i];
+    if (centred)
+      for (int64_t i = 0; i < C; ++i) sum += xr[i];
     const double mu = sum / static_cast<double>(C);
     double sq = 0;
     for (int64_t i = 0; i < C; ++i) sq += (xr[i] - mu) * (xr[i] - mu);
     const double rs = 1.0 / std::sqrt(sq / static_cast<double>(C) + eps);
-    mean[r] = mu;
+    if (mean) mean[r] = mu;
     rstd[r] = rs;
     if (y == nullptr) continue;
     for (int64_t i = 0; i < C; ++i)
@@ -35,23 +37,37 @@ void store_f64(TensorView t, const std::vector<double>& v) {
   for (size_t i = 0; i < v.size(); ++i) {
     const auto k = static_cast<int64_t>(i);
     switch (t.dtype) {
-      case DType::kF32: t.as<float>()[k] = static_cast<float>(v[i]); break;
-      case DType::kBF16: t.as<bf16>()[k] = float_to_bf16(static_cast<float>(v[i])); break;
-      case DType::kF64: t.as<double>()[k] = v[i]; break;
+      case DType::kF32:
+        t.as<float>()[k] = static_cast<float>(v[i]);
+        break;
+      case DType::kBF16:
+        t.as<bf16>()[k] = float_to_bf16(static_cast<float>(v[i]));
+        break;
+      case DType::kF64:
+        t.as<double>()[k] = v[i];
+        break;
     }
   }
 }
 
-Status layernorm_forward(const LayerNormForwardArgs& args, const LayerNormForwardOutputs& out,
-                         const LayerNormOptions& opt) {
+Status norm_forward(const NormForwardArgs& args, const NormForwardOutputs& out,
+                    const NormOptions& opt) {
   const int64_t rows = args.x.shape.rows(), C = args.x.shape.cols();
-  const auto x = load_f64(args.x), gamma = load_f64(args.gamma);
+  auto x = load_f64(args.x);
+  if (!args.residual.empty()) {
+    const auto residual = load_f64(args.residual);
+    for (size_t i = 0; i < x.size(); ++i) x[i] += residual[i];
+    // h is stored in the data dtype, and normalized as stored (what the backward will read).
+    store_f64(out.h, x);
+    x = load_f64(out.h);
+  }
+  const auto gamma = load_f64(args.gamma);
   const auto beta = args.beta.empty() ? std::vector<double>{} : load_f64(args.beta);
   std::vector<double> y(x.size()), mean(rows), rstd(rows);
-  layernorm_forward_f64(x.data(), gamma.data(), beta.empty() ? nullptr : beta.data(), rows, C,
-                        args.eps, y.data(), mean.data(), rstd.data());
+  norm_forward_f64(args.norm, x.data(), gamma.data(), beta.empty() ? nullptr : beta.data(), rows, C,
+                   args.eps, y.data(), mean.data(), rstd.data());
   store_f64(out.y, y);
-  store_f64(out.mean, mean);
+  if (!out.mean.empty()) store_f64(out.mean, mean);
   store_f64(out.rstd, rstd);
   if (opt.report) opt.report->path = "float64";
   return {};

@@ -1171,6 +1171,25 @@ TEST(Sanitizer, ReportsPastTheLimitAreCountedAndNamedInTheStatus) {
   EXPECT_NE(st.message().find("5 further reports dropped"), std::string::npos) << st.message();
 }
 
+// repeat_reports = false keeps one report per (kind, op, line): the 260 repeats of one line
+// leave room for the report after them; print_warnings = false collects without printing.
+TEST(Sanitizer, RepeatsOfOneLineAreKeptOnceWhenAsked) {
+  DeviceConfig c = Machine::config(SanitizerMode::kWarn);
+  c.repeat_reports = false;
+  c.print_warnings = false;
+  Machine m(c);
+  Kernels s;
+  s.reader = &many_reports_reader;
+  ::testing::internal::CaptureStderr();
+  EXPECT_FALSE(m.run(s).ok());
+  EXPECT_EQ(::testing::internal::GetCapturedStderr(), "");
+  const RunResult& run = m.device.last_run();
+  ASSERT_EQ(run.reports.size(), 2u);
+  EXPECT_EQ(run.reports[0].kind, ReportKind::kCbAccessOutsideWindow);
+  EXPECT_EQ(run.reports[1].kind, ReportKind::kCbUnknown);
+  EXPECT_EQ(run.dropped_reports, 0u);
+}
+
 TEST(Sanitizer, CleanKernelRaisesNothing) {
   Machine m(SanitizerMode::kError);
   Kernels s;

@@ -206,6 +206,13 @@ void fill_page(uint32_t cb, uint32_t page, float value) {
   write_page(cb, page, [&](int, int) { return value; });
 }
 
+void push_mask_page(uint32_t cb, uint32_t mask_w) {
+  if (mask_w == 0) return;
+  cb_reserve_back(cb, 1);
+  fill_mask_page(cb, 0, mask_w);
+  cb_push_back(cb, 1);
+}
+
 void fill_mask_page(uint32_t cb, uint32_t page, uint32_t mask_w) {
   write_page(cb, page, [&](int, int c) { return uint32_t(c) < mask_w ? 1.0f : 0.0f; });
 }

@@ -199,6 +199,8 @@ void read_tiles_into(uint32_t cb, const InterleavedAddrGenFast<true>& s, uint32_
 void fill_page(uint32_t cb, uint32_t page, float value);
 // 1.0 in the columns < mask_w of every row, 0 elsewhere.
 void fill_mask_page(uint32_t cb, uint32_t page, uint32_t mask_w);
+// When mask_w != 0: reserves one page of `cb`, fills it as fill_mask_page and pushes it.
+void push_mask_page(uint32_t cb, uint32_t mask_w);
 // 32 pages from `page`: page i has row i all 1.0 and every other row 0 (matmul(sel_i, P) puts
 // the column sums of P in row i).
 void fill_row_selector_pages(uint32_t cb, uint32_t page);

@@ -20,11 +20,7 @@ void layernorm_backward_reader(const LayerNormBackwardReaderArgs& a) {
              mean = tile_addr_gen(a.mean_addr, cb::kMean),
              rstd = tile_addr_gen(a.rstd_addr, cb::kRstd);
 
-  if (a.mask_w != 0) {
-    cb_reserve_back(cb::kMask, 1);
-    fill_mask_page(cb::kMask, 0, a.mask_w);
-    cb_push_back(cb::kMask, 1);
-  }
+  push_mask_page(cb::kMask, a.mask_w);
   cb_reserve_back(cb::kOnes, 1);
   fill_page(cb::kOnes, 0, 1.0f);
   cb_push_back(cb::kOnes, 1);

@@ -14,11 +14,7 @@ namespace cb = layernorm_forward_cb;
 
 void layernorm_forward_reader(const LayerNormForwardReaderArgs& a) {
   const auto x = tile_addr_gen(a.x_addr, cb::kX);
-  if (a.mask_w != 0) {
-    cb_reserve_back(cb::kMask, 1);
-    fill_mask_page(cb::kMask, 0, a.mask_w);
-    cb_push_back(cb::kMask, 1);
-  }
+  push_mask_page(cb::kMask, a.mask_w);
   cb_reserve_back(cb::kOnes, 1);
   fill_page(cb::kOnes, 0, 1.0f);
   cb_push_back(cb::kOnes, 1);

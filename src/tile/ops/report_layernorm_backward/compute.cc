@@ -52,28 +52,28 @@ void subtract_xhat_s2(bool bug1, uint32_t ixhat, uint32_t j) {
   sub_binary_tile(j, j + 1, j);
 }
 
-// Packs slot 0 (the row partial) to `out`, then slot 0 = matmul(partial, scaler): every column
-// of row r holds scaler · Σ partial[r][·] (the scaler is 1/C, or 1.0 and inv_c_bits scales in
-// fp32 on the SFPU), packed back to `out`.
-void scale_partial(uint32_t out, uint32_t inv_c_bits) {
+// Commits the section and packs its slot 0 into one page of `out`.
+void pack_slot0(uint32_t out) {
   tile_regs_commit();
   cb_reserve_back(out, 1);
   tile_regs_wait();
   pack_tile(0, out, 0);
   tile_regs_release();
   cb_push_back(out, 1);
+}
+
+// Packs slot 0 (the row partial) to `out`, then slot 0 = matmul(partial, scaler): every column
+// of row r holds scaler · Σ partial[r][·] (the scaler is 1/C, or 1.0 and inv_c_bits scales in
+// fp32 on the SFPU), packed back to `out`.
+void scale_partial(uint32_t out, uint32_t inv_c_bits) {
+  pack_slot0(out);
   cb_wait_front(out, 1);
   tile_regs_acquire();
   mm_init(out, cb::kScaler, out);
   matmul_tiles(out, cb::kScaler, 0, 0, 0);
   if (inv_c_bits != 0) mul_unary_tile(0, inv_c_bits);
-  tile_regs_commit();
   cb_pop_front(out, 1);
-  cb_reserve_back(out, 1);
-  tile_regs_wait();
-  pack_tile(0, out, 0);
-  tile_regs_release();
-  cb_push_back(out, 1);
+  pack_slot0(out);
 }
 
 bool masked_last(const ReportBackwardComputeArgs& a, uint32_t col) {
@@ -133,15 +133,6 @@ void s2_term(uint32_t idy, uint32_t ixhat, uint32_t col, bool first,
     mask_tile(target, target + 1);
   }
   if (!first) add_binary_tile(0, 1, 0);
-}
-
-void pack_slot0(uint32_t out) {
-  tile_regs_commit();
-  cb_reserve_back(out, 1);
-  tile_regs_wait();
-  pack_tile(0, out, 0);
-  tile_regs_release();
-  cb_push_back(out, 1);
 }
 
 // Block path s1. As reported: one section for the whole row. Option 2: a section per block, the

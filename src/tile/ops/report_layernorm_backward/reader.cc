@@ -19,11 +19,7 @@ void report_backward_reader(const ReportBackwardReaderArgs& a) {
              gamma = tile_addr_gen(a.gamma_addr, cb::kGamma),
              mean = tile_addr_gen(a.mean_addr, cb::kMean),
              rstd = tile_addr_gen(a.rstd_addr, cb::kRstd);
-  if (a.mask_w != 0) {
-    cb_reserve_back(cb::kMask, 1);
-    fill_mask_page(cb::kMask, 0, a.mask_w);
-    cb_push_back(cb::kMask, 1);
-  }
+  push_mask_page(cb::kMask, a.mask_w);
   cb_reserve_back(cb::kScaler, 1);
   fill_page(cb::kScaler, 0, bf16_to_float(bf16{uint16_t(a.scaler_bits)}));
   cb_push_back(cb::kScaler, 1);

@@ -1,0 +1,40 @@
+// What every normalization of the family shares: which norm, the statistics' dtype, the options
+// and the run report. The per-norm APIs: layernorm.h, rmsnorm.h.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "tilenorm/tensor.h"
+
+namespace tilenorm {
+
+inline constexpr double kDefaultEps = 1e-5;
+
+// LayerNorm centres each row (mean, rstd, beta); RMSNorm does not (rrms only). Every backend
+// runs both through one implementation: RMSNorm is LayerNorm with mean := 0, no beta, and no
+// mean(g) term in the backward (docs/layernorm.md).
+enum class Norm { kLayerNorm, kRmsNorm };
+
+const char* norm_name(Norm norm);  // "layernorm", "rmsnorm"
+std::optional<Norm> parse_norm(std::string_view name);
+
+// The dtype of the statistics (mean, rstd, rrms) and of dgamma/dbeta for data of dtype `x`:
+// f64 for f64, else f32.
+DType norm_stat_dtype(DType x);
+
+// What a backend did, for the CLI's --json and for tests: the path taken and its counters.
+struct RunReport {
+  std::string path;                                     // e.g. "fit", "block", "row-split"
+  std::vector<std::pair<std::string, double>> metrics;  // e.g. {"dram_bytes_read", 1.2e9}
+};
+
+struct NormOptions {
+  int num_threads = 0;          // cpu: worker threads, 0 = all hardware threads
+  RunReport* report = nullptr;  // optional: filled by the backend
+};
+
+}  // namespace tilenorm
