@@ -143,8 +143,7 @@ Status dispatch_forward(Backend backend, const NormForwardArgs& a, const NormFor
     case Backend::kReference:
       return reference::norm_forward(a, o, opt);
     case Backend::kCpu:
-      TN_RETURN_IF_ERROR(unconverted(backend, plain));
-      return cpu::layernorm_forward(la, lo, opt);
+      return cpu::norm_forward(a, o, opt);
     case Backend::kTile:
       TN_RETURN_IF_ERROR(unconverted(backend, plain));
       return tile::layernorm_forward(la, lo, opt);
@@ -168,8 +167,7 @@ Status dispatch_backward(Backend backend, const NormBackwardArgs& a, const NormB
     case Backend::kReference:
       return reference::norm_backward(a, o, opt);
     case Backend::kCpu:
-      TN_RETURN_IF_ERROR(unconverted(backend, plain));
-      return cpu::layernorm_backward(la, lo, opt);
+      return cpu::norm_backward(a, o, opt);
     case Backend::kTile:
       TN_RETURN_IF_ERROR(unconverted(backend, plain));
       return tile::layernorm_backward(la, lo, opt);

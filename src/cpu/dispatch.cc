@@ -32,11 +32,11 @@ bool stream_output(int64_t footprint_bytes) {
 }
 
 // Split rows when whole rows would idle cores.
-ForwardPlan plan_forward(int64_t rows, int64_t C, int64_t elem_size, int threads) {
+ForwardPlan plan_forward(int64_t rows, int64_t C, int64_t row_bytes, int threads) {
   const int64_t nck = ceil_div(C, kColChunk);
   if (rows >= 4 * threads || nck < 2 * threads)
-    return {false, 0, C * elem_size <= kCachedRowBytes ? "cached-row" : "streamed"};
-  return {true, std::clamp<int64_t>(kGroupBytes / (C * elem_size), 1, rows), "row-split"};
+    return {false, 0, row_bytes <= kCachedRowBytes ? "cached-row" : "streamed"};
+  return {true, std::clamp<int64_t>(kGroupBytes / row_bytes, 1, rows), "row-split"};
 }
 
 // Row-split only below 16 rows of >= 16 column chunks: with more rows, the row chunks share out
@@ -52,7 +52,7 @@ BackwardPlan plan_backward(int64_t rows, int64_t C, int64_t elem_size) {
           C * elem_size * 2 <= kCachedRowBytes ? "cached-row" : "streamed"};
 }
 
-void set_report(const LayerNormOptions& opt, const char* path, int threads,
+void set_report(const NormOptions& opt, const char* path, int threads,
                 std::vector<std::pair<std::string, double>> extra) {
   if (opt.report == nullptr) return;
   opt.report->path = path;

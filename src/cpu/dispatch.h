@@ -9,7 +9,7 @@
 #include <utility>
 #include <vector>
 
-#include "tilenorm/layernorm.h"
+#include "tilenorm/norm.h"
 
 namespace tilenorm::cpu {
 
@@ -38,9 +38,10 @@ struct ForwardPlan {
   int64_t group;   // row-split: rows per group (their x stays in the L3 between the phases)
   const char* path;
 };
-// Forward results do not depend on the path (the same chunks merge in the same order), so the
-// choice may look at the thread count.
-ForwardPlan plan_forward(int64_t rows, int64_t C, int64_t elem_size, int threads);
+// row_bytes: the bytes of one row that the second pass reads again. Forward results do not
+// depend on the path (the same chunks merge in the same order), so the choice may look at the
+// thread count.
+ForwardPlan plan_forward(int64_t rows, int64_t C, int64_t row_bytes, int threads);
 
 struct BackwardPlan {
   bool row_split;
@@ -56,7 +57,7 @@ BackwardPlan plan_backward(int64_t rows, int64_t C, int64_t elem_size);
 // Columns per task when the dgamma/dbeta partials are combined.
 inline constexpr int64_t kCombineCols = 256;
 
-void set_report(const LayerNormOptions& opt, const char* path, int threads,
+void set_report(const NormOptions& opt, const char* path, int threads,
                 std::vector<std::pair<std::string, double>> extra = {});
 
 }  // namespace tilenorm::cpu

@@ -67,6 +67,17 @@ HWY_INLINE hn::Vec<hn::Rebind<uint16_t, DF>> ToBf16(VF v) {
   return hn::DemoteTo(du16, hn::BitCast(di32, r));
 }
 
+// v rounded to T's precision as StoreV stores it, back in f32 lanes.
+template <typename T>
+HWY_INLINE VF RoundTo(DF d, VF v) {
+  if constexpr (sizeof(T) == 4) {
+    return v;
+  } else {
+    const hn::RebindToUnsigned<DF> du32;
+    return hn::BitCast(d, hn::ShiftLeft<16>(hn::PromoteTo(du32, ToBf16(v))));
+  }
+}
+
 template <bool kStream>
 HWY_INLINE void StoreV(DF d, VF v, float* p) {
   if constexpr (kStream) {
