@@ -1,6 +1,7 @@
-// tilenorm._C: LayerNorm forward/backward on torch tensors, read through their Python attributes
-// (data_ptr(), shape, dtype), so no libtorch headers are needed. tilenorm/torch/ checks devices,
-// dtypes, shapes and contiguity first; this file maps tensors to views and Status to exceptions.
+// tilenorm._C: LayerNorm and RMSNorm forward/backward on torch tensors, read through their Python
+// attributes (data_ptr(), shape, dtype), so no libtorch headers are needed. tilenorm/torch/ checks
+// devices, dtypes, shapes and contiguity first; this file maps tensors to views and Status to
+// exceptions.
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
@@ -13,8 +14,9 @@
 #include <vector>
 
 #include "tilenorm/layernorm.h"
+#include "tilenorm/rmsnorm.h"
 #ifdef TILENORM_HAVE_CUDA
-#include "cuda/layernorm_cuda.h"
+#include "cuda/norm_cuda.h"
 #endif
 
 namespace py = pybind11;
@@ -115,10 +117,24 @@ void run_host(int num_threads, const Call& call) {
   raise_if_error(s);
 }
 
-void forward(const std::string& backend, py::handle x, py::handle gamma, py::handle beta,
-             double eps, py::handle y, py::handle mean, py::handle rstd, int num_threads,
-             int device, uintptr_t stream) {
+// The cuda backend's device entry points run LayerNorm only so far.
+// TODO(10): RMSNorm on CUDA tensors once the cuda backend's device entry takes the norm.
+Norm norm_of(const std::string& name, Backend backend) {
+  const auto n = parse_norm(name);
+  if (!n) throw py::value_error("norm '" + name + "' is not one of layernorm, rmsnorm");
+  if (backend == Backend::kCuda && *n != Norm::kLayerNorm)
+    throw std::runtime_error(
+        "tilenorm: Unsupported: backend 'cuda' runs only LayerNorm on CUDA "
+        "tensors");
+  return *n;
+}
+
+// norm: "layernorm" or "rmsnorm" (beta and mean are None for RMSNorm; rstd is then rrms).
+void forward(const std::string& norm_name, const std::string& backend, py::handle x,
+             py::handle gamma, py::handle beta, double eps, py::handle y, py::handle mean,
+             py::handle rstd, int num_threads, int device, uintptr_t stream) {
   const Backend b = backend_of(backend);
+  const Norm norm = norm_of(norm_name, b);
   const Borrowed bx = borrow(x), bg = borrow(gamma), bb = borrow(beta), by = borrow(y),
                  bm = borrow(mean), br = borrow(rstd);
   if (b == Backend::kCuda) {
@@ -134,21 +150,28 @@ void forward(const std::string& backend, py::handle x, py::handle gamma, py::han
                                     .cols = bx.shape.cols(),
                                     .eps = static_cast<float>(eps)};
     return run_cuda(device, stream,
-                    [&](cuda::Context& c, CUstream_st* s) { return c.forward(a, s); });
+                    [&](cuda::Context& c, CUstream_st* s) { return cuda::norm_forward(c, a, s); });
 #endif
   }
   (void)device;
   (void)stream;
+  if (norm == Norm::kRmsNorm) {
+    const RmsNormForwardArgs args{view("x", bx), view("gamma", bg), eps};
+    const RmsNormForwardOutputs out{view("y", by), view("rrms", br)};
+    return run_host(num_threads,
+                    [&](const NormOptions& o) { return rmsnorm_forward(b, args, out, o); });
+  }
   const LayerNormForwardArgs args{view("x", bx), view("gamma", bg), view("beta", bb), eps};
   const LayerNormForwardOutputs out{view("y", by), view("mean", bm), view("rstd", br)};
   run_host(num_threads,
            [&](const LayerNormOptions& o) { return layernorm_forward(b, args, out, o); });
 }
 
-void backward(const std::string& backend, py::handle x, py::handle dy, py::handle gamma,
-              py::handle mean, py::handle rstd, py::handle dx, py::handle dgamma, py::handle dbeta,
-              int num_threads, int device, uintptr_t stream) {
+void backward(const std::string& norm_name, const std::string& backend, py::handle x, py::handle dy,
+              py::handle gamma, py::handle mean, py::handle rstd, py::handle dx, py::handle dgamma,
+              py::handle dbeta, int num_threads, int device, uintptr_t stream) {
   const Backend b = backend_of(backend);
+  const Norm norm = norm_of(norm_name, b);
   const Borrowed bx = borrow(x), bdy = borrow(dy), bg = borrow(gamma), bm = borrow(mean),
                  br = borrow(rstd), bdx = borrow(dx), bdg = borrow(dgamma), bdb = borrow(dbeta);
   if (b == Backend::kCuda) {
@@ -165,11 +188,18 @@ void backward(const std::string& backend, py::handle x, py::handle dy, py::handl
                                      .rows = bx.shape.rows(),
                                      .cols = bx.shape.cols()};
     return run_cuda(device, stream,
-                    [&](cuda::Context& c, CUstream_st* s) { return c.backward(a, s); });
+                    [&](cuda::Context& c, CUstream_st* s) { return cuda::norm_backward(c, a, s); });
 #endif
   }
   (void)device;
   (void)stream;
+  if (norm == Norm::kRmsNorm) {
+    const RmsNormBackwardArgs args{view("x", bx), view("dy", bdy), view("gamma", bg),
+                                   view("rrms", br)};
+    const RmsNormBackwardOutputs out{view("dx", bdx), view("dgamma", bdg)};
+    return run_host(num_threads,
+                    [&](const NormOptions& o) { return rmsnorm_backward(b, args, out, o); });
+  }
   const LayerNormBackwardArgs args{view("x", bx), view("dy", bdy), view("gamma", bg),
                                    view("mean", bm), view("rstd", br)};
   const LayerNormBackwardOutputs out{view("dx", bdx), view("dgamma", bdg), view("dbeta", bdb)};
@@ -197,11 +227,12 @@ std::string backend_unavailable(const std::string& backend) {
 
 PYBIND11_MODULE(_C, m) {
   m.doc() = "tilenorm LayerNorm kernels on torch tensors (use tilenorm.torch)";
-  m.def("layernorm_forward", &tilenorm::forward, py::arg("backend"), py::arg("x"), py::arg("gamma"),
-        py::arg("beta"), py::arg("eps"), py::arg("y"), py::arg("mean"), py::arg("rstd"),
-        py::arg("num_threads"), py::arg("device"), py::arg("stream"));
-  m.def("layernorm_backward", &tilenorm::backward, py::arg("backend"), py::arg("x"), py::arg("dy"),
-        py::arg("gamma"), py::arg("mean"), py::arg("rstd"), py::arg("dx"), py::arg("dgamma"),
-        py::arg("dbeta"), py::arg("num_threads"), py::arg("device"), py::arg("stream"));
+  m.def("norm_forward", &tilenorm::forward, py::arg("norm"), py::arg("backend"), py::arg("x"),
+        py::arg("gamma"), py::arg("beta"), py::arg("eps"), py::arg("y"), py::arg("mean"),
+        py::arg("rstd"), py::arg("num_threads"), py::arg("device"), py::arg("stream"));
+  m.def("norm_backward", &tilenorm::backward, py::arg("norm"), py::arg("backend"), py::arg("x"),
+        py::arg("dy"), py::arg("gamma"), py::arg("mean"), py::arg("rstd"), py::arg("dx"),
+        py::arg("dgamma"), py::arg("dbeta"), py::arg("num_threads"), py::arg("device"),
+        py::arg("stream"));
   m.def("backend_unavailable", &tilenorm::backend_unavailable, py::arg("backend"));
 }

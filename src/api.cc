@@ -145,12 +145,10 @@ Status dispatch_forward(Backend backend, const NormForwardArgs& a, const NormFor
     case Backend::kCpu:
       return cpu::norm_forward(a, o, opt);
     case Backend::kTile:
-      TN_RETURN_IF_ERROR(unconverted(backend, plain));
-      return tile::layernorm_forward(la, lo, opt);
+      return tile::norm_forward(a, o, opt);
     case Backend::kCuda:
 #ifdef TILENORM_HAVE_CUDA
-      TN_RETURN_IF_ERROR(unconverted(backend, plain));
-      return cuda::layernorm_forward(la, lo, opt);
+      return cuda::norm_forward(a, o, opt);
 #else
       break;
 #endif
@@ -169,12 +167,10 @@ Status dispatch_backward(Backend backend, const NormBackwardArgs& a, const NormB
     case Backend::kCpu:
       return cpu::norm_backward(a, o, opt);
     case Backend::kTile:
-      TN_RETURN_IF_ERROR(unconverted(backend, plain));
-      return tile::layernorm_backward(la, lo, opt);
+      return tile::norm_backward(a, o, opt);
     case Backend::kCuda:
 #ifdef TILENORM_HAVE_CUDA
-      TN_RETURN_IF_ERROR(unconverted(backend, plain));
-      return cuda::layernorm_backward(la, lo, opt);
+      return cuda::norm_backward(a, o, opt);
 #else
       break;
 #endif

@@ -12,12 +12,15 @@
 #include <limits>
 #include <random>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "reference/layernorm.h"
 #include "test_util.h"
+#include "tilenorm/layernorm.h"
+#include "tilenorm/rmsnorm.h"
 #ifdef TILENORM_HAVE_CUDA
-#include "cuda/layernorm_cuda.h"
+#include "cuda/norm_cuda.h"
 #endif
 
 namespace tilenorm {
@@ -41,7 +44,7 @@ using testing::random_tensor;
 
 constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
 
-// Every entry names the path or edge it covers (paths: src/cuda/layernorm_cuda.cu).
+// Every entry names the path or edge it covers (paths: src/cuda/norm_common.cuh).
 struct Shape2 {
   int64_t rows, cols;
   const char* why;
@@ -62,6 +65,17 @@ const Shape2 kShapes[] = {
     {5, 65537, "the shortest split row"},
     {3, 1048576, "C = 1M: split path"},
 };
+
+// The family's members (include/tilenorm/norm.h); each test names the ones it runs.
+struct Variant {
+  Norm norm;
+  bool residual;  // forward: residual in, h out; backward: x is h, dh_in added to dx
+  const char* name;
+};
+const Variant kVariants[] = {{Norm::kLayerNorm, false, "layernorm"},
+                             {Norm::kRmsNorm, false, "rmsnorm"},
+                             {Norm::kLayerNorm, true, "layernorm + residual"},
+                             {Norm::kRmsNorm, true, "rmsnorm + residual"}};
 
 // Tolerances per dtype and direction: |got - ref| <= atol + rtol * |ref|.
 struct Tolerances {
@@ -190,6 +204,103 @@ TEST(LayerNormCuda, MatchesReferenceBF16) {
   for (const Shape2& s : kShapes) check_shape(s, DType::kBF16);
 }
 
+// RMSNorm and the fused residual add through the public API (rmsnorm.h; layernorm.h's residual,
+// h and dh_in): forward, then backward on the forward's own statistics, each against the float64
+// reference; h exactly x + residual rounded to the dtype (what the reference normalizes).
+void check_family(const Shape2& s, DType dtype, const Variant& v) {
+  SCOPED_TRACE(label(s, dtype_name(dtype)) + ", " + v.name);
+  const Tolerances& tol = tolerances(dtype);
+  const bool centred = v.norm == Norm::kLayerNorm;
+  const Inputs in =
+      make_inputs(s.rows, s.cols, dtype, static_cast<uint64_t>(s.cols * 131 + s.rows));
+  const uint64_t salt = test_seed() ^ static_cast<uint64_t>(s.cols * 7919 + s.rows);
+  const Tensor residual = random_tensor({s.rows, s.cols}, dtype, salt + 5, -1.0, 1.0);
+  const Tensor dh_in = random_tensor({s.rows, s.cols}, dtype, salt + 6, -1.0, 1.0);
+  const ConstTensorView res = v.residual ? residual.cview() : ConstTensorView{};
+  const ConstTensorView dh = v.residual ? dh_in.cview() : ConstTensorView{};
+  std::vector<double> h = reference::load_f64(in.x.view());
+  if (v.residual) {
+    const std::vector<double> r = reference::load_f64(residual.view());
+    for (size_t i = 0; i < h.size(); ++i) h[i] += r[i];
+    Tensor stored({s.rows, s.cols}, dtype);
+    reference::store_f64(stored.view(), h);
+    h = reference::load_f64(stored.view());
+  }
+  const std::vector<double> gamma = reference::load_f64(in.gamma.view()),
+                            beta = reference::load_f64(in.beta.view()),
+                            dy = reference::load_f64(in.dy.view());
+  const size_t n = h.size(), c = static_cast<size_t>(s.cols), r = static_cast<size_t>(s.rows);
+
+  Tensor y, mean, rstd, hout;  // mean empty for RMSNorm, h without a residual
+  if (centred) {
+    LayerNormForwardResult f;
+    const Status st = layernorm_forward(
+        Backend::kCuda, {in.x.view(), in.gamma.view(), in.beta.view(), kDefaultEps, res}, &f);
+    ASSERT_TRUE(st.ok()) << st.to_string();
+    y = std::move(f.y), mean = std::move(f.mean), rstd = std::move(f.rstd), hout = std::move(f.h);
+  } else {
+    RmsNormForwardResult f;
+    const Status st =
+        rmsnorm_forward(Backend::kCuda, {in.x.view(), in.gamma.view(), kDefaultEps, res}, &f);
+    ASSERT_TRUE(st.ok()) << st.to_string();
+    y = std::move(f.y), rstd = std::move(f.rrms), hout = std::move(f.h);
+  }
+  std::vector<double> ry(n), rmean(r), rrstd(r);
+  reference::norm_forward_f64(v.norm, h.data(), gamma.data(), centred ? beta.data() : nullptr,
+                              s.rows, s.cols, kDefaultEps, ry.data(), rmean.data(), rrstd.data());
+  if (v.residual) {
+    EXPECT_TRUE(AllClose("h", hout.view(), h, {0, 0}));
+  }
+  EXPECT_TRUE(AllClose("y", y.view(), ry, tol.y));
+  if (centred) {
+    EXPECT_TRUE(AllClose("mean", mean.view(), rmean, tol.stats));
+  }
+  EXPECT_TRUE(AllClose(centred ? "rstd" : "rrms", rstd.view(), rrstd, tol.stats));
+
+  const ConstTensorView x = v.residual ? hout.cview() : in.x.view();
+  Tensor dx, dgamma, dbeta;
+  if (centred) {
+    LayerNormBackwardResult b;
+    const Status st = layernorm_backward(
+        Backend::kCuda, {x, in.dy.view(), in.gamma.view(), mean.view(), rstd.view(), dh}, &b);
+    ASSERT_TRUE(st.ok()) << st.to_string();
+    dx = std::move(b.dx), dgamma = std::move(b.dgamma), dbeta = std::move(b.dbeta);
+  } else {
+    RmsNormBackwardResult b;
+    const Status st =
+        rmsnorm_backward(Backend::kCuda, {x, in.dy.view(), in.gamma.view(), rstd.view(), dh}, &b);
+    ASSERT_TRUE(st.ok()) << st.to_string();
+    dx = std::move(b.dx), dgamma = std::move(b.dgamma);
+  }
+  const std::vector<double> md = centred ? reference::load_f64(mean.view()) : std::vector<double>{},
+                            rd = reference::load_f64(rstd.view()),
+                            dhv = v.residual ? reference::load_f64(dh) : std::vector<double>{};
+  std::vector<double> rdx(n), rdg(c), rdb(c);
+  reference::norm_backward_f64(v.norm, h.data(), dy.data(), gamma.data(),
+                               centred ? md.data() : nullptr, rd.data(),
+                               v.residual ? dhv.data() : nullptr, s.rows, s.cols, rdx.data(),
+                               rdg.data(), centred ? rdb.data() : nullptr);
+  EXPECT_TRUE(AllClose("dx", dx.view(), rdx, tol.dx));
+  EXPECT_TRUE(AllClose("dgamma", dgamma.view(), rdg, tol.dparam));
+  if (centred) {
+    EXPECT_TRUE(AllClose("dbeta", dbeta.view(), rdb, tol.dparam));
+  }
+}
+
+TEST(LayerNormCuda, FamilyMatchesReferenceF32) {
+  TN_SKIP_WITHOUT_CUDA();
+  for (const Variant& v : kVariants)
+    if (v.norm != Norm::kLayerNorm || v.residual)
+      for (const Shape2& s : kShapes) check_family(s, DType::kF32, v);
+}
+
+TEST(LayerNormCuda, FamilyMatchesReferenceBF16) {
+  TN_SKIP_WITHOUT_CUDA();
+  for (const Variant& v : kVariants)
+    if (v.norm != Norm::kLayerNorm || v.residual)
+      for (const Shape2& s : kShapes) check_family(s, DType::kBF16, v);
+}
+
 TEST(LayerNormCuda, PathsByRowLength) {
   TN_SKIP_WITHOUT_CUDA();
   // Clusters need sm_90, and the backend refuses older devices (they have no kernel image), so
@@ -300,6 +411,10 @@ ConstTensorView f32_view(const std::vector<float>& v) {
   return {v.data(), Shape{static_cast<int64_t>(v.size())}, DType::kF32};
 }
 
+cuda::NormKind cuda_norm(Norm n) {
+  return n == Norm::kRmsNorm ? cuda::NormKind::kRmsNorm : cuda::NormKind::kLayerNorm;
+}
+
 const char* elem_name(cuda::ElemType e) {
   return e == cuda::ElemType::kF32 ? "f32" : e == cuda::ElemType::kBF16 ? "bf16" : "f16";
 }
@@ -346,19 +461,43 @@ HostValues host_values(cuda::ElemType e, const std::vector<unsigned char>& bits)
   return {to_double(h)};
 }
 
+// Bits and values of `v` rounded to element type e, as a kernel stores them.
+HostData round_host(cuda::ElemType e, const std::vector<double>& v) {
+  HostData d;
+  if (e == cuda::ElemType::kF16) {
+    std::vector<uint16_t> h(v.size());
+    for (size_t i = 0; i < v.size(); ++i) h[i] = float_to_half(static_cast<float>(v[i]));
+    d.bits.resize(2 * v.size());
+    std::memcpy(d.bits.data(), h.data(), d.bits.size());
+    d.values = to_double(h);
+  } else {
+    Tensor t({static_cast<int64_t>(v.size())},
+             e == cuda::ElemType::kF32 ? DType::kF32 : DType::kBF16);
+    reference::store_f64(t.view(), v);
+    const auto* p = static_cast<const unsigned char*>(t.raw());
+    d.bits.assign(p, p + t.nbytes());
+    d.values = reference::load_f64(t.view());
+  }
+  return d;
+}
+
 // Forward, then backward on the forward's own statistics, through the host entry (every element
 // type; tensors `misalign` elements off a 16-byte boundary; the Context capped by `limits`), each
-// against the float64 reference. Returns the paths taken.
+// against the float64 reference, for one member of the family: with a residual the forward also
+// writes h (compared exactly with x + residual rounded to the dtype, which the reference
+// normalizes) and the backward takes h as x and adds dh_in. Returns the paths taken.
 struct HostRun {
   cuda::PathInfo fwd, bwd;
 };
-HostRun check_host(cuda::ElemType e, const Shape2& s, int misalign,
-                   const cuda::Limits& limits = {}) {
-  SCOPED_TRACE(label(s, elem_name(e)) + ", misalign " + std::to_string(misalign) + ", max_groups " +
-               std::to_string(limits.max_groups) + ", l2_bytes " + std::to_string(limits.l2_bytes));
+HostRun check_host(cuda::ElemType e, const Shape2& s, int misalign, const cuda::Limits& limits = {},
+                   const Variant& v = kVariants[0]) {
+  SCOPED_TRACE(label(s, elem_name(e)) + ", " + v.name + ", misalign " + std::to_string(misalign) +
+               ", max_groups " + std::to_string(limits.max_groups) + ", l2_bytes " +
+               std::to_string(limits.l2_bytes));
   const Tolerances& tol = e == cuda::ElemType::kF16    ? kF16Tol
                           : e == cuda::ElemType::kBF16 ? kBF16Tol
                                                        : kF32Tol;
+  const bool centred = v.norm == Norm::kLayerNorm;
   const size_t n = static_cast<size_t>(s.rows * s.cols), c = s.cols, r = s.rows;
   const size_t es = cuda::elem_size(e);
   const uint64_t seed =
@@ -367,52 +506,83 @@ HostRun check_host(cuda::ElemType e, const Shape2& s, int misalign,
                  dy = random_host(e, n, seed + 2, -1.0, 1.0),
                  gamma = random_host(e, c, seed + 3, 0.5, 1.5),
                  beta = random_host(e, c, seed + 4, -0.5, 0.5);
+  HostData residual, dh_in, h = x;
+  if (v.residual) {
+    residual = random_host(e, n, seed + 5, -1.0, 1.0);
+    dh_in = random_host(e, n, seed + 6, -1.0, 1.0);
+    std::vector<double> sum(n);
+    for (size_t i = 0; i < n; ++i) sum[i] = x.values[i] + residual.values[i];
+    h = round_host(e, sum);
+  }
+  auto data = [](const HostData& d) { return d.bits.empty() ? nullptr : d.bits.data(); };
   HostRun run;
 
   std::vector<double> ry(n), rmean(r), rrstd(r);
-  reference::layernorm_forward_f64(x.values.data(), gamma.values.data(), beta.values.data(), s.rows,
-                                   s.cols, kDefaultEps, ry.data(), rmean.data(), rrstd.data());
-  std::vector<unsigned char> y(n * es, 0xff);  // NaN in every element type
+  reference::norm_forward_f64(v.norm, h.values.data(), gamma.values.data(),
+                              centred ? beta.values.data() : nullptr, s.rows, s.cols, kDefaultEps,
+                              ry.data(), rmean.data(), rrstd.data());
+  std::vector<unsigned char> y(n * es, 0xff), hout(v.residual ? n * es : 0, 0xff);  // NaN bits
   std::vector<float> mean(r, NAN), rstd(r, NAN);
   cuda::HostForward fwd;
-  fwd.args = {e,
-              x.bits.data(),
-              gamma.bits.data(),
-              beta.bits.data(),
-              y.data(),
-              mean.data(),
-              rstd.data(),
-              s.rows,
-              s.cols,
-              static_cast<float>(kDefaultEps)};
+  fwd.args = {.dtype = e,
+              .norm = cuda_norm(v.norm),
+              .x = x.bits.data(),
+              .residual = data(residual),
+              .gamma = gamma.bits.data(),
+              .beta = centred ? beta.bits.data() : nullptr,
+              .y = y.data(),
+              .h = v.residual ? hout.data() : nullptr,
+              .mean = centred ? mean.data() : nullptr,
+              .rstd = rstd.data(),
+              .rows = s.rows,
+              .cols = s.cols,
+              .eps = static_cast<float>(kDefaultEps)};
   fwd.misalign_elems = misalign;
   fwd.limits = limits;
-  const cuda::CudaError fe = cuda::layernorm_forward_host(fwd, &run.fwd);
+  const cuda::CudaError fe = cuda::norm_forward_host(fwd, &run.fwd);
   EXPECT_TRUE(fe.ok()) << cuda::cuda_error_string(fe);
   if (!fe.ok()) return run;
+  if (v.residual) {
+    EXPECT_TRUE(AllClose("h", host_values(e, hout).view(), h.values, {0, 0}));
+  }
   EXPECT_TRUE(AllClose("y", host_values(e, y).view(), ry, tol.y));
-  EXPECT_TRUE(AllClose("mean", f32_view(mean), rmean, tol.stats));
-  EXPECT_TRUE(AllClose("rstd", f32_view(rstd), rrstd, tol.stats));
+  if (centred) {
+    EXPECT_TRUE(AllClose("mean", f32_view(mean), rmean, tol.stats));
+  }
+  EXPECT_TRUE(AllClose(centred ? "rstd" : "rrms", f32_view(rstd), rrstd, tol.stats));
 
   const std::vector<double> md(mean.begin(), mean.end()), rd(rstd.begin(), rstd.end());
   std::vector<double> rdx(n), rdg(c), rdb(c);
-  reference::layernorm_backward_f64(x.values.data(), dy.values.data(), gamma.values.data(),
-                                    md.data(), rd.data(), s.rows, s.cols, rdx.data(), rdg.data(),
-                                    rdb.data());
+  reference::norm_backward_f64(v.norm, h.values.data(), dy.values.data(), gamma.values.data(),
+                               centred ? md.data() : nullptr, rd.data(),
+                               v.residual ? dh_in.values.data() : nullptr, s.rows, s.cols,
+                               rdx.data(), rdg.data(), centred ? rdb.data() : nullptr);
   std::vector<unsigned char> dx(n * es, 0xff);
   std::vector<float> dgamma(c, NAN), dbeta(c, NAN);
   cuda::HostBackward bwd;
-  bwd.args = {e,           x.bits.data(), dy.bits.data(), gamma.bits.data(), mean.data(),
-              rstd.data(), dx.data(),     dgamma.data(),  dbeta.data(),      s.rows,
-              s.cols};
+  bwd.args = {.dtype = e,
+              .norm = cuda_norm(v.norm),
+              .x = h.bits.data(),
+              .dy = dy.bits.data(),
+              .gamma = gamma.bits.data(),
+              .mean = centred ? mean.data() : nullptr,
+              .rstd = rstd.data(),
+              .dh_in = data(dh_in),
+              .dx = dx.data(),
+              .dgamma = dgamma.data(),
+              .dbeta = centred ? dbeta.data() : nullptr,
+              .rows = s.rows,
+              .cols = s.cols};
   bwd.misalign_elems = misalign;
   bwd.limits = limits;
-  const cuda::CudaError be = cuda::layernorm_backward_host(bwd, &run.bwd);
+  const cuda::CudaError be = cuda::norm_backward_host(bwd, &run.bwd);
   EXPECT_TRUE(be.ok()) << cuda::cuda_error_string(be);
   if (!be.ok()) return run;
   EXPECT_TRUE(AllClose("dx", host_values(e, dx).view(), rdx, tol.dx));
   EXPECT_TRUE(AllClose("dgamma", f32_view(dgamma), rdg, tol.dparam));
-  EXPECT_TRUE(AllClose("dbeta", f32_view(dbeta), rdb, tol.dparam));
+  if (centred) {
+    EXPECT_TRUE(AllClose("dbeta", f32_view(dbeta), rdb, tol.dparam));
+  }
   return run;
 }
 
@@ -440,23 +610,28 @@ TEST(LayerNormCuda, HostDataRoundTrip) {
 
 TEST(LayerNormCuda, MatchesReferenceF16) {
   TN_SKIP_WITHOUT_CUDA();
-  for (const Shape2& s : kShapes) check_host(cuda::ElemType::kF16, s, 0);
+  for (const Variant& v : kVariants)
+    for (const Shape2& s : kShapes) check_host(cuda::ElemType::kF16, s, 0, {}, v);
 }
 
-// Row starts off 16 bytes for every tensor: 2-, 4- and 8-byte accesses instead of 16.
+// Row starts off 16 bytes for every tensor: 2-, 4- and 8-byte accesses instead of 16. The
+// residual variants add residual, h and dh_in to the tensors whose row starts set the width.
 TEST(LayerNormCuda, UnalignedTensorsF16) {
   TN_SKIP_WITHOUT_CUDA();
-  for (int misalign : {1, 2, 4})
-    for (const Shape2& s :
-         {Shape2{33, 1024, "rows"}, Shape2{5, 8462, "cluster"}, Shape2{3, 70000, "split"}})
-      check_host(cuda::ElemType::kF16, s, misalign);
+  for (const Variant& v : {kVariants[0], kVariants[3]})
+    for (int misalign : {1, 2, 4})
+      for (const Shape2& s :
+           {Shape2{33, 1024, "rows"}, Shape2{5, 8462, "cluster"}, Shape2{3, 70000, "split"}})
+        check_host(cuda::ElemType::kF16, s, misalign, {}, v);
 }
 
 TEST(LayerNormCuda, UnalignedTensorsF32) {
   TN_SKIP_WITHOUT_CUDA();
-  for (int misalign : {1, 2})
-    for (const Shape2& s : {Shape2{17, 8192, "rows"}, Shape2{5, 8462, "cluster"}})
-      check_host(cuda::ElemType::kF32, s, misalign);
+  for (const Variant& v : {kVariants[0], kVariants[2]})
+    for (int misalign : {1, 2})
+      for (const Shape2& s :
+           {Shape2{17, 8192, "rows"}, Shape2{5, 8462, "cluster"}, Shape2{3, 70000, "split"}})
+        check_host(cuda::ElemType::kF32, s, misalign, {}, v);
 }
 
 // The persistent grid capped at 2 groups (blocks, or clusters), so every group loops over several
@@ -481,31 +656,34 @@ const LimitedCase kLimitedCases[] = {
     {"split", 0, 2, {7, 300000, "forward batches 6+1, backward 2+2+2+1"}},
 };
 
+// Every member of the family on every limited case. The forward split batches a third as many
+// rows with a residual (its L2 share holds x, residual and h, not x alone).
 void check_limited(cuda::ElemType e) {
-  for (const LimitedCase& k : kLimitedCases) {
-    const Shape2& s = k.shape;
-    SCOPED_TRACE(label(s, elem_name(e)));
-    cuda::Limits limits;
-    limits.max_groups = 2;
-    limits.l2_bytes = k.batch_rows * 6 * s.cols * static_cast<int64_t>(cuda::elem_size(e));
-    const HostRun run = check_host(e, s, 0, limits);
-    EXPECT_EQ(std::string(run.fwd.path), k.path);
-    EXPECT_EQ(std::string(run.bwd.path), k.path);
-    if (k.batch_rows == 0) {
-      EXPECT_EQ(run.fwd.cluster, k.cluster);
-      EXPECT_EQ(run.bwd.cluster, k.cluster);
-      EXPECT_EQ(run.fwd.grid, 2 * k.cluster) << "the grid cap did not hold";
-      EXPECT_EQ(run.bwd.grid, 2 * k.cluster) << "the grid cap did not hold";
-    } else {
-      // grid = segments * rows of a batch (forward), segments * blocks per segment (backward);
-      // the backward takes 2 blocks per segment on any device of more than 74 SMs.
-      const int64_t fwd_batch = std::min(3 * k.batch_rows, s.rows);
-      EXPECT_EQ(run.fwd.grid, run.fwd.cluster * fwd_batch);
-      EXPECT_EQ(run.fwd.batches, (s.rows + fwd_batch - 1) / fwd_batch);
-      EXPECT_EQ(run.bwd.grid, run.bwd.cluster * 2);
-      EXPECT_EQ(run.bwd.batches, (s.rows + k.batch_rows - 1) / k.batch_rows);
+  for (const Variant& v : kVariants)
+    for (const LimitedCase& k : kLimitedCases) {
+      const Shape2& s = k.shape;
+      SCOPED_TRACE(label(s, elem_name(e)) + ", " + v.name);
+      cuda::Limits limits;
+      limits.max_groups = 2;
+      limits.l2_bytes = k.batch_rows * 6 * s.cols * static_cast<int64_t>(cuda::elem_size(e));
+      const HostRun run = check_host(e, s, 0, limits, v);
+      EXPECT_EQ(std::string(run.fwd.path), k.path);
+      EXPECT_EQ(std::string(run.bwd.path), k.path);
+      if (k.batch_rows == 0) {
+        EXPECT_EQ(run.fwd.cluster, k.cluster);
+        EXPECT_EQ(run.bwd.cluster, k.cluster);
+        EXPECT_EQ(run.fwd.grid, 2 * k.cluster) << "the grid cap did not hold";
+        EXPECT_EQ(run.bwd.grid, 2 * k.cluster) << "the grid cap did not hold";
+      } else {
+        // grid = segments * rows of a batch (forward), segments * blocks per segment (backward);
+        // the backward takes 2 blocks per segment on any device of more than 74 SMs.
+        const int64_t fwd_batch = std::min((v.residual ? 1 : 3) * k.batch_rows, s.rows);
+        EXPECT_EQ(run.fwd.grid, run.fwd.cluster * fwd_batch);
+        EXPECT_EQ(run.fwd.batches, (s.rows + fwd_batch - 1) / fwd_batch);
+        EXPECT_EQ(run.bwd.grid, run.bwd.cluster * 2);
+        EXPECT_EQ(run.bwd.batches, (s.rows + k.batch_rows - 1) / k.batch_rows);
+      }
     }
-  }
 }
 
 TEST(LayerNormCuda, LimitedGridF32) {

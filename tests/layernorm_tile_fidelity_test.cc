@@ -13,7 +13,7 @@
 
 #include "test_util.h"
 #include "tile/machine/device.h"
-#include "tile/ops/layernorm_backward/layernorm_backward.h"
+#include "tile/ops/norm_backward/norm_backward.h"
 #include "tile/ops/report_layernorm_backward/report_layernorm_backward.h"
 #include "tilenorm/bf16.h"
 
@@ -100,9 +100,12 @@ double our_op_err(const Problem& p) {
   Tensor dx(p.x.shape(), DType::kBF16), dg(p.gamma.shape(), DType::kF32),
       db(p.gamma.shape(), DType::kF32);
   TileOpConfig config;
-  EXPECT_TRUE(layernorm_backward_tile(
-                  {p.x.cview(), p.dy.cview(), p.gamma.cview(), p.mean.cview(), p.rstd.cview()},
-                  {dx.view(), dg.view(), db.view()}, config)
+  EXPECT_TRUE(norm_backward_tile({.x = p.x.cview(),
+                                  .dy = p.dy.cview(),
+                                  .gamma = p.gamma.cview(),
+                                  .mean = p.mean.cview(),
+                                  .rstd = p.rstd.cview()},
+                                 {.dx = dx.view(), .dgamma = dg.view(), .dbeta = db.view()}, config)
                   .ok());
   return max_abs_err(floats(dx), p.ref.dx);
 }

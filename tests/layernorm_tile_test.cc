@@ -8,9 +8,11 @@
 #include <string>
 #include <vector>
 
+#include "backends.h"
+#include "reference/layernorm.h"
 #include "test_util.h"
-#include "tile/ops/layernorm_backward/layernorm_backward.h"
-#include "tile/ops/layernorm_forward/layernorm_forward.h"
+#include "tile/ops/norm_backward/norm_backward.h"
+#include "tile/ops/norm_forward/norm_forward.h"
 
 namespace tilenorm::tile {
 namespace {
@@ -46,13 +48,13 @@ void steer(TileOpConfig* config, const std::string& path, Plan&& plan) {
 void steer_backward(TileOpConfig* config, int64_t rows, int64_t C, DType dtype,
                     const std::string& path) {
   steer(config, path, [&](const DeviceConfig& d, const std::string& force) {
-    return layernorm_backward_plan(rows, C, tile_format(dtype), d, force);
+    return norm_backward_plan({}, rows, C, tile_format(dtype), d, force);
   });
 }
 void steer_forward(TileOpConfig* config, int64_t rows, int64_t C, DType dtype,
                    const std::string& path) {
   steer(config, path, [&](const DeviceConfig& d, const std::string& force) {
-    return layernorm_forward_plan(rows, C, tile_format(dtype), d, force);
+    return norm_forward_plan({}, rows, C, tile_format(dtype), d, force);
   });
 }
 
@@ -62,6 +64,19 @@ uint32_t streamed_l1(Plan&& plan) {
   DeviceConfig tiny;
   tiny.l1_size = 1;
   return plan(tiny).l1_bytes;
+}
+
+// "layernorm" or "rmsnorm" (this suite links the tile ops without the public API).
+const char* name_of(Norm norm) { return norm == Norm::kRmsNorm ? "rmsnorm" : "layernorm"; }
+
+// Sends `config` down `path` for the variant: "streamed" takes the smallest L1 its CBs fit in.
+template <typename Plan>
+void steer_path(TileOpConfig* config, const std::string& path, Plan&& plan) {
+  if (path == "streamed") {
+    config->device.l1_size = streamed_l1([&](const DeviceConfig& d) { return plan(d, ""); });
+  } else {
+    steer(config, path, plan);
+  }
 }
 
 struct BackwardProblem {
@@ -114,9 +129,13 @@ BackwardResult run_backward(const Tensor& x, const Tensor& dy, const Tensor& gam
   r.dx.fill(NAN);
   r.dgamma.fill(NAN);
   r.dbeta.fill(NAN);
-  r.status =
-      layernorm_backward_tile({x.cview(), dy.cview(), gamma.cview(), mean.cview(), rstd.cview()},
-                              {r.dx.view(), r.dgamma.view(), r.dbeta.view()}, config, &r.info);
+  r.status = norm_backward_tile(
+      {.x = x.cview(),
+       .dy = dy.cview(),
+       .gamma = gamma.cview(),
+       .mean = mean.cview(),
+       .rstd = rstd.cview()},
+      {.dx = r.dx.view(), .dgamma = r.dgamma.view(), .dbeta = r.dbeta.view()}, config, &r.info);
   return r;
 }
 BackwardResult run_backward(const BackwardProblem& p, const TileOpConfig& config) {
@@ -230,11 +249,11 @@ TEST(LayerNormTileReport, NIGHTLY_MetalLayerNormBw_LargeFeatures_NoL1Fit) {
 
 TEST(LayerNormTilePlan, FitCoversTheNightlyShapeAt1464KiB) {
   const DeviceConfig wormhole;
-  EXPECT_TRUE(layernorm_backward_plan(819, 8462, DataFormat::Float16_b, wormhole).fit);
-  EXPECT_TRUE(layernorm_forward_plan(819, 8462, DataFormat::Float16_b, wormhole).fit);
-  EXPECT_FALSE(layernorm_backward_plan(32, 16384, DataFormat::Float16_b, wormhole).fit);
-  EXPECT_FALSE(layernorm_backward_plan(1024, 65536, DataFormat::Float16_b, wormhole).fit);
-  const auto plan = layernorm_backward_plan(819, 8462, DataFormat::Float16_b, wormhole);
+  EXPECT_TRUE(norm_backward_plan({}, 819, 8462, DataFormat::Float16_b, wormhole).fit);
+  EXPECT_TRUE(norm_forward_plan({}, 819, 8462, DataFormat::Float16_b, wormhole).fit);
+  EXPECT_FALSE(norm_backward_plan({}, 32, 16384, DataFormat::Float16_b, wormhole).fit);
+  EXPECT_FALSE(norm_backward_plan({}, 1024, 65536, DataFormat::Float16_b, wormhole).fit);
+  const auto plan = norm_backward_plan({}, 819, 8462, DataFormat::Float16_b, wormhole);
   EXPECT_EQ(plan.wt, 265u);
   EXPECT_EQ(plan.mask_w, 14u);
   EXPECT_EQ(plan.split.num_cores, 26u);  // 819 rows = 26 tile-rows, one per core
@@ -247,25 +266,25 @@ TEST(LayerNormTilePlan, FitCoversTheNightlyShapeAt1464KiB) {
 }
 
 TEST(LayerNormTilePlan, DeviceOperationNamesTheTensor) {
-  LayerNormBackwardTensors t;
+  NormBackwardTensors t;
   t.C = 100;
   t.x = {{1, 4 * 4, DataFormat::Float16_b}, 100, 100, 128, 128};
   t.dy = t.x;
   t.gamma = {{2, 1, DataFormat::Float16_b}, 32, 32, 32, 32};
   t.mean = {{3, 4, DataFormat::Float32}, 100, 1, 128, 32};
   t.rstd = t.mean;
-  EXPECT_TRUE(layernorm_backward_validate(t).ok());
+  EXPECT_TRUE(norm_backward_validate({}, t).ok());
   auto bad = t;
   bad.mean.rows = 99;
-  EXPECT_NE(layernorm_backward_validate(bad).message().find("mean must have logical shape"),
+  EXPECT_NE(norm_backward_validate({}, bad).message().find("mean must have logical shape"),
             std::string::npos);
   bad = t;
   bad.dy.padded_cols = 160;
-  EXPECT_NE(layernorm_backward_validate(bad).message().find("dy must be padded to [128, 128]"),
+  EXPECT_NE(norm_backward_validate({}, bad).message().find("dy must be padded to [128, 128]"),
             std::string::npos);
   bad = t;
   bad.rstd.buffer.format = DataFormat::Float16_b;
-  EXPECT_NE(layernorm_backward_validate(bad).message().find("rstd must be Float32"),
+  EXPECT_NE(norm_backward_validate({}, bad).message().find("rstd must be Float32"),
             std::string::npos);
 }
 
@@ -295,10 +314,8 @@ void check_boundary(const char* what, uint64_t available, Bytes&& bytes, Plan&& 
   uint32_t wt = 1;
   while (bytes(wt + 1) <= available) ++wt;
   SCOPED_TRACE(fmt::format("{}: Wt = {} ({} B of {})", what, wt, bytes(wt), available));
-  const LayerNormTilePlan p = plan(int64_t(wt) * 32), q = plan(int64_t(wt + 1) * 32);
-  auto name = [](const LayerNormTilePlan& x) {
-    return x.fit ? "fit" : x.stream ? "streamed" : "block";
-  };
+  const TilePlan p = plan(int64_t(wt) * 32), q = plan(int64_t(wt + 1) * 32);
+  auto name = [](const TilePlan& x) { return x.fit ? "fit" : x.stream ? "streamed" : "block"; };
   EXPECT_EQ(name(p), std::string(at));
   EXPECT_EQ(name(q), std::string(beyond));
   EXPECT_EQ(p.l1_bytes, bytes(wt));
@@ -312,8 +329,8 @@ TEST(LayerNormTilePlan, PathsChangeExactlyAtTheL1Limit) {
   for (DataFormat f : {DataFormat::Float16_b, DataFormat::Float32}) {
     const uint64_t e = tile_size(f);
     SCOPED_TRACE(data_format_name(f));
-    auto bwd = [&](int64_t C) { return layernorm_backward_plan(300, C, f, d); };
-    auto fwd = [&](int64_t C) { return layernorm_forward_plan(300, C, f, d); };
+    auto bwd = [&](int64_t C) { return norm_backward_plan({}, 300, C, f, d); };
+    auto fwd = [&](int64_t C) { return norm_forward_plan({}, 300, C, f, d); };
     check_boundary(
         "backward fit", available,
         [&](uint32_t wt) { return backward_cb_bytes(wt, e, true, false); }, bwd, "fit", "block");
@@ -363,21 +380,27 @@ TEST(LayerNormTileTraffic, ExactBytesOnEveryPath) {
     TileOpConfig bconfig = config;
     if (path == "streamed") {
       config.device.l1_size = streamed_l1([&](const DeviceConfig& d) {
-        return layernorm_forward_plan(rows, C, DataFormat::Float16_b, d);
+        return norm_forward_plan({}, rows, C, DataFormat::Float16_b, d);
       });
       bconfig.device.l1_size = streamed_l1([&](const DeviceConfig& d) {
-        return layernorm_backward_plan(rows, C, DataFormat::Float16_b, d);
+        return norm_backward_plan({}, rows, C, DataFormat::Float16_b, d);
       });
     } else {
       config.force_path = bconfig.force_path = path;
     }
     TileOpInfo fwd, bwd;
-    ASSERT_TRUE(layernorm_forward_tile({x.cview(), gamma.cview(), {}, 1e-5},
-                                       {y.view(), mean.view(), rstd.view()}, config, &fwd)
+    ASSERT_TRUE(norm_forward_tile({.x = x.cview(), .gamma = gamma.cview(), .eps = 1e-5},
+                                  {.y = y.view(), .mean = mean.view(), .rstd = rstd.view()}, config,
+                                  &fwd)
                     .ok());
     ASSERT_TRUE(
-        layernorm_backward_tile({x.cview(), dy.cview(), gamma.cview(), mean.cview(), rstd.cview()},
-                                {dx.view(), dgamma.view(), dbeta.view()}, bconfig, &bwd)
+        norm_backward_tile({.x = x.cview(),
+                            .dy = dy.cview(),
+                            .gamma = gamma.cview(),
+                            .mean = mean.cview(),
+                            .rstd = rstd.cview()},
+                           {.dx = dx.view(), .dgamma = dgamma.view(), .dbeta = dbeta.view()},
+                           bconfig, &bwd)
             .ok());
     EXPECT_EQ(fwd.path, path);
     EXPECT_EQ(bwd.path, path);
@@ -398,6 +421,82 @@ TEST(LayerNormTileTraffic, ExactBytesOnEveryPath) {
     for (const CoreCounters& c : bwd.counters.cores) {
       EXPECT_EQ(c.kernels[size_t(KernelKind::kCompute)].dram_bytes_read, 0u);
       EXPECT_EQ(c.kernels[size_t(KernelKind::kReader)].dram_bytes_written, 0u);
+    }
+  }
+}
+
+// The family's extra tensors, exactly: as above, RMSNorm without the mean pass, beta, mean and
+// dbeta; with a residual the forward reads it beside x in every pass that reads x and writes h
+// once; the backward reads dh_in once.
+TEST(NormTileTraffic, ExactBytesOfRmsNormAndTheResidual) {
+  const int64_t rows = 300, C = 2100;
+  const uint64_t ht = 10, wt = 66, spans = 3, cores = 4, e = 2048, f32 = 4096;
+  const Shape shape{rows, C};
+  const Tensor x = random_tensor(shape, DType::kBF16, 1),
+               dy = random_tensor(shape, DType::kBF16, 2),
+               residual = random_tensor(shape, DType::kBF16, 4),
+               dh_in = random_tensor(shape, DType::kBF16, 5);
+  const Tensor gamma = random_tensor(Shape{C}, DType::kBF16, 3, 0, 1);
+  Tensor y(shape, DType::kBF16), h(shape, DType::kBF16), mean(Shape{rows}, DType::kF32),
+      rstd(Shape{rows}, DType::kF32);
+  Tensor dx(shape, DType::kBF16), dgamma(Shape{C}, DType::kF32), dbeta(Shape{C}, DType::kF32);
+  for (const auto& [rms, res] : {std::pair{false, true}, {true, false}, {true, true}}) {
+    for (const std::string path : {"fit", "block", "streamed"}) {
+      const Norm norm = rms ? Norm::kRmsNorm : Norm::kLayerNorm;
+      SCOPED_TRACE(fmt::format("{}{} {}", name_of(norm), res ? " + residual" : "", path));
+      TileOpConfig config;
+      config.device.sanitizer = SanitizerMode::kOff;
+      config.device.grid_x = config.device.grid_y = 2;
+      TileOpConfig bconfig = config;
+      const NormForwardVariant fv{.rms = rms, .residual = res};
+      const NormBackwardVariant bv{.rms = rms, .dh_in = res};
+      steer_path(&config, path, [&](const DeviceConfig& d, const std::string& force) {
+        return norm_forward_plan(fv, rows, C, DataFormat::Float16_b, d, force);
+      });
+      steer_path(&bconfig, path, [&](const DeviceConfig& d, const std::string& force) {
+        return norm_backward_plan(bv, rows, C, DataFormat::Float16_b, d, force);
+      });
+      TileOpInfo fwd, bwd;
+      ASSERT_TRUE(norm_forward_tile({.norm = norm,
+                                     .x = x.cview(),
+                                     .residual = res ? residual.cview() : ConstTensorView{},
+                                     .gamma = gamma.cview(),
+                                     .eps = 1e-5},
+                                    {.y = y.view(),
+                                     .h = res ? h.view() : TensorView{},
+                                     .mean = rms ? TensorView{} : mean.view(),
+                                     .rstd = rstd.view()},
+                                    config, &fwd)
+                      .ok());
+      ASSERT_TRUE(norm_backward_tile({.norm = norm,
+                                      .x = x.cview(),
+                                      .dy = dy.cview(),
+                                      .gamma = gamma.cview(),
+                                      .mean = rms ? ConstTensorView{} : mean.cview(),
+                                      .rstd = rstd.cview(),
+                                      .dh_in = res ? dh_in.cview() : ConstTensorView{}},
+                                     {.dx = dx.view(),
+                                      .dgamma = dgamma.view(),
+                                      .dbeta = rms ? TensorView{} : dbeta.view()},
+                                     bconfig, &bwd)
+                      .ok());
+      EXPECT_EQ(fwd.path, path);
+      EXPECT_EQ(bwd.path, path);
+      const bool fit = path == "fit", stream = path == "streamed";
+      const uint64_t tiles = ht * wt * e, passes = rms ? 2 : 3, vectors = rms ? 1 : 2;
+      const uint64_t inputs = res ? 2 : 1, stats = rms ? 1 : 2;
+      const uint64_t fwd_dense = stream ? ht * spans * e : cores * spans * e;
+      EXPECT_EQ(fwd.counters.dram_bytes_read,
+                inputs * (fit ? 1 : passes) * tiles + vectors * fwd_dense);
+      EXPECT_EQ(fwd.counters.dram_bytes_written, inputs * tiles + stats * ht * f32);
+      const uint64_t elems = uint64_t(rows * C) * 2;  // bytes of one bf16 tensor like x
+      EXPECT_EQ(fwd.floor_bytes, 2 * inputs * elems);
+      EXPECT_EQ(bwd.floor_bytes, (res ? 4 : 3) * elems);
+      const uint64_t bwd_gamma = stream ? 2 * ht * spans * e : cores * spans * e;
+      EXPECT_EQ(bwd.counters.dram_bytes_read,
+                2 * (fit ? 1 : 2) * tiles + bwd_gamma + stats * ht * f32 + (res ? tiles : 0));
+      EXPECT_EQ(bwd.counters.dram_bytes_written,
+                tiles + vectors * (stream ? ht : cores) * spans * f32);
     }
   }
 }
@@ -465,8 +564,9 @@ TEST_P(LayerNormTileConformance, ForwardThenBackwardOnBothPaths) {
     mean.fill(NAN);
     rstd.fill(NAN);
     TileOpInfo info;
-    Status s = layernorm_forward_tile({x.cview(), gamma.cview(), beta.cview(), eps},
-                                      {y.view(), mean.view(), rstd.view()}, config, &info);
+    Status s = norm_forward_tile(
+        {.x = x.cview(), .gamma = gamma.cview(), .beta = beta.cview(), .eps = eps},
+        {.y = y.view(), .mean = mean.view(), .rstd = rstd.view()}, config, &info);
     ASSERT_TRUE(s.ok()) << s.to_string();
     EXPECT_EQ(info.path, path);
     EXPECT_TRUE(AllClose("y", y.cview(), fref.y, tol.y));
@@ -483,8 +583,13 @@ TEST_P(LayerNormTileConformance, ForwardThenBackwardOnBothPaths) {
     dx.fill(NAN);
     dgamma.fill(NAN);
     dbeta.fill(NAN);
-    s = layernorm_backward_tile({x.cview(), dy.cview(), gamma.cview(), mean.cview(), rstd.cview()},
-                                {dx.view(), dgamma.view(), dbeta.view()}, config, &info);
+    s = norm_backward_tile({.x = x.cview(),
+                            .dy = dy.cview(),
+                            .gamma = gamma.cview(),
+                            .mean = mean.cview(),
+                            .rstd = rstd.cview()},
+                           {.dx = dx.view(), .dgamma = dgamma.view(), .dbeta = dbeta.view()},
+                           config, &info);
     ASSERT_TRUE(s.ok()) << s.to_string();
     EXPECT_EQ(info.path, path);
     EXPECT_TRUE(AllClose("dx", dx.cview(), bref.dx, tol.dx));
@@ -514,8 +619,8 @@ void check_streamed(int64_t rows, int64_t C, DType dtype, uint32_t grid, bool sm
   const Tensor beta = random_tensor(Shape{C}, dtype, 12, -1, 1);
   const Tensor dy = random_tensor(shape, dtype, 13, -1, 1);
   const DataFormat e = tile_format(dtype);
-  auto fwd_plan = [&](const DeviceConfig& d) { return layernorm_forward_plan(rows, C, e, d); };
-  auto bwd_plan = [&](const DeviceConfig& d) { return layernorm_backward_plan(rows, C, e, d); };
+  auto fwd_plan = [&](const DeviceConfig& d) { return norm_forward_plan({}, rows, C, e, d); };
+  auto bwd_plan = [&](const DeviceConfig& d) { return norm_backward_plan({}, rows, C, e, d); };
   TileOpConfig config = test_config();
   config.device.grid_x = config.device.grid_y = grid;
   if (small_l1) config.device.l1_size = streamed_l1(fwd_plan);
@@ -525,8 +630,9 @@ void check_streamed(int64_t rows, int64_t C, DType dtype, uint32_t grid, bool sm
   Tensor y(shape, dtype), mean(shape.leading(), DType::kF32), rstd(shape.leading(), DType::kF32);
   y.fill(NAN);
   TileOpInfo info;
-  Status s = layernorm_forward_tile({x.cview(), gamma.cview(), beta.cview(), eps},
-                                    {y.view(), mean.view(), rstd.view()}, config, &info);
+  Status s =
+      norm_forward_tile({.x = x.cview(), .gamma = gamma.cview(), .beta = beta.cview(), .eps = eps},
+                        {.y = y.view(), .mean = mean.view(), .rstd = rstd.view()}, config, &info);
   ASSERT_TRUE(s.ok()) << s.to_string();
   EXPECT_EQ(info.path, forward_streams ? "streamed" : "block");
   const DTypeTols tol = tile_tols(dtype);
@@ -542,8 +648,13 @@ void check_streamed(int64_t rows, int64_t C, DType dtype, uint32_t grid, bool sm
   dx.fill(NAN);
   dgamma.fill(NAN);
   dbeta.fill(NAN);
-  s = layernorm_backward_tile({x.cview(), dy.cview(), gamma.cview(), mean.cview(), rstd.cview()},
-                              {dx.view(), dgamma.view(), dbeta.view()}, config, &info);
+  s = norm_backward_tile({.x = x.cview(),
+                          .dy = dy.cview(),
+                          .gamma = gamma.cview(),
+                          .mean = mean.cview(),
+                          .rstd = rstd.cview()},
+                         {.dx = dx.view(), .dgamma = dgamma.view(), .dbeta = dbeta.view()}, config,
+                         &info);
   ASSERT_TRUE(s.ok()) << s.to_string();
   EXPECT_EQ(info.path, "streamed");
   EXPECT_TRUE(AllClose("dx", dx.cview(), bref.dx, tol.dx));
@@ -601,9 +712,12 @@ ForwardRun run_forward(const Tensor& x, const Tensor& gamma, const Tensor* beta,
   r.y.fill(NAN);
   r.mean.fill(NAN);
   r.rstd.fill(NAN);
-  const Status s = layernorm_forward_tile(
-      {x.cview(), gamma.cview(), beta ? beta->cview() : ConstTensorView{}, eps},
-      {r.y.view(), r.mean.view(), r.rstd.view()}, config, &r.info);
+  const Status s = norm_forward_tile(
+      {.x = x.cview(),
+       .gamma = gamma.cview(),
+       .beta = beta ? beta->cview() : ConstTensorView{},
+       .eps = eps},
+      {.y = r.y.view(), .mean = r.mean.view(), .rstd = r.rstd.view()}, config, &r.info);
   EXPECT_TRUE(s.ok()) << s.to_string();
   return r;
 }
@@ -684,7 +798,7 @@ TEST(LayerNormTileNonFinite, DyValuesStayInTheirColumns) {
     TileOpConfig config = test_config();
     if (path == "streamed") {
       config.device.l1_size = streamed_l1([&](const DeviceConfig& d) {
-        return layernorm_backward_plan(rows, C, DataFormat::Float32, d);
+        return norm_backward_plan({}, rows, C, DataFormat::Float32, d);
       });
     } else {
       steer_backward(&config, rows, C, DType::kF32, path);
@@ -735,6 +849,242 @@ TEST(LayerNormTileNonFinite, ForwardStatisticsOfNonFiniteRows) {
   }
 }
 
+// ---- The norm family: RMSNorm and the fused residual add, the same op on every path. -------
+
+// The family member's inputs, the tile outputs (NaN-prefilled) and the float64 reference's.
+struct FamilyRun {
+  Tensor x, residual, gamma, beta, dy, dh_in;         // residual, dh_in: with a residual
+  Tensor y, h, mean, rstd, dx, dgamma, dbeta;         // tile outputs (mean, dbeta: LayerNorm)
+  Tensor ref_y, ref_h, ref_rstd, ref_dx, ref_dgamma;  // reference (f64, h in the data dtype)
+  TileOpInfo fwd, bwd;
+};
+
+// Forward (h too with a residual), then backward on the tile forward's h and statistics (dh_in
+// with a residual), each on `path`; the reference runs on the same inputs.
+FamilyRun run_family(Norm norm, bool residual, const Shape& shape, DType dtype,
+                     const std::string& path, uint32_t grid, double eps = 1e-5) {
+  const bool rms = norm == Norm::kRmsNorm;
+  const int64_t rows = shape.rows(), C = shape.cols();
+  const Shape cs{C};
+  FamilyRun f;
+  f.x = random_tensor(shape, dtype, uint64_t(C) + 1, -1, 1.5);
+  f.gamma = random_tensor(cs, dtype, 2, 0, 1);
+  f.dy = random_tensor(shape, dtype, 3, -1, 1);
+  if (!rms) f.beta = random_tensor(cs, dtype, 4, -1, 1);
+  if (residual) {
+    f.residual = random_tensor(shape, dtype, 5, -0.5, 1);
+    f.dh_in = random_tensor(shape, dtype, 6, -1, 1);
+  }
+  auto empty_or = [](const Tensor& t) { return t.numel() == 0 ? ConstTensorView{} : t.cview(); };
+  auto view_or = [](Tensor& t) { return t.numel() == 0 ? TensorView{} : t.view(); };
+  const NormForwardArgs fa{.norm = norm,
+                           .x = f.x.cview(),
+                           .residual = empty_or(f.residual),
+                           .gamma = f.gamma.cview(),
+                           .beta = empty_or(f.beta),
+                           .eps = eps};
+  f.y = Tensor(shape, dtype);
+  f.y.fill(NAN);
+  if (residual) {
+    f.h = Tensor(shape, dtype);
+    f.h.fill(NAN);
+  }
+  if (!rms) {
+    f.mean = Tensor(shape.leading(), DType::kF32);
+    f.mean.fill(NAN);
+  }
+  f.rstd = Tensor(shape.leading(), DType::kF32);
+  f.rstd.fill(NAN);
+  const NormForwardVariant fv{.rms = rms, .residual = residual};
+  TileOpConfig config = test_config();
+  config.device.grid_x = config.device.grid_y = grid;
+  steer_path(&config, path, [&](const DeviceConfig& d, const std::string& force) {
+    return norm_forward_plan(fv, rows, C, tile_format(dtype), d, force);
+  });
+  Status s = norm_forward_tile(
+      fa, {.y = f.y.view(), .h = view_or(f.h), .mean = view_or(f.mean), .rstd = f.rstd.view()},
+      config, &f.fwd);
+  EXPECT_TRUE(s.ok()) << s.to_string();
+
+  f.ref_y = Tensor(shape, DType::kF64);
+  f.ref_rstd = Tensor(shape.leading(), DType::kF64);
+  Tensor ref_mean = rms ? Tensor() : Tensor(shape.leading(), DType::kF64);
+  if (residual) f.ref_h = Tensor(shape, dtype);
+  EXPECT_TRUE(reference::norm_forward(fa,
+                                      {.y = f.ref_y.view(),
+                                       .h = view_or(f.ref_h),
+                                       .mean = view_or(ref_mean),
+                                       .rstd = f.ref_rstd.view()},
+                                      {})
+                  .ok());
+  if (residual) {
+    // y and the statistics are those of h as stored. bf16 h is rounded by the packer (ties away
+    // from zero, docs/tile-machine.md), so it can lie an ulp from the reference's (ties to
+    // even): the reference normalizes the tile's h.
+    NormForwardArgs on_h = fa;
+    on_h.x = f.h.cview();
+    on_h.residual = {};
+    EXPECT_TRUE(
+        reference::norm_forward(
+            on_h, {.y = f.ref_y.view(), .mean = view_or(ref_mean), .rstd = f.ref_rstd.view()}, {})
+            .ok());
+  }
+
+  const NormBackwardArgs ba{.norm = norm,
+                            .x = residual ? f.h.cview() : f.x.cview(),
+                            .dy = f.dy.cview(),
+                            .gamma = f.gamma.cview(),
+                            .mean = empty_or(f.mean),
+                            .rstd = f.rstd.cview(),
+                            .dh_in = empty_or(f.dh_in)};
+  f.dx = Tensor(shape, dtype);
+  f.dx.fill(NAN);
+  f.dgamma = Tensor(cs, DType::kF32);
+  f.dgamma.fill(NAN);
+  if (!rms) {
+    f.dbeta = Tensor(cs, DType::kF32);
+    f.dbeta.fill(NAN);
+  }
+  const NormBackwardVariant bv{.rms = rms, .dh_in = residual};
+  config = test_config();
+  config.device.grid_x = config.device.grid_y = grid;
+  steer_path(&config, path, [&](const DeviceConfig& d, const std::string& force) {
+    return norm_backward_plan(bv, rows, C, tile_format(dtype), d, force);
+  });
+  s = norm_backward_tile(ba,
+                         {.dx = f.dx.view(), .dgamma = f.dgamma.view(), .dbeta = view_or(f.dbeta)},
+                         config, &f.bwd);
+  EXPECT_TRUE(s.ok()) << s.to_string();
+  f.ref_dx = Tensor(shape, DType::kF64);
+  f.ref_dgamma = Tensor(cs, DType::kF64);
+  Tensor ref_dbeta = rms ? Tensor() : Tensor(cs, DType::kF64);
+  EXPECT_TRUE(
+      reference::norm_backward(
+          ba, {.dx = f.ref_dx.view(), .dgamma = f.ref_dgamma.view(), .dbeta = view_or(ref_dbeta)},
+          {})
+          .ok());
+  return f;
+}
+
+std::vector<double> values(const Tensor& t) { return reference::load_f64(t.cview()); }
+
+// Every output of the family member against the reference, on the fit, block and streamed paths;
+// the sanitizer (error mode) is on in every run.
+void check_family(Norm norm, bool residual, const Shape& shape, DType dtype, uint32_t grid) {
+  for (const std::string path : {"fit", "block", "streamed"}) {
+    SCOPED_TRACE(fmt::format("{}{} {} {} path {}", name_of(norm), residual ? " + residual" : "",
+                             shape.to_string(), dtype_name(dtype), path));
+    const FamilyRun f = run_family(norm, residual, shape, dtype, path, grid);
+    EXPECT_EQ(f.fwd.path, path);
+    EXPECT_EQ(f.bwd.path, path);
+    EXPECT_TRUE(f.fwd.reports.empty() && f.bwd.reports.empty());
+    const DTypeTols tol = tile_tols(dtype);
+    if (residual) {  // h: exact in f32; in bf16 the packer's rounding, an ulp at most
+      EXPECT_TRUE(AllClose("h", f.h.cview(), values(f.ref_h),
+                           dtype == DType::kF32 ? Tolerance{0, 0} : Tolerance{0, 1.0 / 128}));
+    }
+    EXPECT_TRUE(AllClose("y", f.y.cview(), values(f.ref_y), tol.y));
+    EXPECT_TRUE(AllClose(norm == Norm::kRmsNorm ? "rrms" : "rstd", f.rstd.cview(),
+                         values(f.ref_rstd), tol.stats));
+    EXPECT_TRUE(AllClose("dx", f.dx.cview(), values(f.ref_dx), tol.dx));
+    EXPECT_TRUE(AllClose("dgamma", f.dgamma.cview(), values(f.ref_dgamma), tol.dparams));
+  }
+}
+
+// 70 rows x C = 2100 on 2x2 cores: 66 tiles per tile-row (3 dense spans, tail block of 2, mask
+// 20), 3 tile-rows on some cores, so the accumulation, the mask and the carried partial all
+// matter (the mutation check runs this suite against its kernel mutants).
+TEST(RmsNormTile, EveryPathBf16) {
+  check_family(Norm::kRmsNorm, false, Shape{70, 2100}, DType::kBF16, 2);
+}
+TEST(RmsNormTile, EveryPathF32) {
+  check_family(Norm::kRmsNorm, false, Shape{70, 2100}, DType::kF32, 2);
+}
+TEST(RmsNormTile, ResidualEveryPath) {
+  check_family(Norm::kRmsNorm, true, Shape{70, 2100}, DType::kBF16, 2);
+  check_family(Norm::kRmsNorm, true, Shape{40, 1100}, DType::kF32, 2);
+}
+TEST(LayerNormTileResidual, EveryPath) {
+  check_family(Norm::kLayerNorm, true, Shape{70, 2100}, DType::kBF16, 2);
+  check_family(Norm::kLayerNorm, true, Shape{40, 1100}, DType::kF32, 2);
+}
+
+// The report's constants through the residual stream: x = residual = 0.25 (h = 0.5), dy = γ = 1,
+// eps 1e-6, dh_in = 0.75, 100 x 8462 (the nightly's width). LayerNorm: mean = 0.5 exactly, y = β,
+// dx = dh_in, dγ = 0 and dβ = rows exactly. RMSNorm: mean(h²) = 0.25 exactly, so rrms = rsqrt(0.25
+// + eps) in fp32 for every row, y = 0.5·rrms and dγ_i = rows·0.5·rrms; dx = rrms·(1 - x̂²) + 0.75 (x̂
+// = 0.5·rrms) matches the reference.
+TEST(RmsNormTile, ReportConstantsExact) {
+  const int64_t rows = 100, C = 8462;
+  const Shape shape{rows, C};
+  for (DType dtype : {DType::kBF16, DType::kF32}) {
+    for (Norm norm : {Norm::kLayerNorm, Norm::kRmsNorm}) {
+      SCOPED_TRACE(fmt::format("{} {}", name_of(norm), dtype_name(dtype)));
+      const bool rms = norm == Norm::kRmsNorm;
+      const Tensor x = constant_tensor(shape, dtype, 0.25), dy = constant_tensor(shape, dtype, 1);
+      const Tensor gamma = constant_tensor(Shape{C}, dtype, 1),
+                   beta = constant_tensor(Shape{C}, dtype, -0.5),
+                   dh_in = constant_tensor(shape, dtype, 0.75);
+      Tensor y(shape, dtype), h(shape, dtype), mean(Shape{rows}, DType::kF32),
+          rstd(Shape{rows}, DType::kF32);
+      TileOpInfo info;
+      ASSERT_TRUE(norm_forward_tile({.norm = norm,
+                                     .x = x.cview(),
+                                     .residual = x.cview(),
+                                     .gamma = gamma.cview(),
+                                     .beta = rms ? ConstTensorView{} : beta.cview(),
+                                     .eps = 1e-6},
+                                    {.y = y.view(),
+                                     .h = h.view(),
+                                     .mean = rms ? TensorView{} : mean.view(),
+                                     .rstd = rstd.view()},
+                                    test_config(), &info)
+                      .ok());
+      EXPECT_EQ(info.path, "fit");
+      const float rrms = float(1 / std::sqrt(double(0.25f + float(1e-6))));
+      const float want_y = rms ? float(0.5 * rrms) : -0.5f;
+      EXPECT_TRUE(AllClose("h", h.cview(), std::vector<double>(size_t(rows * C), 0.5), {}));
+      EXPECT_TRUE(AllClose("y", y.cview(), std::vector<double>(size_t(rows * C), want_y),
+                           dtype == DType::kF32 ? Tolerance{0, 2e-7} : Tolerance{0, 1.0 / 256}));
+      for (int64_t r = 0; r < rows; ++r) {
+        if (!rms) ASSERT_EQ(mean.get(r), 0.5) << r;
+        ASSERT_EQ(rstd.get(r), rstd.get(0)) << r;
+        if (rms) ASSERT_NEAR(rstd.get(r), rrms, 2e-7 * rrms) << r;
+      }
+      Tensor dx(shape, dtype), dgamma(Shape{C}, DType::kF32), dbeta(Shape{C}, DType::kF32);
+      const NormBackwardArgs ba{.norm = norm,
+                                .x = h.cview(),
+                                .dy = dy.cview(),
+                                .gamma = gamma.cview(),
+                                .mean = rms ? ConstTensorView{} : mean.cview(),
+                                .rstd = rstd.cview(),
+                                .dh_in = dh_in.cview()};
+      ASSERT_TRUE(norm_backward_tile(ba,
+                                     {.dx = dx.view(),
+                                      .dgamma = dgamma.view(),
+                                      .dbeta = rms ? TensorView{} : dbeta.view()},
+                                     test_config(), &info)
+                      .ok());
+      if (rms) {
+        Tensor ref_dx(shape, DType::kF64), ref_dgamma(Shape{C}, DType::kF64);
+        ASSERT_TRUE(
+            reference::norm_backward(ba, {.dx = ref_dx.view(), .dgamma = ref_dgamma.view()}, {})
+                .ok());
+        EXPECT_TRUE(AllClose("dx", dx.cview(), values(ref_dx),
+                             dtype == DType::kF32 ? Tolerance{1e-6, 0} : tile_tols(dtype).dx));
+        EXPECT_TRUE(AllClose("dgamma", dgamma.cview(),
+                             std::vector<double>(size_t(C), double(rows) * 0.5 * rstd.get(0)),
+                             {0, 1e-6}));
+      } else {
+        EXPECT_TRUE(AllClose("dx", dx.cview(), std::vector<double>(size_t(rows * C), 0.75), {}));
+        EXPECT_TRUE(AllClose("dgamma", dgamma.cview(), std::vector<double>(size_t(C), 0.0), {}));
+        EXPECT_TRUE(
+            AllClose("dbeta", dbeta.cview(), std::vector<double>(size_t(C), double(rows)), {}));
+      }
+    }
+  }
+}
+
 // ---- Determinism: bitwise-equal outputs across runs and host thread counts. ----------------
 
 TEST(LayerNormTileDeterminism, BitwiseAcrossRunsAndHostThreads) {
@@ -765,8 +1115,8 @@ TEST(LayerNormTileDeterminism, BitwiseAcrossRunsAndHostThreads) {
     TileOpConfig config = test_config();
     config.device.host_threads = threads;
     Tensor y(x.shape(), DType::kBF16), m(Shape{300}, DType::kF32), r(Shape{300}, DType::kF32);
-    ASSERT_TRUE(layernorm_forward_tile({x.cview(), g.cview(), {}, 1e-5},
-                                       {y.view(), m.view(), r.view()}, config)
+    ASSERT_TRUE(norm_forward_tile({.x = x.cview(), .gamma = g.cview(), .eps = 1e-5},
+                                  {.y = y.view(), .mean = m.view(), .rstd = r.view()}, config)
                     .ok());
     ys.push_back(std::move(y));
   }

@@ -4,8 +4,8 @@
 #include <gtest/gtest.h>
 
 #include "test_util.h"
-#include "tile/ops/layernorm_backward/layernorm_backward.h"
-#include "tile/ops/layernorm_forward/layernorm_forward.h"
+#include "tile/ops/norm_backward/norm_backward.h"
+#include "tile/ops/norm_forward/norm_forward.h"
 
 namespace tilenorm::tile {
 namespace {
@@ -35,9 +35,13 @@ Backward backward(const Shape& shape, uint64_t seed, Device* on_device, uint32_t
   TileOpConfig config;
   config.device.l1_size = l1;
   config.on_device = on_device;
-  const Status s =
-      layernorm_backward_tile({x.cview(), dy.cview(), gamma.cview(), mean.cview(), rstd.cview()},
-                              {b.dx.view(), b.dgamma.view(), b.dbeta.view()}, config, &b.info);
+  const Status s = norm_backward_tile(
+      {.x = x.cview(),
+       .dy = dy.cview(),
+       .gamma = gamma.cview(),
+       .mean = mean.cview(),
+       .rstd = rstd.cview()},
+      {.dx = b.dx.view(), .dgamma = b.dgamma.view(), .dbeta = b.dbeta.view()}, config, &b.info);
   EXPECT_TRUE(s.ok()) << s.to_string();
   return b;
 }
@@ -74,8 +78,9 @@ TEST(TileProgramCache, ForwardSecondCallReusesTheProgram) {
         rstd(shape.leading(), DType::kF32);
     TileOpConfig config;
     config.on_device = on_device;
-    EXPECT_TRUE(layernorm_forward_tile({x.cview(), gamma.cview(), {}, 1e-5},
-                                       {y.view(), mean.view(), rstd.view()}, config, info)
+    EXPECT_TRUE(norm_forward_tile({.x = x.cview(), .gamma = gamma.cview(), .eps = 1e-5},
+                                  {.y = y.view(), .mean = mean.view(), .rstd = rstd.view()}, config,
+                                  info)
                     .ok());
     return y;
   };

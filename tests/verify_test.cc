@@ -1,5 +1,5 @@
-// `tilenorm verify` end to end: the table alone on a pipe, the tile path per row, and a path or
-// run failure failing the run.
+// `tilenorm verify` end to end: the table alone on a pipe, one row per registry case and
+// direction with the tile path, and a path or run failure failing the run.
 #include <gtest/gtest.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -10,6 +10,8 @@
 #include <sstream>
 #include <string>
 #include <vector>
+
+#include "cli/conformance/conformance.h"
 
 namespace tilenorm {
 namespace {
@@ -43,7 +45,7 @@ VerifyRun run_verify(const std::string& args) {
 
 // The table's rows of one backend, split into words (shape "[3, 273, 8462]" spans words).
 struct TableRow {
-  std::string line, op, shape, path, result;
+  std::string line, norm, op, shape, path, result;
 };
 std::vector<TableRow> rows_of(const std::string& out, const std::string& backend) {
   std::vector<TableRow> rows;
@@ -53,7 +55,8 @@ std::vector<TableRow> rows_of(const std::string& out, const std::string& backend
     TableRow r{line};
     std::istringstream w(line);
     std::string word;
-    w >> word >> r.op;
+    w >> word >> r.norm >> r.op;
+    if (r.op == "all") continue;  // an op the backend cannot run: one "skip" line
     for (w >> word, r.shape = word; word.back() != ']'; w >> word) r.shape += " " + word;
     w >> word >> word;  // dtype, data's first word
     while (w >> word && word != "fit" && word != "block" && word != "streamed" && word != "-") {
@@ -75,7 +78,13 @@ TEST(Verify, PipedOutputIsTheTableWithThePathPerRow) {
   EXPECT_NE(r.out.find(" path "), std::string::npos);
   EXPECT_NE(r.out.find(" err/allowed "), std::string::npos);
   const std::vector<TableRow> rows = rows_of(r.out, "tile");
-  ASSERT_GE(rows.size(), 40u);
+  // One row per LayerNorm case of the registry and direction: forward, backward on the
+  // reference statistics, backward on the forward's own.
+  size_t layernorm_cases = 0, layernorm_rows = 0;
+  for (const conformance::Case& c : conformance::registry())
+    layernorm_cases += c.op == conformance::Op::kLayerNorm;
+  for (const TableRow& row : rows) layernorm_rows += row.norm == "layernorm";
+  ASSERT_EQ(layernorm_rows, 3 * layernorm_cases);
   int block = 0, streamed = 0;
   for (const TableRow& row : rows) {
     // A passing row carries no message (not the other op's, not a stale one).
@@ -112,6 +121,20 @@ TEST(Verify, PathOrRunFailureFailsTheRun) {
   EXPECT_GT(path_failures, 0) << r.out;
   EXPECT_GT(run_failures, 0) << r.out;
   EXPECT_GT(passes, 0) << r.out;
+}
+
+// --norm picks the norms (each alone and with the residual add); a bad name is bad input.
+TEST(Verify, NormSelectsTheOps) {
+  const VerifyRun r = run_verify("--backend cpu --dtype f32 --norm rmsnorm");
+  EXPECT_EQ(r.rc, 0) << r.out << r.err;
+  EXPECT_EQ(r.out.find("layernorm"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find(" rmsnorm "), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find(" rmsnorm+res "), std::string::npos) << r.out;
+  const VerifyRun bad = run_verify("--norm groupnorm");
+  EXPECT_EQ(bad.rc, 2);
+  EXPECT_NE(bad.err.find("--norm must be layernorm or rmsnorm, got 'groupnorm'"), std::string::npos)
+      << bad.err;
+  EXPECT_EQ(bad.out, "");
 }
 
 }  // namespace

@@ -13,11 +13,12 @@ cd "$(dirname "$0")"
 DEPS=$PWD/deps
 [ "$(dpkg --print-architecture)" = amd64 ] || { echo "fetch_deps.sh: amd64 only" >&2; exit 1; }
 
-# What CMakeLists.txt finds with TILENORM_BUILD_BENCHMARKS=OFF: fmt, nlohmann_json, CLI11,
-# GTest (its config references gmock's libraries too), libhwy through pkg-config; plus ninja
-# for the presets' generator and pkgconf for pkg_check_modules.
+# What CMakeLists.txt finds with run.sh's options (peers off): fmt, nlohmann_json, CLI11,
+# GTest (its config references gmock's libraries too), Google Benchmark (bench/ owns the GPU
+# benchmark; its config checks that the shared library exists), libhwy through pkg-config; plus
+# ninja for the presets' generator and pkgconf for pkg_check_modules.
 pkgs=(libfmt-dev libfmt9 nlohmann-json3-dev libcli11-dev libhwy-dev libhwy1 libgtest-dev
-      libgmock-dev pkgconf-bin libpkgconf3 ninja-build)
+      libgmock-dev libbenchmark-dev libbenchmark1debian pkgconf-bin libpkgconf3 ninja-build)
 
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT

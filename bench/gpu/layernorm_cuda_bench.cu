@@ -1,11 +1,12 @@
 // GPU benchmark (bench/gpu/run.sh): the device-to-device copy ceiling and tilenorm's CUDA
-// layernorm_forward / layernorm_backward on device memory (no host transfers), timed with CUDA
-// events: warm-up, then `iters` calls queued back to back, median of the per-call times.
-// Each configuration is validated once before timing: outputs are pre-filled with NaN and no
-// NaN may remain (the inputs are finite); conformance itself is layernorm_cuda_test's job. Prints
-// one JSON object per line.
+// norm_forward / norm_backward (LayerNorm and RMSNorm, each without and with the fused residual
+// add) on device memory (no host transfers), timed with CUDA events: warm-up, then `iters` calls
+// queued back to back, median of the per-call times. Each configuration is validated once before
+// timing: outputs are pre-filled with NaN and no NaN may remain (the inputs are finite);
+// conformance itself is layernorm_cuda_test's job. Prints one JSON object per line.
 //
 //   layernorm_cuda_bench [--iters N] [--warmup N] [--dtypes bf16,f32,f16] [--shapes 64x1048576,...]
+//                        [--norms layernorm,rmsnorm] [--residual off,on]
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
@@ -18,11 +19,12 @@
 #include <type_traits>
 #include <vector>
 
-#include "cuda/layernorm_cuda.h"
+#include "cuda/norm_cuda.h"
 
 namespace {
 
 using tilenorm::cuda::ElemType;
+using tilenorm::cuda::NormKind;
 
 #define BENCH_CHECK(call)                                                                         \
   do {                                                                                            \
@@ -130,12 +132,17 @@ double time_ms(F&& fn, int warmup, int iters) {
   return ms[iters / 2];
 }
 
-// The byte model of shared/anchors/gpu/bench_peers.py.
-double fwd_bytes(int64_t n, int64_t d, int es) {
-  return 2.0 * n * d * es + 2.0 * d * es + 2.0 * n * 4;
+// The byte model of shared/anchors/gpu/bench_peers.py, for the norm family (docs/performance.md):
+// forward reads x (and residual), writes y (and h), reads gamma (and beta), writes mean (LayerNorm)
+// and rstd/rrms; backward reads x (h), dy (and dh_in), writes dx, reads gamma, writes dgamma (and
+// dbeta), reads mean (LayerNorm) and rstd/rrms.
+double fwd_bytes(NormKind norm, bool residual, int64_t n, int64_t d, int es) {
+  const int params = norm == NormKind::kLayerNorm ? 2 : 1;  // gamma, beta; mean, rstd
+  return (residual ? 4.0 : 2.0) * n * d * es + 1.0 * params * d * es + 4.0 * params * n;
 }
-double bwd_bytes(int64_t n, int64_t d, int es) {
-  return 3.0 * n * d * es + 3.0 * d * es + 2.0 * n * 4;
+double bwd_bytes(NormKind norm, bool residual, int64_t n, int64_t d, int es) {
+  const int params = norm == NormKind::kLayerNorm ? 2 : 1;  // dgamma, dbeta; mean, rstd
+  return (residual ? 4.0 : 3.0) * n * d * es + (1.0 + params) * d * es + 4.0 * params * n;
 }
 
 const char* dtype_name(ElemType t) {
@@ -152,61 +159,99 @@ void bench_copy(int warmup, int iters) {
               2.0 * n / (ms * 1e-3) / 1e9);
 }
 
-bool bench_shape(ElemType t, int64_t rows, int64_t cols, int warmup, int iters) {
+bool bench_shape(ElemType t, NormKind norm, bool residual, int64_t rows, int64_t cols, int warmup,
+                 int iters) {
+  const bool centred = norm == NormKind::kLayerNorm;
   const int es = static_cast<int>(tilenorm::cuda::elem_size(t));
   const int64_t n = rows * cols;
-  Buffer x(n * es), dy(n * es), y(n * es), dx(n * es), gamma(cols * es), beta(cols * es),
-      mean(rows * 4), rstd(rows * 4), dgamma(cols * 4), dbeta(cols * 4);
+  // The optional tensors take one element when absent, so every Buffer holds an allocation.
+  const int64_t nr = residual ? n : 1, rc = centred ? rows : 1, cc = centred ? cols : 1;
+  Buffer x(n * es), dy(n * es), y(n * es), dx(n * es), gamma(cols * es), beta(cc * es),
+      mean(rc * 4), rstd(rows * 4), dgamma(cols * 4), dbeta(cc * 4), res(nr * es), h(nr * es),
+      dh(nr * es);
   fill(x.p, t, n, 1, 1.f, 3.f);
   fill(dy.p, t, n, 2, -1.f, 1.f);
   fill(gamma.p, t, cols, 3, 0.5f, 1.5f);
-  fill(beta.p, t, cols, 4, -0.5f, 0.5f);
+  fill(beta.p, t, cc, 4, -0.5f, 0.5f);
+  fill(res.p, t, nr, 5, -1.f, 1.f);
+  fill(dh.p, t, nr, 6, -1.f, 1.f);
   for (const Buffer* o : {&y, &dx}) BENCH_CHECK(cudaMemset(o->p, 0xff, n * es));
+  BENCH_CHECK(cudaMemset(h.p, 0xff, nr * es));
   for (const Buffer* o : {&mean, &rstd}) BENCH_CHECK(cudaMemset(o->p, 0xff, rows * 4));
   for (const Buffer* o : {&dgamma, &dbeta}) BENCH_CHECK(cudaMemset(o->p, 0xff, cols * 4));
 
   tilenorm::cuda::Context ctx;
-  const tilenorm::cuda::ForwardDeviceArgs fa{
-      t,    x.p,  gamma.p, beta.p, y.p, static_cast<float*>(mean.p), static_cast<float*>(rstd.p),
-      rows, cols, 1e-5f};
-  const tilenorm::cuda::BackwardDeviceArgs ba{t,
-                                              x.p,
-                                              dy.p,
-                                              gamma.p,
-                                              static_cast<const float*>(mean.p),
-                                              static_cast<const float*>(rstd.p),
-                                              dx.p,
-                                              static_cast<float*>(dgamma.p),
-                                              static_cast<float*>(dbeta.p),
-                                              rows,
-                                              cols};
+  tilenorm::cuda::ForwardDeviceArgs fa;  // C++17: no designated initializers
+  fa.dtype = t;
+  fa.norm = norm;
+  fa.x = x.p;
+  fa.residual = residual ? res.p : nullptr;
+  fa.gamma = gamma.p;
+  fa.beta = centred ? beta.p : nullptr;
+  fa.y = y.p;
+  fa.h = residual ? h.p : nullptr;
+  fa.mean = centred ? static_cast<float*>(mean.p) : nullptr;
+  fa.rstd = static_cast<float*>(rstd.p);
+  fa.rows = rows;
+  fa.cols = cols;
+  fa.eps = 1e-5f;
+  tilenorm::cuda::BackwardDeviceArgs ba;
+  ba.dtype = t;
+  ba.norm = norm;
+  ba.x = residual ? h.p : x.p;
+  ba.dy = dy.p;
+  ba.gamma = gamma.p;
+  ba.mean = fa.mean;
+  ba.rstd = fa.rstd;
+  ba.dh_in = residual ? dh.p : nullptr;
+  ba.dx = dx.p;
+  ba.dgamma = static_cast<float*>(dgamma.p);
+  ba.dbeta = centred ? static_cast<float*>(dbeta.p) : nullptr;
+  ba.rows = rows;
+  ba.cols = cols;
   tilenorm::cuda::PathInfo fwd_info, bwd_info;
-  BENCH_CHECK_TN(ctx.forward(fa, nullptr, &fwd_info));
-  BENCH_CHECK_TN(ctx.backward(ba, nullptr, &bwd_info));
+  BENCH_CHECK_TN(tilenorm::cuda::norm_forward(ctx, fa, nullptr, &fwd_info));
+  BENCH_CHECK_TN(tilenorm::cuda::norm_backward(ctx, ba, nullptr, &bwd_info));
   BENCH_CHECK(cudaDeviceSynchronize());
   constexpr ElemType f32 = ElemType::kF32;
-  const unsigned long long nans = nan_count(y.p, n, t) + nan_count(mean.p, rows, f32) +
-                                  nan_count(rstd.p, rows, f32) + nan_count(dx.p, n, t) +
-                                  nan_count(dgamma.p, cols, f32) + nan_count(dbeta.p, cols, f32);
+  unsigned long long nans = nan_count(y.p, n, t) + nan_count(rstd.p, rows, f32) +
+                            nan_count(dx.p, n, t) + nan_count(dgamma.p, cols, f32);
+  if (centred) nans += nan_count(mean.p, rows, f32) + nan_count(dbeta.p, cols, f32);
+  if (residual) nans += nan_count(h.p, n, t);
 
-  const double f_ms = time_ms([&] { BENCH_CHECK_TN(ctx.forward(fa, nullptr)); }, warmup, iters);
-  const double b_ms = time_ms([&] { BENCH_CHECK_TN(ctx.backward(ba, nullptr)); }, warmup, iters);
+  const double f_ms = time_ms(
+      [&] { BENCH_CHECK_TN(tilenorm::cuda::norm_forward(ctx, fa, nullptr)); }, warmup, iters);
+  const double b_ms = time_ms(
+      [&] { BENCH_CHECK_TN(tilenorm::cuda::norm_backward(ctx, ba, nullptr)); }, warmup, iters);
   const struct {
     const char* dir;
     double ms, bytes;
     const tilenorm::cuda::PathInfo& info;
-  } rs[] = {{"fwd", f_ms, fwd_bytes(rows, cols, es), fwd_info},
-            {"bwd", b_ms, bwd_bytes(rows, cols, es), bwd_info}};
+  } rs[] = {{"fwd", f_ms, fwd_bytes(norm, residual, rows, cols, es), fwd_info},
+            {"bwd", b_ms, bwd_bytes(norm, residual, rows, cols, es), bwd_info}};
   for (const auto& r : rs)
     std::printf(
-        "{\"impl\": \"tilenorm\", \"dir\": \"%s\", \"dtype\": \"%s\", \"n\": %lld, \"d\": %lld, "
-        "\"ms\": %.5f, \"GBps\": %.1f, \"path\": \"%s\", \"blocks_per_row\": %d, "
-        "\"threads\": %d, \"grid\": %lld, \"batches\": %lld, \"nan_outputs\": %llu}\n",
-        r.dir, dtype_name(t), static_cast<long long>(rows), static_cast<long long>(cols), r.ms,
+        "{\"impl\": \"tilenorm\", \"norm\": \"%s\", \"residual\": %s, \"dir\": \"%s\", "
+        "\"dtype\": \"%s\", \"n\": %lld, \"d\": %lld, \"ms\": %.5f, \"GBps\": %.1f, "
+        "\"path\": \"%s\", \"blocks_per_row\": %d, \"threads\": %d, \"grid\": %lld, "
+        "\"batches\": %lld, \"nan_outputs\": %llu}\n",
+        centred ? "layernorm" : "rmsnorm", residual ? "true" : "false", r.dir, dtype_name(t),
+        static_cast<long long>(rows), static_cast<long long>(cols), r.ms,
         r.bytes / (r.ms * 1e-3) / 1e9, r.info.path, r.info.cluster, r.info.threads,
         static_cast<long long>(r.info.grid), static_cast<long long>(r.info.batches), nans);
   std::fflush(stdout);
   return nans == 0;
+}
+
+// "a,b,c" -> {"a", "b", "c"}
+std::vector<std::string> split_list(const std::string& value) {
+  std::vector<std::string> out;
+  for (size_t p = 0; p < value.size();) {
+    const size_t q = std::min(value.find(',', p), value.size());
+    out.push_back(value.substr(p, q - p));
+    p = q + 1;
+  }
+  return out;
 }
 
 }  // namespace
@@ -214,6 +259,8 @@ bool bench_shape(ElemType t, int64_t rows, int64_t cols, int warmup, int iters) 
 int main(int argc, char** argv) {
   int iters = 50, warmup = 5;
   std::vector<ElemType> dtypes = {ElemType::kBF16, ElemType::kF32};
+  std::vector<NormKind> norms = {NormKind::kLayerNorm, NormKind::kRmsNorm};
+  std::vector<bool> residuals = {false, true};
   std::vector<std::pair<int64_t, int64_t>> shapes = {{32768, 1024}, {16384, 4096}, {8192, 8192},
                                                      {4096, 8462},  {1024, 65536}, {64, 1048576}};
   for (int i = 1; i + 1 < argc; i += 2) {
@@ -224,22 +271,23 @@ int main(int argc, char** argv) {
       warmup = std::max(0, std::atoi(value.c_str()));
     } else if (flag == "--dtypes") {
       dtypes.clear();
-      for (size_t p = 0; p < value.size();) {
-        const size_t q = std::min(value.find(',', p), value.size());
-        const std::string d = value.substr(p, q - p);
+      for (const std::string& d : split_list(value))
         dtypes.push_back(d == "f32"   ? ElemType::kF32
                          : d == "f16" ? ElemType::kF16
                                       : ElemType::kBF16);
-        p = q + 1;
-      }
+    } else if (flag == "--norms") {
+      norms.clear();
+      for (const std::string& d : split_list(value))
+        norms.push_back(d == "rmsnorm" ? NormKind::kRmsNorm : NormKind::kLayerNorm);
+    } else if (flag == "--residual") {
+      residuals.clear();
+      for (const std::string& d : split_list(value)) residuals.push_back(d == "on");
     } else if (flag == "--shapes") {
       shapes.clear();
-      for (size_t p = 0; p < value.size();) {
-        const size_t q = std::min(value.find(',', p), value.size());
+      for (const std::string& d : split_list(value)) {
         long long r = 0, c = 0;
-        if (std::sscanf(value.substr(p, q - p).c_str(), "%lldx%lld", &r, &c) == 2 && r > 0 && c > 0)
+        if (std::sscanf(d.c_str(), "%lldx%lld", &r, &c) == 2 && r > 0 && c > 0)
           shapes.emplace_back(r, c);
-        p = q + 1;
       }
     } else {
       std::fprintf(stderr, "unknown flag %s\n", flag.c_str());
@@ -257,7 +305,10 @@ int main(int argc, char** argv) {
               prop.multiProcessorCount, prop.l2CacheSize >> 20);
   bench_copy(3, 20);
   bool ok = true;
-  for (ElemType t : dtypes)
-    for (const auto& [rows, cols] : shapes) ok = bench_shape(t, rows, cols, warmup, iters) && ok;
+  for (NormKind norm : norms)
+    for (bool residual : residuals)
+      for (ElemType t : dtypes)
+        for (const auto& [rows, cols] : shapes)
+          ok = bench_shape(t, norm, residual, rows, cols, warmup, iters) && ok;
   return ok ? 0 : 1;
 }

@@ -1,8 +1,8 @@
 # DRAM bytes per LayerNorm call from Nsight Compute, against the byte model (bench/gpu/run.sh).
 # Reads ncu --csv --print-units base logs named ncu-<rows>x<C>.csv, each from one
-# `layernorm_cuda_bench --shapes <rows>x<C> --dtypes bf16 --iters 1 --warmup 0` run, which makes
-# each direction's calls twice (validation, timed). Prints and writes one CSV: per kernel, then
-# per call and direction with the model's bytes.
+# `layernorm_cuda_bench --shapes <rows>x<C> --dtypes bf16 --iters 1 --warmup 0 --norms layernorm
+# --residual off` run, which makes each direction's calls twice (validation, timed). Prints and
+# writes one CSV: per kernel, then per call and direction with the model's bytes.
 #
 #   python3 bench/gpu/ncu_dram.py --out ncu.csv build/cuda/ncu-*.csv
 import argparse
@@ -25,7 +25,7 @@ def read_log(path):
     for r in csv.DictReader(lines):
         key = METRICS.get(r.get("Metric Name"))
         if key:
-            m = re.search(r"layernorm_\w+", r["Kernel Name"])  # without namespace and template
+            m = re.search(r"norm_\w+", r["Kernel Name"])  # without namespace and template
             name = m.group(0) if m else r["Kernel Name"]
             launches[(int(r["ID"]), name)][key] = float(r["Metric Value"].replace(",", ""))
     return launches
@@ -52,7 +52,8 @@ def main():
         for name, k in sorted(per_kernel.items()):
             rows.append(dict(shape=f"{n}x{d}", dir="", kernel=name, launches=int(k["launches"]),
                              dram_read=k["read"], dram_write=k["write"], ns=k["ns"]))
-        for direction, model in (("fwd", fwd_bytes(n, d, 2)), ("bwd", bwd_bytes(n, d, 2))):
+        for direction, model in (("fwd", fwd_bytes("layernorm", False, n, d, 2)),
+                                 ("bwd", bwd_bytes("layernorm", False, n, d, 2))):
             word = "forward" if direction == "fwd" else "backward"
             ks = [k for name, k in per_kernel.items() if word in name]
             if not ks:

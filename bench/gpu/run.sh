@@ -3,8 +3,9 @@
 #   1. configure the `cuda` preset (sm_90) and build only layernorm_cuda_test and
 #      layernorm_cuda_bench,
 #   2. the CUDA conformance tests against the float64 reference (must pass, none skipped),
-#   3. compute-sanitizer memcheck and racecheck on the small-shape tests (when installed),
-#   4. the benchmark: copy ceiling, tilenorm forward/backward (layernorm_cuda_bench),
+#   3. compute-sanitizer memcheck and racecheck on the small-shape bf16 tests (when installed),
+#   4. the benchmark: copy ceiling, tilenorm forward/backward of LayerNorm and RMSNorm, each
+#      without and with the fused residual add (layernorm_cuda_bench),
 #   5. Nsight Compute DRAM bytes per call on three shapes (when ncu is installed),
 #   6. PyTorch eager and torch.compile (peers.py, when torch sees a GPU), then one table.
 # Nothing is installed or downloaded. Packages the build needs and the machine may lack come
@@ -63,18 +64,18 @@ echo "cmake $cmake_version ($(command -v cmake)), ninja $(ninja --version) ($(co
   "pkg-config ${PKG_CONFIG:-$(command -v pkg-config)}, $(${CXX:-c++} --version | head -1)"
 
 stage "configure + build (cuda preset, sm_90, layernorm_cuda_test and layernorm_cuda_bench only)"
-cmake --preset cuda -B "$BUILD" -DTILENORM_BUILD_TESTS=ON -DTILENORM_BUILD_BENCHMARKS=OFF \
+cmake --preset cuda -B "$BUILD" -DTILENORM_BUILD_TESTS=ON -DTILENORM_BUILD_BENCHMARKS=ON \
   -DTILENORM_BUILD_PEERS=OFF -DCMAKE_CUDA_ARCHITECTURES=90 >"$OUT/build.log" 2>&1 ||
   { tail -30 "$OUT/build.log"; failed "configure (log: $OUT/build.log)"; finish; }
 # Where each package was found (the carried prefix or the machine).
-grep -E '^(fmt|nlohmann_json|CLI11|GTest)_DIR:|^pkgcfg_lib_HWY_hwy:|^CMAKE_MAKE_PROGRAM:|^PKG_CONFIG_EXECUTABLE:' \
+grep -E '^(fmt|nlohmann_json|CLI11|GTest|benchmark)_DIR:|^pkgcfg_lib_HWY_hwy:|^CMAKE_MAKE_PROGRAM:|^PKG_CONFIG_EXECUTABLE:' \
   "$BUILD/CMakeCache.txt"
 cmake --build "$BUILD" --target layernorm_cuda_test layernorm_cuda_bench -j "$(nproc)" \
   >>"$OUT/build.log" 2>&1 ||
   { grep -E "error|Error" -A3 "$OUT/build.log" | head -40; failed "build (log: $OUT/build.log)"; finish; }
 echo "built in $(elapsed)s"
 TEST=$BUILD/tests/layernorm_cuda_test
-BENCH=$BUILD/src/cuda/layernorm_cuda_bench
+BENCH=$BUILD/bench/gpu/layernorm_cuda_bench
 
 stage "CUDA conformance tests (float64 reference; fresh random inputs each run)"
 timeout 300 "$TEST" 2>&1 | tee "$OUT/test.log" |
@@ -88,12 +89,12 @@ elif grep -q "^\[  SKIPPED \]" "$OUT/test.log"; then
   failed "conformance tests skipped: they must run on this machine"
 fi
 
-stage "compute-sanitizer memcheck and racecheck (small shapes: every path, looping groups)"
+stage "compute-sanitizer memcheck and racecheck (small shapes: every path and member of the family, looping groups; bf16)"
 if command -v compute-sanitizer >/dev/null; then
   : >"$OUT/sanitizer.log"
   for tool in memcheck racecheck; do
     timeout 150 compute-sanitizer --tool "$tool" --error-exitcode 97 "$TEST" \
-      --gtest_filter='LayerNormCuda.LimitedGrid*:LayerNormCuda.PathsByRowLength' --gtest_brief=1 \
+      --gtest_filter='LayerNormCuda.LimitedGridBF16:LayerNormCuda.PathsByRowLength' --gtest_brief=1 \
       >>"$OUT/sanitizer.log" 2>&1
     rc=$?
     grep -E "ERROR SUMMARY|RACECHECK SUMMARY|\[  (PASSED|FAILED|SKIPPED) " "$OUT/sanitizer.log" | tail -3
@@ -107,13 +108,14 @@ stage "tilenorm benchmark (copy ceiling, forward, backward; shapes of docs/perfo
 timeout 240 "$BENCH" --iters 50 --warmup 5 | tee "$OUT/tilenorm.jsonl" ||
   failed "layernorm_cuda_bench (an error, or an output kept its NaN poison)"
 
-stage "Nsight Compute: DRAM bytes per call against the byte model (bf16)"
+stage "Nsight Compute: DRAM bytes per call against the byte model (LayerNorm, bf16)"
 if command -v ncu >/dev/null && nvidia-smi >/dev/null 2>&1; then
   for shape in 16384x4096 4096x8462 64x1048576; do
-    timeout 90 ncu --clock-control none -k regex:layernorm_ --print-units base --csv \
+    timeout 90 ncu --clock-control none -k regex:norm_ --print-units base --csv \
       --metrics dram__bytes_read.sum,dram__bytes_write.sum,gpu__time_duration.sum \
       --log-file "$BUILD/ncu-$shape.csv" "$BENCH" --shapes "$shape" --dtypes bf16 --iters 1 \
-      --warmup 0 >/dev/null || echo "ncu on $shape failed (exit $?)"
+      --warmup 0 --norms layernorm --residual off >/dev/null ||
+      echo "ncu on $shape failed (exit $?)"
   done
   python3 bench/gpu/ncu_dram.py --out "$OUT/ncu.csv" "$BUILD"/ncu-*.csv ||
     echo "ncu_dram.py failed"

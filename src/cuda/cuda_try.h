@@ -1,5 +1,5 @@
 // Early returns on a failed CUDA call, for the C++20 glue and the C++17 kernels alike: include
-// <cuda_runtime_api.h> and cuda/layernorm_cuda.h (CudaError) before expanding them.
+// <cuda_runtime_api.h> and cuda/norm_cuda.h (CudaError) before expanding them.
 #pragma once
 
 // Returns CudaError{err, name} from the enclosing function when `call` fails.

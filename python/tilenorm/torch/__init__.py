@@ -1,4 +1,5 @@
-"""tilenorm's LayerNorm as a PyTorch autograd op, and the drop-in module tilenorm.torch.nn.LayerNorm.
+"""tilenorm's LayerNorm and RMSNorm as PyTorch autograd ops, and the drop-in modules
+tilenorm.torch.nn.LayerNorm and tilenorm.torch.nn.RMSNorm.
 
 Semantics, dtypes, devices and backends: docs/pytorch.md.
 """
@@ -10,6 +11,7 @@ import torch
 from torch.autograd.function import once_differentiable
 
 from tilenorm import _C
+from tilenorm.torch import _library
 
 BACKENDS = ("cpu", "cuda", "tile", "reference")
 
@@ -71,55 +73,179 @@ def _check(x, normalized_shape, weight, bias, backend):
     return backend
 
 
-def _call(kernel, backend, num_threads, x, *tensors):
+def _call(kernel, norm, backend, num_threads, x, *tensors):
     """Runs a _C kernel; CUDA kernels go on the current stream of x's device, asynchronously."""
     if backend != "cuda":
-        return kernel(backend, x, *tensors, num_threads, -1, 0)
+        return kernel(norm, backend, x, *tensors, num_threads, -1, 0)
     with torch.cuda.device(x.device):
         stream = torch.cuda.current_stream(x.device).cuda_stream
-        return kernel(backend, x, *tensors, num_threads, x.device.index, stream)
+        return kernel(norm, backend, x, *tensors, num_threads, x.device.index, stream)
 
 
-class LayerNormFunction(torch.autograd.Function):
-    """forward saves x (made contiguous once), gamma, mean and rstd; backward runs tilenorm's
-    layernorm_backward on them. Arguments are checked by layer_norm()."""
+def _stat_dtype(dtype):
+    return torch.float64 if dtype == torch.float64 else torch.float32
+
+
+def _gamma(weight, x, C):
+    if weight is None:
+        return torch.ones(C, dtype=x.dtype, device=x.device)
+    return weight.contiguous().view(C)
+
+
+def _rows(x, normalized_shape):
+    return math.prod(x.shape[:x.dim() - len(normalized_shape)])
+
+
+def _check_backward(dy, x, normalized_shape, stats):
+    """The backward op's own arguments (the forward's are checked by _check); stats: name ->
+    tensor of the per-row statistics."""
+    rows = _rows(x, normalized_shape)
+    expected = [("dy", dy, tuple(x.shape), x.dtype)]
+    expected += [(name, t, (rows,), _stat_dtype(x.dtype)) for name, t in stats.items()]
+    for name, t, shape, dtype in expected:
+        if t.device != x.device:
+            raise ValueError(f"{name} is on device {t.device}, x on {x.device}")
+        if t.dtype != dtype:
+            raise TypeError(f"{name} has dtype {t.dtype}, expected {dtype}")
+        if tuple(t.shape) != shape:
+            raise ValueError(f"{name} has shape {list(t.shape)}, expected {list(shape)}")
+
+
+def _forward(norm, x, normalized_shape, weight, bias, eps, backend, num_threads):
+    """The forward kernel of either norm: (y, mean, rstd); mean is None for "rmsnorm"."""
+    normalized_shape = tuple(normalized_shape)
+    _check(x, normalized_shape, weight, bias, backend)
+    C = math.prod(normalized_shape)
+    x2 = x.contiguous().view(-1, C)
+    rows = x2.shape[0]
+    beta = bias.contiguous().view(C) if bias is not None else None
+    y = torch.empty_like(x2)
+    rstd = torch.empty(rows, dtype=_stat_dtype(x.dtype), device=x.device)
+    mean = torch.empty_like(rstd) if norm == "layernorm" else None
+    if rows > 0:
+        _call(_C.norm_forward, norm, backend, num_threads, x2, _gamma(weight, x, C), beta,
+              float(eps), y, mean, rstd)
+    return y.view(x.shape), mean, rstd
+
+
+def _backward(norm, dy, x, normalized_shape, weight, mean, rstd, backend, num_threads):
+    """The backward kernel of either norm: (dx, dweight, dbias); dbias is None for "rmsnorm"."""
+    normalized_shape = tuple(normalized_shape)
+    _check(x, normalized_shape, weight, None, backend)
+    stats = {"mean": mean, "rstd": rstd} if norm == "layernorm" else {"rrms": rstd}
+    _check_backward(dy, x, normalized_shape, stats)
+    C = math.prod(normalized_shape)
+    x2 = x.contiguous().view(-1, C)
+    dx = torch.empty_like(x2)
+    dgamma = torch.zeros(C, dtype=rstd.dtype, device=x.device)
+    dbeta = torch.zeros_like(dgamma) if norm == "layernorm" else None
+    if x2.shape[0] > 0:
+        _call(_C.norm_backward, norm, backend, num_threads, x2, dy.contiguous().view(x2.shape),
+              _gamma(weight, x, C), None if mean is None else mean.contiguous(), rstd.contiguous(),
+              dx, dgamma, dbeta)
+    dbias = None if dbeta is None else dbeta.view(normalized_shape).to(x.dtype)
+    return dx.view(x.shape), dgamma.view(normalized_shape).to(x.dtype), dbias
+
+
+def _layernorm_forward(x, normalized_shape, weight, bias, eps, backend, num_threads):
+    return _forward("layernorm", x, normalized_shape, weight, bias, eps, backend, num_threads)
+
+
+def _layernorm_forward_fake(x, normalized_shape, weight, bias, eps, backend, num_threads):
+    mean = x.new_empty((_rows(x, normalized_shape),), dtype=_stat_dtype(x.dtype))
+    return x.new_empty(x.shape), mean, torch.empty_like(mean)
+
+
+def _layernorm_backward(dy, x, normalized_shape, weight, mean, rstd, backend, num_threads):
+    return _backward("layernorm", dy, x, normalized_shape, weight, mean, rstd, backend,
+                     num_threads)
+
+
+def _layernorm_backward_fake(dy, x, normalized_shape, weight, mean, rstd, backend, num_threads):
+    return x.new_empty(x.shape), x.new_empty(normalized_shape), x.new_empty(normalized_shape)
+
+
+def _rmsnorm_forward(x, normalized_shape, weight, eps, backend, num_threads):
+    y, _, rrms = _forward("rmsnorm", x, normalized_shape, weight, None, eps, backend, num_threads)
+    return y, rrms
+
+
+def _rmsnorm_forward_fake(x, normalized_shape, weight, eps, backend, num_threads):
+    rrms = x.new_empty((_rows(x, normalized_shape),), dtype=_stat_dtype(x.dtype))
+    return x.new_empty(x.shape), rrms
+
+
+def _rmsnorm_backward(dy, x, normalized_shape, weight, rrms, backend, num_threads):
+    dx, dweight, _ = _backward("rmsnorm", dy, x, normalized_shape, weight, None, rrms, backend,
+                               num_threads)
+    return dx, dweight
+
+
+def _rmsnorm_backward_fake(dy, x, normalized_shape, weight, rrms, backend, num_threads):
+    return x.new_empty(x.shape), x.new_empty(normalized_shape)
+
+
+# torch.ops.tilenorm.<norm>_forward / <norm>_backward: the kernels without autograd. The
+# statistics are per row of x flattened to [rows, C]; dweight and dbias have x's dtype.
+layernorm_forward = _library.define(
+    "layernorm_forward(Tensor x, int[] normalized_shape, Tensor? weight, Tensor? bias, float eps, "
+    "str backend, int num_threads) -> (Tensor y, Tensor mean, Tensor rstd)",
+    _layernorm_forward, _layernorm_forward_fake)
+layernorm_backward = _library.define(
+    "layernorm_backward(Tensor dy, Tensor x, int[] normalized_shape, Tensor? weight, Tensor mean, "
+    "Tensor rstd, str backend, int num_threads) -> (Tensor dx, Tensor dweight, Tensor dbias)",
+    _layernorm_backward, _layernorm_backward_fake)
+rmsnorm_forward = _library.define(
+    "rmsnorm_forward(Tensor x, int[] normalized_shape, Tensor? weight, float eps, str backend, "
+    "int num_threads) -> (Tensor y, Tensor rrms)",
+    _rmsnorm_forward, _rmsnorm_forward_fake)
+rmsnorm_backward = _library.define(
+    "rmsnorm_backward(Tensor dy, Tensor x, int[] normalized_shape, Tensor? weight, Tensor rrms, "
+    "str backend, int num_threads) -> (Tensor dx, Tensor dweight)",
+    _rmsnorm_backward, _rmsnorm_backward_fake)
+
+
+class NormFunction(torch.autograd.Function):
+    """One autograd op for both norms: forward runs tilenorm::<norm>_forward and saves x (made
+    contiguous once), weight and the statistics (mean and rstd; rrms alone for "rmsnorm");
+    backward runs tilenorm::<norm>_backward on them. layer_norm() / rms_norm() check the
+    arguments (and the ops again: they can be called directly)."""
 
     @staticmethod
-    def forward(ctx, x, weight, bias, normalized_shape, eps, backend, num_threads):
-        C = math.prod(normalized_shape)
-        x2 = x.contiguous().view(-1, C)
-        rows = x2.shape[0]
-        if weight is not None:
-            gamma = weight.contiguous().view(C)
+    def forward(ctx, norm, x, weight, bias, normalized_shape, eps, backend, num_threads):
+        x = x.contiguous()
+        if norm == "layernorm":
+            y, mean, rstd = layernorm_forward(x, normalized_shape, weight, bias, eps, backend,
+                                              num_threads)
+            ctx.save_for_backward(x, weight, mean, rstd)
         else:
-            gamma = torch.ones(C, dtype=x.dtype, device=x.device)
-        beta = bias.contiguous().view(C) if bias is not None else None
-        stat_dtype = torch.float64 if x.dtype == torch.float64 else torch.float32
-        y = torch.empty_like(x2)
-        mean = torch.empty(rows, dtype=stat_dtype, device=x.device)
-        rstd = torch.empty(rows, dtype=stat_dtype, device=x.device)
-        if rows > 0:
-            _call(_C.layernorm_forward, backend, num_threads, x2, gamma, beta, float(eps), y,
-                  mean, rstd)
-        ctx.save_for_backward(x2, gamma, mean, rstd)
-        ctx.shape, ctx.normalized_shape = x.shape, normalized_shape
+            y, rrms = rmsnorm_forward(x, normalized_shape, weight, eps, backend, num_threads)
+            ctx.save_for_backward(x, weight, rrms)
+        ctx.norm, ctx.normalized_shape = norm, normalized_shape
         ctx.backend, ctx.num_threads = backend, num_threads
-        return y.view(x.shape)
+        return y
 
     @staticmethod
     @once_differentiable
     def backward(ctx, dy):
-        x2, gamma, mean, rstd = ctx.saved_tensors
-        dy2 = dy.contiguous().view(x2.shape)
-        dx = torch.empty_like(x2)
-        dgamma = torch.zeros(x2.shape[1], dtype=mean.dtype, device=x2.device)
-        dbeta = torch.zeros_like(dgamma)
-        if x2.shape[0] > 0:
-            _call(_C.layernorm_backward, ctx.backend, ctx.num_threads, x2, dy2, gamma, mean, rstd,
-                  dx, dgamma, dbeta)
-        dweight = dgamma.view(ctx.normalized_shape).to(x2.dtype) if ctx.needs_input_grad[1] else None
-        dbias = dbeta.view(ctx.normalized_shape).to(x2.dtype) if ctx.needs_input_grad[2] else None
-        return dx.view(ctx.shape), dweight, dbias, None, None, None, None
+        args = (ctx.normalized_shape, *ctx.saved_tensors[1:], ctx.backend, ctx.num_threads)
+        x = ctx.saved_tensors[0]
+        if ctx.norm == "layernorm":
+            dx, dweight, dbias = layernorm_backward(dy, x, *args)
+        else:
+            (dx, dweight), dbias = rmsnorm_backward(dy, x, *args), None
+        grad = ctx.needs_input_grad
+        return (None, dx, dweight if grad[2] else None, dbias if grad[3] else None, None, None,
+                None, None)
+
+
+def _apply(norm, x, normalized_shape, weight, bias, eps, backend, num_threads):
+    normalized_shape = _normalized_shape(normalized_shape)
+    backend = _check(x, normalized_shape, weight, bias, backend)
+    if num_threads is None:
+        num_threads = torch.get_num_threads()
+    return NormFunction.apply(norm, x, weight, bias, normalized_shape, float(eps), backend,
+                              int(num_threads))
 
 
 def layer_norm(x, normalized_shape, weight=None, bias=None, eps=1e-5, *, backend=None,
@@ -130,14 +256,22 @@ def layer_norm(x, normalized_shape, weight=None, bias=None, eps=1e-5, *, backend
     emulated tile device; slow), "reference" (float64 loops; also takes float64 tensors).
     num_threads: worker threads of the cpu backend; None = torch.get_num_threads().
     """
-    normalized_shape = _normalized_shape(normalized_shape)
-    backend = _check(x, normalized_shape, weight, bias, backend)
-    if num_threads is None:
-        num_threads = torch.get_num_threads()
-    return LayerNormFunction.apply(x, weight, bias, normalized_shape, eps, backend,
-                                   int(num_threads))
+    return _apply("layernorm", x, normalized_shape, weight, bias, eps, backend, num_threads)
+
+
+def rms_norm(x, normalized_shape, weight=None, eps=None, *, backend=None, num_threads=None):
+    """torch.nn.functional.rms_norm (newer torch) on a tilenorm backend, differentiable in x and
+    weight: y = x / sqrt(mean(x^2) + eps) * weight over the normalized dims.
+
+    eps=None is torch's default: the machine epsilon of the compute dtype (float32's, 2^-23, for
+    float32 and bfloat16 data; float64's for float64). backend, num_threads: as layer_norm.
+    """
+    if eps is None and isinstance(x, torch.Tensor):
+        eps = torch.finfo(torch.float64 if x.dtype == torch.float64 else torch.float32).eps
+    return _apply("rmsnorm", x, normalized_shape, weight, None, eps, backend, num_threads)
 
 
 from tilenorm.torch import nn  # noqa: E402  (nn uses layer_norm)
 
-__all__ = ["BACKENDS", "LayerNormFunction", "layer_norm", "nn"]
+__all__ = ["BACKENDS", "NormFunction", "layer_norm", "layernorm_backward", "layernorm_forward",
+           "nn", "rms_norm", "rmsnorm_backward", "rmsnorm_forward"]

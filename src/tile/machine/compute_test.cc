@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstring>
 #include <limits>
 #include <string>
 #include <vector>
@@ -739,13 +740,15 @@ enum class Sem : uint32_t {
   kMul,                // mul_tiles(in0, in1) on a fresh slot
   kMatmul,             // matmul_tiles(in0, in1) on a fresh slot
   kCopyBoth,           // copy in0 to slot 0 and in1 to slot 1; pack both
+  kCarryReduceRow,     // copy in0 tile 0, then row-reduce in0 tile 1 (scaler: in1 tile 0) onto it
 };
 struct SemArgs {
   Sem sem;
+  uint32_t tiles = 1;  // of each input
 };
 void sem_compute(const SemArgs& a) {
-  cb_wait_front(kIn0, 1);
-  cb_wait_front(kIn1, 1);
+  cb_wait_front(kIn0, a.tiles);
+  cb_wait_front(kIn1, a.tiles);
   tile_regs_acquire();
   switch (a.sem) {
     case Sem::kBcastColsOntoCopy:
@@ -783,6 +786,13 @@ void sem_compute(const SemArgs& a) {
       copy_tile(kIn0, 0, 0);
       copy_tile(kIn1, 0, 1);
       break;
+    case Sem::kCarryReduceRow:
+      copy_tile(kIn0, 0, 0);
+      sanitizer_allow_accumulate(0);
+      reduce_init<PoolType::SUM, ReduceDim::REDUCE_ROW>(kIn0, kIn1, kOut);
+      reduce_tile<PoolType::SUM, ReduceDim::REDUCE_ROW>(kIn0, kIn1, 1, 0, 0);
+      reduce_uninit();
+      break;
   }
   tile_regs_commit();
   tile_regs_wait();
@@ -791,8 +801,8 @@ void sem_compute(const SemArgs& a) {
   for (uint32_t i = 0; i < n; ++i) pack_tile(i, kOut, i);
   cb_push_back(kOut, n);
   tile_regs_release();
-  cb_pop_front(kIn0, 1);
-  cb_pop_front(kIn1, 1);
+  cb_pop_front(kIn0, a.tiles);
+  cb_pop_front(kIn1, a.tiles);
 }
 
 // Runs `sem` on constant tiles in0 = x, in1 = y (format `in`); returns the fp32 output tiles.
@@ -889,6 +899,106 @@ TEST(Numerics, UnpackToDestFp32IsPerCb) {
   const std::vector<float> got = run_sem(Sem::kCopyBoth, v, v, cc, {}, DataFormat::Float32);
   EXPECT_EQ(got[kRow20], v);
   EXPECT_EQ(got[kTileElems + kRow20], 1.0f);
+}
+
+// The carried-in partial P (tile 0 of in0), the reduced tile A (tile 1 of in0) and the scaler
+// (tile 0 of in1): each element distinct where the models differ, all small integers (exact).
+float carry_p(int r, int c) {
+  if (r % 16 == 0) return 256.0f + 4.0f * c;  // row 0 of faces 0-3 and of faces 2-3
+  return c == 0 ? 2.0f * r + 1.0f : 100.0f + float((r + c) % 50);
+}
+float carry_a(int r, int c) { return c <= r ? 1.0f : 0.0f; }  // row r sums to r + 1
+constexpr float kCarryScale = 1.0f;
+
+// copy_tile(P) into a slot, then a row reduce of A onto it (fp32 dst); the fp32 output tile.
+std::vector<float> run_carry_reduce(ReduceRowDst model, NumericsMode numerics) {
+  DeviceConfig cfg = small_grid(1, 1);
+  cfg.reduce_row = model;
+  cfg.numerics = numerics;
+  Device d(cfg);
+  std::vector<float> in0(2 * kTileElems), in1(2 * kTileElems, 0.0f);
+  for (int r = 0; r < kTileDim; ++r) {
+    for (int c = 0; c < kTileDim; ++c) {
+      in0[tile_index(r, c)] = carry_p(r, c);
+      in0[kTileElems + tile_index(r, c)] = carry_a(r, c);
+      if (r % 16 == 0) in1[tile_index(r, c)] = kCarryScale;  // row 0 of every face
+    }
+  }
+  const Buffer b0 = make_buffer(d, in0, DataFormat::Float16_b);
+  const Buffer b1 = make_buffer(d, in1, DataFormat::Float16_b);
+  const Buffer out = make_buffer(d, std::vector<float>(kTileElems, 0.0f), DataFormat::Float32);
+  ComputeConfig cc;
+  cc.fp32_dest_acc_en = true;
+  const Status st =
+      run_single(d, &sem_compute, SemArgs{Sem::kCarryReduceRow, 2}, b0, b1, out, 2, cc);
+  EXPECT_TRUE(st.ok()) << st.to_string();
+  return read_all(d, out);
+}
+
+float truncate_to_bf16(float x) {
+  uint32_t u;
+  std::memcpy(&u, &x, 4);
+  u &= 0xffff0000u;
+  std::memcpy(&x, &u, 4);
+  return x;
+}
+
+// tt-llk tt_llk_wormhole_b0/llk_lib/llk_math_reduce.h, _llk_math_reduce_ for REDUCE_ROW (the
+// same at 001c23a4 and later, without enforce_fp32_accumulation), with the Wormhole ISA pages
+// GAPOOL.md (= MVMUL's Dst += SrcB @ SrcA on 4 rows), MOVD2B.md, TRNSPSRCB.md and ELWADD.md. The
+// unpacker transposes each face of A, so GAPOOL adds row R+j's pool (face row R, R = 0 or 16)
+// onto dst element (R, j) — the carried-in partial's row R, not its column 0. MOVD2B moves that
+// row to SrcB row 16, reading fp32 dst as bf16 (the SrcA format of a bf16 CB) by truncation;
+// TRNSPSRCB makes it SrcB column 0; MOVD2B restores row 16; two ELWADDs onto a zeroed SrcA
+// assign SrcB rows 16-31 to the face: column 0 and row 0 hold the truncated sums, the rest of
+// faces 0 and 2 is whatever SrcB rows 17-31 held (NaN here), faces 1 and 3 keep the partial.
+TEST(Llk, ReduceRowCarriedPartialAddsItsRowZeroThroughSrcB) {
+  EXPECT_EQ(DeviceConfig{}.reduce_row, ReduceRowDst::kColumn);
+  auto sum = [](int r) { return kCarryScale * float(r + 1); };
+  const std::vector<float> llk =
+      run_carry_reduce(ReduceRowDst::kSrcBTranspose, NumericsMode::kFaithful);
+  const std::vector<float> fp32 =
+      run_carry_reduce(ReduceRowDst::kSrcBTransposeFp32, NumericsMode::kFaithful);
+  const std::vector<float> exact =
+      run_carry_reduce(ReduceRowDst::kSrcBTranspose, NumericsMode::kExact);
+  const std::vector<float> column =
+      run_carry_reduce(ReduceRowDst::kColumn, NumericsMode::kFaithful);
+  int checked = 0;
+  for (int r = 0; r < kTileDim; ++r) {
+    for (int c = 0; c < kTileDim; ++c) {
+      const int i = tile_index(r, c);
+      const int base = r < 16 ? 0 : 16, fr = r - base;  // face row
+      // Default: only column 0 changes, by the partial's own column 0.
+      EXPECT_EQ(column[i], c == 0 ? carry_p(r, 0) + sum(r) : carry_p(r, c)) << r << "," << c;
+      if (c >= 16) {  // faces 1 and 3: untouched
+        EXPECT_EQ(llk[i], carry_p(r, c)) << r << "," << c;
+        EXPECT_EQ(fp32[i], carry_p(r, c)) << r << "," << c;
+        continue;
+      }
+      if (fr != 0 && c != 0) {  // stale SrcB
+        EXPECT_TRUE(std::isnan(llk[i])) << r << "," << c << ": " << llk[i];
+        EXPECT_TRUE(std::isnan(fp32[i])) << r << "," << c;
+        EXPECT_TRUE(std::isnan(exact[i])) << r << "," << c;
+        continue;
+      }
+      // Column 0 (face row k) and row 0 (column k) both hold row base+k's pool plus the
+      // partial's element (base, k).
+      const int k = fr != 0 ? fr : c;
+      const float v = carry_p(base, k) + sum(base + k);
+      EXPECT_EQ(llk[i], truncate_to_bf16(v)) << r << "," << c;
+      EXPECT_EQ(fp32[i], v) << r << "," << c;
+      EXPECT_EQ(exact[i], v) << r << "," << c;
+      ++checked;
+    }
+  }
+  EXPECT_EQ(checked, 2 * 31);
+  // The values that tell the models apart: row 3's sum carries P(0, 3) = 268, not P(3, 0) = 7,
+  // and 268 + 4 = 272 is a bf16; row 4's 272 + 5 = 277 truncates to 276; row 17 carries P(16, 1).
+  EXPECT_EQ(llk[tile_index(3, 0)], 272.0f);
+  EXPECT_EQ(column[tile_index(3, 0)], 11.0f);
+  EXPECT_EQ(llk[tile_index(4, 0)], 276.0f);
+  EXPECT_EQ(fp32[tile_index(4, 0)], 277.0f);
+  EXPECT_EQ(llk[tile_index(17, 0)], 260.0f + 18.0f);
 }
 
 }  // namespace

@@ -24,6 +24,19 @@ namespace tilenorm::tile {
 //            llk_math_eltwise_binary.h at that commit).
 enum class LlkVersion : uint8_t { k796bc38b, k001c23a4 };
 
+// What reduce_tile<..., REDUCE_ROW> does to the dst tile (docs/tile-machine.md, "Per-op
+// semantics"). kColumn: d[r][0] += the pool of row r; every other element keeps its value.
+// kSrcBTranspose: tt-llk's Wormhole path (tt_llk_wormhole_b0/llk_lib/llk_math_reduce.h, at
+//   001c23a4 and later without enforce_fp32_accumulation): per half (tile rows 0-15, 16-31) the
+//   pool lands in the face's row 0 (GAPOOL/GMPOOL, adding onto what row 0 held), that row goes
+//   through SrcB rows 16-31 (MOVD2B, TRNSPSRCB, MOVD2B) and back into faces 0 and 2 (ELWADD onto
+//   a zeroed SrcA): column 0 and row 0 of the face hold the results, the other elements of the
+//   face are stale SrcB data (NaN here), faces 1 and 3 keep their values. In faithful mode with
+//   fp32 dst, MOVD2B truncates the results to bf16 (a bf16 input CB) or TF32 (Float32).
+// kSrcBTransposeFp32: the same with enforce_fp32_accumulation (later tt-llk): the hi and lo 16
+//   bits move through SrcB separately (MOVB2D back), so nothing is truncated.
+enum class ReduceRowDst : uint8_t { kColumn, kSrcBTranspose, kSrcBTransposeFp32 };
+
 // exact: every value fp32, packer to bf16 rounds to nearest even; for dataflow bugs.
 // faithful: Wormhole numerics (docs/tile-machine.md, "Numerics").
 enum class NumericsMode : uint8_t { kExact, kFaithful };
@@ -59,6 +72,8 @@ struct DeviceConfig {
   bool math_fidelity_phases = true;
   // Where tt-llk versions differ, the one the machine follows (docs/tile-machine.md).
   LlkVersion llk = LlkVersion::k796bc38b;
+  // How a row reduce writes the dst tile (see ReduceRowDst); kColumn keeps the tile ops' results.
+  ReduceRowDst reduce_row = ReduceRowDst::kColumn;
   int host_threads = 0;  // 0: std::thread::hardware_concurrency(); results never depend on it
 
   bool operator==(const DeviceConfig&) const = default;

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <limits>
 
 #include "tile/machine/api/cb_api.h"
 #include "tile/machine/api/compute/bcast.h"
@@ -1158,12 +1159,44 @@ void detail::reduce_tile(PoolType pool, ReduceDim dim, uint32_t icb, uint32_t ic
     out[at] = dst_round(k.core->dst_bf16, v);
   };
   const float init = is_max ? -INFINITY : 0.0f;
-  if (dim == ReduceDim::REDUCE_ROW) {
-    for (int r = 0; r < kTileDim; ++r) {
-      float acc = init;
-      for (int c = 0; c < kTileDim; ++c) acc = combine(acc, a[kLayout.index[r][c]] * scale);
-      finish(kLayout.index[r][0], acc);
+  auto row_pool = [&](int r) {
+    float acc = init;
+    for (int c = 0; c < kTileDim; ++c) acc = combine(acc, a[kLayout.index[r][c]] * scale);
+    return acc;
+  };
+  const ReduceRowDst row_dst = k.core->config->reduce_row;
+  if (dim == ReduceDim::REDUCE_ROW && row_dst != ReduceRowDst::kColumn) {
+    // tt-llk llk_math_reduce.h (Wormhole), per half of the tile: the pool of rows R..R+15 lands
+    // in row R (element (R, j) holds row R+j's), MOVD2B copies that row into SrcB row 16,
+    // TRNSPSRCB turns it into column 0 of SrcB rows 16-31, a second MOVD2B restores row 16, and
+    // two ELWADDs (SrcA zeroed) assign SrcB rows 16-31 to the face. MOVD2B reads fp32 dst as the
+    // SrcA format's style: bf16 (a bf16 CB) or TF32 (fp32 data), by truncation.
+    uint32_t keep = 0xffffffffu;
+    if (row_dst == ReduceRowDst::kSrcBTranspose && k.core->faithful && !k.core->dst_bf16) {
+      keep = detail::cb_of(k, icb, "reduce_tile", loc).format == DataFormat::Float16_b
+                 ? 0xffff0000u
+                 : 0xffffe000u;
     }
+    for (int half = 0; half < 2; ++half) {
+      const int r0 = 16 * half;
+      float moved[16];
+      for (int j = 0; j < 16; ++j) {
+        const int at = kLayout.index[r0][j];
+        finish(at, row_pool(r0 + j));
+        moved[j] = float_from_bits(float_bits(out[at]) & keep);
+      }
+      for (int i = 0; i < 16; ++i) {
+        for (int j = 0; j < 16; ++j) {
+          // Off row 0 and column 0 the face receives SrcB rows 17-31 as an earlier op left them.
+          const float v = i == 0   ? moved[j]
+                          : j == 0 ? moved[i]
+                                   : std::numeric_limits<float>::quiet_NaN();
+          out[kLayout.index[r0 + i][j]] = dst_round(k.core->dst_bf16, v);
+        }
+      }
+    }
+  } else if (dim == ReduceDim::REDUCE_ROW) {
+    for (int r = 0; r < kTileDim; ++r) finish(kLayout.index[r][0], row_pool(r));
   } else if (dim == ReduceDim::REDUCE_COL) {
     for (int c = 0; c < kTileDim; ++c) {
       float acc = init;

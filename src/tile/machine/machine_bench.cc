@@ -23,10 +23,8 @@ struct ReadArgs {
 };
 template <bool kTwoInputs>
 void reader(const ReadArgs& r) {
-  const InterleavedAddrGenFast<true> sa = {
-      .bank_base_address = r.a, .page_size = get_tile_size(kA), .data_format = get_dataformat(kA)};
-  const InterleavedAddrGenFast<true> sb = {
-      .bank_base_address = r.b, .page_size = get_tile_size(kB), .data_format = get_dataformat(kB)};
+  const InterleavedAddrGenFast<true> sa = tile_addr_gen(r.a, kA);
+  const InterleavedAddrGenFast<true> sb = tile_addr_gen(r.b, kB);
   for (uint32_t i = 0; i < r.count; ++i) {
     cb_reserve_back(kA, 1);
     noc_async_read_tile(r.start + i, sa, get_write_ptr(kA));
@@ -70,9 +68,7 @@ struct WriteArgs {
   uint32_t out, start, count;
 };
 void writer(const WriteArgs& w) {
-  const InterleavedAddrGenFast<true> s = {.bank_base_address = w.out,
-                                          .page_size = get_tile_size(kOut),
-                                          .data_format = get_dataformat(kOut)};
+  const InterleavedAddrGenFast<true> s = tile_addr_gen(w.out, kOut);
   for (uint32_t i = 0; i < w.count; ++i) {
     cb_wait_front(kOut, 1);
     noc_async_write_tile(w.start + i, s, get_read_ptr(kOut));

@@ -31,9 +31,7 @@ struct IoArgs {
 };
 
 inline void read_tiles(const IoArgs& a) {
-  const InterleavedAddrGenFast<true> s = {.bank_base_address = a.addr,
-                                          .page_size = get_tile_size(a.cb),
-                                          .data_format = get_dataformat(a.cb)};
+  const InterleavedAddrGenFast<true> s = tile_addr_gen(a.addr, a.cb);
   for (uint32_t i = 0; i < a.count; ++i) {
     cb_reserve_back(a.cb, 1);
     noc_async_read_tile(a.start + i, s, get_write_ptr(a.cb));
@@ -43,9 +41,7 @@ inline void read_tiles(const IoArgs& a) {
 }
 
 inline void write_tiles(const IoArgs& a) {
-  const InterleavedAddrGenFast<true> s = {.bank_base_address = a.addr,
-                                          .page_size = get_tile_size(a.cb),
-                                          .data_format = get_dataformat(a.cb)};
+  const InterleavedAddrGenFast<true> s = tile_addr_gen(a.addr, a.cb);
   for (uint32_t i = 0; i < a.count; ++i) {
     cb_wait_front(a.cb, 1);
     noc_async_write_tile(a.start + i, s, get_read_ptr(a.cb));
@@ -61,12 +57,8 @@ struct Read2Args {
 };
 
 inline void read_two(const Read2Args& a) {
-  const InterleavedAddrGenFast<true> s0 = {.bank_base_address = a.addr0,
-                                           .page_size = get_tile_size(kIn0),
-                                           .data_format = get_dataformat(kIn0)};
-  const InterleavedAddrGenFast<true> s1 = {.bank_base_address = a.addr1,
-                                           .page_size = get_tile_size(kIn1),
-                                           .data_format = get_dataformat(kIn1)};
+  const InterleavedAddrGenFast<true> s0 = tile_addr_gen(a.addr0, kIn0);
+  const InterleavedAddrGenFast<true> s1 = tile_addr_gen(a.addr1, kIn1);
   for (uint32_t i = 0; i < a.count; ++i) {
     cb_reserve_back(kIn0, 1);
     cb_reserve_back(kIn1, 1);

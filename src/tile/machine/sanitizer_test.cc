@@ -86,9 +86,7 @@ const SanitizerReport& expect_report(const Machine& m, ReportKind kind, KernelKi
 
 // A tile from DRAM into `cb`, pushed.
 void push_one(uint32_t cb) {
-  const InterleavedAddrGenFast<true> s = {.bank_base_address = g_addr,
-                                          .page_size = get_tile_size(cb),
-                                          .data_format = get_dataformat(cb)};
+  const InterleavedAddrGenFast<true> s = tile_addr_gen(g_addr, cb);
   cb_reserve_back(cb, 1);
   noc_async_read_tile(0, s, get_write_ptr(cb));
   noc_async_read_barrier();
@@ -291,9 +289,7 @@ void push_four_reader() {
 }
 
 void pop_four_writer() {
-  const InterleavedAddrGenFast<true> s = {.bank_base_address = g_addr,
-                                          .page_size = get_tile_size(kOut),
-                                          .data_format = get_dataformat(kOut)};
+  const InterleavedAddrGenFast<true> s = tile_addr_gen(g_addr, kOut);
   for (uint32_t i = 0; i < kWrapTiles; ++i) {
     cb_wait_front(kOut, 1);
     noc_async_write_tile(i, s, get_read_ptr(kOut));
@@ -426,9 +422,7 @@ TEST(Sanitizer, UnknownCbIsAnErrorInEveryMode) {
 // NoC.
 
 void read_no_barrier_reader() {
-  const InterleavedAddrGenFast<true> s = {.bank_base_address = g_addr,
-                                          .page_size = get_tile_size(kIn0),
-                                          .data_format = get_dataformat(kIn0)};
+  const InterleavedAddrGenFast<true> s = tile_addr_gen(g_addr, kIn0);
   cb_reserve_back(kIn0, 1);
   noc_async_read_tile(0, s, get_write_ptr(kIn0));
   g_line = __LINE__ + 1;
@@ -437,9 +431,7 @@ void read_no_barrier_reader() {
 }
 
 void write_no_barrier_writer() {
-  const InterleavedAddrGenFast<true> s = {.bank_base_address = g_addr,
-                                          .page_size = get_tile_size(kIn0),
-                                          .data_format = get_dataformat(kIn0)};
+  const InterleavedAddrGenFast<true> s = tile_addr_gen(g_addr, kIn0);
   cb_wait_front(kIn0, 1);
   noc_async_write_tile(1, s, get_read_ptr(kIn0));
   g_line = __LINE__ + 1;
@@ -473,9 +465,7 @@ TEST(Sanitizer, NocReadAndWriteWithoutBarrier) {
 
 // A read lands in L1 only at its barrier: a consumer that runs before it sees the old bytes.
 void read_late_barrier_reader() {
-  const InterleavedAddrGenFast<true> s = {.bank_base_address = g_addr,
-                                          .page_size = get_tile_size(kIn0),
-                                          .data_format = get_dataformat(kIn0)};
+  const InterleavedAddrGenFast<true> s = tile_addr_gen(g_addr, kIn0);
   cb_reserve_back(kIn0, 1);
   const uint32_t addr = get_write_ptr(kIn0);
   l1_ptr<uint16_t>(addr, kTileElems)[0] = float_to_bf16(5.0f).bits;
@@ -500,9 +490,7 @@ TEST(Sanitizer, BadDramAccessIsAnErrorEvenWithTheSanitizerOff) {
   Machine m(SanitizerMode::kOff);
   Kernels s;
   s.reader = [] {
-    const InterleavedAddrGenFast<true> src = {.bank_base_address = g_addr,
-                                              .page_size = get_tile_size(kIn0),
-                                              .data_format = get_dataformat(kIn0)};
+    const InterleavedAddrGenFast<true> src = tile_addr_gen(g_addr, kIn0);
     cb_reserve_back(kIn0, 1);
     noc_async_read_tile(4, src, get_write_ptr(kIn0));  // the buffer has pages 0..3
   };
@@ -747,9 +735,7 @@ void copy_in0_compute() {
   copy_tile(kIn0, 0, 0);
 }
 void write_in0_writer() {
-  const InterleavedAddrGenFast<true> s = {.bank_base_address = g_addr,
-                                          .page_size = get_tile_size(kIn0),
-                                          .data_format = get_dataformat(kIn0)};
+  const InterleavedAddrGenFast<true> s = tile_addr_gen(g_addr, kIn0);
   cb_wait_front(kIn0, 1);
   noc_async_write_tile(2, s, get_read_ptr(kIn0));
   g_line = __LINE__ + 1;

@@ -265,12 +265,8 @@ struct OffsetRead2Args {
   uint32_t addr0, addr1, start, count;
 };
 void read_two_offset(const OffsetRead2Args& a) {
-  const InterleavedAddrGenFast<true> s0 = {.bank_base_address = a.addr0,
-                                           .page_size = get_tile_size(kIn0),
-                                           .data_format = get_dataformat(kIn0)};
-  const InterleavedAddrGenFast<true> s1 = {.bank_base_address = a.addr1,
-                                           .page_size = get_tile_size(kIn1),
-                                           .data_format = get_dataformat(kIn1)};
+  const InterleavedAddrGenFast<true> s0 = tile_addr_gen(a.addr0, kIn0);
+  const InterleavedAddrGenFast<true> s1 = tile_addr_gen(a.addr1, kIn1);
   for (uint32_t i = 0; i < a.count; ++i) {
     cb_reserve_back(kIn0, 1);
     noc_async_read_tile(a.start + i, s0, get_write_ptr(kIn0));

@@ -27,6 +27,7 @@ T* l1_ptr(uint32_t l1_addr, uint32_t count, SrcLoc loc = SrcLoc::current()) {
 //   const InterleavedAddrGenFast<true> s = {.bank_base_address = args.x_addr,
 //                                           .page_size = get_tile_size(cb::kX),
 //                                           .data_format = get_dataformat(cb::kX)};
+// or, the same, tile_addr_gen(args.x_addr, cb::kX).
 template <bool kDram>
 struct InterleavedAddrGenFast {
   static_assert(kDram, "the tile machine models interleaved DRAM buffers only");
@@ -34,6 +35,14 @@ struct InterleavedAddrGenFast {
   uint32_t page_size = 0;
   DataFormat data_format = DataFormat::Float16_b;
 };
+// The address generator of a DRAM buffer at `addr` whose pages are tiles of CB `cb` (its page
+// size and format).
+inline InterleavedAddrGenFast<true> tile_addr_gen(uint32_t addr, uint32_t cb,
+                                                  SrcLoc loc = SrcLoc::current()) {
+  return {.bank_base_address = addr,
+          .page_size = get_tile_size(cb, loc),
+          .data_format = get_dataformat(cb, loc)};
+}
 
 namespace detail {
 void noc_read_tile(uint32_t tile_id, uint32_t buffer_address, uint32_t page_size, uint32_t l1_addr,

@@ -4,7 +4,7 @@
 #include <bit>
 #include <utility>
 
-#include "tile/ops/layernorm_common.h"
+#include "tile/ops/op_host.h"
 #include "tile/ops/report_layernorm_backward/cbs.h"
 #include "tilenorm/bf16.h"
 

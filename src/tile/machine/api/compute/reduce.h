@@ -1,7 +1,8 @@
 // Reduce (compute kernels; tt-metal's compute_kernel_api/reduce.h). Accumulates. With a = tile
 // itile of icb and s = scaler[0,0] (tile itile_scaler of icb_scaler; fill the first row of each
 // face with the scaler as tt-metal's generators do):
-//   REDUCE_ROW:    dst[r][0]  += s * sum_c a[r][c]   (rest of the tile: docs/tile-machine.md)
+//   REDUCE_ROW:    dst[r][0]  += s * sum_c a[r][c]   (rest of the tile, and what tt-llk really
+//                  writes: DeviceConfig::reduce_row, docs/tile-machine.md)
 //   REDUCE_COL:    dst[0][c]  += s * sum_r a[r][c]
 //   REDUCE_SCALAR: dst[0][0]  += s * sum a
 // SUM and AVG are the same op (the scaler carries 1/N); MAX takes max(dst, s * max a).

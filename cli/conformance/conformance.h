@@ -1,0 +1,117 @@
+// The conformance registry: one list of op cases, one tolerance table, one seeded input generator
+// and run_case(), driving every backend against the float64 reference. The GoogleTest suite
+// (tests/conformance_test.cc) and `tilenorm verify` both loop over it.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "common/compare.h"
+#include "tilenorm/layernorm.h"
+#include "tilenorm/rmsnorm.h"
+
+namespace tilenorm::conformance {
+
+// The ops the registry drives (forward and backward of each): each norm, alone and with the fused
+// residual add (h = x + residual normalized; dx += dh_in).
+enum class Op { kLayerNorm, kRmsNorm, kLayerNormResidual, kRmsNormResidual };
+const char* op_name(Op op);  // "layernorm", "rmsnorm", "layernorm+res", "rmsnorm+res"
+std::vector<Op> all_ops();
+Norm op_norm(Op op);
+bool op_residual(Op op);
+
+// How a case's inputs are drawn (make_input).
+enum class Input {
+  kRandom,    // x, dy uniform in [-1, 1); gamma, beta uniform in [0, 1)
+  kOffset,    // as kRandom, x uniform in [x_offset - 1, x_offset + 1)
+  kConstant,  // every element of x, dy, gamma the case's value; beta 0 (the bug report's
+              // inputs); residual = x, dh_in = dy
+};
+
+// The path the tile backend must take on the case's machine, per direction and dtype ("fit",
+// "block" or "streamed"; the tile plan's rule, restated here so that a change of the rule shows).
+struct TilePaths {
+  const char* forward_bf16;
+  const char* forward_f32;
+  const char* backward_bf16;
+  const char* backward_f32;
+  const char* get(bool backward, DType dtype) const;
+};
+inline constexpr TilePaths kAllFit = {"fit", "fit", "fit", "fit"};
+
+struct Case {
+  Op op = Op::kLayerNorm;
+  std::string reason;  // why this case is in the list
+  Shape shape;
+  Input input = Input::kRandom;
+  double eps = 1e-5;
+  double x = 0.5, dy = 1, gamma = 1;  // kConstant: the values
+  double x_offset = 0;                // kOffset: the centre of x
+  uint64_t seed = 0;                  // distinct per case
+  TilePaths tile_paths = kAllFit;
+  // The tile machine of the case: L1 per core in KiB and the grid's side (0: Wormhole's
+  // 1464 KiB and 8x8). The tile backend always runs with the sanitizer on.
+  uint32_t tile_l1_kib = 0, tile_grid = 0;
+  bool residual_too = false;  // the residual ops run this case too (a subset keeps them quick)
+};
+
+// Every case of every op, in a fixed order.
+const std::vector<Case>& registry();
+std::string input_label(const Case& c);  // "random eps=1e-05", "x=0.5 dy=1 gamma=1"
+
+// The tensors of an op, for the generator and the tolerance table.
+enum class Role { kX, kDy, kGamma, kBeta, kResidual, kDhIn };
+// One seeded generator (a fixed LCG, independent of <random>'s implementation): the case's input
+// `role` of `shape` rounded to `dtype`.
+Tensor make_input(const Case& c, Role role, const Shape& shape, DType dtype);
+
+// The outputs compared, grouped as the tolerance table groups them.
+enum class Output {
+  kY,        // y
+  kH,        // h = x + residual
+  kStats,    // mean, rstd, rrms
+  kDx,       // dx
+  kDParams,  // dgamma, dbeta
+};
+// Compare rule: |got - ref| <= atol * scale + rtol * |ref| per element, where scale =
+// max(1, max |ref|) for y, dx and the parameter gradients (elements near zero beside large
+// ones) and 1 for the per-row statistics.
+struct ToleranceRow {
+  Tolerance tol;
+  const char* reason;
+};
+ToleranceRow tolerance(Op op, Backend backend, DType dtype, Output output);
+
+// One comparison of a run: an output against the reference, a run that failed, or (tile) the
+// path taken against the case's.
+struct Check {
+  std::string direction;  // "forward", "backward" (reference statistics), "backward-own"
+                          // (the forward's own statistics)
+  std::string output;     // "y", "h", "mean", ..., "dbeta"; "status" for a failed run; "path"
+  std::string path;       // the path the backend reported
+  double err = 0;         // max |got - ref|
+  double excess = 0;      // worst |got - ref| / allowed; <= 1 passes
+  Tolerance tol;          // effective atol, rtol
+  bool pass = true;
+  std::string detail;  // why it failed: the worst element, the status, the path
+};
+
+struct CaseResult {
+  // The backend cannot run this op here (not built, no device, the op not implemented there):
+  // why, and no checks.
+  std::string unsupported;
+  std::vector<Check> checks;
+  bool pass() const;
+};
+
+struct RunOptions {
+  int threads = 0;           // cpu backend threads, 0 = all
+  uint32_t tile_l1_kib = 0;  // non-zero: every tile case on this L1 instead of the case's
+};
+
+// Forward against the reference; backward on the reference statistics (rounded to the stat
+// dtype, as a forward saves them) and on the forward's own statistics (and own h).
+CaseResult run_case(Backend backend, DType dtype, const Case& c, const RunOptions& options = {});
+
+}  // namespace tilenorm::conformance
