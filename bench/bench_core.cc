@@ -15,6 +15,7 @@
 #include "common/thread_pool.h"
 #include "reference/layernorm.h"
 #include "tilenorm/layernorm.h"
+#include "tilenorm/rmsnorm.h"
 
 namespace tilenorm::bench {
 
@@ -27,11 +28,18 @@ const std::vector<BenchShape>& default_shapes() {
   return shapes;
 }
 
-double bytes_moved(const BenchShape& s, DType dtype, Direction dir) {
+std::string op_name(const BenchOp& op) {
+  return std::string(op.norm == Norm::kRmsNorm ? "RMSNorm" : "LayerNorm") +
+         (op.residual ? "Residual" : "");
+}
+
+double bytes_moved(const BenchShape& s, DType dtype, Direction dir, const BenchOp& op) {
   const double es = static_cast<double>(dtype_size(dtype));
   const double R = static_cast<double>(s.rows), C = static_cast<double>(s.C);
-  if (dir == Direction::kForward) return 2 * R * C * es + 2 * C * es + 2 * R * 4;
-  return 3 * R * C * es + 3 * C * es + 2 * R * 4;
+  const double stats = op.norm == Norm::kRmsNorm ? 1 : 2;  // per-row statistics, per-column params
+  if (dir == Direction::kForward)
+    return (op.residual ? 4 : 2) * R * C * es + stats * C * es + stats * R * 4;
+  return (op.residual ? 4 : 3) * R * C * es + (stats + 1) * C * es + stats * R * 4;
 }
 
 namespace {
@@ -47,8 +55,8 @@ float hash_uniform(uint64_t stream, uint64_t i) {
 
 }  // namespace
 
-BenchInputs make_bench_inputs(const BenchShape& s, DType dtype) {
-  BenchInputs in{s, dtype, {}, {}, {}, {}};
+BenchInputs make_bench_inputs(const BenchShape& s, DType dtype, const BenchOp& op) {
+  BenchInputs in{s, dtype, {}, {}, {}, {}, op};
   const size_t n = static_cast<size_t>(s.rows * s.C);
   in.x.resize(n);
   in.dy.resize(n);
@@ -62,8 +70,16 @@ BenchInputs make_bench_inputs(const BenchShape& s, DType dtype) {
     in.gamma[i] = 1.0f + 0.25f * hash_uniform(3, i);
     in.beta[i] = 0.1f * hash_uniform(4, i);
   }
+  if (op.residual) {
+    in.residual.resize(n);
+    in.dh_in.resize(n);
+    for (size_t i = 0; i < n; ++i) {
+      in.residual[i] = hash_uniform(5, i);
+      in.dh_in[i] = 0.5f * hash_uniform(6, i);
+    }
+  }
   if (dtype == DType::kBF16) {
-    for (auto* v : {&in.x, &in.dy, &in.gamma, &in.beta})
+    for (auto* v : {&in.x, &in.dy, &in.gamma, &in.beta, &in.residual, &in.dh_in})
       for (float& f : *v) f = round_to_bf16(f);
   }
   return in;
@@ -82,6 +98,7 @@ Tensor to_tensor(const std::vector<float>& v, const Shape& shape, DType dtype) {
 }
 
 std::vector<double> to_doubles(const Tensor& t) {
+  if (t.raw() == nullptr) return {};  // an output this norm does not have
   std::vector<double> v(static_cast<size_t>(t.numel()));
   for (size_t i = 0; i < v.size(); ++i) v[i] = t.get(static_cast<int64_t>(i));
   return v;
@@ -93,29 +110,45 @@ class TilenormImpl : public Impl {
   std::string name() const override { return "tilenorm"; }
   bool prepare(const BenchInputs& in, int threads, std::string*) override {
     const Shape s{in.shape.rows, in.shape.C}, c{in.shape.C}, r{in.shape.rows};
+    op_ = in.op;
+    const bool layer = op_.norm == Norm::kLayerNorm;
     x_ = to_tensor(in.x, s, in.dtype);
     dy_ = to_tensor(in.dy, s, in.dtype);
     gamma_ = to_tensor(in.gamma, c, in.dtype);
-    beta_ = to_tensor(in.beta, c, in.dtype);
+    if (layer) beta_ = to_tensor(in.beta, c, in.dtype);
+    if (op_.residual) {
+      residual_ = to_tensor(in.residual, s, in.dtype);
+      dh_in_ = to_tensor(in.dh_in, s, in.dtype);
+      h_ = Tensor(s, in.dtype);
+    }
     y_ = Tensor(s, in.dtype);
     dx_ = Tensor(s, in.dtype);
-    mean_ = Tensor(r, DType::kF32);
+    if (layer) mean_ = Tensor(r, DType::kF32);
     rstd_ = Tensor(r, DType::kF32);
     dgamma_ = Tensor(c, DType::kF32);
-    dbeta_ = Tensor(c, DType::kF32);
+    if (layer) dbeta_ = Tensor(c, DType::kF32);
     opt_.num_threads = threads;
     opt_.report = &report_;
     run(Direction::kForward);
     return true;
   }
   void run(Direction dir) override {
+    const ConstTensorView x = op_.residual ? h_.cview() : x_.cview();
     Status st;
-    if (dir == Direction::kForward) {
-      st = layernorm_forward(Backend::kCpu, {x_.view(), gamma_.view(), beta_.view(), 1e-5},
-                             LayerNormForwardOutputs{y_.view(), mean_.view(), rstd_.view()}, opt_);
+    if (op_.norm == Norm::kRmsNorm) {
+      st = dir == Direction::kForward
+               ? rmsnorm_forward(Backend::kCpu, {x_.view(), gamma_.view(), 1e-5, residual_.view()},
+                                 RmsNormForwardOutputs{y_.view(), rstd_.view(), h_.view()}, opt_)
+               : rmsnorm_backward(Backend::kCpu,
+                                  {x, dy_.view(), gamma_.view(), rstd_.view(), dh_in_.view()},
+                                  RmsNormBackwardOutputs{dx_.view(), dgamma_.view()}, opt_);
+    } else if (dir == Direction::kForward) {
+      st = layernorm_forward(
+          Backend::kCpu, {x_.view(), gamma_.view(), beta_.view(), 1e-5, residual_.view()},
+          LayerNormForwardOutputs{y_.view(), mean_.view(), rstd_.view(), h_.view()}, opt_);
     } else {
       st = layernorm_backward(
-          Backend::kCpu, {x_.view(), dy_.view(), gamma_.view(), mean_.view(), rstd_.view()},
+          Backend::kCpu, {x, dy_.view(), gamma_.view(), mean_.view(), rstd_.view(), dh_in_.view()},
           LayerNormBackwardOutputs{dx_.view(), dgamma_.view(), dbeta_.view()}, opt_);
     }
     if (!st.ok()) {
@@ -126,14 +159,15 @@ class TilenormImpl : public Impl {
   BenchOutputs outputs() override {
     run(Direction::kForward);
     run(Direction::kBackward);
-    return {to_doubles(y_),  to_doubles(mean_),   to_doubles(rstd_),
-            to_doubles(dx_), to_doubles(dgamma_), to_doubles(dbeta_)};
+    return {to_doubles(y_),      to_doubles(mean_),  to_doubles(rstd_), to_doubles(dx_),
+            to_doubles(dgamma_), to_doubles(dbeta_), to_doubles(h_)};
   }
   void release() override { *this = TilenormImpl(); }
 
  private:
-  Tensor x_, dy_, gamma_, beta_, y_, dx_, mean_, rstd_, dgamma_, dbeta_;
-  LayerNormOptions opt_;
+  BenchOp op_;
+  Tensor x_, dy_, gamma_, beta_, residual_, dh_in_, y_, h_, dx_, mean_, rstd_, dgamma_, dbeta_;
+  NormOptions opt_;
   RunReport report_;
 };
 
@@ -205,14 +239,34 @@ std::string peers_status() { return load_peers(); }
 
 std::string check_outputs(const BenchInputs& in, const BenchOutputs& got, double* max_err) {
   const int64_t R = in.shape.rows, C = in.shape.C;
-  const std::vector<double> x(in.x.begin(), in.x.end()), dy(in.dy.begin(), in.dy.end()),
-      g(in.gamma.begin(), in.gamma.end()), b(in.beta.begin(), in.beta.end());
-  BenchOutputs ref{std::vector<double>(x.size()), std::vector<double>(R), std::vector<double>(R),
-                   std::vector<double>(x.size()), std::vector<double>(C), std::vector<double>(C)};
-  reference::layernorm_forward_f64(x.data(), g.data(), b.data(), R, C, 1e-5, ref.y.data(),
-                                   ref.mean.data(), ref.rstd.data());
-  reference::layernorm_backward_f64(x.data(), dy.data(), g.data(), ref.mean.data(), ref.rstd.data(),
-                                    R, C, ref.dx.data(), ref.dgamma.data(), ref.dbeta.data());
+  const bool layer = in.op.norm == Norm::kLayerNorm;
+  std::vector<double> x(in.x.begin(), in.x.end()), h;
+  const std::vector<double> dy(in.dy.begin(), in.dy.end()), g(in.gamma.begin(), in.gamma.end()),
+      b(in.beta.begin(), in.beta.end()), dh(in.dh_in.begin(), in.dh_in.end());
+  if (in.op.residual) {
+    // h as stored in the data dtype, which the backward then reads.
+    for (size_t i = 0; i < x.size(); ++i) {
+      const float v = static_cast<float>(x[i] + in.residual[i]);
+      x[i] = in.dtype == DType::kBF16 ? round_to_bf16(v) : v;
+    }
+    h = x;
+  }
+  const size_t stats = layer ? static_cast<size_t>(R) : 0,
+               shifts = layer ? static_cast<size_t>(C) : 0;
+  BenchOutputs ref{std::vector<double>(x.size()),
+                   std::vector<double>(stats),
+                   std::vector<double>(R),
+                   std::vector<double>(x.size()),
+                   std::vector<double>(C),
+                   std::vector<double>(shifts),
+                   h};
+  reference::norm_forward_f64(in.op.norm, x.data(), g.data(), layer ? b.data() : nullptr, R, C,
+                              1e-5, ref.y.data(), layer ? ref.mean.data() : nullptr,
+                              ref.rstd.data());
+  reference::norm_backward_f64(in.op.norm, x.data(), dy.data(), g.data(),
+                               layer ? ref.mean.data() : nullptr, ref.rstd.data(),
+                               in.op.residual ? dh.data() : nullptr, R, C, ref.dx.data(),
+                               ref.dgamma.data(), layer ? ref.dbeta.data() : nullptr);
   const double tol = in.dtype == DType::kF32 ? 1e-4 : 2e-2;
   std::string bad;
   *max_err = 0;
@@ -222,11 +276,12 @@ std::string check_outputs(const BenchInputs& in, const BenchOutputs& got, double
                  {"rstd", {&got.rstd, &ref.rstd}},
                  {"dx", {&got.dx, &ref.dx}},
                  {"dgamma", {&got.dgamma, &ref.dgamma}},
-                 {"dbeta", {&got.dbeta, &ref.dbeta}}};
+                 {"dbeta", {&got.dbeta, &ref.dbeta}},
+                 {"h", {&got.h, &ref.h}}};
   for (const auto& [name, p] : pairs) {
     const auto& [a, r] = p;
-    double err = 0, mag = 0;
-    for (size_t i = 0; i < r->size(); ++i) {
+    double err = r->size() == a->size() ? 0 : INFINITY, mag = 0;
+    for (size_t i = 0; i < std::min(r->size(), a->size()); ++i) {
       const double e = std::abs((*a)[i] - (*r)[i]);
       err = std::isnan(e) ? INFINITY : std::max(err, e);
       mag = std::max(mag, std::abs((*r)[i]));

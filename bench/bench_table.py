@@ -32,8 +32,8 @@ def main():
         if parts[0] == "BM_Copy":
             copy[int(parts[1])].append(rate)
             continue
-        _, impl, direction, dtype, shape, threads, cache = parts[:7]
-        case = (shape, dtype, direction, int(threads.split(":")[1]), cache)
+        op, impl, direction, dtype, shape, threads, cache = parts[:7]
+        case = (op, shape, dtype, direction, int(threads.split(":")[1]), cache)
         if case not in order:
             order.append(case)
         gbps[(impl, case)].append(rate)
@@ -52,16 +52,16 @@ def main():
         print(f"Copy, {t} thread(s): best {max(copy[t]):.1f} GB/s, median {statistics.median(copy[t]):.1f} "
               f"over {len(copy[t])} repetitions.")
     print(f"% copy = tilenorm GB/s / {ceiling:.1f} GB/s (best 2-thread copy of this run).\n")
-    head = ["shape", "dtype", "dir", "thr", "cache"] + [f"{i} GB/s" for i in impls]
+    head = ["op", "shape", "dtype", "dir", "thr", "cache"] + [f"{i} GB/s" for i in impls]
     head += ["tilenorm % copy", "vs best peer", "tilenorm spread", "check"]
     print("| " + " | ".join(head) + " |")
     print("|" + "---|" * len(head))
     for case in order:
-        shape, dtype, direction, threads, cache = case
+        op, shape, dtype, direction, threads, cache = case
         if args.cache != "both" and cache != args.cache:
             continue
         med = {i: statistics.median(gbps[(i, case)]) for i in impls if (i, case) in gbps}
-        row = [shape, dtype, direction, str(threads), cache]
+        row = [op, shape, dtype, direction, str(threads), cache]
         row += [f"{med[i]:.1f}" if i in med else "-" for i in impls]
         t = gbps.get(("tilenorm", case))
         best_peer = max((med[p] for p in peers if p in med), default=0)
@@ -82,11 +82,11 @@ def main():
     dram = ["8192x1024", "2048x4096", "1024x8192"]
     misses = []
     for case in order:
-        shape, dtype, direction, threads, cache = case
+        op, shape, dtype, direction, threads, cache = case
         if shape in dram and dtype == "f32" and threads == 2:
             pct = 100 * med("tilenorm", case) / ceiling
             if pct < 85:
-                misses.append(f"{shape} {direction} {cache} {pct:.0f}%")
+                misses.append(f"{op} {shape} {direction} {cache} {pct:.0f}%")
     print(f"- >= 85 % of copy, f32, 2 threads, {', '.join(dram)}: "
           + ("met" if not misses else "missed on " + "; ".join(misses)))
     slower = []
@@ -94,16 +94,16 @@ def main():
         t = med("tilenorm", case)
         best = max((med(p, case) for p in peers if med(p, case)), default=None)
         if t and best and t <= best:
-            slower.append("{} {} {} t{} {}: {:.2f}x".format(*case, t / best))
+            slower.append("{} {} {} {} t{} {}: {:.2f}x".format(*case, t / best))
     print("- faster than the best peer on every case: "
           + ("met" if not slower else f"missed on {len(slower)} of {len(order)}: " + "; ".join(slower)))
     short = []
     for case in order:
-        if case[0] in ("4x1048576", "32x65536"):
+        if case[1] in ("4x1048576", "32x65536"):
             t = med("tilenorm", case)
             best = max((med(p, case) for p in peers if med(p, case)), default=None)
             if t and best and t < 1.5 * best:
-                short.append("{} {} {} t{} {}: {:.2f}x".format(*case, t / best))
+                short.append("{} {} {} {} t{} {}: {:.2f}x".format(*case, t / best))
     print("- >= 1.5x the best peer on 4x1048576 and 32x65536: "
           + ("met" if not short else f"missed on {len(short)}: " + "; ".join(short)))
 

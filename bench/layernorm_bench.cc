@@ -1,6 +1,7 @@
-// LayerNorm forward/backward GB/s (byte model in bench_core.h) for tilenorm and the peers built
-// in, side by side: for each shape, dtype, direction, thread count and cache state every
-// implementation runs back to back, so their ratios are taken under the same machine load.
+// Norm forward/backward GB/s (byte model in bench_core.h) for tilenorm and the peers built in,
+// side by side: for each norm (LayerNorm, RMSNorm, each also with the fused residual add, warm
+// caches only), shape, dtype, direction, thread count and cache state every implementation runs
+// back to back, so their ratios are taken under the same machine load.
 // BM_Copy (STREAM-like, same process) gives the bandwidth ceiling; bench/bench_table.py turns
 // the JSON output into the table of docs/performance.md.
 //
@@ -26,6 +27,7 @@ void BM_Copy(benchmark::State& state) {
 }
 
 struct Case {
+  BenchOp op;
   std::string impl;
   BenchShape shape;
   DType dtype;
@@ -34,11 +36,12 @@ struct Case {
   bool cold;
 };
 
-const BenchInputs& inputs_for(const BenchShape& s, DType dtype) {
+const BenchInputs& inputs_for(const BenchShape& s, DType dtype, const BenchOp& op) {
   // One shape at a time: benchmarks are registered shape by shape.
   static BenchInputs cached{{0, 0}, DType::kF32, {}, {}, {}, {}};
-  if (cached.shape.rows != s.rows || cached.shape.C != s.C || cached.dtype != dtype)
-    cached = make_bench_inputs(s, dtype);
+  if (cached.shape.rows != s.rows || cached.shape.C != s.C || cached.dtype != dtype ||
+      cached.op.norm != op.norm || cached.op.residual != op.residual)
+    cached = make_bench_inputs(s, dtype, op);
   return cached;
 }
 
@@ -46,7 +49,7 @@ const BenchInputs& inputs_for(const BenchShape& s, DType dtype) {
 // becomes the benchmark's label, so a fast wrong answer cannot pass unnoticed.
 std::string checked(Impl& impl, const Case& c, const BenchInputs& in) {
   static std::map<std::string, std::string> verdicts;
-  const std::string key = c.impl + "/" + std::to_string(c.shape.rows) + "x" +
+  const std::string key = op_name(c.op) + "/" + c.impl + "/" + std::to_string(c.shape.rows) + "x" +
                           std::to_string(c.shape.C) + "/" + dtype_name(c.dtype) + "/" +
                           std::to_string(c.threads);
   auto it = verdicts.find(key);
@@ -56,8 +59,8 @@ std::string checked(Impl& impl, const Case& c, const BenchInputs& in) {
   return verdicts[key] = v;
 }
 
-void BM_LayerNorm(benchmark::State& state, Case c) {
-  const BenchInputs& in = inputs_for(c.shape, c.dtype);
+void BM_Norm(benchmark::State& state, Case c) {
+  const BenchInputs& in = inputs_for(c.shape, c.dtype, c.op);
   std::unique_ptr<Impl> impl = make_impl(c.impl);
   std::string why;
   if (!impl->prepare(in, c.threads, &why)) {
@@ -75,7 +78,7 @@ void BM_LayerNorm(benchmark::State& state, Case c) {
     impl->run(c.dir);
   }
   state.SetBytesProcessed(static_cast<int64_t>(static_cast<double>(state.iterations()) *
-                                               bytes_moved(c.shape, c.dtype, c.dir)));
+                                               bytes_moved(c.shape, c.dtype, c.dir, c.op)));
   impl->release();
 }
 
@@ -87,21 +90,28 @@ void register_copy() {
 void register_all() {
   register_copy();
   const int hw = hardware_threads();
+  const BenchOp ops[] = {{Norm::kLayerNorm, false},
+                         {Norm::kRmsNorm, false},
+                         {Norm::kLayerNorm, true},
+                         {Norm::kRmsNorm, true}};
   for (const BenchShape& s : default_shapes()) {
-    for (DType dt : {DType::kF32, DType::kBF16}) {
-      for (Direction dir : {Direction::kBackward, Direction::kForward}) {
-        for (bool cold : {false, true}) {
-          for (int t : {1, 2}) {
-            if (t > hw) continue;
-            for (const std::string& impl : impl_names()) {
-              const std::string name = "LayerNorm/" + impl + "/" + direction_name(dir) + "/" +
-                                       dtype_name(dt) + "/" + std::to_string(s.rows) + "x" +
-                                       std::to_string(s.C) + "/threads:" + std::to_string(t) +
-                                       (cold ? "/cold" : "/warm");
-              benchmark::RegisterBenchmark(name.c_str(), BM_LayerNorm,
-                                           Case{impl, s, dt, dir, t, cold})
-                  ->UseRealTime()
-                  ->Unit(benchmark::kMillisecond);
+    for (const BenchOp& op : ops) {
+      for (DType dt : {DType::kF32, DType::kBF16}) {
+        for (Direction dir : {Direction::kBackward, Direction::kForward}) {
+          for (bool cold : {false, true}) {
+            if (cold && op.residual) continue;
+            for (int t : {1, 2}) {
+              if (t > hw) continue;
+              for (const std::string& impl : impl_names()) {
+                const std::string name = op_name(op) + "/" + impl + "/" + direction_name(dir) +
+                                         "/" + dtype_name(dt) + "/" + std::to_string(s.rows) + "x" +
+                                         std::to_string(s.C) + "/threads:" + std::to_string(t) +
+                                         (cold ? "/cold" : "/warm");
+                benchmark::RegisterBenchmark(name.c_str(), BM_Norm,
+                                             Case{op, impl, s, dt, dir, t, cold})
+                    ->UseRealTime()
+                    ->Unit(benchmark::kMillisecond);
+              }
             }
           }
         }

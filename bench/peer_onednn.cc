@@ -21,6 +21,13 @@ class OnednnImpl : public Impl {
   std::string name() const override { return "onednn"; }
 
   bool prepare(const BenchInputs& in, int threads, std::string* why) override {
+    // 2.6 has layer normalization only: RMS normalization (dnnl_rms_norm) came in 3.1, and no
+    // version fuses a residual add into it.
+    if (in.op.norm != Norm::kLayerNorm || in.op.residual) {
+      *why = in.op.residual ? "oneDNN has no fused residual add"
+                            : onednn_version() + " has no RMS normalization";
+      return false;
+    }
     try {
       threads_ = threads;
       omp_set_num_threads(threads);

@@ -126,25 +126,13 @@ Status check_eps(double eps, DType x_dtype) {
   return {};
 }
 
-// Backends not yet converted to norm_forward/norm_backward run LayerNorm without a residual
-// through their layernorm_* entry points; the rest of the family is Unsupported there.
-Status unconverted(Backend backend, bool plain_layernorm) {
-  if (plain_layernorm) return {};
-  return Status::unsupported(fmt::format("backend '{}' runs only LayerNorm without a residual add",
-                                         backend_name(backend)));
-}
-
 Status dispatch_forward(Backend backend, const NormForwardArgs& a, const NormForwardOutputs& o,
                         const NormOptions& opt) {
-  const bool plain = a.norm == Norm::kLayerNorm && a.residual.empty();
-  const LayerNormForwardArgs la{a.x, a.gamma, a.beta, a.eps};
-  const LayerNormForwardOutputs lo{o.y, o.mean, o.rstd};
   switch (backend) {
     case Backend::kReference:
       return reference::norm_forward(a, o, opt);
     case Backend::kCpu:
-      TN_RETURN_IF_ERROR(unconverted(backend, plain));
-      return cpu::layernorm_forward(la, lo, opt);
+      return cpu::norm_forward(a, o, opt);
     case Backend::kTile:
       return tile::norm_forward(a, o, opt);
     case Backend::kCuda:
@@ -159,15 +147,11 @@ Status dispatch_forward(Backend backend, const NormForwardArgs& a, const NormFor
 
 Status dispatch_backward(Backend backend, const NormBackwardArgs& a, const NormBackwardOutputs& o,
                          const NormOptions& opt) {
-  const bool plain = a.norm == Norm::kLayerNorm && a.dh_in.empty();
-  const LayerNormBackwardArgs la{a.x, a.dy, a.gamma, a.mean, a.rstd};
-  const LayerNormBackwardOutputs lo{o.dx, o.dgamma, o.dbeta};
   switch (backend) {
     case Backend::kReference:
       return reference::norm_backward(a, o, opt);
     case Backend::kCpu:
-      TN_RETURN_IF_ERROR(unconverted(backend, plain));
-      return cpu::layernorm_backward(la, lo, opt);
+      return cpu::norm_backward(a, o, opt);
     case Backend::kTile:
       return tile::norm_backward(a, o, opt);
     case Backend::kCuda:

@@ -1,5 +1,6 @@
-// Conformance of the native CPU backend (layernorm_forward / layernorm_backward) against the
-// float64 reference, on every compiled SIMD target; bitwise determinism across thread counts.
+// Conformance of the native CPU backend (the norm family: LayerNorm and RMSNorm, with and
+// without the fused residual add) against the float64 reference, on every compiled SIMD target;
+// bitwise determinism across thread counts.
 #include "cpu/layernorm_cpu.h"
 
 #include <cmath>
@@ -9,8 +10,10 @@
 #include <thread>
 #include <vector>
 
+#include "reference/layernorm.h"
 #include "test_util.h"
 #include "tilenorm/layernorm.h"
+#include "tilenorm/rmsnorm.h"
 
 namespace tilenorm {
 namespace {
@@ -213,6 +216,22 @@ TEST_P(CpuTargets, MisalignedStarts) {
   }
 }
 
+// LayerNorm of constant rows with dy = gamma = 1, beta = 0: y and the norm's part of dx cancel
+// to exactly 0 (dx is then dh_in, here dx_value everywhere), dgamma to exactly 0, and dbeta
+// counts the rows exactly.
+void expect_constant_rows_exact(const Tensor& y, const Tensor& dx, const Tensor& dgamma,
+                                const Tensor& dbeta, double dx_value) {
+  const int64_t rows = y.shape().rows(), C = y.shape().cols();
+  for (int64_t i = 0; i < rows * C; ++i) {
+    ASSERT_EQ(y.get(i), 0.0) << i;
+    ASSERT_EQ(dx.get(i), dx_value) << i;
+  }
+  for (int64_t i = 0; i < C; ++i) {
+    ASSERT_EQ(dgamma.data<float>()[i], 0.0f) << i;
+    ASSERT_EQ(dbeta.data<float>()[i], static_cast<float>(rows)) << i;
+  }
+}
+
 // The seed's constant inputs: every row has zero variance, so dx and dgamma must cancel to
 // exactly zero and dbeta count the rows exactly.
 TEST_P(CpuTargets, ConstantInputsExact) {
@@ -230,14 +249,7 @@ TEST_P(CpuTargets, ConstantInputsExact) {
         ASSERT_EQ(o.mean.data<float>()[r], 0.5f);
         ASSERT_EQ(o.rstd.data<float>()[r], rstd);
       }
-      for (int64_t i = 0; i < rows * C; ++i) {
-        ASSERT_EQ(o.y.get(i), 0.0) << i;
-        ASSERT_EQ(o.dx.get(i), 0.0) << i;
-      }
-      for (int64_t i = 0; i < C; ++i) {
-        ASSERT_EQ(o.dgamma.data<float>()[i], 0.0f) << i;
-        ASSERT_EQ(o.dbeta.data<float>()[i], static_cast<float>(rows)) << i;
-      }
+      expect_constant_rows_exact(o.y, o.dx, o.dgamma, o.dbeta, 0.0);
     }
   }
 }
@@ -442,6 +454,308 @@ TEST(LayerNormCpu, ConcurrentCallsGiveTheSameBits) {
   for (const Outputs& o : got_b) {
     EXPECT_TRUE(bitwise_equal(o.y, ref_b.y) && bitwise_equal(o.dx, ref_b.dx) &&
                 bitwise_equal(o.dgamma, ref_b.dgamma) && bitwise_equal(o.dbeta, ref_b.dbeta));
+  }
+}
+
+// The rest of the family: RMSNorm, and the fused residual add on both norms. Forward takes
+// x + residual, backward its h and dh_in; the LayerNorm-without-residual cases are above.
+struct FamilyCase {
+  Norm norm;
+  bool residual;
+  const char* name;
+};
+const FamilyCase kFamily[] = {{Norm::kRmsNorm, false, "rmsnorm"},
+                              {Norm::kRmsNorm, true, "rmsnorm + residual"},
+                              {Norm::kLayerNorm, true, "layernorm + residual"}};
+
+struct FamilyInputs {
+  Inputs in;
+  Tensor residual, dh_in;  // empty without a residual
+};
+
+FamilyInputs make_family_inputs(const FamilyCase& fc, int64_t rows, int64_t C, DType dtype,
+                                uint64_t seed) {
+  FamilyInputs fi{make_inputs(rows, C, dtype, seed), {}, {}};
+  if (fc.residual) {
+    fi.residual = testing::random_tensor(Shape{rows, C}, dtype, seed + 4, -1.5, 0.5);
+    fi.dh_in = testing::random_tensor(Shape{rows, C}, dtype, seed + 5, -0.5, 0.5);
+  }
+  return fi;
+}
+
+struct FamilyOutputs {
+  Tensor y, h, mean, rstd, dx, dgamma, dbeta;  // h, mean, dbeta empty when not produced
+  RunReport fwd_report, bwd_report;
+};
+
+// Forward, then backward on the forward's own h and statistics; outputs pre-filled with NaN.
+FamilyOutputs run_family(const FamilyCase& fc, const FamilyInputs& fi, int threads,
+                         double eps = kDefaultEps) {
+  const Inputs& in = fi.in;
+  const Shape& s = in.x.shape();
+  const DType dt = in.x.dtype();
+  const bool layer = fc.norm == Norm::kLayerNorm;
+  FamilyOutputs o;
+  o.y = nan_tensor(s, dt);
+  if (fc.residual) o.h = nan_tensor(s, dt);
+  if (layer) o.mean = nan_tensor(s.leading(), DType::kF32);
+  o.rstd = nan_tensor(s.leading(), DType::kF32);
+  o.dx = nan_tensor(s, dt);
+  o.dgamma = nan_tensor(Shape{s.cols()}, DType::kF32);
+  if (layer) o.dbeta = nan_tensor(Shape{s.cols()}, DType::kF32);
+  NormOptions opt;
+  opt.num_threads = threads;
+  opt.report = &o.fwd_report;
+  const Status fst =
+      layer
+          ? layernorm_forward(
+                Backend::kCpu,
+                {in.x.view(), in.gamma.view(), in.beta.view(), eps, fi.residual.view()},
+                LayerNormForwardOutputs{o.y.view(), o.mean.view(), o.rstd.view(), o.h.view()}, opt)
+          : rmsnorm_forward(Backend::kCpu, {in.x.view(), in.gamma.view(), eps, fi.residual.view()},
+                            RmsNormForwardOutputs{o.y.view(), o.rstd.view(), o.h.view()}, opt);
+  EXPECT_TRUE(fst.ok()) << fst.to_string();
+  opt.report = &o.bwd_report;
+  const ConstTensorView x = fc.residual ? o.h.view() : in.x.view();
+  const Status bst =
+      layer ? layernorm_backward(
+                  Backend::kCpu,
+                  {x, in.dy.view(), in.gamma.view(), o.mean.view(), o.rstd.view(), fi.dh_in.view()},
+                  LayerNormBackwardOutputs{o.dx.view(), o.dgamma.view(), o.dbeta.view()}, opt)
+            : rmsnorm_backward(Backend::kCpu,
+                               {x, in.dy.view(), in.gamma.view(), o.rstd.view(), fi.dh_in.view()},
+                               RmsNormBackwardOutputs{o.dx.view(), o.dgamma.view()}, opt);
+  EXPECT_TRUE(bst.ok()) << bst.to_string();
+  return o;
+}
+
+// Against reference::norm_*_f64 on the same inputs. h = x + residual is rounded to the data
+// dtype once, on both sides, so it must match exactly.
+void expect_family_matches_reference(const FamilyCase& fc, const FamilyInputs& fi,
+                                     const FamilyOutputs& o, double eps = kDefaultEps) {
+  const Inputs& in = fi.in;
+  const int64_t rows = in.x.shape().rows(), C = in.x.shape().cols();
+  const bool layer = fc.norm == Norm::kLayerNorm;
+  const Tolerances tol = tolerances(in.x.dtype(), rows);
+  std::vector<double> h = reference::load_f64(in.x.view());
+  if (fc.residual) {
+    const auto r = reference::load_f64(fi.residual.view());
+    for (size_t i = 0; i < h.size(); ++i) h[i] += r[i];
+    Tensor rounded(in.x.shape(), in.x.dtype());
+    reference::store_f64(rounded.view(), h);
+    h = reference::load_f64(rounded.view());
+    EXPECT_TRUE(AllClose("h", o.h.view(), h, {0, 0}));
+  }
+  const auto gamma = reference::load_f64(in.gamma.view()),
+             beta = reference::load_f64(in.beta.view());
+  std::vector<double> y(h.size()), mean(rows), rstd(rows);
+  reference::norm_forward_f64(fc.norm, h.data(), gamma.data(), layer ? beta.data() : nullptr, rows,
+                              C, eps, y.data(), mean.data(), rstd.data());
+  EXPECT_TRUE(AllClose("y", o.y.view(), y, tol.y));
+  EXPECT_TRUE(AllClose("rstd", o.rstd.view(), rstd, tol.rstd));
+  if (layer) {
+    EXPECT_TRUE(AllClose("mean", o.mean.view(), mean, tol.mean));
+  }
+  // Backward on the cpu's own statistics.
+  const auto dy = reference::load_f64(in.dy.view()), got_rstd = reference::load_f64(o.rstd.view());
+  const auto got_mean = layer ? reference::load_f64(o.mean.view()) : std::vector<double>{};
+  const auto dh = fc.residual ? reference::load_f64(fi.dh_in.view()) : std::vector<double>{};
+  std::vector<double> dx(h.size()), dgamma(C), dbeta(C);
+  reference::norm_backward_f64(fc.norm, h.data(), dy.data(), gamma.data(),
+                               layer ? got_mean.data() : nullptr, got_rstd.data(),
+                               fc.residual ? dh.data() : nullptr, rows, C, dx.data(), dgamma.data(),
+                               layer ? dbeta.data() : nullptr);
+  EXPECT_TRUE(AllClose("dx", o.dx.view(), dx, tol.dx));
+  EXPECT_TRUE(AllClose("dgamma", o.dgamma.view(), dgamma, tol.dgb));
+  if (layer) {
+    EXPECT_TRUE(AllClose("dbeta", o.dbeta.view(), dbeta, tol.dgb));
+  }
+}
+
+// Every path of both directions (report names checked at f32), C % 32 != 0, 8462. The paths
+// are the same on every SIMD target: the large shapes run on the best one only.
+const ShapeCase kFamilyShapes[] = {
+    {3, 1, "C = 1"},
+    {5, 33, "C = 33: a vector and a tail on every target"},
+    {9, 1025, "one chunk plus one column; cached rows"},
+    {3, 40000, "few long rows: forward and backward split rows over threads"},
+    {12, 16385, "backward row-split, forward whole rows"},
+};
+const ShapeCase kFamilyLargeShapes[] = {
+    {40, 8462, "8462: odd width of several chunks, 8 row chunks of 5"},
+    {28, 140000,
+     "rows past the cached-row size, tensors past 7/8 of the L3: streamed rows, "
+     "non-temporal stores"},
+};
+
+std::string expected_path(const ShapeCase& sc, bool residual, bool forward) {
+  const int64_t nck = (sc.C + 1023) / 1024;
+  if (forward) {
+    if (sc.rows < 8 && nck >= 4) return "row-split";  // at 2 threads
+    return sc.C * 4 * (residual ? 2 : 1) <= (512 << 10) ? "cached-row" : "streamed";
+  }
+  if (sc.rows < 16 && nck >= 16) return "row-split";
+  return sc.C * 4 * 2 <= (512 << 10) ? "cached-row" : "streamed";
+}
+
+void expect_family_on_shapes(const ShapeCase* begin, const ShapeCase* end,
+                             std::initializer_list<DType> dtypes) {
+  for (const FamilyCase& fc : kFamily) {
+    for (const ShapeCase* sc = begin; sc != end; ++sc) {
+      for (DType dt : dtypes) {
+        SCOPED_TRACE(std::string(fc.name) + " " + std::to_string(sc->rows) + "x" +
+                     std::to_string(sc->C) + " " + dtype_name(dt) + ": " + sc->why);
+        const FamilyInputs fi = make_family_inputs(fc, sc->rows, sc->C, dt, 23);
+        const FamilyOutputs o = run_family(fc, fi, 2);
+        expect_family_matches_reference(fc, fi, o);
+        if (dt == DType::kF32) {
+          EXPECT_EQ(o.fwd_report.path, expected_path(*sc, fc.residual, true));
+          EXPECT_EQ(o.bwd_report.path, expected_path(*sc, fc.residual, false));
+        }
+      }
+    }
+  }
+}
+
+TEST_P(CpuTargets, FamilyMatchesReferenceOnEveryPath) {
+  expect_family_on_shapes(std::begin(kFamilyShapes), std::end(kFamilyShapes),
+                          {DType::kF32, DType::kBF16});
+}
+
+TEST(NormCpu, FamilyMatchesReferenceOnLargeShapes) {
+  expect_family_on_shapes(std::begin(kFamilyLargeShapes), std::end(kFamilyLargeShapes),
+                          {DType::kF32});
+}
+
+// Widths around every vector width (the loads and stores are LayerNorm's, tested misaligned
+// above).
+TEST_P(CpuTargets, FamilyWidthsAroundVectorWidths) {
+  for (const FamilyCase& fc : kFamily) {
+    for (int64_t C : {int64_t{7}, int64_t{15}, int64_t{17}, int64_t{63}, int64_t{65}}) {
+      for (DType dt : {DType::kF32, DType::kBF16}) {
+        SCOPED_TRACE(std::string(fc.name) + " C=" + std::to_string(C) + " " + dtype_name(dt));
+        const FamilyInputs fi = make_family_inputs(fc, 6, C, dt, 200 + static_cast<uint64_t>(C));
+        expect_family_matches_reference(fc, fi, run_family(fc, fi, 2));
+      }
+    }
+  }
+}
+
+// Large mean, unit spread: RMSNorm has no centring to lose, LayerNorm over h = x + residual
+// must keep its variance.
+TEST_P(CpuTargets, FamilyLargeMean) {
+  for (const FamilyCase& fc : kFamily) {
+    SCOPED_TRACE(fc.name);
+    FamilyInputs fi = make_family_inputs(fc, 16, 3000, DType::kF32, 9);
+    const Tensor n = testing::random_tensor(Shape{16, 3000}, DType::kF64, 10, -1.7, 1.7);
+    for (int64_t i = 0; i < 16 * 3000; ++i) fi.in.x.set(i, 1e4 + n.get(i));
+    expect_family_matches_reference(fc, fi, run_family(fc, fi, 2));
+  }
+}
+
+// The report's constants through the fused add: x = 0.25 and residual = 0.25 give constant rows
+// h = 0.5; with dy = gamma = 1 LayerNorm's dx must cancel to exactly 0 before dh_in = 1 is added
+// (dx = 1 exactly), dgamma to exactly 0, dbeta count the rows. RMSNorm of the same rows: h is
+// exact, y and dx match the reference, and every row and column carries the same bits.
+TEST(NormCpu, ReportConstantsThroughTheResidual) {
+  for (DType dt : {DType::kF32, DType::kBF16}) {
+    for (const auto& [rows, C] :
+         std::vector<std::pair<int64_t, int64_t>>{{64, 1024}, {300, 1000}, {3, 40000}}) {
+      for (const FamilyCase& fc : kFamily) {
+        if (!fc.residual) continue;
+        SCOPED_TRACE(std::string(fc.name) + " " + std::to_string(rows) + "x" + std::to_string(C) +
+                     " " + dtype_name(dt));
+        FamilyInputs fi{{testing::constant_tensor(Shape{rows, C}, dt, 0.25),
+                         testing::constant_tensor(Shape{rows, C}, dt, 1.0),
+                         testing::constant_tensor(Shape{C}, dt, 1.0),
+                         testing::constant_tensor(Shape{C}, dt, 0.0)},
+                        testing::constant_tensor(Shape{rows, C}, dt, 0.25),
+                        testing::constant_tensor(Shape{rows, C}, dt, 1.0)};
+        const FamilyOutputs o = run_family(fc, fi, 2, 1e-6);
+        for (int64_t i = 0; i < rows * C; ++i) ASSERT_EQ(o.h.get(i), 0.5) << i;
+        if (fc.norm == Norm::kLayerNorm) {
+          expect_constant_rows_exact(o.y, o.dx, o.dgamma, o.dbeta, 1.0);
+          continue;
+        }
+        expect_family_matches_reference(fc, fi, o, 1e-6);
+        for (int64_t i = 1; i < rows * C; ++i) {
+          ASSERT_EQ(o.y.get(i), o.y.get(0)) << i;
+          ASSERT_EQ(o.dx.get(i), o.dx.get(0)) << i;
+        }
+        for (int64_t i = 1; i < C; ++i) ASSERT_EQ(o.dgamma.get(i), o.dgamma.get(0)) << i;
+      }
+    }
+  }
+}
+
+// RMSNorm's non-finite rule is the reference's: an Inf row has rrms = 0, a NaN row NaN, a finite
+// row whose f32 sum of squares overflows the reference's rrms; on whole rows and on rows split
+// over threads.
+TEST(NormCpu, RmsNonFiniteAndOverflowingRowsTakeReferenceStatistics) {
+  const double inf = std::numeric_limits<double>::infinity(), nan = std::nan("");
+  const FamilyCase& fc = kFamily[0];
+  for (const auto& [rows, C] : std::vector<std::pair<int64_t, int64_t>>{{6, 37}, {3, 5000}}) {
+    SCOPED_TRACE(std::to_string(rows) + "x" + std::to_string(C));
+    FamilyInputs fi = make_family_inputs(fc, rows, C, DType::kF32, 31);
+    const int64_t at = C > 1024 ? 1500 : 5;
+    fi.in.x.set(at, inf);
+    fi.in.x.set(C + at, nan);
+    for (int64_t i = 0; i < C; ++i) fi.in.x.set(2 * C + i, i % 2 ? 1e30 : -1e30);
+    const FamilyOutputs o = run_family(fc, fi, 2);
+    const auto x = reference::load_f64(fi.in.x.view());
+    const auto gamma = reference::load_f64(fi.in.gamma.view());
+    std::vector<double> y(x.size()), mean(rows), rstd(rows);
+    reference::norm_forward_f64(Norm::kRmsNorm, x.data(), gamma.data(), nullptr, rows, C,
+                                kDefaultEps, y.data(), mean.data(), rstd.data());
+    for (int64_t r = 0; r < 3; ++r) {
+      const float want = static_cast<float>(rstd[r]), got = o.rstd.data<float>()[r];
+      EXPECT_TRUE(std::isnan(want) ? std::isnan(got) : got == want)
+          << "row " << r << " rrms " << got << " vs " << want;
+    }
+    EXPECT_EQ(o.rstd.data<float>()[0], 0.0f);
+    EXPECT_GT(o.rstd.data<float>()[2], 0.0f);
+    // An Inf row: y = h * 0 = 0, NaN at the Inf; a NaN row: NaN throughout.
+    for (int64_t i = 0; i < 2 * C; ++i) {
+      ASSERT_EQ(std::isnan(o.y.get(i)), std::isnan(y[i])) << i;
+      if (!std::isnan(y[i])) {
+        ASSERT_EQ(o.y.get(i), y[i]) << i;
+      }
+    }
+    for (int64_t i = 2 * C; i < rows * C; ++i) ASSERT_TRUE(std::isfinite(o.y.get(i))) << i;
+  }
+}
+
+// 1, 2 and 3 threads give the same bits for every output, on every path.
+TEST(NormCpu, FamilyBitwiseDeterministicAcrossThreadCounts) {
+  const ShapeCase cases[] = {
+      {1000, 777, "cached rows, 32 row chunks, ragged last chunk"},
+      {5, 40000, "row-split forward at 2+ threads, whole rows at 1"},
+      {2, 300001, "row-split backward, two row groups"},
+      {16, 140000, "streamed rows, non-temporal stores with a residual (f32 only)"},
+  };
+  for (const FamilyCase& fc : kFamily) {
+    for (const ShapeCase& sc : cases) {
+      for (DType dt : {DType::kF32, DType::kBF16}) {
+        if (sc.rows == 16 && dt == DType::kBF16) continue;
+        SCOPED_TRACE(std::string(fc.name) + " " + sc.why + " " + dtype_name(dt));
+        const FamilyInputs fi = make_family_inputs(fc, sc.rows, sc.C, dt, 77);
+        const FamilyOutputs base = run_family(fc, fi, 1);
+        for (int threads : {2, 3}) {
+          const FamilyOutputs o = run_family(fc, fi, threads);
+          EXPECT_TRUE(bitwise_equal(o.y, base.y)) << threads << " threads: y";
+          EXPECT_TRUE(bitwise_equal(o.rstd, base.rstd)) << threads << " threads: rstd";
+          EXPECT_TRUE(bitwise_equal(o.dx, base.dx)) << threads << " threads: dx";
+          EXPECT_TRUE(bitwise_equal(o.dgamma, base.dgamma)) << threads << " threads: dgamma";
+          if (fc.residual) {
+            EXPECT_TRUE(bitwise_equal(o.h, base.h)) << threads << " threads: h";
+          }
+          if (fc.norm == Norm::kLayerNorm) {
+            EXPECT_TRUE(bitwise_equal(o.mean, base.mean)) << threads << " threads: mean";
+            EXPECT_TRUE(bitwise_equal(o.dbeta, base.dbeta)) << threads << " threads: dbeta";
+          }
+        }
+      }
+    }
   }
 }
 

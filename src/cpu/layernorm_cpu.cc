@@ -1,13 +1,17 @@
-// Native CPU LayerNorm forward/backward: Highway SIMD kernels (compiled for AVX-512, AVX2 and a
-// portable fallback, picked at run time) over a static-partition thread pool.
+// Native CPU norm family (LayerNorm, RMSNorm, each with or without the fused residual add),
+// forward and backward: Highway SIMD kernels (compiled for AVX-512, AVX2 and a portable fallback,
+// picked at run time) over a static-partition thread pool. One implementation, templated on the
+// norm and the fusion (Variant below).
 //
-// Formulas (symbols of include/tilenorm/layernorm.h), all arithmetic in f32 lanes, row sums
-// combined in float64:
-//   forward:  per 1024-column chunk, K = mean of its first 16 values, s1 = sum(x - K),
-//             s2 = sum((x - K)^2), chunk mean = K + s1/n, M2 = s2 - s1^2/n; chunks merged in
-//             order (Chan, float64); y = (x - mean) * rstd * gamma + beta.
-//   backward: g = dy * gamma, xc = x - mean, a = sum(g)/C, k = rstd^3 * sum(g * xc)/C,
-//             dx = (g - a) * rstd - xc * k, dgamma += dy * xc * rstd, dbeta += dy.
+// Formulas (symbols of include/tilenorm/layernorm.h and rmsnorm.h), all arithmetic in f32 lanes,
+// row sums combined in float64; h = x + residual rounded to the dtype (or x):
+//   forward:  per 1024-column chunk, LayerNorm: K = mean of its first 16 values, s1 = sum(h - K),
+//             s2 = sum((h - K)^2), chunk mean = K + s1/n, M2 = s2 - s1^2/n; RMSNorm: mean = 0,
+//             M2 = sum(h^2); chunks merged in order (Chan, float64);
+//             y = (h - mean) * rstd * gamma + beta, or h * rrms * gamma.
+//   backward: g = dy * gamma, xc = x - mean (x for RMSNorm), a = sum(g)/C (0 for RMSNorm),
+//             k = rstd^3 * sum(g * xc)/C, dx = (g - a) * rstd - xc * k (+ dh_in),
+//             dgamma += dy * xc * rstd, dbeta += dy (LayerNorm).
 #undef HWY_TARGET_INCLUDE
 #define HWY_TARGET_INCLUDE "cpu/layernorm_cpu.cc"
 #include "hwy/foreach_target.h"  // IWYU pragma: keep
@@ -18,7 +22,7 @@
 #include <vector>
 
 #include "cpu/layernorm_cpu.h"
-#include "hwy/cache_control.h"
+#include "cpu/simd_io-inl.h"
 #include "hwy/highway.h"
 #include "reference/layernorm.h"
 #include "tilenorm/bf16.h"
@@ -27,133 +31,98 @@ HWY_BEFORE_NAMESPACE();
 namespace tilenorm::cpu::HWY_NAMESPACE {
 namespace hn = hwy::HWY_NAMESPACE;
 
-using DF = hn::ScalableTag<float>;
-using VF = hn::Vec<DF>;
+// A compile-time variant of the kernels: element type T, RMSNorm (no centring, no beta, no
+// mean(g) term) or LayerNorm, and whether a second row tensor is fused in: the residual in
+// forward (h = x + residual), dh_in in backward (dx += dh_in). The LayerNorm hot loops are the
+// kRms = kExtra = false instances.
+template <typename T_, bool kRms_, bool kExtra_>
+struct Variant {
+  using T = T_;
+  static constexpr bool kRms = kRms_, kExtra = kExtra_;
+};
 
-// Largest vector in elements of any target, for the tail buffers.
-constexpr size_t kMaxLanes = HWY_MAX_BYTES / sizeof(float);
-
-HWY_INLINE VF LoadV(DF d, const float* p) { return hn::LoadU(d, p); }
-HWY_INLINE VF LoadV(DF d, const bf16* p) {
-  const hn::Rebind<uint16_t, DF> du16;
-  const hn::RebindToUnsigned<DF> du32;
-  const auto bits = hn::LoadU(du16, reinterpret_cast<const uint16_t*>(p));
-  return hn::BitCast(d, hn::ShiftLeft<16>(hn::PromoteTo(du32, bits)));
-}
-
-// f32 -> bf16 bits, round to nearest even; NaN stays a quiet NaN (as float_to_bf16).
-// avx512_bf16's vcvtneps2bf16 does it in one instruction (it also flushes f32 denormals, below
-// 1.2e-38, to zero). Highway 1.0 has no target with that extension, hence the asm and the
-// run-time flag.
-HWY_INLINE hn::Vec<hn::Rebind<uint16_t, DF>> ToBf16(VF v) {
-#if HWY_TARGET == HWY_AVX3 || HWY_TARGET == HWY_AVX3_DL
-  if (g_avx512bf16) {
-    __m256i out;
-    asm("vcvtneps2bf16 %1, %0" : "=v"(out) : "v"(v.raw));
-    return hn::Vec<hn::Rebind<uint16_t, DF>>{out};
-  }
-#endif
-  const hn::RebindToUnsigned<DF> du32;
-  const hn::RebindToSigned<DF> di32;
-  const hn::Rebind<uint16_t, DF> du16;
-  const auto u = hn::BitCast(du32, v);
-  const auto lsb = hn::And(hn::ShiftRight<16>(u), hn::Set(du32, 1));
-  auto r = hn::ShiftRight<16>(hn::Add(u, hn::Add(hn::Set(du32, 0x7fff), lsb)));
-  const auto nan = hn::Or(hn::ShiftRight<16>(u), hn::Set(du32, 0x40));
-  r = hn::IfThenElse(hn::RebindMask(du32, hn::IsNaN(v)), nan, r);
-  return hn::DemoteTo(du16, hn::BitCast(di32, r));
-}
-
-template <bool kStream>
-HWY_INLINE void StoreV(DF d, VF v, float* p) {
-  if constexpr (kStream) {
-    hn::Stream(v, d, p);
+// Calls f(Variant<...>()) for the run-time choices.
+template <typename T, class F>
+HWY_INLINE void VisitNorm(bool rms, bool extra, const F& f) {
+  if (rms) {
+    extra ? f(Variant<T, true, true>()) : f(Variant<T, true, false>());
   } else {
-    hn::StoreU(v, d, p);
+    extra ? f(Variant<T, false, true>()) : f(Variant<T, false, false>());
   }
 }
-template <bool kStream>
-HWY_INLINE void StoreV(DF /*d*/, VF v, bf16* p) {
-  const hn::Rebind<uint16_t, DF> du16;
-  auto* q = reinterpret_cast<uint16_t*>(p);
-  if constexpr (kStream) {
-    hn::Stream(ToBf16(v), du16, q);
+template <class F>
+HWY_INLINE void Visit(bool is_bf16, bool rms, bool extra, const F& f) {
+  is_bf16 ? VisitNorm<bf16>(rms, extra, f) : VisitNorm<float>(rms, extra, f);
+}
+
+// The forward's row values at i: x, or h = x + residual rounded to T (the h that is stored is
+// the h that is normalized, so backward on the stored h matches).
+template <class V, typename T>
+HWY_INLINE VF LoadH(DF d, const T* x, const T* res, size_t i) {
+  if constexpr (V::kExtra) {
+    return RoundTo<T>(d, hn::Add(LoadV(d, x + i), LoadV(d, res + i)));
   } else {
-    hn::StoreU(ToBf16(v), du16, q);
+    return LoadV(d, x + i);
   }
 }
-
-// The last n < Lanes elements: masked loads/stores where the target has ones that never touch
-// the masked-off lanes (a store must not write a neighbour's element, which another thread may
-// own), else a zero-padded buffer.
-#if HWY_TARGET == HWY_AVX3 || HWY_TARGET == HWY_AVX3_DL
-constexpr bool kMasked16 = true;
-#else
-constexpr bool kMasked16 = false;
-#endif
-#if HWY_TARGET == HWY_AVX3 || HWY_TARGET == HWY_AVX3_DL || HWY_TARGET == HWY_AVX2
-constexpr bool kMasked32 = true;
-#else
-constexpr bool kMasked32 = false;
-#endif
-
-template <typename T>
-HWY_INLINE VF LoadTail(DF d, const T* p, size_t n) {
-  if constexpr (sizeof(T) == 4 && kMasked32) {
-    return hn::MaskedLoad(hn::FirstN(d, n), d, reinterpret_cast<const float*>(p));
-  } else if constexpr (sizeof(T) == 2 && kMasked16) {
-    const hn::Rebind<uint16_t, DF> du16;
-    const hn::RebindToUnsigned<DF> du32;
-    const auto bits =
-        hn::MaskedLoad(hn::FirstN(du16, n), du16, reinterpret_cast<const uint16_t*>(p));
-    return hn::BitCast(d, hn::ShiftLeft<16>(hn::PromoteTo(du32, bits)));
+template <class V, typename T>
+HWY_INLINE VF LoadHTail(DF d, const T* x, const T* res, size_t i, size_t n) {
+  if constexpr (V::kExtra) {
+    return RoundTo<T>(d, hn::Add(LoadTail(d, x + i, n), LoadTail(d, res + i, n)));
   } else {
-    alignas(64) T buf[kMaxLanes] = {};
-    for (size_t i = 0; i < n; ++i) buf[i] = p[i];
-    return LoadV(d, buf);
+    return LoadTail(d, x + i, n);
   }
 }
-template <typename T>
-HWY_INLINE void StoreTail(DF d, VF v, T* p, size_t n) {
-  if constexpr (sizeof(T) == 4 && kMasked32) {
-    hn::BlendedStore(v, hn::FirstN(d, n), d, reinterpret_cast<float*>(p));
-  } else if constexpr (sizeof(T) == 2 && kMasked16) {
-    const hn::Rebind<uint16_t, DF> du16;
-    hn::BlendedStore(ToBf16(v), hn::FirstN(du16, n), du16, reinterpret_cast<uint16_t*>(p));
+template <class V, typename T>
+HWY_INLINE float ScalarH(const T* x, const T* res, size_t i) {
+  if constexpr (V::kExtra) {
+    const float h = ToFloat(x[i]) + ToFloat(res[i]);
+    if constexpr (sizeof(T) == 2) return bf16_to_float(float_to_bf16(h));
+    return h;
   } else {
-    alignas(64) T buf[kMaxLanes];
-    StoreV<false>(d, v, buf);
-    for (size_t i = 0; i < n; ++i) p[i] = buf[i];
+    return ToFloat(x[i]);
   }
 }
 
-HWY_INLINE double Sum(DF d, VF v) { return static_cast<double>(hn::GetLane(hn::SumOfLanes(d, v))); }
+// The row values less the mean (LayerNorm), or as they are (RMSNorm).
+template <class V>
+HWY_INLINE VF Centred(VF x, VF vm) {
+  if constexpr (V::kRms) {
+    return x;
+  } else {
+    return hn::Sub(x, vm);
+  }
+}
 
-HWY_INLINE float ToFloat(float v) { return v; }
-HWY_INLINE float ToFloat(bf16 v) { return bf16_to_float(v); }
-
-// Statistics of x[0, n) for n <= kColChunk in one pass of shifted sums around K, the mean of the
-// first (up to) 16 values: (K - mean)^2 <= (n/16) var, so s2 - s1^2/n cancels at most ~6 bits
+// Statistics of h[0, n) for n <= kColChunk in one pass. RMSNorm: the plain sum of squares (mean
+// 0, which merge_stats carries through). LayerNorm: shifted sums around K, the mean of the first
+// (up to) 16 values: (K - mean)^2 <= (n/16) var, so s2 - s1^2/n cancels at most ~6 bits
 // (n = 1024) even when |mean| >> std or a leading value is an outlier.
-template <typename T>
-ChunkStats ChunkStatsOf(const T* x, size_t n) {
+template <class V, typename T>
+ChunkStats ChunkStatsOf(const T* x, const T* res, size_t n) {
   const DF d;
   const size_t N = hn::Lanes(d);
-  const size_t m0 = std::min<size_t>(n, 16);
-  float k = 0;
-  for (size_t j = 0; j < m0; ++j) k += ToFloat(x[j]);
-  const float shift = k / static_cast<float>(m0);
+  float shift = 0;
+  if constexpr (!V::kRms) {
+    const size_t m0 = std::min<size_t>(n, 16);
+    for (size_t j = 0; j < m0; ++j) shift += ScalarH<V>(x, res, j);
+    shift /= static_cast<float>(m0);
+  }
   size_t i = 0;
   const VF m = hn::Set(d, shift);
   VF a0 = hn::Zero(d), a1 = hn::Zero(d), q0 = hn::Zero(d), q1 = hn::Zero(d);
   VF a2 = hn::Zero(d), a3 = hn::Zero(d), q2 = hn::Zero(d), q3 = hn::Zero(d);
   for (; i + 4 * N <= n; i += 4 * N) {
-    const VF c0 = hn::Sub(LoadV(d, x + i), m), c1 = hn::Sub(LoadV(d, x + i + N), m);
-    const VF c2 = hn::Sub(LoadV(d, x + i + 2 * N), m), c3 = hn::Sub(LoadV(d, x + i + 3 * N), m);
-    a0 = hn::Add(a0, c0);
-    a1 = hn::Add(a1, c1);
-    a2 = hn::Add(a2, c2);
-    a3 = hn::Add(a3, c3);
+    const VF c0 = Centred<V>(LoadH<V>(d, x, res, i), m);
+    const VF c1 = Centred<V>(LoadH<V>(d, x, res, i + N), m);
+    const VF c2 = Centred<V>(LoadH<V>(d, x, res, i + 2 * N), m);
+    const VF c3 = Centred<V>(LoadH<V>(d, x, res, i + 3 * N), m);
+    if constexpr (!V::kRms) {
+      a0 = hn::Add(a0, c0);
+      a1 = hn::Add(a1, c1);
+      a2 = hn::Add(a2, c2);
+      a3 = hn::Add(a3, c3);
+    }
     q0 = hn::MulAdd(c0, c0, q0);
     q1 = hn::MulAdd(c1, c1, q1);
     q2 = hn::MulAdd(c2, c2, q2);
@@ -164,50 +133,55 @@ ChunkStats ChunkStatsOf(const T* x, size_t n) {
   q0 = hn::Add(q0, q2);
   q1 = hn::Add(q1, q3);
   for (; i + N <= n; i += N) {
-    const VF c0 = hn::Sub(LoadV(d, x + i), m);
-    a0 = hn::Add(a0, c0);
+    const VF c0 = Centred<V>(LoadH<V>(d, x, res, i), m);
+    if constexpr (!V::kRms) a0 = hn::Add(a0, c0);
     q0 = hn::MulAdd(c0, c0, q0);
   }
   if (i < n) {
-    const VF c = hn::IfThenElseZero(hn::FirstN(d, n - i), hn::Sub(LoadTail(d, x + i, n - i), m));
-    a1 = hn::Add(a1, c);
+    const VF c =
+        hn::IfThenElseZero(hn::FirstN(d, n - i), Centred<V>(LoadHTail<V>(d, x, res, i, n - i), m));
+    if constexpr (!V::kRms) a1 = hn::Add(a1, c);
     q1 = hn::MulAdd(c, c, q1);
   }
-  const double dn = static_cast<double>(n);
-  const double s1d = Sum(d, hn::Add(a0, a1)), s2d = Sum(d, hn::Add(q0, q1));
+  const double dn = static_cast<double>(n), s2d = Sum(d, hn::Add(q0, q1));
+  if constexpr (V::kRms) return {dn, 0.0, s2d};
+  const double s1d = Sum(d, hn::Add(a0, a1));
   return {dn, shift + s1d / dn, std::max(0.0, s2d - s1d * s1d / dn)};
 }
 
-// y[c0, c1) of one row. mean = mh + ml splits the float64 mean into two floats, so x - mean
-// keeps its precision when |mean| >> std (x = 1e4 + N(0,1)).
-// Hints the next row into L2 while this one is computed from cache, so a single thread keeps
-// DRAM busy instead of alternating between loading a row and working on it.
-template <typename T>
-HWY_INLINE void PrefetchAhead(const T* p, ptrdiff_t ahead) {
-  if (ahead != 0) __builtin_prefetch(p + ahead, 0, 2);
+// y = (h - mean) * rstd * gamma + beta, or h * rrms * gamma. mean = mh + ml splits the float64
+// mean into two floats, so h - mean keeps its precision when |mean| >> std (x = 1e4 + N(0,1)).
+template <class V>
+HWY_INLINE VF Normalize(VF h, VF g, VF b, VF vmh, VF vml, VF vr) {
+  if constexpr (V::kRms) {
+    return hn::Mul(hn::Mul(h, vr), g);
+  } else {
+    return hn::MulAdd(hn::Mul(hn::Sub(hn::Sub(h, vmh), vml), vr), g, b);
+  }
 }
 
-template <bool kStream, typename T, typename G>
-void ApplyForward(const T* x, const G* gamma, const G* beta, T* y, size_t n, float mh, float ml,
-                  float rstd, ptrdiff_t ahead) {
+// h (when fused) and y over n columns of one row.
+template <bool kStream, class V, typename T, typename G>
+void ApplyForward(const T* x, const T* res, const G* gamma, const G* beta, T* h, T* y, size_t n,
+                  float mh, float ml, float rstd, ptrdiff_t ahead) {
   const DF d;
   const size_t N = hn::Lanes(d);
   const VF vmh = hn::Set(d, mh), vml = hn::Set(d, ml), vr = hn::Set(d, rstd);
-  const auto one = [&](size_t i, VF xv) HWY_ATTR {
-    const VF xh = hn::Mul(hn::Sub(hn::Sub(xv, vmh), vml), vr);
-    const VF b = beta ? LoadV(d, beta + i) : hn::Zero(d);
-    return hn::MulAdd(xh, LoadV(d, gamma + i), b);
-  };
   size_t i = 0;
   for (; i + N <= n; i += N) {
     PrefetchAhead(x + i, ahead);
-    StoreV<kStream>(d, one(i, LoadV(d, x + i)), y + i);
+    if constexpr (V::kExtra) PrefetchAhead(res + i, ahead);
+    const VF hv = LoadH<V>(d, x, res, i);
+    if constexpr (V::kExtra) StoreV<kStream>(d, hv, h + i);
+    const VF b = !V::kRms && beta ? LoadV(d, beta + i) : hn::Zero(d);
+    StoreV<kStream>(d, Normalize<V>(hv, LoadV(d, gamma + i), b, vmh, vml, vr), y + i);
   }
   if (i < n) {
     const size_t r = n - i;
-    const VF xh = hn::Mul(hn::Sub(hn::Sub(LoadTail(d, x + i, r), vmh), vml), vr);
-    const VF b = beta ? LoadTail(d, beta + i, r) : hn::Zero(d);
-    StoreTail(d, hn::MulAdd(xh, LoadTail(d, gamma + i, r), b), y + i, r);
+    const VF hv = LoadHTail<V>(d, x, res, i, r);
+    if constexpr (V::kExtra) StoreTail(d, hv, h + i, r);
+    const VF b = !V::kRms && beta ? LoadTail(d, beta + i, r) : hn::Zero(d);
+    StoreTail(d, Normalize<V>(hv, LoadTail(d, gamma + i, r), b, vmh, vml, vr), y + i, r);
   }
 }
 
@@ -215,105 +189,115 @@ struct ForwardRowParams {
   float mh, ml, rstd;
 };
 
-// mean and rstd of row r by the float64 reference's own loops.
-template <typename T>
+// Statistics of row r by the float64 reference's own loops.
+template <class V>
 void ReferenceRowStats(const ForwardCtx& c, int64_t r, double* mean, double* rstd) {
+  using T = typename V::T;
   const T* x = static_cast<const T*>(c.x) + r * c.C;
-  std::vector<double> xd(static_cast<size_t>(c.C));
-  for (int64_t i = 0; i < c.C; ++i) xd[i] = ToFloat(x[i]);
-  reference::layernorm_forward_f64(xd.data(), nullptr, nullptr, 1, c.C, c.eps, nullptr, mean, rstd);
+  const T* res = c.residual ? static_cast<const T*>(c.residual) + r * c.C : nullptr;
+  std::vector<double> hd(static_cast<size_t>(c.C));
+  for (size_t i = 0; i < hd.size(); ++i) hd[i] = ScalarH<V>(x, res, i);
+  *mean = 0;
+  reference::norm_forward_f64(V::kRms ? Norm::kRmsNorm : Norm::kLayerNorm, hd.data(), nullptr,
+                              nullptr, 1, c.C, c.eps, nullptr, mean, rstd);
 }
 
-// Row r's mean, rstd and the split mean of ApplyForward. A NaN or Inf in the row (or finite values
-// whose f32 sums overflow) leaves the statistics non-finite: such a row takes the reference's
-// statistics, which are the rule there (docs/layernorm.md, "Non-finite inputs"); the shifted sums
-// would give a NaN mean for a +Inf row and, through max(0, NaN), rstd = 1/sqrt(eps).
+// Row r's statistics and the split mean of ApplyForward. A NaN or Inf in the row (or finite
+// values whose f32 sums overflow) leaves the statistics non-finite: such a row takes the
+// reference's statistics, which are the rule there (docs/layernorm.md, "Non-finite inputs"); the
+// shifted sums would give a NaN mean for a +Inf row and, through max(0, NaN), rstd = 1/sqrt(eps).
+template <class V>
 ForwardRowParams FinishStats(const ForwardCtx& c, int64_t r, const ChunkStats& s, float* mean,
                              float* rstd) {
   double mu = s.mean, rs = 1.0 / std::sqrt(s.m2 / static_cast<double>(c.C) + c.eps);
-  if (HWY_UNLIKELY(!std::isfinite(mu) || !std::isfinite(s.m2))) {
-    c.bf16 ? ReferenceRowStats<bf16>(c, r, &mu, &rs) : ReferenceRowStats<float>(c, r, &mu, &rs);
-  }
+  if (HWY_UNLIKELY(!std::isfinite(mu) || !std::isfinite(s.m2)))
+    ReferenceRowStats<V>(c, r, &mu, &rs);
   const float mh = static_cast<float>(mu);
-  *mean = mh;
+  if constexpr (!V::kRms) *mean = mh;
   *rstd = static_cast<float>(rs);
   return {mh, static_cast<float>(mu - static_cast<double>(mh)), static_cast<float>(rs)};
 }
 
-// Output rows may start anywhere; streaming stores need vector-aligned addresses.
-template <typename T>
-bool Aligned(const T* p, int64_t C) {
-  const size_t bytes = hn::Lanes(DF()) * sizeof(T);
-  return reinterpret_cast<uintptr_t>(p) % bytes == 0 && (C * sizeof(T)) % bytes == 0;
-}
-
-template <typename T, typename G>
+template <class V, typename G>
 void ApplyForwardRowG(const ForwardCtx& c, int64_t r, int64_t c0, int64_t c1,
                       const ForwardRowParams& p, ptrdiff_t ahead) {
-  const T* x = static_cast<const T*>(c.x) + r * c.C;
-  T* y = static_cast<T*>(c.y) + r * c.C;
-  const G* g = static_cast<const G*>(c.gamma);
-  const G* b = static_cast<const G*>(c.beta);
+  using T = typename V::T;
+  const int64_t off = r * c.C + c0;
+  const T* x = static_cast<const T*>(c.x) + off;
+  const T* res = V::kExtra ? static_cast<const T*>(c.residual) + off : nullptr;
+  T* h = V::kExtra ? static_cast<T*>(c.h) + off : nullptr;
+  T* y = static_cast<T*>(c.y) + off;
+  const G* g = static_cast<const G*>(c.gamma) + c0;
+  const G* b = c.beta ? static_cast<const G*>(c.beta) + c0 : nullptr;
   const size_t n = static_cast<size_t>(c1 - c0);
-  if (c.stream && Aligned(static_cast<T*>(c.y), c.C) && c0 % kColChunk == 0) {
-    ApplyForward<true>(x + c0, g + c0, b ? b + c0 : nullptr, y + c0, n, p.mh, p.ml, p.rstd, ahead);
+  if (c.stream && Aligned(static_cast<T*>(c.y), c.C) &&
+      (!V::kExtra || Aligned(static_cast<T*>(c.h), c.C)) && c0 % kColChunk == 0) {
+    ApplyForward<true, V>(x, res, g, b, h, y, n, p.mh, p.ml, p.rstd, ahead);
   } else {
-    ApplyForward<false>(x + c0, g + c0, b ? b + c0 : nullptr, y + c0, n, p.mh, p.ml, p.rstd, ahead);
+    ApplyForward<false, V>(x, res, g, b, h, y, n, p.mh, p.ml, p.rstd, ahead);
   }
 }
 
-template <typename T>
+template <class V>
 void ApplyForwardRow(const ForwardCtx& c, int64_t r, int64_t c0, int64_t c1,
                      const ForwardRowParams& p, ptrdiff_t ahead) {
-  c.params_f32 ? ApplyForwardRowG<T, float>(c, r, c0, c1, p, ahead)
-               : ApplyForwardRowG<T, T>(c, r, c0, c1, p, ahead);
+  c.params_f32 ? ApplyForwardRowG<V, float>(c, r, c0, c1, p, ahead)
+               : ApplyForwardRowG<V, typename V::T>(c, r, c0, c1, p, ahead);
 }
 
-template <typename T>
+template <class V>
+ChunkStats RowChunkStats(const ForwardCtx& c, int64_t r, int64_t col) {
+  using T = typename V::T;
+  const int64_t off = r * c.C + col;
+  const T* res = V::kExtra ? static_cast<const T*>(c.residual) + off : nullptr;
+  return ChunkStatsOf<V>(static_cast<const T*>(c.x) + off, res,
+                         static_cast<size_t>(std::min(kColChunk, c.C - col)));
+}
+
+template <class V>
 void ForwardRowsT(const ForwardCtx& c, int64_t r0, int64_t r1) {
   for (int64_t r = r0; r < r1; ++r) {
-    const T* x = static_cast<const T*>(c.x) + r * c.C;
     ChunkStats s;
-    for (int64_t k0 = 0; k0 < c.C; k0 += kColChunk)
-      s = merge_stats(s, ChunkStatsOf(x + k0, static_cast<size_t>(std::min(kColChunk, c.C - k0))));
-    const ForwardRowParams p = FinishStats(c, r, s, c.mean + r, c.rstd + r);
-    ApplyForwardRow<T>(c, r, 0, c.C, p, r + 1 < r1 ? c.C : 0);
+    for (int64_t k0 = 0; k0 < c.C; k0 += kColChunk) s = merge_stats(s, RowChunkStats<V>(c, r, k0));
+    const ForwardRowParams p = FinishStats<V>(c, r, s, c.mean + r, c.rstd + r);
+    ApplyForwardRow<V>(c, r, 0, c.C, p, r + 1 < r1 ? c.C : 0);
   }
   if (c.stream) hwy::FlushStream();
 }
 
 void ForwardRows(const ForwardCtx& c, int64_t r0, int64_t r1) {
-  c.bf16 ? ForwardRowsT<bf16>(c, r0, r1) : ForwardRowsT<float>(c, r0, r1);
+  Visit(c.bf16, c.rms, c.residual != nullptr,
+        [&](auto v) HWY_ATTR { ForwardRowsT<decltype(v)>(c, r0, r1); });
 }
 
 // Row-split forward, phase 1: statistics of column chunks [k0, k1) of row r.
 void ForwardChunkStats(const ForwardCtx& c, int64_t r, int64_t k0, int64_t k1, ChunkStats* out) {
-  for (int64_t k = k0; k < k1; ++k) {
-    const int64_t col = k * kColChunk;
-    const size_t n = static_cast<size_t>(std::min(kColChunk, c.C - col));
-    out[k] = c.bf16 ? ChunkStatsOf(static_cast<const bf16*>(c.x) + r * c.C + col, n)
-                    : ChunkStatsOf(static_cast<const float*>(c.x) + r * c.C + col, n);
-  }
+  Visit(c.bf16, c.rms, c.residual != nullptr, [&](auto v) HWY_ATTR {
+    for (int64_t k = k0; k < k1; ++k) out[k] = RowChunkStats<decltype(v)>(c, r, k * kColChunk);
+  });
 }
 
-// Row-split forward, phase 2: y of row r over columns [c0, c1); also finishes the row's
+// Row-split forward, phase 2: h and y of row r over columns [c0, c1); also finishes the row's
 // statistics (every worker merges the same chunks in the same order; the first one stores them).
 void ForwardApplyColumns(const ForwardCtx& c, int64_t r, int64_t c0, int64_t c1,
                          const ChunkStats* chunks, int64_t nchunks, bool store_stats) {
   ChunkStats s;
   for (int64_t k = 0; k < nchunks; ++k) s = merge_stats(s, chunks[k]);
-  float mean, rstd;
-  const ForwardRowParams p = FinishStats(c, r, s, &mean, &rstd);
-  if (store_stats) {
-    c.mean[r] = mean;
-    c.rstd[r] = rstd;
-  }
-  c.bf16 ? ApplyForwardRow<bf16>(c, r, c0, c1, p, 0) : ApplyForwardRow<float>(c, r, c0, c1, p, 0);
+  Visit(c.bf16, c.rms, c.residual != nullptr, [&](auto v) HWY_ATTR {
+    using V = decltype(v);
+    float mean, rstd;
+    const ForwardRowParams p = FinishStats<V>(c, r, s, &mean, &rstd);
+    if (store_stats) {
+      if (!V::kRms) c.mean[r] = mean;
+      c.rstd[r] = rstd;
+    }
+    ApplyForwardRow<V>(c, r, c0, c1, p, 0);
+  });
   if (c.stream) hwy::FlushStream();
 }
 
-// sum(g) and sum(g * xc) over n <= kColChunk columns.
-template <typename T, typename G>
+// sum(g) (LayerNorm only; 0 for RMSNorm) and sum(g * xc) over n <= kColChunk columns.
+template <class V, typename T, typename G>
 void BackwardSums(const T* x, const T* dy, const G* gamma, size_t n, float mean, double* sg,
                   double* sgx) {
   const DF d;
@@ -327,14 +311,16 @@ void BackwardSums(const T* x, const T* dy, const G* gamma, size_t n, float mean,
     const VF gb = hn::Mul(LoadV(d, dy + i + N), LoadV(d, gamma + i + N));
     const VF gc = hn::Mul(LoadV(d, dy + i + 2 * N), LoadV(d, gamma + i + 2 * N));
     const VF gd = hn::Mul(LoadV(d, dy + i + 3 * N), LoadV(d, gamma + i + 3 * N));
-    g0 = hn::Add(g0, ga);
-    g1 = hn::Add(g1, gb);
-    g2 = hn::Add(g2, gc);
-    g3 = hn::Add(g3, gd);
-    x0 = hn::MulAdd(ga, hn::Sub(LoadV(d, x + i), vm), x0);
-    x1 = hn::MulAdd(gb, hn::Sub(LoadV(d, x + i + N), vm), x1);
-    x2 = hn::MulAdd(gc, hn::Sub(LoadV(d, x + i + 2 * N), vm), x2);
-    x3 = hn::MulAdd(gd, hn::Sub(LoadV(d, x + i + 3 * N), vm), x3);
+    if constexpr (!V::kRms) {
+      g0 = hn::Add(g0, ga);
+      g1 = hn::Add(g1, gb);
+      g2 = hn::Add(g2, gc);
+      g3 = hn::Add(g3, gd);
+    }
+    x0 = hn::MulAdd(ga, Centred<V>(LoadV(d, x + i), vm), x0);
+    x1 = hn::MulAdd(gb, Centred<V>(LoadV(d, x + i + N), vm), x1);
+    x2 = hn::MulAdd(gc, Centred<V>(LoadV(d, x + i + 2 * N), vm), x2);
+    x3 = hn::MulAdd(gd, Centred<V>(LoadV(d, x + i + 3 * N), vm), x3);
   }
   g0 = hn::Add(g0, g2);
   g1 = hn::Add(g1, g3);
@@ -342,115 +328,133 @@ void BackwardSums(const T* x, const T* dy, const G* gamma, size_t n, float mean,
   x1 = hn::Add(x1, x3);
   for (; i + N <= n; i += N) {
     const VF ga = hn::Mul(LoadV(d, dy + i), LoadV(d, gamma + i));
-    g0 = hn::Add(g0, ga);
-    x0 = hn::MulAdd(ga, hn::Sub(LoadV(d, x + i), vm), x0);
+    if constexpr (!V::kRms) g0 = hn::Add(g0, ga);
+    x0 = hn::MulAdd(ga, Centred<V>(LoadV(d, x + i), vm), x0);
   }
   if (i < n) {
     // Padding is zero in dy, so g and g * xc vanish there.
     const size_t r = n - i;
     const VF ga = hn::Mul(LoadTail(d, dy + i, r), LoadTail(d, gamma + i, r));
-    g1 = hn::Add(g1, ga);
-    x1 = hn::MulAdd(ga, hn::Sub(LoadTail(d, x + i, r), vm), x1);
+    if constexpr (!V::kRms) g1 = hn::Add(g1, ga);
+    x1 = hn::MulAdd(ga, Centred<V>(LoadTail(d, x + i, r), vm), x1);
   }
-  *sg = Sum(d, hn::Add(g0, g1));
+  *sg = V::kRms ? 0.0 : Sum(d, hn::Add(g0, g1));
   *sgx = Sum(d, hn::Add(x0, x1));
 }
 
-// dx over n columns of one row, and dgamma/dbeta accumulation into dg/db (overwritten when
-// `first`).
-template <bool kStream, typename T, typename G>
-void ApplyBackward(const T* x, const T* dy, const G* gamma, T* dx, float* dg, float* db, size_t n,
-                   const RowCoeffs& k, bool first, ptrdiff_t ahead) {
+// dx over n columns of one row (plus dh_in when fused), and dgamma/dbeta accumulation into
+// dg/db (overwritten when `first`; no db for RMSNorm).
+template <bool kStream, class V, typename T, typename G>
+void ApplyBackward(const T* x, const T* dy, const G* gamma, const T* dh, T* dx, float* dg,
+                   float* db, size_t n, const RowCoeffs& k, bool first, ptrdiff_t ahead) {
   const DF d;
   const size_t N = hn::Lanes(d);
   const VF vm = hn::Set(d, k.mean), vr = hn::Set(d, k.rstd), va = hn::Set(d, k.a),
            vk = hn::Set(d, k.k);
+  const auto dx_of = [&](VF g, VF xc) HWY_ATTR {
+    if constexpr (V::kRms) {
+      return hn::NegMulAdd(xc, vk, hn::Mul(g, vr));
+    } else {
+      return hn::NegMulAdd(xc, vk, hn::Mul(hn::Sub(g, va), vr));
+    }
+  };
   size_t i = 0;
   for (; i + N <= n; i += N) {
     PrefetchAhead(x + i, ahead);
     PrefetchAhead(dy + i, ahead);
     const VF dyv = LoadV(d, dy + i);
-    const VF xc = hn::Sub(LoadV(d, x + i), vm);
+    const VF xc = Centred<V>(LoadV(d, x + i), vm);
     const VF g = hn::Mul(dyv, LoadV(d, gamma + i));
-    StoreV<kStream>(d, hn::NegMulAdd(xc, vk, hn::Mul(hn::Sub(g, va), vr)), dx + i);
+    VF dxv = dx_of(g, xc);
+    if constexpr (V::kExtra) dxv = hn::Add(dxv, LoadV(d, dh + i));
+    StoreV<kStream>(d, dxv, dx + i);
     const VF dgv = hn::Mul(dyv, hn::Mul(xc, vr));
     if (first) {
       hn::StoreU(dgv, d, dg + i);
-      hn::StoreU(dyv, d, db + i);
+      if constexpr (!V::kRms) hn::StoreU(dyv, d, db + i);
     } else {
       hn::StoreU(hn::Add(hn::LoadU(d, dg + i), dgv), d, dg + i);
-      hn::StoreU(hn::Add(hn::LoadU(d, db + i), dyv), d, db + i);
+      if constexpr (!V::kRms) hn::StoreU(hn::Add(hn::LoadU(d, db + i), dyv), d, db + i);
     }
   }
   if (i < n) {
     const size_t r = n - i;
     const VF dyv = LoadTail(d, dy + i, r);
-    const VF xc = hn::Sub(LoadTail(d, x + i, r), vm);
+    const VF xc = Centred<V>(LoadTail(d, x + i, r), vm);
     const VF g = hn::Mul(dyv, LoadTail(d, gamma + i, r));
-    StoreTail(d, hn::NegMulAdd(xc, vk, hn::Mul(hn::Sub(g, va), vr)), dx + i, r);
+    VF dxv = dx_of(g, xc);
+    if constexpr (V::kExtra) dxv = hn::Add(dxv, LoadTail(d, dh + i, r));
+    StoreTail(d, dxv, dx + i, r);
     VF dgv = hn::Mul(dyv, hn::Mul(xc, vr)), dbv = dyv;
     if (!first) {
       dgv = hn::Add(LoadTail(d, dg + i, r), dgv);
-      dbv = hn::Add(LoadTail(d, db + i, r), dbv);
+      if constexpr (!V::kRms) dbv = hn::Add(LoadTail(d, db + i, r), dbv);
     }
     StoreTail(d, dgv, dg + i, r);
-    StoreTail(d, dbv, db + i, r);
+    if constexpr (!V::kRms) StoreTail(d, dbv, db + i, r);
   }
 }
 
-template <typename T, typename G>
+template <class V, typename G>
 void ApplyBackwardRowG(const BackwardCtx& c, int64_t r, int64_t c0, int64_t c1, float* dg,
                        float* db, const RowCoeffs& k, bool first, ptrdiff_t ahead) {
+  using T = typename V::T;
   const int64_t off = r * c.C + c0;
   const T* x = static_cast<const T*>(c.x) + off;
   const T* dy = static_cast<const T*>(c.dy) + off;
+  const T* dh = V::kExtra ? static_cast<const T*>(c.dh_in) + off : nullptr;
   const G* g = static_cast<const G*>(c.gamma) + c0;
   T* dx = static_cast<T*>(c.dx) + off;
   const size_t n = static_cast<size_t>(c1 - c0);
   if (c.stream && Aligned(static_cast<T*>(c.dx), c.C) && c0 % kColChunk == 0) {
-    ApplyBackward<true>(x, dy, g, dx, dg, db, n, k, first, ahead);
+    ApplyBackward<true, V>(x, dy, g, dh, dx, dg, db, n, k, first, ahead);
   } else {
-    ApplyBackward<false>(x, dy, g, dx, dg, db, n, k, first, ahead);
+    ApplyBackward<false, V>(x, dy, g, dh, dx, dg, db, n, k, first, ahead);
   }
 }
 
-template <typename T>
+template <class V>
 void ApplyBackwardRow(const BackwardCtx& c, int64_t r, int64_t c0, int64_t c1, float* dg, float* db,
                       const RowCoeffs& k, bool first, ptrdiff_t ahead) {
-  c.params_f32 ? ApplyBackwardRowG<T, float>(c, r, c0, c1, dg, db, k, first, ahead)
-               : ApplyBackwardRowG<T, T>(c, r, c0, c1, dg, db, k, first, ahead);
+  c.params_f32 ? ApplyBackwardRowG<V, float>(c, r, c0, c1, dg, db, k, first, ahead)
+               : ApplyBackwardRowG<V, typename V::T>(c, r, c0, c1, dg, db, k, first, ahead);
 }
 
-template <typename T, typename G>
-void ChunkSumsG(const BackwardCtx& c, int64_t r, int64_t col, size_t n, double* sg, double* sgx) {
-  BackwardSums(static_cast<const T*>(c.x) + r * c.C + col,
-               static_cast<const T*>(c.dy) + r * c.C + col, static_cast<const G*>(c.gamma) + col, n,
-               c.mean[r], sg, sgx);
+template <class V>
+float RowMean(const BackwardCtx& c, int64_t r) {
+  return V::kRms ? 0.0f : c.mean[r];
 }
 
-// sum(g) and sum(g * xc) over columns [col, col + n) of row r.
-template <typename T>
+// sum(g) and sum(g * xc) over columns [col, col + n) of row r (the sums do not read dh_in).
+template <class V>
 void ChunkSums(const BackwardCtx& c, int64_t r, int64_t col, size_t n, double* sg, double* sgx) {
-  c.params_f32 ? ChunkSumsG<T, float>(c, r, col, n, sg, sgx)
-               : ChunkSumsG<T, T>(c, r, col, n, sg, sgx);
+  using T = typename V::T;
+  using S = Variant<T, V::kRms, false>;
+  const T* x = static_cast<const T*>(c.x) + r * c.C + col;
+  const T* dy = static_cast<const T*>(c.dy) + r * c.C + col;
+  if (c.params_f32) {
+    BackwardSums<S>(x, dy, static_cast<const float*>(c.gamma) + col, n, RowMean<V>(c, r), sg, sgx);
+  } else {
+    BackwardSums<S>(x, dy, static_cast<const T*>(c.gamma) + col, n, RowMean<V>(c, r), sg, sgx);
+  }
 }
 
-template <typename T>
+template <class V>
 RowCoeffs RowCoeffsOf(const BackwardCtx& c, int64_t r) {
   double sg = 0, sgx = 0;
   for (int64_t k0 = 0; k0 < c.C; k0 += kColChunk) {
     double a, b;
-    ChunkSums<T>(c, r, k0, static_cast<size_t>(std::min(kColChunk, c.C - k0)), &a, &b);
+    ChunkSums<V>(c, r, k0, static_cast<size_t>(std::min(kColChunk, c.C - k0)), &a, &b);
     sg += a;
     sgx += b;
   }
-  return backward_coeffs(c.mean[r], c.rstd[r], sg, sgx, c.C);
+  return backward_coeffs(RowMean<V>(c, r), c.rstd[r], sg, sgx, c.C);
 }
 
 // Cached-row backward over row chunks [k0, k1): each row is read from memory once (the second
 // pass finds it in L1/L2); chunk k's dgamma/dbeta partial goes to partials[k] (or straight to
 // the outputs when there is a single chunk).
-template <typename T>
+template <class V>
 void BackwardRowChunksT(const BackwardCtx& c, int64_t k0, int64_t k1) {
   const int64_t r_end = std::min(c.rows, k1 * c.rows_per_chunk);
   for (int64_t k = k0; k < k1; ++k) {
@@ -458,45 +462,46 @@ void BackwardRowChunksT(const BackwardCtx& c, int64_t k0, int64_t k1) {
     float* db = c.partials ? dg + c.C : c.dbeta;
     const int64_t r0 = k * c.rows_per_chunk, r1 = std::min(c.rows, r0 + c.rows_per_chunk);
     for (int64_t r = r0; r < r1; ++r)
-      ApplyBackwardRow<T>(c, r, 0, c.C, dg, db, RowCoeffsOf<T>(c, r), r == r0,
+      ApplyBackwardRow<V>(c, r, 0, c.C, dg, db, RowCoeffsOf<V>(c, r), r == r0,
                           r + 1 < r_end ? c.C : 0);
   }
   if (c.stream) hwy::FlushStream();
 }
 
 void BackwardRowChunks(const BackwardCtx& c, int64_t k0, int64_t k1) {
-  c.bf16 ? BackwardRowChunksT<bf16>(c, k0, k1) : BackwardRowChunksT<float>(c, k0, k1);
+  Visit(c.bf16, c.rms, c.dh_in != nullptr,
+        [&](auto v) HWY_ATTR { BackwardRowChunksT<decltype(v)>(c, k0, k1); });
 }
 
 // Row-split backward, phase 1: sums of column chunks [k0, k1) of row r into out[2k], out[2k+1].
 void BackwardChunkSums(const BackwardCtx& c, int64_t r, int64_t k0, int64_t k1, double* out) {
-  for (int64_t k = k0; k < k1; ++k) {
-    const int64_t col = k * kColChunk;
-    const size_t n = static_cast<size_t>(std::min(kColChunk, c.C - col));
-    c.bf16 ? ChunkSums<bf16>(c, r, col, n, &out[2 * k], &out[2 * k + 1])
-           : ChunkSums<float>(c, r, col, n, &out[2 * k], &out[2 * k + 1]);
-  }
+  Visit(c.bf16, c.rms, false, [&](auto v) HWY_ATTR {
+    for (int64_t k = k0; k < k1; ++k) {
+      const int64_t col = k * kColChunk;
+      const size_t n = static_cast<size_t>(std::min(kColChunk, c.C - col));
+      ChunkSums<decltype(v)>(c, r, col, n, &out[2 * k], &out[2 * k + 1]);
+    }
+  });
 }
 
 // Row-split backward, phase 2: dx of rows [r0, r1) over column chunks [k0, k1), dgamma/dbeta
 // accumulated in row order straight into the outputs (row 0 overwrites them).
 void BackwardApplyColumns(const BackwardCtx& c, int64_t r0, int64_t r1, int64_t k0, int64_t k1,
                           const RowCoeffs* coeffs) {
-  for (int64_t k = k0; k < k1; ++k) {
-    const int64_t col = k * kColChunk, end = std::min(c.C, col + kColChunk);
-    for (int64_t r = r0; r < r1; ++r) {
-      const RowCoeffs& rc = coeffs[r - r0];
-      if (c.bf16) {
-        ApplyBackwardRow<bf16>(c, r, col, end, c.dgamma + col, c.dbeta + col, rc, r == 0, 0);
-      } else {
-        ApplyBackwardRow<float>(c, r, col, end, c.dgamma + col, c.dbeta + col, rc, r == 0, 0);
-      }
+  Visit(c.bf16, c.rms, c.dh_in != nullptr, [&](auto v) HWY_ATTR {
+    using V = decltype(v);
+    for (int64_t k = k0; k < k1; ++k) {
+      const int64_t col = k * kColChunk, end = std::min(c.C, col + kColChunk);
+      float* db = V::kRms ? nullptr : c.dbeta + col;
+      for (int64_t r = r0; r < r1; ++r)
+        ApplyBackwardRow<V>(c, r, col, end, c.dgamma + col, db, coeffs[r - r0], r == 0, 0);
     }
-  }
+  });
   if (c.stream) hwy::FlushStream();
 }
 
-// dgamma/dbeta[c0, c1) = sum over row chunks, in chunk order, accumulated in float64.
+// dgamma/dbeta[c0, c1) = sum over row chunks, in chunk order, accumulated in float64 (dbeta
+// only for LayerNorm).
 void CombinePartials(const BackwardCtx& c, int64_t c0, int64_t c1, int64_t nchunks) {
   constexpr int64_t kBlock = 256;
   double acc_g[kBlock], acc_b[kBlock];
@@ -506,26 +511,15 @@ void CombinePartials(const BackwardCtx& c, int64_t c0, int64_t c1, int64_t nchun
     std::fill(acc_b, acc_b + n, 0.0);
     for (int64_t k = 0; k < nchunks; ++k) {
       const float* pg = c.partials + k * 2 * c.C + b0;
+      for (int64_t i = 0; i < n; ++i) acc_g[i] += static_cast<double>(pg[i]);
+      if (c.rms) continue;
       const float* pb = pg + c.C;
-      for (int64_t i = 0; i < n; ++i) {
-        acc_g[i] += static_cast<double>(pg[i]);
-        acc_b[i] += static_cast<double>(pb[i]);
-      }
+      for (int64_t i = 0; i < n; ++i) acc_b[i] += static_cast<double>(pb[i]);
     }
-    for (int64_t i = 0; i < n; ++i) {
-      c.dgamma[b0 + i] = static_cast<float>(acc_g[i]);
-      c.dbeta[b0 + i] = static_cast<float>(acc_b[i]);
-    }
+    for (int64_t i = 0; i < n; ++i) c.dgamma[b0 + i] = static_cast<float>(acc_g[i]);
+    if (c.rms) continue;
+    for (int64_t i = 0; i < n; ++i) c.dbeta[b0 + i] = static_cast<float>(acc_b[i]);
   }
-}
-
-// out[i] = float(in[i]) for i in [i0, i1).
-void Bf16ToFloat(const bf16* in, float* out, int64_t i0, int64_t i1) {
-  const DF d;
-  const auto N = static_cast<int64_t>(hn::Lanes(d));
-  int64_t i = i0;
-  for (; i + N <= i1; i += N) hn::StoreU(LoadV(d, in + i), d, out + i);
-  for (; i < i1; ++i) out[i] = bf16_to_float(in[i]);
 }
 
 const char* TargetName() { return hwy::TargetName(HWY_TARGET); }
@@ -534,11 +528,11 @@ const char* TargetName() { return hwy::TargetName(HWY_TARGET); }
 HWY_AFTER_NAMESPACE();
 
 #if HWY_ONCE
-#include <fstream>
 #include <memory>
 
 #include "backends.h"
 #include "common/thread_pool.h"
+#include "cpu/dispatch.h"
 
 namespace tilenorm::cpu {
 
@@ -568,47 +562,6 @@ RowCoeffs backward_coeffs(float mean, float rstd, double sum_g, double sum_gxc, 
 
 namespace {
 
-// Rows of a row-split group: their x (and dy) stay in the L3 between the two phases.
-constexpr int64_t kGroupBytes = int64_t{8} << 20;
-// When the tensors of a call (inputs and outputs) do not fit 7/8 of the last-level cache, the
-// output goes around the caches (non-temporal stores): kept, it would only evict inputs still
-// to be read, and its write-allocate reads cost bandwidth. Smaller outputs stay cached for the
-// next layer.
-bool stream_output(int64_t footprint_bytes) {
-  // sysfs, not sysconf: under KVM glibc's cpuid answer can be the host's whole L3.
-  static const int64_t llc = [] {
-    std::ifstream f("/sys/devices/system/cpu/cpu0/cache/index3/size");
-    int64_t kib = 0;
-    return f >> kib && kib > 0 ? kib << 10 : int64_t{32} << 20;
-  }();
-  return footprint_bytes >= llc / 8 * 7;
-}
-
-// A growing per-calling-thread scratch buffer: steady-state calls allocate nothing.
-template <typename T>
-T* scratch(std::unique_ptr<T[]>& buf, size_t& cap, size_t n) {
-  if (n > cap) {
-    buf.reset(new T[n]);
-    cap = n;
-  }
-  return buf.get();
-}
-
-int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
-
-void set_report(const LayerNormOptions& opt, const char* path, int threads,
-                std::vector<std::pair<std::string, double>> extra = {}) {
-  if (opt.report == nullptr) return;
-  opt.report->path = path;
-  opt.report->metrics = {{"threads", threads}};
-  opt.report->metrics.insert(opt.report->metrics.end(), extra.begin(), extra.end());
-}
-
-// bf16 gamma/beta are widened to f32 once per call when enough rows share them: the kernels
-// then skip a conversion per element and pass. The values are exact either way.
-constexpr int64_t kWidenParamsRows = 16;
-constexpr int64_t kRowSplitRows = 16;
-
 const float* widen(ThreadPool& pool, const void* p, int64_t C, std::unique_ptr<float[]>& buf,
                    size_t& cap) {
   float* out = scratch(buf, cap, static_cast<size_t>(C));
@@ -620,50 +573,50 @@ const float* widen(ThreadPool& pool, const void* p, int64_t C, std::unique_ptr<f
   return out;
 }
 
-// Row bytes up to which a row's re-read in the second pass comes from the core's L2.
-constexpr int64_t kCachedRowBytes = int64_t{512} << 10;
-
 }  // namespace
 
-Status layernorm_forward(const LayerNormForwardArgs& args, const LayerNormForwardOutputs& out,
-                         const LayerNormOptions& opt) {
+Status norm_forward(const NormForwardArgs& args, const NormForwardOutputs& out,
+                    const NormOptions& opt) {
   ThreadPool& pool = ThreadPool::shared(opt.num_threads);
   const int T = pool.num_threads();
   const int64_t rows = args.x.shape.rows(), C = args.x.shape.cols();
   const bool bf16 = args.x.dtype == DType::kBF16;
   const int64_t es = bf16 ? 2 : 4;
-  ForwardCtx c{args.x.data,
-               args.gamma.data,
-               args.beta.data,
-               out.y.data,
-               out.mean.as<float>(),
-               out.rstd.as<float>(),
-               rows,
-               C,
-               args.eps,
-               bf16,
-               stream_output(2 * rows * C * es),
-               !bf16};
-  if (bf16 && rows >= kWidenParamsRows) {
+  const bool rms = args.norm == Norm::kRmsNorm, fused = !args.residual.empty();
+  ForwardCtx c{.x = args.x.data,
+               .residual = fused ? args.residual.data : nullptr,
+               .gamma = args.gamma.data,
+               .beta = args.beta.empty() ? nullptr : args.beta.data,
+               .h = fused ? out.h.data : nullptr,
+               .y = out.y.data,
+               .mean = rms ? nullptr : out.mean.as<float>(),
+               .rstd = out.rstd.as<float>(),
+               .rows = rows,
+               .C = C,
+               .eps = args.eps,
+               .rms = rms,
+               .bf16 = bf16,
+               .stream = stream_output((fused ? 4 : 2) * rows * C * es),
+               .params_f32 = !bf16};
+  if (widen_params(bf16, rows)) {
     static thread_local std::unique_ptr<float[]> gbuf, bbuf;
     static thread_local size_t gcap = 0, bcap = 0;
     c.gamma = widen(pool, args.gamma.data, C, gbuf, gcap);
-    if (!args.beta.empty()) c.beta = widen(pool, args.beta.data, C, bbuf, bcap);
+    if (c.beta) c.beta = widen(pool, args.beta.data, C, bbuf, bcap);
     c.params_f32 = true;
   }
-  const int64_t nck = ceil_div(C, kColChunk);
-  // Forward results do not depend on the path (the same chunks merge in the same order), so
-  // the choice may look at the thread count: split rows when whole rows would idle cores.
-  if (rows >= 4 * T || nck < 2 * T) {
+  // x (and the residual) of a row are read twice: statistics, then h and y.
+  const ForwardPlan plan = plan_forward(rows, C, (fused ? 2 : 1) * C * es, T);
+  if (!plan.row_split) {
     pool.parallel_for(rows, [&](int64_t r0, int64_t r1, int) {
       HWY_DYNAMIC_DISPATCH(ForwardRows)(c, r0, r1);
     });
-    set_report(opt, C * es <= kCachedRowBytes ? "cached-row" : "streamed", T);
+    set_report(opt, plan.path, T);
     return {};
   }
   static thread_local std::unique_ptr<ChunkStats[]> buf;
   static thread_local size_t cap = 0;
-  const int64_t group = std::clamp<int64_t>(kGroupBytes / (C * es), 1, rows);
+  const int64_t nck = ceil_div(C, kColChunk), group = plan.group;
   ChunkStats* stats = scratch(buf, cap, static_cast<size_t>(group * nck));
   for (int64_t g0 = 0; g0 < rows; g0 += group) {
     const int64_t g1 = std::min(rows, g0 + group);
@@ -677,44 +630,44 @@ Status layernorm_forward(const LayerNormForwardArgs& args, const LayerNormForwar
       (c, r, c0, c1, stats + (r - g0) * nck, nck, k0 == 0);
     });
   }
-  set_report(opt, "row-split", T, {{"row_group", static_cast<double>(group)}});
+  set_report(opt, plan.path, T, {{"row_group", static_cast<double>(group)}});
   return {};
 }
 
-Status layernorm_backward(const LayerNormBackwardArgs& args, const LayerNormBackwardOutputs& out,
-                          const LayerNormOptions& opt) {
+Status norm_backward(const NormBackwardArgs& args, const NormBackwardOutputs& out,
+                     const NormOptions& opt) {
   ThreadPool& pool = ThreadPool::shared(opt.num_threads);
   const int T = pool.num_threads();
   const int64_t rows = args.x.shape.rows(), C = args.x.shape.cols();
   const bool bf16 = args.x.dtype == DType::kBF16;
   const int64_t es = bf16 ? 2 : 4;
-  BackwardCtx c{args.x.data,
-                args.dy.data,
-                args.gamma.data,
-                args.mean.as<float>(),
-                args.rstd.as<float>(),
-                out.dx.data,
-                out.dgamma.as<float>(),
-                out.dbeta.as<float>(),
-                nullptr,
-                rows,
-                C,
-                0,
-                bf16,
-                stream_output(3 * rows * C * es),
-                !bf16};
-  if (bf16 && rows >= kWidenParamsRows) {
+  const bool rms = args.norm == Norm::kRmsNorm, fused = !args.dh_in.empty();
+  BackwardCtx c{.x = args.x.data,
+                .dy = args.dy.data,
+                .dh_in = fused ? args.dh_in.data : nullptr,
+                .gamma = args.gamma.data,
+                .mean = rms ? nullptr : args.mean.as<float>(),
+                .rstd = args.rstd.as<float>(),
+                .dx = out.dx.data,
+                .dgamma = out.dgamma.as<float>(),
+                .dbeta = rms ? nullptr : out.dbeta.as<float>(),
+                .partials = nullptr,
+                .rows = rows,
+                .C = C,
+                .rows_per_chunk = 0,
+                .rms = rms,
+                .bf16 = bf16,
+                .stream = stream_output((fused ? 4 : 3) * rows * C * es),
+                .params_f32 = !bf16};
+  if (widen_params(bf16, rows)) {
     static thread_local std::unique_ptr<float[]> gbuf;
     static thread_local size_t gcap = 0;
     c.gamma = widen(pool, args.gamma.data, C, gbuf, gcap);
     c.params_f32 = true;
   }
   const int64_t nck = ceil_div(C, kColChunk);
-  // The path and the row chunking depend on the shape only, never on the thread count, so
-  // dgamma/dbeta are summed in the same order however many threads run.
-  // Row-split only below 16 rows: with more, the row chunks share out well and read x and dy
-  // once; on 32x65536 they measured as fast at 2 threads and up to 1.2x faster at 1 thread.
-  if (rows < kRowSplitRows && nck >= 16) {
+  const BackwardPlan plan = plan_backward(rows, C, es);
+  if (plan.row_split) {
     // Few rows, long ones: every thread takes a column range of the same rows, a group of rows
     // at a time. Step g computes dx of group g (its x, dy still in the L3 from step g-1) chunk
     // by chunk, interleaved with the row sums of group g + 1 (from DRAM), so the DRAM never
@@ -722,7 +675,7 @@ Status layernorm_backward(const LayerNormBackwardArgs& args, const LayerNormBack
     static thread_local std::unique_ptr<double[]> sums_buf;
     static thread_local std::unique_ptr<RowCoeffs[]> coeff_buf;
     static thread_local size_t sums_cap = 0, coeff_cap = 0;
-    const int64_t group = std::clamp<int64_t>(kGroupBytes / 2 / (2 * C * es), 1, rows);
+    const int64_t group = plan.group;
     const int64_t ngroups = ceil_div(rows, group);
     double* sums = scratch(sums_buf, sums_cap, static_cast<size_t>(2 * 2 * group * nck));
     RowCoeffs* coeffs = scratch(coeff_buf, coeff_cap, static_cast<size_t>(group));
@@ -742,7 +695,7 @@ Status layernorm_backward(const LayerNormBackwardArgs& args, const LayerNormBack
           sg += s[2 * k];
           sgx += s[2 * k + 1];
         }
-        coeffs[r - g0] = backward_coeffs(c.mean[r], c.rstd[r], sg, sgx, C);
+        coeffs[r - g0] = backward_coeffs(rms ? 0.0f : c.mean[r], c.rstd[r], sg, sgx, C);
       }
       pool.parallel_for(nck, [&](int64_t k0, int64_t k1, int) {
         for (int64_t k = k0; k < k1; ++k) {
@@ -751,13 +704,13 @@ Status layernorm_backward(const LayerNormBackwardArgs& args, const LayerNormBack
         }
       });
     }
-    set_report(opt, "row-split", T, {{"row_group", static_cast<double>(group)}});
+    set_report(opt, plan.path, T, {{"row_group", static_cast<double>(group)}});
     return {};
   }
-  // Many rows: chunks of whole rows, one dgamma/dbeta partial per chunk, then a column-parallel
-  // sum of the partials in chunk order. Small row counts still get 8 chunks to share out.
-  c.rows_per_chunk = std::clamp<int64_t>(ceil_div(rows, 8), 1, kRowChunk);
-  const int64_t nchunks = ceil_div(rows, c.rows_per_chunk);
+  // Many rows: one dgamma/dbeta partial per row chunk, then a column-parallel sum of the
+  // partials in chunk order.
+  c.rows_per_chunk = plan.rows_per_chunk;
+  const int64_t nchunks = plan.row_chunks;
   static thread_local std::unique_ptr<float[]> part_buf;
   static thread_local size_t part_cap = 0;
   if (nchunks > 1) c.partials = scratch(part_buf, part_cap, static_cast<size_t>(nchunks * 2 * C));
@@ -765,13 +718,12 @@ Status layernorm_backward(const LayerNormBackwardArgs& args, const LayerNormBack
     HWY_DYNAMIC_DISPATCH(BackwardRowChunks)(c, k0, k1);
   });
   if (nchunks > 1) {
-    constexpr int64_t kCols = 256;  // columns per combine task
-    pool.parallel_for(ceil_div(C, kCols), [&](int64_t b0, int64_t b1, int) {
-      HWY_DYNAMIC_DISPATCH(CombinePartials)(c, b0 * kCols, std::min(C, b1 * kCols), nchunks);
+    pool.parallel_for(ceil_div(C, kCombineCols), [&](int64_t b0, int64_t b1, int) {
+      HWY_DYNAMIC_DISPATCH(CombinePartials)
+      (c, b0 * kCombineCols, std::min(C, b1 * kCombineCols), nchunks);
     });
   }
-  set_report(opt, C * es * 2 <= kCachedRowBytes ? "cached-row" : "streamed", T,
-             {{"row_chunks", static_cast<double>(nchunks)}});
+  set_report(opt, plan.path, T, {{"row_chunks", static_cast<double>(nchunks)}});
   return {};
 }
 

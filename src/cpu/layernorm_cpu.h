@@ -21,40 +21,44 @@ struct ChunkStats {
 };
 ChunkStats merge_stats(const ChunkStats& a, const ChunkStats& b);
 
-// Whether the CPU has avx512_bf16 (its f32 -> bf16 conversion instruction).
-extern const bool g_avx512bf16;
-
+// RMSNorm (rms): no mean, no beta, rstd holds rrms.
 struct ForwardCtx {
   const void* x;
-  const void* gamma;  // float when params_f32, else the dtype of x
-  const void* beta;   // may be null
+  const void* residual;  // null, or fused: h = x + residual is written and normalized
+  const void* gamma;     // float when params_f32, else the dtype of x
+  const void* beta;      // may be null
+  void* h;               // null iff residual is
   void* y;
-  float* mean;
+  float* mean;  // null for RMSNorm
   float* rstd;
   int64_t rows, C;
   double eps;
+  bool rms;
   bool bf16;
-  bool stream;  // non-temporal stores of y (the output will not be re-read soon)
+  bool stream;  // non-temporal stores of y and h (the outputs will not be re-read soon)
   bool params_f32;
 };
 
 struct BackwardCtx {
-  const void* x;
+  const void* x;  // h when the forward took a residual
   const void* dy;
+  const void* dh_in;  // null, or fused: dx += dh_in
   const void* gamma;  // float when params_f32, else the dtype of x
-  const float* mean;
+  const float* mean;  // null for RMSNorm
   const float* rstd;
   void* dx;
   float* dgamma;
-  float* dbeta;
+  float* dbeta;     // null for RMSNorm
   float* partials;  // [row chunks][2][C]: dgamma then dbeta per chunk
   int64_t rows, C, rows_per_chunk;
+  bool rms;
   bool bf16;
   bool stream;
   bool params_f32;
 };
 
-// Per-row backward coefficients: dx = (g - a) * rstd - (x - mean) * k, g = dy * gamma.
+// Per-row backward coefficients: dx = (g - a) * rstd - (x - mean) * k, g = dy * gamma
+// (RMSNorm: mean = a = 0).
 struct RowCoeffs {
   float mean, rstd, a, k;
 };
