@@ -7,6 +7,7 @@
 #include <optional>
 
 #include "backends.h"
+#include "tilenorm/layernorm.h"
 #include "tilenorm/rmsnorm.h"
 
 namespace tilenorm {
