@@ -22,11 +22,17 @@ size_t dtype_size(DType dtype);
 template <typename T>
 constexpr DType dtype_of();
 template <>
-constexpr DType dtype_of<float>() { return DType::kF32; }
+constexpr DType dtype_of<float>() {
+  return DType::kF32;
+}
 template <>
-constexpr DType dtype_of<bf16>() { return DType::kBF16; }
+constexpr DType dtype_of<bf16>() {
+  return DType::kBF16;
+}
 template <>
-constexpr DType dtype_of<double>() { return DType::kF64; }
+constexpr DType dtype_of<double>() {
+  return DType::kF64;
+}
 
 class Shape {
  public:
@@ -64,7 +70,9 @@ struct ConstTensorView {
 
   bool empty() const { return data == nullptr; }
   template <typename T>
-  const T* as() const { return static_cast<const T*>(data); }
+  const T* as() const {
+    return static_cast<const T*>(data);
+  }
 };
 
 // Writable borrowed tensor.
@@ -75,7 +83,9 @@ struct TensorView {
 
   bool empty() const { return data == nullptr; }
   template <typename T>
-  T* as() const { return static_cast<T*>(data); }
+  T* as() const {
+    return static_cast<T*>(data);
+  }
   operator ConstTensorView() const { return {data, shape, dtype}; }
 };
 
@@ -95,9 +105,13 @@ class Tensor {
   void* raw() { return data_.get(); }
   const void* raw() const { return data_.get(); }
   template <typename T>
-  T* data() { return static_cast<T*>(raw()); }
+  T* data() {
+    return static_cast<T*>(raw());
+  }
   template <typename T>
-  const T* data() const { return static_cast<const T*>(raw()); }
+  const T* data() const {
+    return static_cast<const T*>(raw());
+  }
 
   TensorView view() { return {raw(), shape_, dtype_}; }
   ConstTensorView view() const { return {raw(), shape_, dtype_}; }

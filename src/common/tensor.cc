@@ -13,18 +13,24 @@ namespace tilenorm {
 
 const char* dtype_name(DType dtype) {
   switch (dtype) {
-    case DType::kF32: return "f32";
-    case DType::kBF16: return "bf16";
-    case DType::kF64: return "f64";
+    case DType::kF32:
+      return "f32";
+    case DType::kBF16:
+      return "bf16";
+    case DType::kF64:
+      return "f64";
   }
   return "?";
 }
 
 size_t dtype_size(DType dtype) {
   switch (dtype) {
-    case DType::kF32: return 4;
-    case DType::kBF16: return 2;
-    case DType::kF64: return 8;
+    case DType::kF32:
+      return 4;
+    case DType::kBF16:
+      return 2;
+    case DType::kF64:
+      return 8;
   }
   return 0;
 }
@@ -92,9 +98,12 @@ Tensor::Tensor(Shape shape, DType dtype) : shape_(std::move(shape)), dtype_(dtyp
 
 double tensor_get(ConstTensorView t, int64_t i) {
   switch (t.dtype) {
-    case DType::kF32: return t.as<float>()[i];
-    case DType::kBF16: return bf16_to_float(t.as<bf16>()[i]);
-    case DType::kF64: return t.as<double>()[i];
+    case DType::kF32:
+      return t.as<float>()[i];
+    case DType::kBF16:
+      return bf16_to_float(t.as<bf16>()[i]);
+    case DType::kF64:
+      return t.as<double>()[i];
   }
   return 0;
 }
@@ -103,9 +112,15 @@ double Tensor::get(int64_t i) const { return tensor_get(view(), i); }
 
 void Tensor::set(int64_t i, double v) {
   switch (dtype_) {
-    case DType::kF32: data<float>()[i] = static_cast<float>(v); break;
-    case DType::kBF16: data<bf16>()[i] = float_to_bf16(static_cast<float>(v)); break;
-    case DType::kF64: data<double>()[i] = v; break;
+    case DType::kF32:
+      data<float>()[i] = static_cast<float>(v);
+      break;
+    case DType::kBF16:
+      data<bf16>()[i] = float_to_bf16(static_cast<float>(v));
+      break;
+    case DType::kF64:
+      data<double>()[i] = v;
+      break;
   }
 }
 
