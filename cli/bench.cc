@@ -12,6 +12,7 @@
 #include <ctime>
 #include <fstream>
 #include <map>
+#include <optional>
 #include <sstream>
 
 #include "bench_core.h"
@@ -27,15 +28,16 @@ using bench::BenchShape;
 using bench::Direction;
 
 struct BenchArgs {
-  std::vector<std::string> impls, shapes, dtypes = {"f32", "bf16"}, dirs = {"bwd", "fwd"};
+  std::vector<std::string> impls, shapes, dtypes = {"f32", "bf16"}, dirs = {"bwd", "fwd"},
+                                          norms = {"layernorm"};
   std::vector<int> threads = {1, 2};
   std::string cache = "warm", svg;
   int reps = 20, warmup = 3;
-  bool json = false, csv = false, check = true;
+  bool json = false, csv = false, check = true, residual = false;
 };
 
 struct Row {
-  std::string impl, dtype, dir, cache, check;
+  std::string op, impl, dtype, dir, cache, check;
   BenchShape shape;
   int threads;
   bench::Timing t;
@@ -82,7 +84,7 @@ std::string fixed(double v, int digits) {
 void fill_ratios(std::vector<Row>& rows) {
   std::map<std::string, double> best;
   auto key = [](const Row& r) {
-    return shape_name(r.shape) + r.dtype + r.dir + r.cache + std::to_string(r.threads);
+    return r.op + shape_name(r.shape) + r.dtype + r.dir + r.cache + std::to_string(r.threads);
   };
   for (const Row& r : rows)
     if (r.impl != "tilenorm") best[key(r)] = std::max(best[key(r)], r.gbps);
@@ -92,14 +94,16 @@ void fill_ratios(std::vector<Row>& rows) {
   }
 }
 
-// GB/s against C, one line per implementation and dtype, for the first direction and cache
+// GB/s against C, one line per implementation and dtype, for the first op, direction and cache
 // state and the largest thread count measured.
 std::string render_svg(const std::vector<Row>& rows, const BenchArgs& a) {
   const int tmax = *std::max_element(a.threads.begin(), a.threads.end());
   std::map<std::string, std::vector<std::pair<double, double>>> series;
   double xmin = 1e300, xmax = 0, ymax = 0;
   for (const Row& r : rows) {
-    if (r.threads != tmax || r.dir != a.dirs.front() || r.cache != rows.front().cache) continue;
+    if (r.threads != tmax || r.dir != a.dirs.front() || r.cache != rows.front().cache ||
+        r.op != rows.front().op)
+      continue;
     series[r.impl + " " + r.dtype].push_back({static_cast<double>(r.shape.C), r.gbps});
     xmin = std::min(xmin, static_cast<double>(r.shape.C));
     xmax = std::max(xmax, static_cast<double>(r.shape.C));
@@ -116,8 +120,8 @@ std::string render_svg(const std::vector<Row>& rows, const BenchArgs& a) {
   s << "<svg xmlns='http://www.w3.org/2000/svg' width='" << W << "' height='" << H
     << "' font-family='sans-serif' font-size='12'>\n<rect width='100%' height='100%' "
        "fill='white'/>\n"
-    << "<text x='" << L << "' y='20' font-size='14'>LayerNorm " << a.dirs.front() << ", " << tmax
-    << " threads, " << rows.front().cache << " cache: GB/s vs C</text>\n";
+    << "<text x='" << L << "' y='20' font-size='14'>" << rows.front().op << " " << a.dirs.front()
+    << ", " << tmax << " threads, " << rows.front().cache << " cache: GB/s vs C</text>\n";
   for (double g = 0; g <= ymax; g += 10)
     s << "<line x1='" << L << "' x2='" << W - R << "' y1='" << py(g) << "' y2='" << py(g)
       << "' stroke='#ddd'/><text x='" << L - 8 << "' y='" << py(g) + 4 << "' text-anchor='end'>"
@@ -178,11 +182,17 @@ int run_bench(const BenchArgs& a) {
   for (const std::string& i : impls)
     if (!bench::make_impl(i))
       return report_error("--impls: '" + i + "' is not built into this binary");
+  std::vector<bench::BenchOp> ops;
+  for (const std::string& n : a.norms) {
+    const std::optional<Norm> norm = parse_norm(n);
+    if (!norm) return report_error("--norm '" + n + "' is unknown (choose layernorm or rmsnorm)");
+    ops.push_back({*norm, a.residual});
+  }
   std::vector<bool> colds;
   if (a.cache != "cold") colds.push_back(false);
   if (a.cache != "warm") colds.push_back(true);
 
-  const int total = static_cast<int>(shapes.size() * dtypes.size() * impls.size() *
+  const int total = static_cast<int>(ops.size() * shapes.size() * dtypes.size() * impls.size() *
                                      a.threads.size() * a.dirs.size() * colds.size()) +
                     2;
   Progress progress(total);
@@ -191,42 +201,46 @@ int run_bench(const BenchArgs& a) {
   double copy_ceiling = bench::copy_gbps(tmax);
   std::vector<Row> rows;
   const auto started = std::chrono::steady_clock::now();
-  for (const BenchShape& s : shapes) {
-    for (DType dt : dtypes) {
-      const bench::BenchInputs in = bench::make_bench_inputs(s, dt);
-      for (int t : a.threads) {
-        for (const std::string& name : impls) {
-          auto impl = bench::make_impl(name);
-          std::string why, verdict = "-";
-          const bool ok = impl->prepare(in, t, &why);
-          if (ok && a.check) {
-            double err = 0;
-            verdict = bench::check_outputs(in, impl->outputs(), &err);
-          }
-          for (const std::string& dir : a.dirs) {
-            const Direction d = dir == "fwd" ? Direction::kForward : Direction::kBackward;
-            for (bool cold : colds) {
-              progress.step(name + " " + dir + " " + dtype_name(dt) + " " + shape_name(s) + " t" +
-                            std::to_string(t) + (cold ? " cold" : ""));
-              Row r{name,
-                    dtype_name(dt),
-                    dir,
-                    cold ? "cold" : "warm",
-                    ok ? verdict : "unsupported: " + why,
-                    s,
-                    t,
-                    {},
-                    0,
-                    0,
-                    0};
-              if (ok) {
-                r.t = bench::time_calls([&] { impl->run(d); }, a.warmup, a.reps, cold);
-                r.gbps = bench::bytes_moved(s, dt, d) / (r.t.median_ms * 1e-3) / 1e9;
-              }
-              rows.push_back(r);
+  for (const bench::BenchOp& op : ops) {
+    for (const BenchShape& s : shapes) {
+      for (DType dt : dtypes) {
+        const bench::BenchInputs in = bench::make_bench_inputs(s, dt, op);
+        for (int t : a.threads) {
+          for (const std::string& name : impls) {
+            auto impl = bench::make_impl(name);
+            std::string why, verdict = "-";
+            const bool ok = impl->prepare(in, t, &why);
+            if (ok && a.check) {
+              double err = 0;
+              verdict = bench::check_outputs(in, impl->outputs(), &err);
             }
+            for (const std::string& dir : a.dirs) {
+              const Direction d = dir == "fwd" ? Direction::kForward : Direction::kBackward;
+              for (bool cold : colds) {
+                progress.step(bench::op_name(op) + " " + name + " " + dir + " " + dtype_name(dt) +
+                              " " + shape_name(s) + " t" + std::to_string(t) +
+                              (cold ? " cold" : ""));
+                Row r{bench::op_name(op),
+                      name,
+                      dtype_name(dt),
+                      dir,
+                      cold ? "cold" : "warm",
+                      ok ? verdict : "unsupported: " + why,
+                      s,
+                      t,
+                      {},
+                      0,
+                      0,
+                      0};
+                if (ok) {
+                  r.t = bench::time_calls([&] { impl->run(d); }, a.warmup, a.reps, cold);
+                  r.gbps = bench::bytes_moved(s, dt, d, op) / (r.t.median_ms * 1e-3) / 1e9;
+                }
+                rows.push_back(r);
+              }
+            }
+            impl->release();
           }
-          impl->release();
         }
       }
     }
@@ -258,7 +272,8 @@ int run_bench(const BenchArgs& a) {
     j["reps"] = a.reps;
     j["results"] = nlohmann::json::array();
     for (const Row& r : rows)
-      j["results"].push_back({{"impl", r.impl},
+      j["results"].push_back({{"op", r.op},
+                              {"impl", r.impl},
                               {"rows", r.shape.rows},
                               {"C", r.shape.C},
                               {"dtype", r.dtype},
@@ -275,10 +290,10 @@ int run_bench(const BenchArgs& a) {
     std::printf("%s\n", j.dump(2).c_str());
   } else if (a.csv) {
     std::printf(
-        "shape,impl,dtype,dir,threads,cache,median_ms,min_ms,max_ms,gbps,pct_copy,vs_best_peer,"
+        "op,shape,impl,dtype,dir,threads,cache,median_ms,min_ms,max_ms,gbps,pct_copy,vs_best_peer,"
         "check\n");
     for (const Row& r : rows)
-      std::printf("%s,%s,%s,%s,%d,%s,%.4f,%.4f,%.4f,%.2f,%.1f,%.3f,\"%s\"\n",
+      std::printf("%s,%s,%s,%s,%s,%d,%s,%.4f,%.4f,%.4f,%.2f,%.1f,%.3f,\"%s\"\n", r.op.c_str(),
                   shape_name(r.shape).c_str(), r.impl.c_str(), r.dtype.c_str(), r.dir.c_str(),
                   r.threads, r.cache.c_str(), r.t.median_ms, r.t.min_ms, r.t.max_ms, r.gbps,
                   r.pct_copy, r.vs_best_peer, r.check.c_str());
@@ -290,15 +305,16 @@ int run_bench(const BenchArgs& a) {
     std::printf("# median of %d calls after %d warm-ups; spread = (max - min) / median; %.0f s\n\n",
                 a.reps, a.warmup, seconds);
     std::printf(
-        "| shape | impl | dtype | dir | thr | cache | ms | spread | GB/s | %% copy | vs best peer "
+        "| op | shape | impl | dtype | dir | thr | cache | ms | spread | GB/s | %% copy | vs best "
+        "peer "
         "| check |\n");
-    std::printf("|---|---|---|---|---|---|---|---|---|---|---|---|\n");
+    std::printf("|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
     for (const Row& r : rows) {
       const double spread = r.t.median_ms > 0 ? (r.t.max_ms - r.t.min_ms) / r.t.median_ms : 0;
-      std::printf("| %s | %s | %s | %s | %d | %s | %.3f | %.0f%% | %.1f | %.0f | %s | %s |\n",
-                  shape_name(r.shape).c_str(), r.impl.c_str(), r.dtype.c_str(), r.dir.c_str(),
-                  r.threads, r.cache.c_str(), r.t.median_ms, 100 * spread, r.gbps, r.pct_copy,
-                  r.vs_best_peer > 0 ? (fixed(r.vs_best_peer, 2) + "x").c_str() : "-",
+      std::printf("| %s | %s | %s | %s | %s | %d | %s | %.3f | %.0f%% | %.1f | %.0f | %s | %s |\n",
+                  r.op.c_str(), shape_name(r.shape).c_str(), r.impl.c_str(), r.dtype.c_str(),
+                  r.dir.c_str(), r.threads, r.cache.c_str(), r.t.median_ms, 100 * spread, r.gbps,
+                  r.pct_copy, r.vs_best_peer > 0 ? (fixed(r.vs_best_peer, 2) + "x").c_str() : "-",
                   r.check.c_str());
     }
   }
@@ -314,7 +330,8 @@ void add_bench_command(CLI::App& app) {
   auto a = std::make_shared<BenchArgs>();
   CLI::App* cmd = app.add_subcommand(
       "bench",
-      "Benchmark LayerNorm forward/backward: GB/s (bytes: 3*R*C*es + small terms backward, "
+      "Benchmark LayerNorm / RMSNorm forward/backward: GB/s (bytes: 3*R*C*es + small terms "
+      "backward, "
       "2*R*C*es forward) of tilenorm's cpu backend and the peers built in (oneDNN, libtorch), "
       "with the STREAM-like copy bandwidth measured in the same run");
   // The peers plugin is loaded only when bench runs, not to print this help.
@@ -326,6 +343,12 @@ void add_bench_command(CLI::App& app) {
                   "ROWSxC list (default: the 7 shapes of docs/performance.md)")
       ->delimiter(',');
   cmd->add_option("--dtypes", a->dtypes, "f32,bf16")->delimiter(',');
+  cmd->add_option("--norm", a->norms, "layernorm, rmsnorm (repeatable or comma-separated)")
+      ->delimiter(',')
+      ->capture_default_str();
+  cmd->add_flag("--residual", a->residual,
+                "Measure the fused residual add: forward reads a residual and writes h, backward "
+                "reads dh_in");
   cmd->add_option("--dirs", a->dirs, "bwd,fwd")
       ->delimiter(',')
       ->check(CLI::IsMember({"bwd", "fwd"}));

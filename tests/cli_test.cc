@@ -2,8 +2,6 @@
 // kind of bad input asserting the one-line message, exit code 2 and that no output was written.
 #include <poll.h>
 #include <sys/inotify.h>
-#include <sys/resource.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -25,24 +23,9 @@ namespace {
 
 namespace fs = std::filesystem;
 
-struct CliRun {
-  int rc = -1;  // exit status, or -1 when a signal ended the run
-  int sig = 0;  // the signal that ended the run, if one did
-  std::string out, err;
-  long maxrss_kib = 0;  // peak resident set of the run (ru_maxrss of the child)
-};
-
-// Hooks around one run: before_exec sees the child's pid before the binary starts (the pid the
-// binary will have); while_running runs while it does.
-struct RunHooks {
-  std::string shell_prefix;  // shell commands run before the binary, e.g. "ulimit -f 64; "
-  std::function<void(pid_t)> before_exec, while_running;
-};
-
-std::string slurp(const fs::path& p) {
-  std::ifstream f(p);
-  return {std::istreambuf_iterator<char>(f), std::istreambuf_iterator<char>()};
-}
+using testing::CliRun;
+using testing::RunHooks;
+using testing::slurp;
 
 class Cli : public ::testing::Test {
  protected:
@@ -53,32 +36,7 @@ class Cli : public ::testing::Test {
   }
 
   CliRun run(const std::string& args, const RunHooks& hooks = {}) {
-    const std::string cmd = hooks.shell_prefix + "exec " + TILENORM_CLI + " " + args + " >" +
-                            (dir_ / "stdout").string() + " 2>" + (dir_ / "stderr").string();
-    int go[2];
-    if (::pipe(go) != 0) return {};
-    const pid_t pid = ::fork();
-    if (pid == 0) {  // wait for the parent's go, then become the binary (same pid)
-      ::close(go[1]);
-      char c;
-      if (::read(go[0], &c, 1) == 1) ::execl("/bin/sh", "sh", "-c", cmd.c_str(), nullptr);
-      ::_exit(127);
-    }
-    ::close(go[0]);
-    if (hooks.before_exec) hooks.before_exec(pid);
-    EXPECT_EQ(::write(go[1], "g", 1), 1);
-    ::close(go[1]);
-    if (hooks.while_running) hooks.while_running(pid);
-    int status = 0;
-    struct rusage ru {};
-    EXPECT_EQ(::wait4(pid, &status, 0, &ru), pid);
-    CliRun r;
-    r.rc = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-    r.sig = WIFSIGNALED(status) ? WTERMSIG(status) : 0;
-    r.out = slurp(dir_ / "stdout");
-    r.err = slurp(dir_ / "stderr");
-    r.maxrss_kib = ru.ru_maxrss;
-    return r;
+    return testing::run_cli(TILENORM_CLI, args, dir_, hooks);
   }
 
   // Writes the report's constant inputs: x = 0.5, dy = 1, gamma = 1, shape [100, 2048].
@@ -90,13 +48,7 @@ class Cli : public ::testing::Test {
 
   // A bad-input run: exit code 2, one stderr line containing `needle`, no output directory.
   void expect_bad_input(const std::string& args, const std::string& needle) {
-    const fs::path out = dir_ / "out_bad";
-    const CliRun r = run(args + " --out " + out.string());
-    EXPECT_EQ(r.rc, 2) << args << "\nstderr: " << r.err;
-    EXPECT_NE(r.err.find(needle), std::string::npos) << args << "\nstderr: " << r.err;
-    EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << "one line: " << r.err;
-    EXPECT_EQ(r.err.rfind("tilenorm: error: ", 0), 0u) << r.err;
-    EXPECT_FALSE(fs::exists(out)) << args << ": output left behind";
+    testing::expect_cli_bad_input(TILENORM_CLI, args, dir_, needle);
   }
 
   testing::TempDir tmp_;

@@ -1,7 +1,14 @@
 #include "test_util.h"
 
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
 #include <cstdlib>
 #include <cstring>
+#include <fstream>
+#include <iterator>
 
 #include "reference/layernorm.h"
 
@@ -68,6 +75,52 @@ TempDir::TempDir() {
 TempDir::~TempDir() {
   std::error_code ec;
   std::filesystem::remove_all(path_, ec);
+}
+
+std::string slurp(const std::filesystem::path& p) {
+  std::ifstream f(p);
+  return {std::istreambuf_iterator<char>(f), std::istreambuf_iterator<char>()};
+}
+
+CliRun run_cli(const std::string& binary, const std::string& args, const std::filesystem::path& dir,
+               const RunHooks& hooks) {
+  const std::string cmd = hooks.shell_prefix + "exec " + binary + " " + args + " >" +
+                          (dir / "stdout").string() + " 2>" + (dir / "stderr").string();
+  int go[2];
+  if (::pipe(go) != 0) return {};
+  const pid_t pid = ::fork();
+  if (pid == 0) {  // wait for the parent's go, then become the binary (same pid)
+    ::close(go[1]);
+    char c;
+    if (::read(go[0], &c, 1) == 1) ::execl("/bin/sh", "sh", "-c", cmd.c_str(), nullptr);
+    ::_exit(127);
+  }
+  ::close(go[0]);
+  if (hooks.before_exec) hooks.before_exec(pid);
+  EXPECT_EQ(::write(go[1], "g", 1), 1);
+  ::close(go[1]);
+  if (hooks.while_running) hooks.while_running(pid);
+  int status = 0;
+  struct rusage ru {};
+  EXPECT_EQ(::wait4(pid, &status, 0, &ru), pid);
+  CliRun r;
+  r.rc = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  r.sig = WIFSIGNALED(status) ? WTERMSIG(status) : 0;
+  r.out = slurp(dir / "stdout");
+  r.err = slurp(dir / "stderr");
+  r.maxrss_kib = ru.ru_maxrss;
+  return r;
+}
+
+void expect_cli_bad_input(const std::string& binary, const std::string& args,
+                          const std::filesystem::path& dir, const std::string& needle) {
+  const std::filesystem::path out = dir / "out_bad";
+  const CliRun r = run_cli(binary, args + " --out " + out.string(), dir);
+  EXPECT_EQ(r.rc, 2) << args << "\nstderr: " << r.err;
+  EXPECT_NE(r.err.find(needle), std::string::npos) << args << "\nstderr: " << r.err;
+  EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << "one line: " << r.err;
+  EXPECT_EQ(r.err.rfind("tilenorm: error: ", 0), 0u) << r.err;
+  EXPECT_FALSE(std::filesystem::exists(out)) << args << ": output left behind";
 }
 
 }  // namespace tilenorm::testing

@@ -3,9 +3,11 @@
 #pragma once
 
 #include <gtest/gtest.h>
+#include <sys/types.h>
 
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <random>
 #include <string>
 #include <vector>
@@ -51,6 +53,32 @@ class TempDir {
  private:
   std::filesystem::path path_;
 };
+
+// One run of a command-line binary.
+struct CliRun {
+  int rc = -1;  // exit status, or -1 when a signal ended the run
+  int sig = 0;  // the signal that ended the run, if one did
+  std::string out, err;
+  long maxrss_kib = 0;  // peak resident set of the run (ru_maxrss of the child)
+};
+
+// Hooks around one run: before_exec sees the child's pid before the binary starts (the pid the
+// binary will have); while_running runs while it does.
+struct RunHooks {
+  std::string shell_prefix;  // shell commands run before the binary, e.g. "ulimit -f 64; "
+  std::function<void(pid_t)> before_exec, while_running;
+};
+
+std::string slurp(const std::filesystem::path& p);
+
+// Runs `binary args` through /bin/sh with stdout and stderr captured in files under `dir`.
+CliRun run_cli(const std::string& binary, const std::string& args, const std::filesystem::path& dir,
+               const RunHooks& hooks = {});
+
+// A bad-input run of `binary args --out DIR/out_bad`: exit code 2, one stderr line
+// "tilenorm: error: ..." containing `needle`, and no output directory.
+void expect_cli_bad_input(const std::string& binary, const std::string& args,
+                          const std::filesystem::path& dir, const std::string& needle);
 
 // Why `backend` cannot run here: not built, or built but Unsupported on this machine (a CUDA
 // build without a usable GPU); empty when it can run. Inline: the tile op tests link test_util.cc
