@@ -70,6 +70,10 @@ cuda::ElemType cuda_dtype(const Borrowed& t) {
   throw py::type_error("x has dtype " + t.torch_dtype + ", which the cuda backend does not take");
 }
 
+cuda::NormKind cuda_norm(Norm norm) {
+  return norm == Norm::kRmsNorm ? cuda::NormKind::kRmsNorm : cuda::NormKind::kLayerNorm;
+}
+
 // One Context (workspace, cached occupancy) per device and stream; a Context is not thread-safe,
 // so calls on it hold its mutex. Kernels are queued on the caller's stream; nothing waits for them.
 struct StreamContext {
@@ -117,15 +121,9 @@ void run_host(int num_threads, const Call& call) {
   raise_if_error(s);
 }
 
-// The cuda backend's device entry points run LayerNorm only so far.
-// TODO(10): RMSNorm on CUDA tensors once the cuda backend's device entry takes the norm.
-Norm norm_of(const std::string& name, Backend backend) {
+Norm norm_of(const std::string& name) {
   const auto n = parse_norm(name);
   if (!n) throw py::value_error("norm '" + name + "' is not one of layernorm, rmsnorm");
-  if (backend == Backend::kCuda && *n != Norm::kLayerNorm)
-    throw std::runtime_error(
-        "tilenorm: Unsupported: backend 'cuda' runs only LayerNorm on CUDA "
-        "tensors");
   return *n;
 }
 
@@ -134,12 +132,13 @@ void forward(const std::string& norm_name, const std::string& backend, py::handl
              py::handle gamma, py::handle beta, double eps, py::handle y, py::handle mean,
              py::handle rstd, int num_threads, int device, uintptr_t stream) {
   const Backend b = backend_of(backend);
-  const Norm norm = norm_of(norm_name, b);
+  const Norm norm = norm_of(norm_name);
   const Borrowed bx = borrow(x), bg = borrow(gamma), bb = borrow(beta), by = borrow(y),
                  bm = borrow(mean), br = borrow(rstd);
   if (b == Backend::kCuda) {
 #ifdef TILENORM_HAVE_CUDA
     const cuda::ForwardDeviceArgs a{.dtype = cuda_dtype(bx),
+                                    .norm = cuda_norm(norm),
                                     .x = bx.data,
                                     .gamma = bg.data,
                                     .beta = bb.data,
@@ -171,12 +170,13 @@ void backward(const std::string& norm_name, const std::string& backend, py::hand
               py::handle gamma, py::handle mean, py::handle rstd, py::handle dx, py::handle dgamma,
               py::handle dbeta, int num_threads, int device, uintptr_t stream) {
   const Backend b = backend_of(backend);
-  const Norm norm = norm_of(norm_name, b);
+  const Norm norm = norm_of(norm_name);
   const Borrowed bx = borrow(x), bdy = borrow(dy), bg = borrow(gamma), bm = borrow(mean),
                  br = borrow(rstd), bdx = borrow(dx), bdg = borrow(dgamma), bdb = borrow(dbeta);
   if (b == Backend::kCuda) {
 #ifdef TILENORM_HAVE_CUDA
     const cuda::BackwardDeviceArgs a{.dtype = cuda_dtype(bx),
+                                     .norm = cuda_norm(norm),
                                      .x = bx.data,
                                      .dy = bdy.data,
                                      .gamma = bg.data,

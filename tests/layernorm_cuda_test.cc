@@ -1,5 +1,6 @@
 // CUDA backend conformance: forward and backward against the float64 reference over shapes that
-// hit every kernel path (register rows, clusters, split), f32/bf16 through the public API and
+// hit every kernel path (register rows, clusters, split), f32/bf16 through the public API where
+// the conformance registry (conformance_test, filter '*_cuda_*') lacks the shape or member, and
 // every dtype through the backend's host entry (fp16; unaligned tensors; a capped grid and L2
 // budget, so that small shapes loop and batch); constant inputs; determinism.
 // Skipped, with the reason, when the backend is not built or no device is present.
@@ -44,26 +45,33 @@ using testing::random_tensor;
 
 constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
 
+// Which members of the family the conformance registry (cli/conformance, run by
+// conformance_test on every backend) runs on a shape of the same kind: every member, all but the
+// residual ones, or none. The f16 tests (no public f16 API) run every shape; the f32 and bf16 ones
+// only what the registry lacks.
+enum class InRegistry { kAll, kNoResidual, kNone };
+
 // Every entry names the path or edge it covers (paths: src/cuda/norm_common.cuh).
 struct Shape2 {
   int64_t rows, cols;
   const char* why;
+  InRegistry registry = InRegistry::kNoResidual;
 };
 const Shape2 kShapes[] = {
-    {1, 1, "1x1"},
+    {1, 1, "1x1", InRegistry::kAll},
     {37, 1, "C = 1: zero variance, y = beta, dx = 0"},
     {19, 2, "C = 2"},
     {64, 31, "C < 32 and C % 8 != 0: a partial last chunk, unaligned row starts"},
     {64, 32, "C = 32"},
-    {64, 33, "C = 33: one element past a 16-byte multiple"},
-    {100, 1000, "rows path, 4 row groups per block, every one full"},
+    {64, 33, "C = 33: one element past a 16-byte multiple", InRegistry::kAll},
+    {100, 1000, "rows path, 4 row groups per block, every one full", InRegistry::kAll},
     {257, 1024, "rows path, 4 row groups per block, a partial last one (257 = 4 * 64 + 1)"},
     {9, 4100, "two chunks per thread"},
     {7, 8192, "the longest row one block holds"},
     {17, 8462, "C % 8 != 0 over a cluster of 2"},
     {3, 65536, "the longest row a cluster of 8 holds"},
     {5, 65537, "the shortest split row"},
-    {3, 1048576, "C = 1M: split path"},
+    {3, 1048576, "C = 1M: split path, many segments a row", InRegistry::kNone},
 };
 
 // The family's members (include/tilenorm/norm.h); each test names the ones it runs.
@@ -194,14 +202,17 @@ void check_shape(const Shape2& s, DType dtype) {
   }
 }
 
+// LayerNorm on the shapes the registry lacks.
 TEST(LayerNormCuda, MatchesReferenceF32) {
   TN_SKIP_WITHOUT_CUDA();
-  for (const Shape2& s : kShapes) check_shape(s, DType::kF32);
+  for (const Shape2& s : kShapes)
+    if (s.registry == InRegistry::kNone) check_shape(s, DType::kF32);
 }
 
 TEST(LayerNormCuda, MatchesReferenceBF16) {
   TN_SKIP_WITHOUT_CUDA();
-  for (const Shape2& s : kShapes) check_shape(s, DType::kBF16);
+  for (const Shape2& s : kShapes)
+    if (s.registry == InRegistry::kNone) check_shape(s, DType::kBF16);
 }
 
 // RMSNorm and the fused residual add through the public API (rmsnorm.h; layernorm.h's residual,
@@ -287,18 +298,25 @@ void check_family(const Shape2& s, DType dtype, const Variant& v) {
   }
 }
 
+// The rest of the family on the shapes where the registry lacks the member.
+bool in_registry(const Shape2& s, const Variant& v) {
+  return s.registry == InRegistry::kAll || (s.registry == InRegistry::kNoResidual && !v.residual);
+}
+
 TEST(LayerNormCuda, FamilyMatchesReferenceF32) {
   TN_SKIP_WITHOUT_CUDA();
   for (const Variant& v : kVariants)
     if (v.norm != Norm::kLayerNorm || v.residual)
-      for (const Shape2& s : kShapes) check_family(s, DType::kF32, v);
+      for (const Shape2& s : kShapes)
+        if (!in_registry(s, v)) check_family(s, DType::kF32, v);
 }
 
 TEST(LayerNormCuda, FamilyMatchesReferenceBF16) {
   TN_SKIP_WITHOUT_CUDA();
   for (const Variant& v : kVariants)
     if (v.norm != Norm::kLayerNorm || v.residual)
-      for (const Shape2& s : kShapes) check_family(s, DType::kBF16, v);
+      for (const Shape2& s : kShapes)
+        if (!in_registry(s, v)) check_family(s, DType::kBF16, v);
 }
 
 TEST(LayerNormCuda, PathsByRowLength) {

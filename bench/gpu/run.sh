@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The CUDA backend on an H100/H200, in one offline call (target: under 8 minutes on 16 cores):
-#   1. configure the `cuda` preset (sm_90) and build only layernorm_cuda_test and
-#      layernorm_cuda_bench,
-#   2. the CUDA conformance tests against the float64 reference (must pass, none skipped),
+#   1. configure the `cuda` preset (sm_90) and build only layernorm_cuda_test, conformance_test
+#      and layernorm_cuda_bench,
+#   2. the CUDA tests against the float64 reference: layernorm_cuda_test and the registry's
+#      cuda cases of conformance_test (must pass, none skipped),
 #   3. compute-sanitizer memcheck and racecheck on the small-shape bf16 tests (when installed),
 #   4. the benchmark: copy ceiling, tilenorm forward/backward of LayerNorm and RMSNorm, each
 #      without and with the fused residual add (layernorm_cuda_bench),
@@ -63,28 +64,35 @@ command -v ninja >/dev/null || { failed "ninja not found (bench/gpu/fetch_deps.s
 echo "cmake $cmake_version ($(command -v cmake)), ninja $(ninja --version) ($(command -v ninja))," \
   "pkg-config ${PKG_CONFIG:-$(command -v pkg-config)}, $(${CXX:-c++} --version | head -1)"
 
-stage "configure + build (cuda preset, sm_90, layernorm_cuda_test and layernorm_cuda_bench only)"
+stage "configure + build (cuda preset, sm_90, layernorm_cuda_test, conformance_test and layernorm_cuda_bench only)"
 cmake --preset cuda -B "$BUILD" -DTILENORM_BUILD_TESTS=ON -DTILENORM_BUILD_BENCHMARKS=ON \
   -DTILENORM_BUILD_PEERS=OFF -DCMAKE_CUDA_ARCHITECTURES=90 >"$OUT/build.log" 2>&1 ||
   { tail -30 "$OUT/build.log"; failed "configure (log: $OUT/build.log)"; finish; }
 # Where each package was found (the carried prefix or the machine).
 grep -E '^(fmt|nlohmann_json|CLI11|GTest|benchmark)_DIR:|^pkgcfg_lib_HWY_hwy:|^CMAKE_MAKE_PROGRAM:|^PKG_CONFIG_EXECUTABLE:' \
   "$BUILD/CMakeCache.txt"
-cmake --build "$BUILD" --target layernorm_cuda_test layernorm_cuda_bench -j "$(nproc)" \
+cmake --build "$BUILD" --target layernorm_cuda_test conformance_test layernorm_cuda_bench -j "$(nproc)" \
   >>"$OUT/build.log" 2>&1 ||
   { grep -E "error|Error" -A3 "$OUT/build.log" | head -40; failed "build (log: $OUT/build.log)"; finish; }
 echo "built in $(elapsed)s"
 TEST=$BUILD/tests/layernorm_cuda_test
 BENCH=$BUILD/bench/gpu/layernorm_cuda_bench
 
-stage "CUDA conformance tests (float64 reference; fresh random inputs each run)"
-timeout 300 "$TEST" 2>&1 | tee "$OUT/test.log" |
-  grep -E "^\[( +OK|  FAILED|  SKIPPED|  PASSED|==========)"
-test_rc=${PIPESTATUS[0]}
-if [ "$test_rc" != 0 ]; then
-  grep -E -A12 "Failure|error" "$OUT/test.log" | head -80
-  failed "conformance tests (exit $test_rc; log: $OUT/test.log)"
-elif grep -q "^\[  SKIPPED \]" "$OUT/test.log"; then
+# The registry's cases (cli/conformance) on the cuda backend, then the backend's own tests.
+stage "CUDA conformance tests (float64 reference: the registry's cuda cases, then fresh random inputs each run)"
+: >"$OUT/test.log"
+run_tests() {  # a test binary and its arguments; appends to test.log
+  timeout 300 "$@" 2>&1 | tee -a "$OUT/test.log" |
+    grep -E "^\[(  FAILED|  SKIPPED|  PASSED|==========)"
+  local rc=${PIPESTATUS[0]}
+  if [ "$rc" != 0 ]; then
+    grep -E -A12 "Failure|error" "$OUT/test.log" | head -80
+    failed "conformance tests: $(basename "$1") (exit $rc; log: $OUT/test.log)"
+  fi
+}
+run_tests "$BUILD/tests/conformance_test" '--gtest_filter=*_cuda_*'
+run_tests "$TEST"
+if grep -q "^\[  SKIPPED \]" "$OUT/test.log"; then
   grep -m1 -B1 "^\[  SKIPPED \]" "$OUT/test.log" | head -1  # the reason
   failed "conformance tests skipped: they must run on this machine"
 fi
