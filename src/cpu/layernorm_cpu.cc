@@ -21,10 +21,10 @@
 #include <cstring>
 #include <vector>
 
+#include "common/row_stats.h"
 #include "cpu/layernorm_cpu.h"
 #include "cpu/simd_io-inl.h"
 #include "hwy/highway.h"
-#include "reference/layernorm.h"
 #include "tilenorm/bf16.h"
 
 HWY_BEFORE_NAMESPACE();
@@ -189,7 +189,7 @@ struct ForwardRowParams {
   float mh, ml, rstd;
 };
 
-// Statistics of row r by the float64 reference's own loops.
+// Statistics of row r by the float64 reference's own loops (common/row_stats.h).
 template <class V>
 void ReferenceRowStats(const ForwardCtx& c, int64_t r, double* mean, double* rstd) {
   using T = typename V::T;
@@ -197,9 +197,7 @@ void ReferenceRowStats(const ForwardCtx& c, int64_t r, double* mean, double* rst
   const T* res = c.residual ? static_cast<const T*>(c.residual) + r * c.C : nullptr;
   std::vector<double> hd(static_cast<size_t>(c.C));
   for (size_t i = 0; i < hd.size(); ++i) hd[i] = ScalarH<V>(x, res, i);
-  *mean = 0;
-  reference::norm_forward_f64(V::kRms ? Norm::kRmsNorm : Norm::kLayerNorm, hd.data(), nullptr,
-                              nullptr, 1, c.C, c.eps, nullptr, mean, rstd);
+  row_stats_f64(!V::kRms, hd.data(), c.C, c.eps, mean, rstd);
 }
 
 // Row r's statistics and the split mean of ApplyForward. A NaN or Inf in the row (or finite

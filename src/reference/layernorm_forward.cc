@@ -1,24 +1,20 @@
-// Float64 LayerNorm forward: mean, biased variance by two passes over the row, y.
+// Float64 forward of the norm family: mean (LayerNorm) and the biased variance by two passes over
+// the row (common/row_stats.h), then y.
 #include <cmath>
 #include <vector>
 
 #include "backends.h"
+#include "common/row_stats.h"
 #include "reference/layernorm.h"
 
 namespace tilenorm::reference {
 
 void norm_forward_f64(Norm norm, const double* x, const double* gamma, const double* beta,
                       int64_t rows, int64_t C, double eps, double* y, double* mean, double* rstd) {
-  const bool centred = norm == Norm::kLayerNorm;
   for (int64_t r = 0; r < rows; ++r) {
     const double* xr = x + r * C;
-    double sum = 0;
-    if (centred)
-      for (int64_t i = 0; i < C; ++i) sum += xr[i];
-    const double mu = sum / static_cast<double>(C);
-    double sq = 0;
-    for (int64_t i = 0; i < C; ++i) sq += (xr[i] - mu) * (xr[i] - mu);
-    const double rs = 1.0 / std::sqrt(sq / static_cast<double>(C) + eps);
+    double mu, rs;
+    row_stats_f64(norm == Norm::kLayerNorm, xr, C, eps, &mu, &rs);
     if (mean) mean[r] = mu;
     rstd[r] = rs;
     if (y == nullptr) continue;
