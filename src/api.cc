@@ -49,12 +49,12 @@ DType norm_stat_dtype(DType x) { return x == DType::kF64 ? DType::kF64 : DType::
 
 namespace {
 
-Status check_present(const char* name, ConstTensorView t) {
+Status check_present(const char* name, const ConstTensorView& t) {
   if (t.empty()) return Status::invalid_argument(fmt::format("{} is missing", name));
   return {};
 }
 
-Status check_dtype(const char* name, ConstTensorView t, DType want) {
+Status check_dtype(const char* name, const ConstTensorView& t, DType want) {
   if (t.dtype == want) return {};
   return Status::invalid_argument(
       fmt::format("{} has dtype {}, expected {}", name, dtype_name(t.dtype), dtype_name(want)));
@@ -67,7 +67,7 @@ Status check_shape(const char* name, const Shape& got, const Shape& want) {
 }
 
 // x decides C, rows and the data dtype for every other tensor.
-Status check_x(const char* name, ConstTensorView x) {
+Status check_x(const char* name, const ConstTensorView& x) {
   TN_RETURN_IF_ERROR(check_present(name, x));
   if (x.shape.rank() == 0)
     return Status::invalid_argument(fmt::format("{} must have rank >= 1, got a scalar", name));
@@ -93,7 +93,7 @@ Status check_x(const char* name, ConstTensorView x) {
   return {};
 }
 
-Status check_backend(Backend backend, ConstTensorView x) {
+Status check_backend(Backend backend, const ConstTensorView& x) {
   if (!backend_built(backend))
     return Status::unsupported(fmt::format(
         "backend '{}' is not built into this binary (configure with nvcc present, preset 'cuda')",
@@ -166,25 +166,26 @@ Status dispatch_backward(Backend backend, const NormBackwardArgs& a, const NormB
 }
 
 // A tensor shaped and typed like x.
-Status check_like_x(const char* name, ConstTensorView t, ConstTensorView x) {
+Status check_like_x(const char* name, const ConstTensorView& t, const ConstTensorView& x) {
   TN_RETURN_IF_ERROR(check_present(name, t));
   TN_RETURN_IF_ERROR(check_shape(name, t.shape, x.shape));
   return check_dtype(name, t, x.dtype);
 }
 
-Status check_per_column(const char* name, ConstTensorView t, ConstTensorView x, DType dtype) {
+Status check_per_column(const char* name, const ConstTensorView& t, const ConstTensorView& x,
+                        DType dtype) {
   TN_RETURN_IF_ERROR(check_present(name, t));
   TN_RETURN_IF_ERROR(check_shape(name, t.shape, Shape{x.shape.cols()}));
   return check_dtype(name, t, dtype);
 }
 
-Status check_per_row(const char* name, ConstTensorView t, ConstTensorView x) {
+Status check_per_row(const char* name, const ConstTensorView& t, const ConstTensorView& x) {
   TN_RETURN_IF_ERROR(check_present(name, t));
   TN_RETURN_IF_ERROR(check_shape(name, t.shape, x.shape.leading()));
   return check_dtype(name, t, norm_stat_dtype(x.dtype));
 }
 
-Status check_absent(const char* name, ConstTensorView t, const char* why) {
+Status check_absent(const char* name, const ConstTensorView& t, const char* why) {
   if (t.empty()) return {};
   return Status::invalid_argument(fmt::format("{} must not be given {}", name, why));
 }
@@ -238,9 +239,11 @@ Status norm_backward(Backend backend, const NormBackwardArgs& a, const NormBackw
 }
 
 // Outputs of the owning forms: x-shaped tensors, per-row statistics, per-column gradients.
-Tensor like_x(ConstTensorView x) { return Tensor(x.shape, x.dtype); }
-Tensor per_row(ConstTensorView x) { return Tensor(x.shape.leading(), norm_stat_dtype(x.dtype)); }
-Tensor per_column(ConstTensorView x) {
+Tensor like_x(const ConstTensorView& x) { return Tensor(x.shape, x.dtype); }
+Tensor per_row(const ConstTensorView& x) {
+  return Tensor(x.shape.leading(), norm_stat_dtype(x.dtype));
+}
+Tensor per_column(const ConstTensorView& x) {
   return Tensor(Shape{x.shape.cols()}, norm_stat_dtype(x.dtype));
 }
 
