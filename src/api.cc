@@ -4,6 +4,8 @@
 #include <cfloat>
 #include <cmath>
 #include <cstdint>
+#include <exception>
+#include <new>
 #include <optional>
 
 #include "backends.h"
@@ -226,16 +228,30 @@ Status validate_backward(Backend backend, const NormBackwardArgs& a, const NormB
   return {};
 }
 
+// No exception crosses the public API: an allocation that fails (a valid shape too large for
+// memory, scratch, the owning forms' outputs) is ResourceExhausted, anything else a backend
+// throws (a thread that cannot start) is Internal.
+template <class F>
+Status guarded(F&& run) {
+  try {
+    return run();
+  } catch (const std::bad_alloc&) {
+    return Status::resource_exhausted("out of memory");
+  } catch (const std::exception& e) {
+    return Status::internal(fmt::format("run-time failure: {}", e.what()));
+  }
+}
+
 Status norm_forward(Backend backend, const NormForwardArgs& a, const NormForwardOutputs& o,
                     const NormOptions& opt) {
   TN_RETURN_IF_ERROR(validate_forward(backend, a, o));
-  return dispatch_forward(backend, a, o, opt);
+  return guarded([&] { return dispatch_forward(backend, a, o, opt); });
 }
 
 Status norm_backward(Backend backend, const NormBackwardArgs& a, const NormBackwardOutputs& o,
                      const NormOptions& opt) {
   TN_RETURN_IF_ERROR(validate_backward(backend, a, o));
-  return dispatch_backward(backend, a, o, opt);
+  return guarded([&] { return dispatch_backward(backend, a, o, opt); });
 }
 
 // Outputs of the owning forms: x-shaped tensors, per-row statistics, per-column gradients.
@@ -286,43 +302,51 @@ Status rmsnorm_backward(Backend backend, const RmsNormBackwardArgs& args,
 
 Status layernorm_forward(Backend backend, const LayerNormForwardArgs& args,
                          LayerNormForwardResult* result, const LayerNormOptions& options) {
-  TN_RETURN_IF_ERROR(check_x("x", args.x));
-  LayerNormForwardResult r{like_x(args.x), per_row(args.x), per_row(args.x),
-                           args.residual.empty() ? Tensor() : like_x(args.x)};
-  TN_RETURN_IF_ERROR(layernorm_forward(
-      backend, args, {r.y.view(), r.mean.view(), r.rstd.view(), r.h.view()}, options));
-  *result = std::move(r);
-  return {};
+  return guarded([&]() -> Status {
+    TN_RETURN_IF_ERROR(check_x("x", args.x));
+    LayerNormForwardResult r{like_x(args.x), per_row(args.x), per_row(args.x),
+                             args.residual.empty() ? Tensor() : like_x(args.x)};
+    TN_RETURN_IF_ERROR(layernorm_forward(
+        backend, args, {r.y.view(), r.mean.view(), r.rstd.view(), r.h.view()}, options));
+    *result = std::move(r);
+    return {};
+  });
 }
 
 Status layernorm_backward(Backend backend, const LayerNormBackwardArgs& args,
                           LayerNormBackwardResult* result, const LayerNormOptions& options) {
-  TN_RETURN_IF_ERROR(check_x("x", args.x));
-  LayerNormBackwardResult r{like_x(args.x), per_column(args.x), per_column(args.x)};
-  TN_RETURN_IF_ERROR(
-      layernorm_backward(backend, args, {r.dx.view(), r.dgamma.view(), r.dbeta.view()}, options));
-  *result = std::move(r);
-  return {};
+  return guarded([&]() -> Status {
+    TN_RETURN_IF_ERROR(check_x("x", args.x));
+    LayerNormBackwardResult r{like_x(args.x), per_column(args.x), per_column(args.x)};
+    TN_RETURN_IF_ERROR(
+        layernorm_backward(backend, args, {r.dx.view(), r.dgamma.view(), r.dbeta.view()}, options));
+    *result = std::move(r);
+    return {};
+  });
 }
 
 Status rmsnorm_forward(Backend backend, const RmsNormForwardArgs& args,
                        RmsNormForwardResult* result, const NormOptions& options) {
-  TN_RETURN_IF_ERROR(check_x("x", args.x));
-  RmsNormForwardResult r{like_x(args.x), per_row(args.x),
-                         args.residual.empty() ? Tensor() : like_x(args.x)};
-  TN_RETURN_IF_ERROR(
-      rmsnorm_forward(backend, args, {r.y.view(), r.rrms.view(), r.h.view()}, options));
-  *result = std::move(r);
-  return {};
+  return guarded([&]() -> Status {
+    TN_RETURN_IF_ERROR(check_x("x", args.x));
+    RmsNormForwardResult r{like_x(args.x), per_row(args.x),
+                           args.residual.empty() ? Tensor() : like_x(args.x)};
+    TN_RETURN_IF_ERROR(
+        rmsnorm_forward(backend, args, {r.y.view(), r.rrms.view(), r.h.view()}, options));
+    *result = std::move(r);
+    return {};
+  });
 }
 
 Status rmsnorm_backward(Backend backend, const RmsNormBackwardArgs& args,
                         RmsNormBackwardResult* result, const NormOptions& options) {
-  TN_RETURN_IF_ERROR(check_x("x", args.x));
-  RmsNormBackwardResult r{like_x(args.x), per_column(args.x)};
-  TN_RETURN_IF_ERROR(rmsnorm_backward(backend, args, {r.dx.view(), r.dgamma.view()}, options));
-  *result = std::move(r);
-  return {};
+  return guarded([&]() -> Status {
+    TN_RETURN_IF_ERROR(check_x("x", args.x));
+    RmsNormBackwardResult r{like_x(args.x), per_column(args.x)};
+    TN_RETURN_IF_ERROR(rmsnorm_backward(backend, args, {r.dx.view(), r.dgamma.view()}, options));
+    *result = std::move(r);
+    return {};
+  });
 }
 
 }  // namespace tilenorm

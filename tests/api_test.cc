@@ -313,3 +313,28 @@ TEST(RmsNormApi, ResidualAndHGoTogether) {
 
 }  // namespace
 }  // namespace tilenorm
+
+namespace tilenorm {
+namespace {
+
+// No exception crosses the public API: the owning forms' outputs for a valid shape far beyond
+// memory (2^40 rows of 8 f32: 32 TiB) fail to allocate, which is ResourceExhausted, not a
+// std::bad_alloc. x's data is never read: the allocation fails first.
+TEST(NormApi, OutputsTooLargeForMemoryAreResourceExhausted) {
+  float one = 1;
+  const ConstTensorView huge{&one, Shape{int64_t{1} << 40, 8}, DType::kF32};
+  const Tensor gamma = constant_tensor(Shape{8}, DType::kF32, 1);
+  for (Backend b : {Backend::kReference, Backend::kCpu, Backend::kTile}) {
+    SCOPED_TRACE(backend_name(b));
+    LayerNormForwardResult lf;
+    Status s = layernorm_forward(b, {huge, gamma.cview(), {}, 1e-5}, &lf);
+    EXPECT_EQ(s.code(), StatusCode::kResourceExhausted) << s.to_string();
+    EXPECT_EQ(s.message(), "out of memory");
+    RmsNormBackwardResult rb;
+    s = rmsnorm_backward(b, {huge, huge, gamma.cview(), {}, {}}, &rb);
+    EXPECT_EQ(s.code(), StatusCode::kResourceExhausted) << s.to_string();
+  }
+}
+
+}  // namespace
+}  // namespace tilenorm

@@ -107,7 +107,7 @@ struct Check {
 };
 
 struct CaseResult {
-  // The backend cannot run this op here (not built, no device, the op not implemented there):
+  // The backend cannot run here (not built, or a CUDA build without a usable device):
   // why, and no checks.
   std::string unsupported;
   std::vector<Check> checks;

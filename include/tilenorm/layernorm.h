@@ -31,6 +31,9 @@
 // an error; every backend gives the float64 reference's outputs on them (docs/layernorm.md,
 // "Non-finite inputs": a row holding NaN/Inf has rstd and y NaN, its mean the row sum / C; a
 // NaN/Inf of dy stays in its own column of dgamma/dbeta).
+// No exception crosses this API: memory that cannot be allocated is ResourceExhausted ("out of
+// memory"), any other run-time failure of a backend Internal (also the tile machine's L1 budget:
+// ResourceExhausted; a CUDA build without a usable device: Unsupported).
 // Thread-safety: calls are independent; concurrent calls must not share outputs.
 #pragma once
 
