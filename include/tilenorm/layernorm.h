@@ -31,9 +31,10 @@
 // an error; every backend gives the float64 reference's outputs on them (docs/layernorm.md,
 // "Non-finite inputs": a row holding NaN/Inf has rstd and y NaN, its mean the row sum / C; a
 // NaN/Inf of dy stays in its own column of dgamma/dbeta).
-// No exception crosses this API: memory that cannot be allocated is ResourceExhausted ("out of
-// memory"), any other run-time failure of a backend Internal (also the tile machine's L1 budget:
-// ResourceExhausted; a CUDA build without a usable device: Unsupported).
+// No exception crosses this API. Status codes: InvalidArgument (a bad tensor, shape, dtype or
+// eps, named); Unsupported (a backend not built, or a CUDA build without a usable device);
+// ResourceExhausted (memory that cannot be allocated, "out of memory"; or the tile machine's L1
+// budget); Internal (any other run-time failure of a backend).
 // Thread-safety: calls are independent; concurrent calls must not share outputs.
 #pragma once
 
