@@ -128,21 +128,25 @@ Norm norm_of(const std::string& name) {
 }
 
 // norm: "layernorm" or "rmsnorm" (beta and mean are None for RMSNorm; rstd is then rrms).
+// residual and h: both None, or the fused add h = x + residual.
 void forward(const std::string& norm_name, const std::string& backend, py::handle x,
-             py::handle gamma, py::handle beta, double eps, py::handle y, py::handle mean,
-             py::handle rstd, int num_threads, int device, uintptr_t stream) {
+             py::handle residual, py::handle gamma, py::handle beta, double eps, py::handle y,
+             py::handle h, py::handle mean, py::handle rstd, int num_threads, int device,
+             uintptr_t stream) {
   const Backend b = backend_of(backend);
   const Norm norm = norm_of(norm_name);
-  const Borrowed bx = borrow(x), bg = borrow(gamma), bb = borrow(beta), by = borrow(y),
-                 bm = borrow(mean), br = borrow(rstd);
+  const Borrowed bx = borrow(x), bres = borrow(residual), bg = borrow(gamma), bb = borrow(beta),
+                 by = borrow(y), bh = borrow(h), bm = borrow(mean), br = borrow(rstd);
   if (b == Backend::kCuda) {
 #ifdef TILENORM_HAVE_CUDA
     const cuda::ForwardDeviceArgs a{.dtype = cuda_dtype(bx),
                                     .norm = cuda_norm(norm),
                                     .x = bx.data,
+                                    .residual = bres.data,
                                     .gamma = bg.data,
                                     .beta = bb.data,
                                     .y = by.data,
+                                    .h = bh.data,
                                     .mean = static_cast<float*>(bm.data),
                                     .rstd = static_cast<float*>(br.data),
                                     .rows = bx.shape.rows(),
@@ -155,24 +159,28 @@ void forward(const std::string& norm_name, const std::string& backend, py::handl
   (void)device;
   (void)stream;
   if (norm == Norm::kRmsNorm) {
-    const RmsNormForwardArgs args{view("x", bx), view("gamma", bg), eps};
-    const RmsNormForwardOutputs out{view("y", by), view("rrms", br)};
+    const RmsNormForwardArgs args{view("x", bx), view("gamma", bg), eps, view("residual", bres)};
+    const RmsNormForwardOutputs out{view("y", by), view("rrms", br), view("h", bh)};
     return run_host(num_threads,
                     [&](const NormOptions& o) { return rmsnorm_forward(b, args, out, o); });
   }
-  const LayerNormForwardArgs args{view("x", bx), view("gamma", bg), view("beta", bb), eps};
-  const LayerNormForwardOutputs out{view("y", by), view("mean", bm), view("rstd", br)};
+  const LayerNormForwardArgs args{view("x", bx), view("gamma", bg), view("beta", bb), eps,
+                                  view("residual", bres)};
+  const LayerNormForwardOutputs out{view("y", by), view("mean", bm), view("rstd", br),
+                                    view("h", bh)};
   run_host(num_threads,
            [&](const LayerNormOptions& o) { return layernorm_forward(b, args, out, o); });
 }
 
+// dh_in: None, or the gradient arriving on the residual stream (added to dx).
 void backward(const std::string& norm_name, const std::string& backend, py::handle x, py::handle dy,
-              py::handle gamma, py::handle mean, py::handle rstd, py::handle dx, py::handle dgamma,
-              py::handle dbeta, int num_threads, int device, uintptr_t stream) {
+              py::handle gamma, py::handle mean, py::handle rstd, py::handle dh_in, py::handle dx,
+              py::handle dgamma, py::handle dbeta, int num_threads, int device, uintptr_t stream) {
   const Backend b = backend_of(backend);
   const Norm norm = norm_of(norm_name);
   const Borrowed bx = borrow(x), bdy = borrow(dy), bg = borrow(gamma), bm = borrow(mean),
-                 br = borrow(rstd), bdx = borrow(dx), bdg = borrow(dgamma), bdb = borrow(dbeta);
+                 br = borrow(rstd), bdh = borrow(dh_in), bdx = borrow(dx), bdg = borrow(dgamma),
+                 bdb = borrow(dbeta);
   if (b == Backend::kCuda) {
 #ifdef TILENORM_HAVE_CUDA
     const cuda::BackwardDeviceArgs a{.dtype = cuda_dtype(bx),
@@ -182,6 +190,7 @@ void backward(const std::string& norm_name, const std::string& backend, py::hand
                                      .gamma = bg.data,
                                      .mean = static_cast<const float*>(bm.data),
                                      .rstd = static_cast<const float*>(br.data),
+                                     .dh_in = bdh.data,
                                      .dx = bdx.data,
                                      .dgamma = static_cast<float*>(bdg.data),
                                      .dbeta = static_cast<float*>(bdb.data),
@@ -195,13 +204,13 @@ void backward(const std::string& norm_name, const std::string& backend, py::hand
   (void)stream;
   if (norm == Norm::kRmsNorm) {
     const RmsNormBackwardArgs args{view("x", bx), view("dy", bdy), view("gamma", bg),
-                                   view("rrms", br)};
+                                   view("rrms", br), view("dh_in", bdh)};
     const RmsNormBackwardOutputs out{view("dx", bdx), view("dgamma", bdg)};
     return run_host(num_threads,
                     [&](const NormOptions& o) { return rmsnorm_backward(b, args, out, o); });
   }
-  const LayerNormBackwardArgs args{view("x", bx), view("dy", bdy), view("gamma", bg),
-                                   view("mean", bm), view("rstd", br)};
+  const LayerNormBackwardArgs args{view("x", bx),    view("dy", bdy),  view("gamma", bg),
+                                   view("mean", bm), view("rstd", br), view("dh_in", bdh)};
   const LayerNormBackwardOutputs out{view("dx", bdx), view("dgamma", bdg), view("dbeta", bdb)};
   run_host(num_threads,
            [&](const LayerNormOptions& o) { return layernorm_backward(b, args, out, o); });
@@ -228,11 +237,12 @@ std::string backend_unavailable(const std::string& backend) {
 PYBIND11_MODULE(_C, m) {
   m.doc() = "tilenorm LayerNorm kernels on torch tensors (use tilenorm.torch)";
   m.def("norm_forward", &tilenorm::forward, py::arg("norm"), py::arg("backend"), py::arg("x"),
-        py::arg("gamma"), py::arg("beta"), py::arg("eps"), py::arg("y"), py::arg("mean"),
-        py::arg("rstd"), py::arg("num_threads"), py::arg("device"), py::arg("stream"));
-  m.def("norm_backward", &tilenorm::backward, py::arg("norm"), py::arg("backend"), py::arg("x"),
-        py::arg("dy"), py::arg("gamma"), py::arg("mean"), py::arg("rstd"), py::arg("dx"),
-        py::arg("dgamma"), py::arg("dbeta"), py::arg("num_threads"), py::arg("device"),
+        py::arg("residual"), py::arg("gamma"), py::arg("beta"), py::arg("eps"), py::arg("y"),
+        py::arg("h"), py::arg("mean"), py::arg("rstd"), py::arg("num_threads"), py::arg("device"),
         py::arg("stream"));
+  m.def("norm_backward", &tilenorm::backward, py::arg("norm"), py::arg("backend"), py::arg("x"),
+        py::arg("dy"), py::arg("gamma"), py::arg("mean"), py::arg("rstd"), py::arg("dh_in"),
+        py::arg("dx"), py::arg("dgamma"), py::arg("dbeta"), py::arg("num_threads"),
+        py::arg("device"), py::arg("stream"));
   m.def("backend_unavailable", &tilenorm::backend_unavailable, py::arg("backend"));
 }

@@ -8,7 +8,6 @@ import math
 import numbers
 
 import torch
-from torch.autograd.function import once_differentiable
 
 from tilenorm import _C
 from tilenorm.torch import _library
@@ -35,7 +34,10 @@ def _normalized_shape(normalized_shape):
     return tuple(int(d) for d in normalized_shape)
 
 
-def _check(x, normalized_shape, weight, bias, backend):
+MAX_THREADS = 1024  # as the CLI's --threads
+
+
+def _check(x, normalized_shape, weight, bias, backend, residual=None):
     """Raises a TypeError/ValueError/RuntimeError naming the offending argument; returns the
     backend to use."""
     if not isinstance(x, torch.Tensor):
@@ -58,6 +60,17 @@ def _check(x, normalized_shape, weight, bias, backend):
     if n == 0 or x.dim() < n or tuple(x.shape[x.dim() - n:]) != normalized_shape:
         raise ValueError(f"normalized_shape {list(normalized_shape)} does not match the last "
                          f"dims of x (shape {list(x.shape)})")
+    if residual is not None:
+        if not isinstance(residual, torch.Tensor):
+            raise TypeError(f"residual must be a torch.Tensor or None, got "
+                            f"{type(residual).__name__}")
+        if residual.device != x.device:
+            raise ValueError(f"residual is on device {residual.device}, x on {x.device}")
+        if residual.dtype != x.dtype:
+            raise TypeError(f"residual has dtype {residual.dtype}, expected x's dtype {x.dtype}")
+        if residual.shape != x.shape:
+            raise ValueError(f"residual has shape {list(residual.shape)}, expected x's shape "
+                             f"{list(x.shape)}")
     for name, t in (("weight", weight), ("bias", bias)):
         if t is None:
             continue
@@ -71,6 +84,19 @@ def _check(x, normalized_shape, weight, bias, backend):
             raise ValueError(f"{name} has shape {list(t.shape)}, expected normalized_shape "
                              f"{list(normalized_shape)}")
     return backend
+
+
+def _num_threads(num_threads):
+    """num_threads as the kernels take it: None is torch.get_num_threads(); else 0 (every
+    hardware thread) to MAX_THREADS."""
+    if num_threads is None:
+        return torch.get_num_threads()
+    if isinstance(num_threads, bool) or not isinstance(num_threads, numbers.Integral):
+        raise TypeError(f"num_threads must be an int or None, got {type(num_threads).__name__}")
+    if not 0 <= num_threads <= MAX_THREADS:
+        raise ValueError(f"num_threads must be in 0..{MAX_THREADS} (0 = every hardware thread), "
+                         f"got {num_threads}")
+    return int(num_threads)
 
 
 def _call(kernel, norm, backend, num_threads, x, *tensors):
@@ -96,12 +122,14 @@ def _rows(x, normalized_shape):
     return math.prod(x.shape[:x.dim() - len(normalized_shape)])
 
 
-def _check_backward(dy, x, normalized_shape, stats):
+def _check_backward(dy, x, normalized_shape, stats, dh_in):
     """The backward op's own arguments (the forward's are checked by _check); stats: name ->
     tensor of the per-row statistics."""
     rows = _rows(x, normalized_shape)
     expected = [("dy", dy, tuple(x.shape), x.dtype)]
     expected += [(name, t, (rows,), _stat_dtype(x.dtype)) for name, t in stats.items()]
+    if dh_in is not None:
+        expected.append(("dh_in", dh_in, tuple(x.shape), x.dtype))
     for name, t, shape, dtype in expected:
         if t.device != x.device:
             raise ValueError(f"{name} is on device {t.device}, x on {x.device}")
@@ -111,167 +139,280 @@ def _check_backward(dy, x, normalized_shape, stats):
             raise ValueError(f"{name} has shape {list(t.shape)}, expected {list(shape)}")
 
 
-def _forward(norm, x, normalized_shape, weight, bias, eps, backend, num_threads):
-    """The forward kernel of either norm: (y, mean, rstd); mean is None for "rmsnorm"."""
+def _forward(norm, x, residual, normalized_shape, weight, bias, eps, backend, num_threads):
+    """The forward kernel of either norm, with the fused add h = x + residual when residual is
+    given: (y, h, mean, rstd); h is None without a residual, mean None for "rmsnorm"."""
     normalized_shape = tuple(normalized_shape)
-    _check(x, normalized_shape, weight, bias, backend)
+    _check(x, normalized_shape, weight, bias, backend, residual)
+    num_threads = _num_threads(num_threads)
     C = math.prod(normalized_shape)
     x2 = x.contiguous().view(-1, C)
+    res2 = None if residual is None else residual.contiguous().view(-1, C)
     rows = x2.shape[0]
     beta = bias.contiguous().view(C) if bias is not None else None
     y = torch.empty_like(x2)
+    h = None if residual is None else torch.empty_like(x2)
     rstd = torch.empty(rows, dtype=_stat_dtype(x.dtype), device=x.device)
     mean = torch.empty_like(rstd) if norm == "layernorm" else None
     if rows > 0:
-        _call(_C.norm_forward, norm, backend, num_threads, x2, _gamma(weight, x, C), beta,
-              float(eps), y, mean, rstd)
-    return y.view(x.shape), mean, rstd
+        _call(_C.norm_forward, norm, backend, num_threads, x2, res2, _gamma(weight, x, C), beta,
+              float(eps), y, h, mean, rstd)
+    return y.view(x.shape), None if h is None else h.view(x.shape), mean, rstd
 
 
-def _backward(norm, dy, x, normalized_shape, weight, mean, rstd, backend, num_threads):
-    """The backward kernel of either norm: (dx, dweight, dbias); dbias is None for "rmsnorm"."""
+def _backward(norm, dy, x, normalized_shape, weight, mean, rstd, backend, num_threads, dh_in):
+    """The backward kernel of either norm: (dx, dweight, dbias); dbias is None for "rmsnorm".
+    x is h when the forward took a residual; dh_in (or None) is added to dx."""
     normalized_shape = tuple(normalized_shape)
     _check(x, normalized_shape, weight, None, backend)
+    num_threads = _num_threads(num_threads)
     stats = {"mean": mean, "rstd": rstd} if norm == "layernorm" else {"rrms": rstd}
-    _check_backward(dy, x, normalized_shape, stats)
+    _check_backward(dy, x, normalized_shape, stats, dh_in)
     C = math.prod(normalized_shape)
     x2 = x.contiguous().view(-1, C)
     dx = torch.empty_like(x2)
     dgamma = torch.zeros(C, dtype=rstd.dtype, device=x.device)
     dbeta = torch.zeros_like(dgamma) if norm == "layernorm" else None
     if x2.shape[0] > 0:
+        dh2 = None if dh_in is None else dh_in.contiguous().view(x2.shape)
         _call(_C.norm_backward, norm, backend, num_threads, x2, dy.contiguous().view(x2.shape),
               _gamma(weight, x, C), None if mean is None else mean.contiguous(), rstd.contiguous(),
-              dx, dgamma, dbeta)
+              dh2, dx, dgamma, dbeta)
     dbias = None if dbeta is None else dbeta.view(normalized_shape).to(x.dtype)
     return dx.view(x.shape), dgamma.view(normalized_shape).to(x.dtype), dbias
 
 
+def _stats_fake(x, normalized_shape):
+    return x.new_empty((_rows(x, normalized_shape),), dtype=_stat_dtype(x.dtype))
+
+
 def _layernorm_forward(x, normalized_shape, weight, bias, eps, backend, num_threads):
-    return _forward("layernorm", x, normalized_shape, weight, bias, eps, backend, num_threads)
+    y, _, mean, rstd = _forward("layernorm", x, None, normalized_shape, weight, bias, eps,
+                                backend, num_threads)
+    return y, mean, rstd
 
 
 def _layernorm_forward_fake(x, normalized_shape, weight, bias, eps, backend, num_threads):
-    mean = x.new_empty((_rows(x, normalized_shape),), dtype=_stat_dtype(x.dtype))
+    mean = _stats_fake(x, normalized_shape)
     return x.new_empty(x.shape), mean, torch.empty_like(mean)
 
 
-def _layernorm_backward(dy, x, normalized_shape, weight, mean, rstd, backend, num_threads):
+def _add_layernorm_forward(x, residual, normalized_shape, weight, bias, eps, backend,
+                           num_threads):
+    return _forward("layernorm", x, residual, normalized_shape, weight, bias, eps, backend,
+                    num_threads)
+
+
+def _add_layernorm_forward_fake(x, residual, normalized_shape, weight, bias, eps, backend,
+                                num_threads):
+    mean = _stats_fake(x, normalized_shape)
+    return x.new_empty(x.shape), x.new_empty(x.shape), mean, torch.empty_like(mean)
+
+
+def _layernorm_backward(dy, x, normalized_shape, weight, mean, rstd, backend, num_threads,
+                        dh_in=None):
     return _backward("layernorm", dy, x, normalized_shape, weight, mean, rstd, backend,
-                     num_threads)
+                     num_threads, dh_in)
 
 
-def _layernorm_backward_fake(dy, x, normalized_shape, weight, mean, rstd, backend, num_threads):
+def _layernorm_backward_fake(dy, x, normalized_shape, weight, mean, rstd, backend, num_threads,
+                             dh_in=None):
     return x.new_empty(x.shape), x.new_empty(normalized_shape), x.new_empty(normalized_shape)
 
 
 def _rmsnorm_forward(x, normalized_shape, weight, eps, backend, num_threads):
-    y, _, rrms = _forward("rmsnorm", x, normalized_shape, weight, None, eps, backend, num_threads)
+    y, _, _, rrms = _forward("rmsnorm", x, None, normalized_shape, weight, None, eps, backend,
+                             num_threads)
     return y, rrms
 
 
 def _rmsnorm_forward_fake(x, normalized_shape, weight, eps, backend, num_threads):
-    rrms = x.new_empty((_rows(x, normalized_shape),), dtype=_stat_dtype(x.dtype))
-    return x.new_empty(x.shape), rrms
+    return x.new_empty(x.shape), _stats_fake(x, normalized_shape)
 
 
-def _rmsnorm_backward(dy, x, normalized_shape, weight, rrms, backend, num_threads):
+def _add_rmsnorm_forward(x, residual, normalized_shape, weight, eps, backend, num_threads):
+    y, h, _, rrms = _forward("rmsnorm", x, residual, normalized_shape, weight, None, eps, backend,
+                             num_threads)
+    return y, h, rrms
+
+
+def _add_rmsnorm_forward_fake(x, residual, normalized_shape, weight, eps, backend, num_threads):
+    return x.new_empty(x.shape), x.new_empty(x.shape), _stats_fake(x, normalized_shape)
+
+
+def _rmsnorm_backward(dy, x, normalized_shape, weight, rrms, backend, num_threads, dh_in=None):
     dx, dweight, _ = _backward("rmsnorm", dy, x, normalized_shape, weight, None, rrms, backend,
-                               num_threads)
+                               num_threads, dh_in)
     return dx, dweight
 
 
-def _rmsnorm_backward_fake(dy, x, normalized_shape, weight, rrms, backend, num_threads):
+def _rmsnorm_backward_fake(dy, x, normalized_shape, weight, rrms, backend, num_threads,
+                           dh_in=None):
     return x.new_empty(x.shape), x.new_empty(normalized_shape)
 
 
-# torch.ops.tilenorm.<norm>_forward / <norm>_backward: the kernels without autograd. The
-# statistics are per row of x flattened to [rows, C]; dweight and dbias have x's dtype.
+# torch.ops.tilenorm.<norm>_forward / add_<norm>_forward / <norm>_backward: the kernels without
+# autograd. The statistics are per row of x flattened to [rows, C]; dweight and dbias have x's
+# dtype. add_*: the fused add h = x + residual, normalized and returned; their backward takes h
+# as x and dh_in, the gradient arriving on h, which is added to dx.
 layernorm_forward = _library.define(
     "layernorm_forward(Tensor x, int[] normalized_shape, Tensor? weight, Tensor? bias, float eps, "
     "str backend, int num_threads) -> (Tensor y, Tensor mean, Tensor rstd)",
     _layernorm_forward, _layernorm_forward_fake)
+add_layernorm_forward = _library.define(
+    "add_layernorm_forward(Tensor x, Tensor residual, int[] normalized_shape, Tensor? weight, "
+    "Tensor? bias, float eps, str backend, int num_threads) "
+    "-> (Tensor y, Tensor h, Tensor mean, Tensor rstd)",
+    _add_layernorm_forward, _add_layernorm_forward_fake)
 layernorm_backward = _library.define(
     "layernorm_backward(Tensor dy, Tensor x, int[] normalized_shape, Tensor? weight, Tensor mean, "
-    "Tensor rstd, str backend, int num_threads) -> (Tensor dx, Tensor dweight, Tensor dbias)",
+    "Tensor rstd, str backend, int num_threads, Tensor? dh_in=None) "
+    "-> (Tensor dx, Tensor dweight, Tensor dbias)",
     _layernorm_backward, _layernorm_backward_fake)
 rmsnorm_forward = _library.define(
     "rmsnorm_forward(Tensor x, int[] normalized_shape, Tensor? weight, float eps, str backend, "
     "int num_threads) -> (Tensor y, Tensor rrms)",
     _rmsnorm_forward, _rmsnorm_forward_fake)
+add_rmsnorm_forward = _library.define(
+    "add_rmsnorm_forward(Tensor x, Tensor residual, int[] normalized_shape, Tensor? weight, "
+    "float eps, str backend, int num_threads) -> (Tensor y, Tensor h, Tensor rrms)",
+    _add_rmsnorm_forward, _add_rmsnorm_forward_fake)
 rmsnorm_backward = _library.define(
     "rmsnorm_backward(Tensor dy, Tensor x, int[] normalized_shape, Tensor? weight, Tensor rrms, "
-    "str backend, int num_threads) -> (Tensor dx, Tensor dweight)",
+    "str backend, int num_threads, Tensor? dh_in=None) -> (Tensor dx, Tensor dweight)",
     _rmsnorm_backward, _rmsnorm_backward_fake)
 
 
+def _differentiable_backward(norm, dy, x, weight, normalized_shape, eps):
+    """The backward of either norm from differentiable torch ops, for when the backward itself
+    is differentiated (create_graph=True): the formulas of include/tilenorm/layernorm.h and
+    rmsnorm.h, with the statistics recomputed from x so that their dependence on x is part of
+    the graph. Computed in the statistics' dtype (f32 for f32 and bf16 data, f64 for f64), the
+    results rounded to x's dtype: (dx, dweight, dbias)."""
+    C = math.prod(normalized_shape)
+    dt = _stat_dtype(x.dtype)
+    x2 = x.reshape(-1, C).to(dt)
+    dy2 = dy.reshape(-1, C).to(dt)
+    if norm == "layernorm":
+        xc = x2 - x2.mean(-1, keepdim=True)
+    else:
+        xc = x2
+    rstd = torch.rsqrt((xc * xc).mean(-1, keepdim=True) + eps)
+    xhat = xc * rstd
+    g = dy2 if weight is None else dy2 * weight.reshape(C).to(dt)
+    inner = g - xhat * (g * xhat).mean(-1, keepdim=True)
+    if norm == "layernorm":
+        inner = inner - g.mean(-1, keepdim=True)
+    dx = (rstd * inner).to(x.dtype).view(x.shape)
+    dweight = (dy2 * xhat).sum(0).to(x.dtype).view(normalized_shape)
+    dbias = dy2.sum(0).to(x.dtype).view(normalized_shape) if norm == "layernorm" else None
+    return dx, dweight, dbias
+
+
 class NormFunction(torch.autograd.Function):
-    """One autograd op for both norms: forward runs tilenorm::<norm>_forward and saves x (made
-    contiguous once), weight and the statistics (mean and rstd; rrms alone for "rmsnorm");
-    backward runs tilenorm::<norm>_backward on them. layer_norm() / rms_norm() check the
-    arguments (and the ops again: they can be called directly)."""
+    """One autograd op for both norms, with or without the fused residual add. forward runs
+    tilenorm::[add_]<norm>_forward and saves x (h = x + residual with a residual, an output),
+    weight and the statistics (mean and rstd; rrms alone for "rmsnorm"). backward runs
+    tilenorm::<norm>_backward on them, dh (the gradient of h) going in as dh_in; when the
+    backward is itself differentiated (create_graph=True) it is computed from differentiable
+    torch ops of the same formulas instead (_differentiable_backward), so second-order gradients
+    are exact rather than silently missing terms. layer_norm() / rms_norm() check the arguments
+    (and the ops again: they can be called directly)."""
 
     @staticmethod
-    def forward(ctx, norm, x, weight, bias, normalized_shape, eps, backend, num_threads):
-        x = x.contiguous()
-        if norm == "layernorm":
-            y, mean, rstd = layernorm_forward(x, normalized_shape, weight, bias, eps, backend,
-                                              num_threads)
+    def forward(ctx, norm, x, residual, weight, bias, normalized_shape, eps, backend,
+                num_threads):
+        ctx.set_materialize_grads(False)
+        xc = x.contiguous()
+        if residual is None:
+            if norm == "layernorm":
+                y, mean, rstd = layernorm_forward(xc, normalized_shape, weight, bias, eps,
+                                                  backend, num_threads)
+            else:
+                (y, rstd), mean = rmsnorm_forward(xc, normalized_shape, weight, eps, backend,
+                                                  num_threads), None
             ctx.save_for_backward(x, weight, mean, rstd)
+            out = y
         else:
-            y, rrms = rmsnorm_forward(x, normalized_shape, weight, eps, backend, num_threads)
-            ctx.save_for_backward(x, weight, rrms)
-        ctx.norm, ctx.normalized_shape = norm, normalized_shape
+            res = residual.contiguous()
+            if norm == "layernorm":
+                y, h, mean, rstd = add_layernorm_forward(xc, res, normalized_shape, weight, bias,
+                                                         eps, backend, num_threads)
+            else:
+                (y, h, rstd), mean = add_rmsnorm_forward(xc, res, normalized_shape, weight, eps,
+                                                         backend, num_threads), None
+            ctx.save_for_backward(h, weight, mean, rstd)
+            out = (y, h)
+        ctx.norm, ctx.normalized_shape, ctx.eps = norm, normalized_shape, eps
         ctx.backend, ctx.num_threads = backend, num_threads
-        return y
+        return out
 
     @staticmethod
-    @once_differentiable
-    def backward(ctx, dy):
-        args = (ctx.normalized_shape, *ctx.saved_tensors[1:], ctx.backend, ctx.num_threads)
-        x = ctx.saved_tensors[0]
-        if ctx.norm == "layernorm":
-            dx, dweight, dbias = layernorm_backward(dy, x, *args)
-        else:
-            (dx, dweight), dbias = rmsnorm_backward(dy, x, *args), None
+    def backward(ctx, dy, dh=None):
+        x, weight, mean, rstd = ctx.saved_tensors
         grad = ctx.needs_input_grad
-        return (None, dx, dweight if grad[2] else None, dbias if grad[3] else None, None, None,
-                None, None)
+        if dy is None:  # only h is used: h = x + residual passes dh on
+            return (None, dh, dh if grad[2] else None, None, None, None, None, None, None)
+        if torch.is_grad_enabled():  # create_graph=True: the backward will be differentiated
+            dx, dweight, dbias = _differentiable_backward(ctx.norm, dy, x, weight,
+                                                          ctx.normalized_shape, ctx.eps)
+            if dh is not None:
+                dx = dx + dh
+        else:
+            args = (ctx.normalized_shape, weight, ctx.backend, ctx.num_threads)
+            xc = x.contiguous()
+            if ctx.norm == "layernorm":
+                dx, dweight, dbias = layernorm_backward(dy, xc, args[0], weight, mean, rstd,
+                                                        *args[2:], dh)
+            else:
+                (dx, dweight), dbias = rmsnorm_backward(dy, xc, args[0], weight, rstd, *args[2:],
+                                                        dh), None
+        return (None, dx, dx if grad[2] else None, dweight if grad[3] else None,
+                dbias if grad[4] else None, None, None, None, None)
 
 
-def _apply(norm, x, normalized_shape, weight, bias, eps, backend, num_threads):
+def _apply(norm, x, residual, normalized_shape, weight, bias, eps, backend, num_threads):
     normalized_shape = _normalized_shape(normalized_shape)
-    backend = _check(x, normalized_shape, weight, bias, backend)
-    if num_threads is None:
-        num_threads = torch.get_num_threads()
-    return NormFunction.apply(norm, x, weight, bias, normalized_shape, float(eps), backend,
-                              int(num_threads))
+    backend = _check(x, normalized_shape, weight, bias, backend, residual)
+    return NormFunction.apply(norm, x, residual, weight, bias, normalized_shape, float(eps),
+                              backend, _num_threads(num_threads))
 
 
-def layer_norm(x, normalized_shape, weight=None, bias=None, eps=1e-5, *, backend=None,
-               num_threads=None):
-    """torch.nn.functional.layer_norm on a tilenorm backend, differentiable in x, weight, bias.
+def layer_norm(x, normalized_shape, weight=None, bias=None, eps=1e-5, *, residual=None,
+               backend=None, num_threads=None):
+    """torch.nn.functional.layer_norm on a tilenorm backend, differentiable (to any order) in
+    x, weight, bias (and residual).
 
+    residual: None, or a tensor like x: the fused add of pre-norm blocks. h = x + residual is
+    normalized, and (y, h) is returned instead of y; gradients reach x and residual through
+    both outputs.
     backend: "cpu" (default for CPU tensors), "cuda" (default for CUDA tensors), "tile" (the
-    emulated tile device; slow), "reference" (float64 loops; also takes float64 tensors).
-    num_threads: worker threads of the cpu backend; None = torch.get_num_threads().
+    emulated tile device; slow), "reference" (float64 loops).
+    num_threads: worker threads of the cpu backend, 0..1024 (0 = every hardware thread);
+    None = torch.get_num_threads().
     """
-    return _apply("layernorm", x, normalized_shape, weight, bias, eps, backend, num_threads)
+    return _apply("layernorm", x, residual, normalized_shape, weight, bias, eps, backend,
+                  num_threads)
 
 
-def rms_norm(x, normalized_shape, weight=None, eps=None, *, backend=None, num_threads=None):
-    """torch.nn.functional.rms_norm (newer torch) on a tilenorm backend, differentiable in x and
-    weight: y = x / sqrt(mean(x^2) + eps) * weight over the normalized dims.
+def rms_norm(x, normalized_shape, weight=None, eps=None, *, residual=None, backend=None,
+             num_threads=None):
+    """torch.nn.functional.rms_norm (newer torch) on a tilenorm backend, differentiable (to any
+    order) in x and weight (and residual): y = h / sqrt(mean(h^2) + eps) * weight over the
+    normalized dims, h = x (+ residual).
 
     eps=None is torch's default: the machine epsilon of the compute dtype (float32's, 2^-23, for
-    float32 and bfloat16 data; float64's for float64). backend, num_threads: as layer_norm.
+    float32 and bfloat16 data; float64's for float64). residual, backend, num_threads: as
+    layer_norm.
     """
     if eps is None and isinstance(x, torch.Tensor):
         eps = torch.finfo(torch.float64 if x.dtype == torch.float64 else torch.float32).eps
-    return _apply("rmsnorm", x, normalized_shape, weight, None, eps, backend, num_threads)
+    return _apply("rmsnorm", x, residual, normalized_shape, weight, None, eps, backend,
+                  num_threads)
 
 
 from tilenorm.torch import nn  # noqa: E402  (nn uses layer_norm)
 
-__all__ = ["BACKENDS", "NormFunction", "layer_norm", "layernorm_backward", "layernorm_forward",
-           "nn", "rms_norm", "rmsnorm_backward", "rmsnorm_forward"]
+__all__ = ["BACKENDS", "MAX_THREADS", "NormFunction", "add_layernorm_forward",
+           "add_rmsnorm_forward", "layer_norm", "layernorm_backward", "layernorm_forward", "nn",
+           "rms_norm", "rmsnorm_backward", "rmsnorm_forward"]

@@ -5,18 +5,44 @@ import torch
 import tilenorm.torch as tn
 
 
-class LayerNorm(torch.nn.LayerNorm):
-    """Drop-in for torch.nn.LayerNorm (a subclass of it): the same constructor arguments, the
-    parameters `weight` and `bias`, so a state_dict loads either way. `bias=False` drops the bias
-    as newer torch does (torch 1.13 has no such argument). Extra keyword arguments: `backend` and
-    `num_threads` of tilenorm.torch.layer_norm."""
+def _device_dtype_bias(args, bias, device, dtype):
+    """The positional arguments after elementwise_affine, in either torch's order: torch >= 2.1
+    takes (bias, device, dtype), torch 1.13 (device, dtype). A bool first is the bias."""
+    if len(args) > 3:
+        raise TypeError(f"LayerNorm takes at most 6 positional arguments, got {3 + len(args)}")
+    if args and not isinstance(args[0], bool):
+        if len(args) > 2:
+            raise TypeError("LayerNorm: after elementwise_affine, torch 1.13's order is "
+                            "(device, dtype), torch 2.1's (bias, device, dtype)")
+        args = (bias,) + tuple(args)
+    names = ("bias", "device", "dtype")
+    given = dict(zip(names, args))
+    return (given.get("bias", bias), given.get("device", device), given.get("dtype", dtype))
 
-    def __init__(self, normalized_shape, eps=1e-5, elementwise_affine=True, bias=True,
-                 device=None, dtype=None, *, backend=None, num_threads=None):
+
+class LayerNorm(torch.nn.LayerNorm):
+    """Drop-in for torch.nn.LayerNorm (a subclass of it): the same constructor arguments, in
+    torch 1.13's positional order (normalized_shape, eps, elementwise_affine, device, dtype) or
+    torch 2.1's (..., elementwise_affine, bias, device, dtype); the parameters `weight` and
+    `bias`, so a state_dict loads either way. `bias=False` drops the bias as newer torch does.
+    Extra keyword arguments: `backend` and `num_threads` of tilenorm.torch.layer_norm.
+
+    forward(x, residual=None): with a residual, h = x + residual is normalized and (y, h)
+    returned (the fused add of pre-norm blocks)."""
+
+    # Class-level defaults, so that a torch.nn.LayerNorm whose __class__ is set to this one
+    # (an in-place swap) runs on the default backend.
+    backend = None
+    num_threads = None
+
+    def __init__(self, normalized_shape, eps=1e-5, elementwise_affine=True, *args, bias=True,
+                 device=None, dtype=None, backend=None, num_threads=None):
+        bias, device, dtype = _device_dtype_bias(args, bias, device, dtype)
         super().__init__(normalized_shape, eps=eps, elementwise_affine=elementwise_affine,
                          device=device, dtype=dtype)
         if not bias:
             self.register_parameter("bias", None)
+        tn._num_threads(num_threads)  # a bad value fails here, not at the first forward
         self.backend = backend
         self.num_threads = num_threads
 
@@ -26,9 +52,10 @@ class LayerNorm(torch.nn.LayerNorm):
         if self.bias is not None:
             torch.nn.init.zeros_(self.bias)
 
-    def forward(self, x):
+    def forward(self, x, residual=None):
         return tn.layer_norm(x, self.normalized_shape, self.weight, self.bias, self.eps,
-                             backend=self.backend, num_threads=self.num_threads)
+                             residual=residual, backend=self.backend,
+                             num_threads=self.num_threads)
 
     def extra_repr(self):
         return f"{super().extra_repr()}, bias={self.bias is not None}, backend={self.backend}"
@@ -38,7 +65,10 @@ class RMSNorm(torch.nn.Module):
     """Drop-in for torch.nn.RMSNorm of newer torch (torch 1.13 has none): the same constructor
     arguments and the parameter `weight` (ones), so a state_dict loads either way. eps=None is
     torch's default, the machine epsilon of the compute dtype. Extra keyword arguments: `backend`
-    and `num_threads` of tilenorm.torch.rms_norm."""
+    and `num_threads` of tilenorm.torch.rms_norm. forward(x, residual=None): as LayerNorm's."""
+
+    backend = None
+    num_threads = None
 
     def __init__(self, normalized_shape, eps=None, elementwise_affine=True, device=None,
                  dtype=None, *, backend=None, num_threads=None):
@@ -53,6 +83,7 @@ class RMSNorm(torch.nn.Module):
                 torch.empty(self.normalized_shape, device=device, dtype=dtype))
         else:
             self.register_parameter("weight", None)
+        tn._num_threads(num_threads)
         self.backend = backend
         self.num_threads = num_threads
         self.reset_parameters()
@@ -61,9 +92,9 @@ class RMSNorm(torch.nn.Module):
         if self.weight is not None:
             torch.nn.init.ones_(self.weight)
 
-    def forward(self, x):
-        return tn.rms_norm(x, self.normalized_shape, self.weight, self.eps, backend=self.backend,
-                           num_threads=self.num_threads)
+    def forward(self, x, residual=None):
+        return tn.rms_norm(x, self.normalized_shape, self.weight, self.eps, residual=residual,
+                           backend=self.backend, num_threads=self.num_threads)
 
     def extra_repr(self):
         return (f"{self.normalized_shape}, eps={self.eps}, "
