@@ -28,7 +28,7 @@ void add_common(CLI::App* cmd, CommonArgs* a, bool with_eps_help_for_backward) {
   cmd->add_option("--backend", a->backend, "reference | cpu | tile | cuda")->capture_default_str();
   cmd->add_option("--dtype", a->dtype,
                   "f32 | bf16 | f64: compute dtype; inputs (<f4, <f8 or <f2) are rounded to it "
-                  "first; f64 (reference backend only) also makes the statistics f64")
+                  "first; f64 (reference and cpu backends) also makes the statistics f64")
       ->capture_default_str();
   cmd->add_option("--eps", a->eps,
                   with_eps_help_for_backward
@@ -58,9 +58,9 @@ Status parse_common(const CommonArgs& a, Parsed* p) {
         fmt::format("--norm '{}' is unknown (choose layernorm or rmsnorm)", a.norm));
   TN_RETURN_IF_ERROR(parse_backend_arg(a.backend, &p->backend));
   TN_RETURN_IF_ERROR(parse_dtype_arg(a.dtype, &p->dtype, /*allow_f64=*/true));
-  if (p->dtype == DType::kF64 && p->backend != Backend::kReference)
+  if (p->dtype == DType::kF64 && p->backend != Backend::kReference && p->backend != Backend::kCpu)
     return Status::invalid_argument(fmt::format(
-        "--dtype f64 runs on the reference backend only (got --backend {})", a.backend));
+        "--dtype f64 runs on the reference and cpu backends only (got --backend {})", a.backend));
   if (!a.eps.empty()) TN_RETURN_IF_ERROR(parse_eps_arg(a.eps, &p->eps));
   if (a.threads < 0 || a.threads > kMaxThreads)
     return Status::invalid_argument(

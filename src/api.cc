@@ -100,10 +100,10 @@ Status check_backend(Backend backend, const ConstTensorView& x) {
     return Status::unsupported(fmt::format(
         "backend '{}' is not built into this binary (configure with nvcc present, preset 'cuda')",
         backend_name(backend)));
-  if (x.dtype == DType::kF64 && backend != Backend::kReference)
+  if (x.dtype == DType::kF64 && backend != Backend::kReference && backend != Backend::kCpu)
     return Status::invalid_argument(
-        fmt::format("x has dtype f64, which only the reference backend accepts (backend '{}' takes "
-                    "f32 or bf16)",
+        fmt::format("x has dtype f64, which only the reference and cpu backends accept (backend "
+                    "'{}' takes f32 or bf16)",
                     backend_name(backend)));
   return {};
 }

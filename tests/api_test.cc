@@ -63,7 +63,8 @@ TEST(LayerNormApi, ForwardRejectsBadArguments) {
   Tensor x64 = f.x.to(DType::kF64);
   a = f.args();
   a.x = x64.cview();
-  expect_invalid(layernorm_forward(Backend::kCpu, a, f.out()), "only the reference backend");
+  expect_invalid(layernorm_forward(Backend::kTile, a, f.out()),
+                 "only the reference and cpu backends");
 }
 
 TEST(LayerNormApi, BackwardRejectsBadArguments) {
@@ -157,12 +158,11 @@ TEST(LayerNormApi, ReferenceComputesF64DataInF64) {
   expect_invalid(layernorm_forward(Backend::kReference, {x32.cview(), g32.cview(), {}, 1e-5},
                                    LayerNormForwardOutputs{y32.view(), s32.view(), s64.view()}),
                  "rstd has dtype f64, expected f32");
-  for (Backend be : {Backend::kCpu, Backend::kTile}) {
+  {
     LayerNormForwardResult r;
-    expect_invalid(layernorm_forward(be, {x.cview(), gamma.cview(), {}, 1e-5}, &r),
-                   fmt::format("x has dtype f64, which only the reference backend accepts "
-                               "(backend '{}'",
-                               backend_name(be)));
+    expect_invalid(layernorm_forward(Backend::kTile, {x.cview(), gamma.cview(), {}, 1e-5}, &r),
+                   "x has dtype f64, which only the reference and cpu backends accept (backend "
+                   "'tile'");
   }
 }
 
@@ -211,10 +211,11 @@ TEST_P(LayerNormApiBackends, RejectsNegativeAndOverflowingDims) {
 }
 
 // eps must be a positive normal number of the compute dtype: f32 for f32 and bf16 data, f64 for
-// f64 data (reference only); accepted exactly at the limits, rejected one ulp beyond them.
+// f64 data (reference and cpu); accepted exactly at the limits, rejected one ulp beyond them.
 TEST_P(LayerNormApiBackends, EpsMustBeANormalNumberOfTheComputeDtype) {
   std::vector<DType> dtypes{DType::kF32, DType::kBF16};
-  if (GetParam() == Backend::kReference) dtypes.push_back(DType::kF64);
+  if (GetParam() == Backend::kReference || GetParam() == Backend::kCpu)
+    dtypes.push_back(DType::kF64);
   for (DType dt : dtypes) {
     SCOPED_TRACE(dtype_name(dt));
     const bool f64 = dt == DType::kF64;

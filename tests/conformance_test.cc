@@ -33,6 +33,8 @@ std::vector<Param> params() {
   for (Backend b : {Backend::kCpu, Backend::kTile, Backend::kCuda})
     for (DType d : {DType::kF32, DType::kBF16})
       for (size_t i = 0; i < cf::registry().size(); ++i) all.push_back({b, d, i});
+  // f64 data: the cpu backend's f64 kernels (the reference is the judge, not a candidate).
+  for (size_t i = 0; i < cf::registry().size(); ++i) all.push_back({Backend::kCpu, DType::kF64, i});
   return all;
 }
 

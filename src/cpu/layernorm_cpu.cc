@@ -531,6 +531,7 @@ HWY_AFTER_NAMESPACE();
 #include "backends.h"
 #include "common/thread_pool.h"
 #include "cpu/dispatch.h"
+#include "cpu/norm_f64.h"
 
 namespace tilenorm::cpu {
 
@@ -575,6 +576,7 @@ const float* widen(ThreadPool& pool, const void* p, int64_t C, std::unique_ptr<f
 
 Status norm_forward(const NormForwardArgs& args, const NormForwardOutputs& out,
                     const NormOptions& opt) {
+  if (args.x.dtype == DType::kF64) return norm_forward_f64(args, out, opt);
   ThreadPool& pool = ThreadPool::shared(opt.num_threads);
   const int T = pool.num_threads();
   const int64_t rows = args.x.shape.rows(), C = args.x.shape.cols();
@@ -634,6 +636,7 @@ Status norm_forward(const NormForwardArgs& args, const NormForwardOutputs& out,
 
 Status norm_backward(const NormBackwardArgs& args, const NormBackwardOutputs& out,
                      const NormOptions& opt) {
+  if (args.x.dtype == DType::kF64) return norm_backward_f64(args, out, opt);
   ThreadPool& pool = ThreadPool::shared(opt.num_threads);
   const int T = pool.num_threads();
   const int64_t rows = args.x.shape.rows(), C = args.x.shape.cols();

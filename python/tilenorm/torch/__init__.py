@@ -16,7 +16,7 @@ BACKENDS = ("cpu", "cuda", "tile", "reference")
 
 # The dtypes each backend takes (x, weight and bias share one).
 _DTYPES = {
-    "cpu": (torch.float32, torch.bfloat16),
+    "cpu": (torch.float32, torch.bfloat16, torch.float64),
     "tile": (torch.float32, torch.bfloat16),
     "reference": (torch.float32, torch.bfloat16, torch.float64),
     "cuda": (torch.float32, torch.bfloat16, torch.float16),
@@ -387,7 +387,8 @@ def layer_norm(x, normalized_shape, weight=None, bias=None, eps=1e-5, *, residua
     normalized, and (y, h) is returned instead of y; gradients reach x and residual through
     both outputs.
     backend: "cpu" (default for CPU tensors), "cuda" (default for CUDA tensors), "tile" (the
-    emulated tile device; slow), "reference" (float64 loops).
+    emulated tile device; slow), "reference" (float64 loops). float64 tensors run on "cpu" and
+    "reference" in float64 throughout.
     num_threads: worker threads of the cpu backend, 0..1024 (0 = every hardware thread);
     None = torch.get_num_threads().
     """
