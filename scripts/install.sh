@@ -9,7 +9,7 @@ set -euo pipefail
 packages=(build-essential cmake ninja-build pkg-config git
           libgtest-dev libgmock-dev libbenchmark-dev
           libhwy-dev libcli11-dev libfmt-dev nlohmann-json3-dev
-          python3-dev pybind11-dev python3-torch python3-pytest)
+          python3-dev pybind11-dev python3-torch python3-pytest python3-onnx)
 for arg in "$@"; do
   case "$arg" in
     --with-peers) packages+=(libdnnl-dev ocl-icd-opencl-dev opencl-headers libtorch-dev hyperfine) ;;

@@ -8,6 +8,7 @@ import math
 import numbers
 
 import torch
+from torch.overrides import handle_torch_function, has_torch_function_variadic
 
 from tilenorm import _C
 from tilenorm.torch import _library
@@ -378,6 +379,34 @@ def _apply(norm, x, residual, normalized_shape, weight, bias, eps, backend, num_
                               backend, _num_threads(num_threads))
 
 
+def _default_eps(x, eps):
+    """rms_norm's eps=None: torch's default, the machine epsilon of the compute dtype."""
+    if eps is None and isinstance(x, torch.Tensor):
+        return torch.finfo(torch.float64 if x.dtype == torch.float64 else torch.float32).eps
+    return eps
+
+
+def _pair(residual, out):
+    """(y, h) of a torch-function override's result: a torch.fx Proxy of the pair is split into
+    two (torch 1.13's Proxy cannot be unpacked on Python 3.11)."""
+    if residual is not None and isinstance(out, torch.fx.Proxy):
+        return out[0], out[1]
+    return out
+
+
+def _traced(norm, x, residual, normalized_shape, weight, bias, eps, backend, num_threads):
+    """Under torch.jit.trace (and torch.onnx.export): the dispatcher op, which the trace records
+    as one node (a Python autograd.Function would be an unsaveable PythonOp)."""
+    ns = list(_normalized_shape(normalized_shape))
+    if norm == "layernorm":
+        if residual is None:
+            return layer_norm_op(x, ns, weight, bias, eps, backend, num_threads)
+        return add_layer_norm_op(x, residual, ns, weight, bias, eps, backend, num_threads)
+    if residual is None:
+        return rms_norm_op(x, ns, weight, eps, backend, num_threads)
+    return add_rms_norm_op(x, residual, ns, weight, eps, backend, num_threads)
+
+
 def layer_norm(x, normalized_shape, weight=None, bias=None, eps=1e-5, *, residual=None,
                backend=None, num_threads=None):
     """torch.nn.functional.layer_norm on a tilenorm backend, differentiable (to any order) in
@@ -392,6 +421,13 @@ def layer_norm(x, normalized_shape, weight=None, bias=None, eps=1e-5, *, residua
     num_threads: worker threads of the cpu backend, 0..1024 (0 = every hardware thread);
     None = torch.get_num_threads().
     """
+    if has_torch_function_variadic(x, residual, weight, bias):  # torch.fx proxies, subclasses
+        return _pair(residual, handle_torch_function(
+            layer_norm, (x, residual, weight, bias), x, normalized_shape, weight, bias, eps,
+            residual=residual, backend=backend, num_threads=num_threads))
+    if torch.jit.is_tracing():
+        return _traced("layernorm", x, residual, normalized_shape, weight, bias, eps, backend,
+                       num_threads)
     return _apply("layernorm", x, residual, normalized_shape, weight, bias, eps, backend,
                   num_threads)
 
@@ -406,14 +442,74 @@ def rms_norm(x, normalized_shape, weight=None, eps=None, *, residual=None, backe
     float32 and bfloat16 data; float64's for float64). residual, backend, num_threads: as
     layer_norm.
     """
-    if eps is None and isinstance(x, torch.Tensor):
-        eps = torch.finfo(torch.float64 if x.dtype == torch.float64 else torch.float32).eps
-    return _apply("rmsnorm", x, residual, normalized_shape, weight, None, eps, backend,
+    if has_torch_function_variadic(x, residual, weight):
+        return _pair(residual, handle_torch_function(
+            rms_norm, (x, residual, weight), x, normalized_shape, weight, eps, residual=residual,
+            backend=backend, num_threads=num_threads))
+    if torch.jit.is_tracing():
+        return _traced("rmsnorm", x, residual, normalized_shape, weight, None, eps, backend,
+                       num_threads)
+    return _apply("rmsnorm", x, residual, normalized_shape, weight, None, _default_eps(x, eps),
+                  backend, num_threads)
+
+
+def _layer_norm_kernel(x, normalized_shape, weight=None, bias=None, eps=1e-5, backend=None,
+                       num_threads=None):
+    return _apply("layernorm", x, None, normalized_shape, weight, bias, eps, backend,
                   num_threads)
 
 
+def _add_layer_norm_kernel(x, residual, normalized_shape, weight=None, bias=None, eps=1e-5,
+                           backend=None, num_threads=None):
+    return _apply("layernorm", x, residual, normalized_shape, weight, bias, eps, backend,
+                  num_threads)
+
+
+def _rms_norm_kernel(x, normalized_shape, weight=None, eps=None, backend=None, num_threads=None):
+    return _apply("rmsnorm", x, None, normalized_shape, weight, None, _default_eps(x, eps),
+                  backend, num_threads)
+
+
+def _add_rms_norm_kernel(x, residual, normalized_shape, weight=None, eps=None, backend=None,
+                         num_threads=None):
+    return _apply("rmsnorm", x, residual, normalized_shape, weight, None, _default_eps(x, eps),
+                  backend, num_threads)
+
+
+def _norm_fake(x, *args):
+    return x.new_empty(x.shape)
+
+
+def _add_norm_fake(x, residual, *args):
+    return x.new_empty(x.shape), x.new_empty(x.shape)
+
+
+# torch.ops.tilenorm.layer_norm / rms_norm / add_layer_norm / add_rms_norm: the differentiable
+# ops (to any order), what layer_norm() and rms_norm() compute, as dispatcher ops that
+# TorchScript, torch.jit.trace and torch.onnx.export record as one node; the modules call them
+# when scripted. add_*: the fused add, returning (y, h).
+_OPTS = "str? backend=None, int? num_threads=None"
+layer_norm_op = _library.define(
+    "layer_norm(Tensor x, int[] normalized_shape, Tensor? weight=None, Tensor? bias=None, "
+    f"float eps=1e-05, {_OPTS}) -> Tensor",
+    _layer_norm_kernel, _norm_fake, autograd=True)
+add_layer_norm_op = _library.define(
+    "add_layer_norm(Tensor x, Tensor residual, int[] normalized_shape, Tensor? weight=None, "
+    f"Tensor? bias=None, float eps=1e-05, {_OPTS}) -> (Tensor y, Tensor h)",
+    _add_layer_norm_kernel, _add_norm_fake, autograd=True)
+rms_norm_op = _library.define(
+    "rms_norm(Tensor x, int[] normalized_shape, Tensor? weight=None, float? eps=None, "
+    f"{_OPTS}) -> Tensor",
+    _rms_norm_kernel, _norm_fake, autograd=True)
+add_rms_norm_op = _library.define(
+    "add_rms_norm(Tensor x, Tensor residual, int[] normalized_shape, Tensor? weight=None, "
+    f"float? eps=None, {_OPTS}) -> (Tensor y, Tensor h)",
+    _add_rms_norm_kernel, _add_norm_fake, autograd=True)
+
+from tilenorm.torch import _onnx  # noqa: E402,F401  (registers the ops' ONNX symbolics)
 from tilenorm.torch import nn  # noqa: E402  (nn uses layer_norm)
 
-__all__ = ["BACKENDS", "MAX_THREADS", "NormFunction", "add_layernorm_forward",
-           "add_rmsnorm_forward", "layer_norm", "layernorm_backward", "layernorm_forward", "nn",
-           "rms_norm", "rmsnorm_backward", "rmsnorm_forward"]
+__all__ = ["BACKENDS", "MAX_THREADS", "NormFunction", "add_layer_norm_op",
+           "add_layernorm_forward", "add_rms_norm_op", "add_rmsnorm_forward", "layer_norm",
+           "layer_norm_op", "layernorm_backward", "layernorm_forward", "nn", "rms_norm",
+           "rms_norm_op", "rmsnorm_backward", "rmsnorm_forward"]

@@ -1,6 +1,9 @@
 """tilenorm.torch.nn.LayerNorm and RMSNorm: torch.nn.LayerNorm and (newer torch's)
 torch.nn.RMSNorm running on a tilenorm backend."""
+from typing import Optional, Tuple
+
 import torch
+from torch import Tensor
 
 import tilenorm.torch as tn
 
@@ -52,10 +55,28 @@ class LayerNorm(torch.nn.LayerNorm):
         if self.bias is not None:
             torch.nn.init.zeros_(self.bias)
 
-    def forward(self, x, residual=None):
-        return tn.layer_norm(x, self.normalized_shape, self.weight, self.bias, self.eps,
-                             residual=residual, backend=self.backend,
-                             num_threads=self.num_threads)
+    # Two signatures for TorchScript: y alone, or (y, h) with a residual.
+    @torch.jit._overload_method  # noqa: F811
+    def forward(self, x: Tensor, residual: None = None) -> Tensor:
+        pass
+
+    @torch.jit._overload_method  # noqa: F811
+    def forward(self, x: Tensor, residual: Tensor) -> Tuple[Tensor, Tensor]:
+        pass
+
+    def forward(self, x, residual: Optional[Tensor] = None):  # noqa: F811
+        if torch.jit.is_scripting():
+            if residual is None:
+                return torch.ops.tilenorm.layer_norm(x, self.normalized_shape, self.weight,
+                                                     self.bias, self.eps, self.backend,
+                                                     self.num_threads)
+            return torch.ops.tilenorm.add_layer_norm(x, residual, self.normalized_shape,
+                                                     self.weight, self.bias, self.eps,
+                                                     self.backend, self.num_threads)
+        else:
+            return tn.layer_norm(x, self.normalized_shape, self.weight, self.bias, self.eps,
+                                 residual=residual, backend=self.backend,
+                                 num_threads=self.num_threads)
 
     def extra_repr(self):
         return f"{super().extra_repr()}, bias={self.bias is not None}, backend={self.backend}"
@@ -92,9 +113,26 @@ class RMSNorm(torch.nn.Module):
         if self.weight is not None:
             torch.nn.init.ones_(self.weight)
 
-    def forward(self, x, residual=None):
-        return tn.rms_norm(x, self.normalized_shape, self.weight, self.eps, residual=residual,
-                           backend=self.backend, num_threads=self.num_threads)
+    @torch.jit._overload_method  # noqa: F811
+    def forward(self, x: Tensor, residual: None = None) -> Tensor:
+        pass
+
+    @torch.jit._overload_method  # noqa: F811
+    def forward(self, x: Tensor, residual: Tensor) -> Tuple[Tensor, Tensor]:
+        pass
+
+    def forward(self, x, residual: Optional[Tensor] = None):  # noqa: F811
+        if torch.jit.is_scripting():
+            if residual is None:
+                return torch.ops.tilenorm.rms_norm(x, self.normalized_shape, self.weight,
+                                                   self.eps, self.backend, self.num_threads)
+            return torch.ops.tilenorm.add_rms_norm(x, residual, self.normalized_shape,
+                                                   self.weight, self.eps, self.backend,
+                                                   self.num_threads)
+        else:
+            return tn.rms_norm(x, self.normalized_shape, self.weight, self.eps,
+                               residual=residual, backend=self.backend,
+                               num_threads=self.num_threads)
 
     def extra_repr(self):
         return (f"{self.normalized_shape}, eps={self.eps}, "
