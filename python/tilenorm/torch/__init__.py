@@ -140,12 +140,15 @@ def _check_backward(dy, x, normalized_shape, stats, dh_in):
             raise ValueError(f"{name} has shape {list(t.shape)}, expected {list(shape)}")
 
 
-def _forward(norm, x, residual, normalized_shape, weight, bias, eps, backend, num_threads):
+def _forward(norm, x, residual, normalized_shape, weight, bias, eps, backend, num_threads,
+             checked=False):
     """The forward kernel of either norm, with the fused add h = x + residual when residual is
-    given: (y, h, mean, rstd); h is None without a residual, mean None for "rmsnorm"."""
-    normalized_shape = tuple(normalized_shape)
-    _check(x, normalized_shape, weight, bias, backend, residual)
-    num_threads = _num_threads(num_threads)
+    given: (y, h, mean, rstd); h is None without a residual, mean None for "rmsnorm".
+    checked: the caller has run _check and _num_threads."""
+    if not checked:
+        normalized_shape = tuple(normalized_shape)
+        _check(x, normalized_shape, weight, bias, backend, residual)
+        num_threads = _num_threads(num_threads)
     C = math.prod(normalized_shape)
     x2 = x.contiguous().view(-1, C)
     res2 = None if residual is None else residual.contiguous().view(-1, C)
@@ -161,14 +164,17 @@ def _forward(norm, x, residual, normalized_shape, weight, bias, eps, backend, nu
     return y.view(x.shape), None if h is None else h.view(x.shape), mean, rstd
 
 
-def _backward(norm, dy, x, normalized_shape, weight, mean, rstd, backend, num_threads, dh_in):
+def _backward(norm, dy, x, normalized_shape, weight, mean, rstd, backend, num_threads, dh_in,
+              checked=False):
     """The backward kernel of either norm: (dx, dweight, dbias); dbias is None for "rmsnorm".
-    x is h when the forward took a residual; dh_in (or None) is added to dx."""
-    normalized_shape = tuple(normalized_shape)
-    _check(x, normalized_shape, weight, None, backend)
-    num_threads = _num_threads(num_threads)
-    stats = {"mean": mean, "rstd": rstd} if norm == "layernorm" else {"rrms": rstd}
-    _check_backward(dy, x, normalized_shape, stats, dh_in)
+    x is h when the forward took a residual; dh_in (or None) is added to dx. checked: the
+    tensors come from a checked forward (autograd), so only the direct op call checks them."""
+    if not checked:
+        normalized_shape = tuple(normalized_shape)
+        _check(x, normalized_shape, weight, None, backend)
+        num_threads = _num_threads(num_threads)
+        stats = {"mean": mean, "rstd": rstd} if norm == "layernorm" else {"rrms": rstd}
+        _check_backward(dy, x, normalized_shape, stats, dh_in)
     C = math.prod(normalized_shape)
     x2 = x.contiguous().view(-1, C)
     dx = torch.empty_like(x2)
@@ -284,6 +290,36 @@ rmsnorm_backward = _library.define(
     _rmsnorm_backward, _rmsnorm_backward_fake)
 
 
+def _forward_ops(norm, x, residual, normalized_shape, weight, bias, eps, backend, num_threads):
+    """_forward through the dispatcher ops: (y, h, mean, rstd)."""
+    xc = x.contiguous()
+    if residual is None:
+        if norm == "layernorm":
+            y, mean, rstd = layernorm_forward(xc, normalized_shape, weight, bias, eps, backend,
+                                              num_threads)
+        else:
+            (y, rstd), mean = rmsnorm_forward(xc, normalized_shape, weight, eps, backend,
+                                              num_threads), None
+        return y, None, mean, rstd
+    res = residual.contiguous()
+    if norm == "layernorm":
+        return add_layernorm_forward(xc, res, normalized_shape, weight, bias, eps, backend,
+                                     num_threads)
+    y, h, rstd = add_rmsnorm_forward(xc, res, normalized_shape, weight, eps, backend,
+                                     num_threads)
+    return y, h, None, rstd
+
+
+def _backward_ops(norm, dy, x, normalized_shape, weight, mean, rstd, backend, num_threads, dh):
+    """_backward through the dispatcher ops: (dx, dweight, dbias)."""
+    if norm == "layernorm":
+        return layernorm_backward(dy, x, normalized_shape, weight, mean, rstd, backend,
+                                  num_threads, dh)
+    dx, dweight = rmsnorm_backward(dy, x, normalized_shape, weight, rstd, backend, num_threads,
+                                   dh)
+    return dx, dweight, None
+
+
 def _differentiable_backward(norm, dy, x, weight, normalized_shape, eps):
     """The backward of either norm from differentiable torch ops, for when the backward itself
     is differentiated (create_graph=True): the formulas of include/tilenorm/layernorm.h and
@@ -317,33 +353,24 @@ class NormFunction(torch.autograd.Function):
     tilenorm::<norm>_backward on them, dh (the gradient of h) going in as dh_in; when the
     backward is itself differentiated (create_graph=True) it is computed from differentiable
     torch ops of the same formulas instead (_differentiable_backward), so second-order gradients
-    are exact rather than silently missing terms. layer_norm() / rms_norm() check the arguments
-    (and the ops again: they can be called directly)."""
+    are exact rather than silently missing terms. It trusts its arguments: layer_norm() /
+    rms_norm() check them first (the kernel ops check their own: they can be called directly).
+    It runs the kernels through the dispatcher ops while the profiler records (so the profiler
+    shows them), else calls them directly (one dispatcher hop less per call); the bits are the
+    same."""
 
     @staticmethod
     def forward(ctx, norm, x, residual, weight, bias, normalized_shape, eps, backend,
                 num_threads):
         ctx.set_materialize_grads(False)
-        xc = x.contiguous()
-        if residual is None:
-            if norm == "layernorm":
-                y, mean, rstd = layernorm_forward(xc, normalized_shape, weight, bias, eps,
-                                                  backend, num_threads)
-            else:
-                (y, rstd), mean = rmsnorm_forward(xc, normalized_shape, weight, eps, backend,
-                                                  num_threads), None
-            ctx.save_for_backward(x, weight, mean, rstd)
-            out = y
-        else:
-            res = residual.contiguous()
-            if norm == "layernorm":
-                y, h, mean, rstd = add_layernorm_forward(xc, res, normalized_shape, weight, bias,
-                                                         eps, backend, num_threads)
-            else:
-                (y, h, rstd), mean = add_rmsnorm_forward(xc, res, normalized_shape, weight, eps,
-                                                         backend, num_threads), None
-            ctx.save_for_backward(h, weight, mean, rstd)
-            out = (y, h)
+        if torch.autograd._profiler_enabled():  # the dispatcher ops, so the profiler sees them
+            y, h, mean, rstd = _forward_ops(norm, x, residual, normalized_shape, weight, bias, eps,
+                                            backend, num_threads)
+        else:  # the same kernels without the dispatcher hop; layer_norm() checked the arguments
+            y, h, mean, rstd = _forward(norm, x, residual, normalized_shape, weight, bias, eps,
+                                        backend, num_threads, checked=True)
+        ctx.save_for_backward(x if h is None else h, weight, mean, rstd)
+        out = y if h is None else (y, h)
         ctx.norm, ctx.normalized_shape, ctx.eps = norm, normalized_shape, eps
         ctx.backend, ctx.num_threads = backend, num_threads
         return out
@@ -360,14 +387,12 @@ class NormFunction(torch.autograd.Function):
             if dh is not None:
                 dx = dx + dh
         else:
-            args = (ctx.normalized_shape, weight, ctx.backend, ctx.num_threads)
-            xc = x.contiguous()
-            if ctx.norm == "layernorm":
-                dx, dweight, dbias = layernorm_backward(dy, xc, args[0], weight, mean, rstd,
-                                                        *args[2:], dh)
+            args = (dy, x.contiguous(), ctx.normalized_shape, weight, mean, rstd, ctx.backend,
+                    ctx.num_threads, dh)
+            if torch.autograd._profiler_enabled():
+                dx, dweight, dbias = _backward_ops(ctx.norm, *args)
             else:
-                (dx, dweight), dbias = rmsnorm_backward(dy, xc, args[0], weight, rstd, *args[2:],
-                                                        dh), None
+                dx, dweight, dbias = _backward(ctx.norm, *args, checked=True)
         return (None, dx, dx if grad[2] else None, dweight if grad[3] else None,
                 dbias if grad[4] else None, None, None, None, None)
 
