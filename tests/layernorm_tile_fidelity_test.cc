@@ -90,7 +90,12 @@ ReportBackwardResult run(const Problem& p, const char* name, SanitizerMode sanit
   return r;
 }
 
+// A failed run leaves dx empty: that is a failure, never a read past it.
 double max_abs_err(const std::vector<float>& got, const std::vector<double>& ref) {
+  if (got.size() != ref.size()) {
+    ADD_FAILURE() << "dx has " << got.size() << " values, the reference " << ref.size();
+    return INFINITY;
+  }
   double m = 0;
   for (size_t i = 0; i < ref.size(); ++i) m = std::max(m, std::fabs(double(got[i]) - ref[i]));
   return m;
@@ -112,6 +117,10 @@ double our_op_err(const Problem& p) {
 
 // The one value of dx on constant inputs (every element equal).
 double constant_dx(const ReportBackwardResult& r) {
+  if (r.dx.empty()) {
+    ADD_FAILURE() << "no dx: the run failed";
+    return NAN;
+  }
   const double lo = *std::min_element(r.dx.begin(), r.dx.end());
   const double hi = *std::max_element(r.dx.begin(), r.dx.end());
   EXPECT_EQ(lo, hi) << "dx should be one value on constant inputs";
@@ -181,6 +190,8 @@ TEST(LayerNormTileFidelity, RandomDataErrorBuggyVersusFixed) {
     EXPECT_LE(e_fixed, 0.014);
     EXPECT_LE(e_ours, 0.014);
     // dgamma/dbeta: bf16 components summed on the host, upstream's post-fix atol 5e-2.
+    ASSERT_EQ(fixed.dgamma.size(), size_t(p.C));
+    ASSERT_EQ(fixed.dbeta.size(), size_t(p.C));
     for (int64_t c = 0; c < p.C; ++c) {
       EXPECT_NEAR(fixed.dgamma[size_t(c)], p.ref.dgamma[size_t(c)], 5e-2) << "column " << c;
       EXPECT_NEAR(fixed.dbeta[size_t(c)], p.ref.dbeta[size_t(c)], 5e-2) << "column " << c;

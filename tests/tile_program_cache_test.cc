@@ -6,6 +6,7 @@
 #include "test_util.h"
 #include "tile/ops/norm_backward/norm_backward.h"
 #include "tile/ops/norm_forward/norm_forward.h"
+#include "tile_family.h"
 
 namespace tilenorm::tile {
 namespace {
@@ -91,6 +92,91 @@ TEST(TileProgramCache, ForwardSecondCallReusesTheProgram) {
   EXPECT_TRUE(b.program_cache_hit);
   EXPECT_TRUE(bitwise_equal(y, forward(2, nullptr, &c)));
   EXPECT_EQ(device.program_cache().hits(), 1u);
+}
+
+// Every ordered pair of family members (LayerNorm, RMSNorm, each with and without the residual;
+// forward and backward) of one shape on one device: each gets a program of its own (a miss, then
+// a hit when it runs again), and each result is the reference's and the bits of a fresh device.
+TEST(TileProgramCache, EveryPairOfFamilyMembersGetsItsOwnProgram) {
+  const Shape shape{70, 300};
+  const std::vector<family::Member> members = family::all_members();
+  for (const family::Member& a : members) {
+    for (const family::Member& b : members) {
+      if (&a == &b) continue;
+      SCOPED_TRACE(family::member_name(a) + " then " + family::member_name(b));
+      Device device(DeviceConfig{});
+      const family::Run first = family::run_member(a, shape, DType::kBF16, 1, &device);
+      const family::Run second = family::run_member(b, shape, DType::kBF16, 2, &device);
+      const family::Run again = family::run_member(a, shape, DType::kBF16, 3, &device);
+      ASSERT_TRUE(first.status.ok()) << first.status.to_string();
+      ASSERT_TRUE(second.status.ok()) << second.status.to_string();
+      ASSERT_TRUE(again.status.ok()) << again.status.to_string();
+      EXPECT_FALSE(first.cache_hit);
+      EXPECT_FALSE(second.cache_hit);
+      EXPECT_TRUE(again.cache_hit);
+      EXPECT_EQ(device.program_cache().misses(), 2u);
+      EXPECT_EQ(device.program_cache().hits(), 1u);
+      EXPECT_EQ(device.program_cache().size(), 2u);
+      EXPECT_TRUE(
+          family::same_bits(second, family::run_member(b, shape, DType::kBF16, 2, nullptr)));
+      EXPECT_TRUE(family::same_bits(again, family::run_member(a, shape, DType::kBF16, 3, nullptr)));
+    }
+  }
+}
+
+// The attributes of one member: another dtype, shape or path is another program; eps is a
+// runtime argument (the program is reused and the result is that eps's), and so are the device's
+// numerics and sanitizer settings, which the program does not depend on.
+TEST(TileProgramCache, KeyCoversDtypeShapeAndPathNotEps) {
+  const Shape shape{70, 300};
+  const family::Member ln{};
+  Device device(DeviceConfig{});
+  auto expect_counts = [&](uint64_t misses, uint64_t hits) {
+    EXPECT_EQ(device.program_cache().misses(), misses);
+    EXPECT_EQ(device.program_cache().hits(), hits);
+  };
+  EXPECT_FALSE(family::run_member(ln, shape, DType::kBF16, 1, &device).cache_hit);
+  expect_counts(1, 0);
+  EXPECT_FALSE(family::run_member(ln, shape, DType::kF32, 1, &device).cache_hit);
+  expect_counts(2, 0);
+  EXPECT_FALSE(family::run_member(ln, Shape{70, 320}, DType::kBF16, 1, &device).cache_hit);
+  expect_counts(3, 0);
+  EXPECT_FALSE(family::run_member(ln, Shape{40, 300}, DType::kBF16, 1, &device).cache_hit);
+  expect_counts(4, 0);
+  // eps: the same program with the new eps in its runtime args, checked against the reference.
+  const family::Run eps = family::run_member(ln, shape, DType::kBF16, 2, &device, {}, 0.5);
+  EXPECT_TRUE(eps.cache_hit);
+  expect_counts(4, 1);
+  EXPECT_TRUE(
+      family::same_bits(eps, family::run_member(ln, shape, DType::kBF16, 2, nullptr, {}, 0.5)));
+  // The path (steered by the op's force_path): another program.
+  {
+    TileOpInfo info;
+    const Tensor x = random_tensor(shape, DType::kBF16, 5);
+    const Tensor gamma = random_tensor(Shape{300}, DType::kBF16, 6);
+    Tensor y(shape, DType::kBF16), mean(shape.leading(), DType::kF32),
+        rstd(shape.leading(), DType::kF32);
+    TileOpConfig config;
+    config.on_device = &device;
+    config.force_path = "block";
+    ASSERT_TRUE(norm_forward_tile({.x = x.cview(), .gamma = gamma.cview()},
+                                  {.y = y.view(), .mean = mean.view(), .rstd = rstd.view()}, config,
+                                  &info)
+                    .ok());
+    EXPECT_EQ(info.path, "block");
+    EXPECT_FALSE(info.program_cache_hit);
+    expect_counts(5, 1);
+  }
+  // Numerics: the program is reused and gives the bits of a fresh device in that mode.
+  device.set_numerics(NumericsMode::kExact);
+  DeviceConfig exact;
+  exact.numerics = NumericsMode::kExact;
+  const family::Run in_exact = family::run_member(ln, shape, DType::kBF16, 4, &device);
+  EXPECT_TRUE(in_exact.cache_hit);
+  expect_counts(5, 2);
+  EXPECT_TRUE(
+      family::same_bits(in_exact, family::run_member(ln, shape, DType::kBF16, 4, nullptr, exact)));
+  EXPECT_EQ(device.program_cache().size(), 5u);
 }
 
 }  // namespace

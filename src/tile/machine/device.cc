@@ -394,8 +394,15 @@ void kernel_entry(void* arg) {
 bool can_run(const KernelRuntime& k) {
   if (!k.blocked) return true;
   const CbState& cb = k.core->cbs[k.blocked_cb];
+#ifdef TILENORM_TILE_PLANTED_FAULT
+  // The mutation check's planted failure (src/tile/ops/CMakeLists.txt): a blocked kernel resumes
+  // one page late, so a kernel waiting on a full 1-page CB deadlocks.
+  return k.blocked_on_reserve ? cb.free_pages() > k.blocked_pages
+                              : cb.available() > k.blocked_pages;
+#else
   return k.blocked_on_reserve ? cb.free_pages() >= k.blocked_pages
                               : cb.available() >= k.blocked_pages;
+#endif
 }
 
 void resume(KernelRuntime& k) {

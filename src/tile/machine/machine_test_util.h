@@ -74,6 +74,17 @@ struct CountArgs {
   uint32_t count;
 };
 
+// Hands the acquired dst section to the packer, packs its slot 0 as one page of `cb` and
+// releases the section.
+inline void commit_and_pack_slot0(uint32_t cb) {
+  tile_regs_commit();
+  tile_regs_wait();
+  cb_reserve_back(cb, 1);
+  pack_tile(0, cb);
+  cb_push_back(cb, 1);
+  tile_regs_release();
+}
+
 // out = in0 (copy through dst), tile by tile.
 inline void copy_compute(const CountArgs& a) {
   copy_tile_init(kIn0);
@@ -81,12 +92,7 @@ inline void copy_compute(const CountArgs& a) {
     cb_wait_front(kIn0, 1);
     tile_regs_acquire();
     copy_tile(kIn0, 0, 0);
-    tile_regs_commit();
-    tile_regs_wait();
-    cb_reserve_back(kOut, 1);
-    pack_tile(0, kOut);
-    cb_push_back(kOut, 1);
-    tile_regs_release();
+    commit_and_pack_slot0(kOut);
     cb_pop_front(kIn0, 1);
   }
 }

@@ -27,6 +27,8 @@ CachedProgram& ProgramCache::insert(uint64_t key, CachedProgram entry) {
   return entries_.insert_or_assign(key, std::move(entry)).first->second;
 }
 
+void ProgramCache::erase(uint64_t key) { entries_.erase(key); }
+
 void ProgramCache::clear() {
   entries_.clear();
   hits_ = misses_ = 0;

@@ -45,6 +45,8 @@ class ProgramCache {
   CachedProgram* find(uint64_t key);
   // Stores a built program under `key` and returns it.
   CachedProgram& insert(uint64_t key, CachedProgram entry);
+  // Drops the entry for `key`, if any (a program whose run failed is not kept).
+  void erase(uint64_t key);
   uint64_t hits() const { return hits_; }
   uint64_t misses() const { return misses_; }
   size_t size() const { return entries_.size(); }

@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include <cstring>
+#include <string>
 
 namespace tilenorm::tile {
 
@@ -189,10 +190,39 @@ OpProgram::OpProgram(Device& device, uint64_t key)
   if (!hit_) built_.program = std::make_unique<Program>(device);
 }
 
+OpProgram::~OpProgram() {
+  // A cached program whose call failed may hold the failure (a builder error in its status):
+  // drop it, the next call builds it afresh.
+  if (hit_ && !kept_) device_.program_cache().erase(key_);
+}
+
 Status OpProgram::ready() {
-  TN_RETURN_IF_ERROR(program().status());
-  if (cached_ == nullptr) cached_ = &device_.program_cache().insert(key_, std::move(built_));
-  return {};
+  if (mismatch_ || (hit_ && next_ != cached_->kernels.size())) {
+    return Status::internal(fmt::format(
+        "program cache: the program cached under key {:#x} has {} kernels, the op creates {}: "
+        "the op's key misses an attribute its program depends on",
+        key_, cached_->kernels.size(), mismatch_ ? "more" : std::to_string(next_)));
+  }
+  return program().status();
+}
+
+void OpProgram::succeeded() {
+  if (!hit_ && !kept_) cached_ = &device_.program_cache().insert(key_, std::move(built_));
+  kept_ = true;
+}
+
+uint64_t op_program_key(uint64_t op_key, const TilePlan& plan, const std::vector<CbDesc>& cbs,
+                        std::initializer_list<void (*)()> kernels, const DeviceConfig& device) {
+  ProgramHash h;
+  h.add(op_key);
+  for (const CbDesc& c : cbs) h.add(c.id).add(c.format).add(c.pages);
+  for (void (*k)() : kernels) h.add(reinterpret_cast<uintptr_t>(k));
+  return h.add(plan.split.num_cores)
+      .add(device.grid_x)
+      .add(device.grid_y)
+      .add(device.l1_size)
+      .add(device.l1_allocator_base)
+      .value();
 }
 
 TileRows tile_rows(const TilePlan& plan, uint32_t first, uint32_t count) {

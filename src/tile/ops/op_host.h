@@ -152,21 +152,35 @@ class OpDevice {
 // An op's program through the device's program cache (key: what the CBs and kernels depend on;
 // the runtime args are always rewritten). On a miss create_kernel creates each kernel; on a hit
 // it returns the handles of the cached program in the same order, so the op's loop that creates
-// kernels and sets their args is the same on both. ready() stores a new program in the cache.
+// kernels and sets their args is the same on both. Only a call that succeeded() keeps its
+// program: a new program goes into the cache then, and a cached one whose call failed (a builder
+// error, a failed run) leaves the cache when this goes out of scope, so a failure is never served
+// again.
 class OpProgram {
  public:
   OpProgram(Device& device, uint64_t key);
+  ~OpProgram();
+  OpProgram(const OpProgram&) = delete;
+  OpProgram& operator=(const OpProgram&) = delete;
   bool hit() const { return hit_; }
   Program& program() { return *entry().program; }
   template <typename Args>
   KernelHandle create_kernel(KernelKind kind, const CoreRange& cores, void (*fn)(const Args&),
                              std::string name, ComputeConfig config = {}) {
-    if (hit_) return cached_->kernels[next_++];
+    if (hit_) {
+      // More kernels than the cached program holds: its key missed an attribute.
+      if (next_ >= cached_->kernels.size()) {
+        mismatch_ = true;
+        return {};
+      }
+      return cached_->kernels[next_++];
+    }
     const KernelHandle k = program().create_kernel(kind, cores, fn, std::move(name), config);
     built_.kernels.push_back(k);
     return k;
   }
-  Status ready();  // the program's builder status; on a miss, stores it in the cache
+  Status ready();    // the program's builder status (Internal for a cached program that differs)
+  void succeeded();  // the call succeeded: a new program goes into the cache
 
  private:
   CachedProgram& entry() { return cached_ != nullptr ? *cached_ : built_; }
@@ -174,9 +188,18 @@ class OpProgram {
   uint64_t key_;
   CachedProgram* cached_ = nullptr;
   bool hit_ = false;
+  bool kept_ = false;
+  bool mismatch_ = false;
   CachedProgram built_;
   size_t next_ = 0;
 };
+
+// The key run_program caches under: the op's key with what the program is built from added —
+// the CBs, the kernel functions (the variant), the cores the kernels run on and the device
+// geometry — so that a program is never served to a call that would build another one, even
+// when the op's key misses an attribute.
+uint64_t op_program_key(uint64_t op_key, const TilePlan& plan, const std::vector<CbDesc>& cbs,
+                        std::initializer_list<void (*)()> kernels, const DeviceConfig& device);
 
 // ---- Running a program.
 // An op's three kernels; they are named <name>_reader, <name>_compute and <name>_writer.
@@ -225,7 +248,11 @@ Status run_program(Device& device, uint64_t key, const TilePlan& plan,
                    const std::vector<CbDesc>& cbs, const OpKernels<R, C, W>& kernels,
                    ArgsOf&& args_of, uint64_t floor_bytes, const std::vector<ReadBack>& outputs,
                    TileOpInfo* info) {
-  OpProgram cached(device, key);
+  const auto fn = [](auto* f) { return reinterpret_cast<void (*)()>(f); };
+  OpProgram cached(
+      device,
+      op_program_key(key, plan, cbs, {fn(kernels.reader), fn(kernels.compute), fn(kernels.writer)},
+                     device.config()));
   Program& program = cached.program();
   const DeviceConfig& d = device.config();
   if (!cached.hit())
@@ -245,7 +272,10 @@ Status run_program(Device& device, uint64_t key, const TilePlan& plan,
     program.set_runtime_args(writer, core, args.writer);
   }
   TN_RETURN_IF_ERROR(cached.ready());
-  return run_and_read_back(device, program, cached.hit(), plan, floor_bytes, outputs, info);
+  const Status run =
+      run_and_read_back(device, program, cached.hit(), plan, floor_bytes, outputs, info);
+  if (run.ok()) cached.succeeded();
+  return run;
 }
 
 }  // namespace tilenorm::tile

@@ -151,32 +151,30 @@ Status run_on(Device& device, const ReportBackwardInputs& in, const ReportVarian
                            .add(cfg.l1_size)
                            .add(cfg.l1_allocator_base)
                            .value();
-  CachedProgram* cached = device.program_cache().find(key);
-  out->program_cache_hit = cached != nullptr;
-  if (cached == nullptr) {
-    CachedProgram entry;
-    entry.program = std::make_unique<Program>(device);
-    Program& program = *entry.program;
+  // Kept in the cache only once a run succeeded (OpProgram).
+  OpProgram cached(device, key);
+  out->program_cache_hit = cached.hit();
+  Program& program = cached.program();
+  if (!cached.hit()) {
     const CoreRange grid({0, 0}, {cfg.grid_x - 1, cfg.grid_y - 1});
     TN_RETURN_IF_ERROR(
         create_cbs(program, grid, report_cbs(wt, fit, v.sum_loop == kSumOption2 && !fit)));
-    for (uint32_t i = 0; i < split.num_cores; ++i) {
-      const CoreCoord core = split.cores[i];
-      entry.kernels.push_back(program.create_kernel(
-          KernelKind::kReader, core, &report_backward_reader, "report_backward_reader"));
-      entry.kernels.push_back(program.create_kernel(KernelKind::kCompute, core,
-                                                    &report_backward_compute,
-                                                    "report_backward_compute", compute));
-      entry.kernels.push_back(program.create_kernel(
-          KernelKind::kWriter, core, &report_backward_writer, "report_backward_writer"));
-    }
-    cached = &device.program_cache().insert(key, std::move(entry));
   }
-  Program& program = *cached->program;
-  set_args(program, cached->kernels, split, b, base, scaler);
-  TN_RETURN_IF_ERROR(program.status());
+  std::vector<KernelHandle> kernels;
+  for (uint32_t i = 0; i < split.num_cores; ++i) {
+    const CoreCoord core = split.cores[i];
+    kernels.push_back(cached.create_kernel(KernelKind::kReader, core, &report_backward_reader,
+                                           "report_backward_reader"));
+    kernels.push_back(cached.create_kernel(KernelKind::kCompute, core, &report_backward_compute,
+                                           "report_backward_compute", compute));
+    kernels.push_back(cached.create_kernel(KernelKind::kWriter, core, &report_backward_writer,
+                                           "report_backward_writer"));
+  }
+  set_args(program, kernels, split, b, base, scaler);
+  TN_RETURN_IF_ERROR(cached.ready());
   const Status s = device.run(program);
   out->run = device.last_run();
+  if (s.ok()) cached.succeeded();
   return s;
 }
 

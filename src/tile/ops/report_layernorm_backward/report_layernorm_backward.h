@@ -62,9 +62,10 @@ struct ReportBackwardResult {
 };
 
 // Runs the op on `device` (its DeviceConfig decides L1, grid, numerics and sanitizer). Buffers
-// are freed again; the program is kept in the device's program cache, keyed by the op's
-// attributes (shape, variant, device geometry), so a second call with the same attributes only
-// rewrites the runtime args. Returns the machine's error when the run fails (sanitizer kError).
+// are freed again; the program of a successful run is kept in the device's program cache, keyed
+// by the op's attributes (shape, variant, device geometry), so a second call with the same
+// attributes only rewrites the runtime args. Returns the machine's error when the run fails
+// (sanitizer kError); that program is not cached.
 Status report_layernorm_backward(Device& device, const ReportBackwardInputs& in,
                                  const ReportVariant& variant, ReportBackwardResult* out);
 
