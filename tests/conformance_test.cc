@@ -137,15 +137,15 @@ TEST(ConformanceRegistry, LightRegistryDropsOnlyTheLargestShapes) {
     const bool kept = std::any_of(light.begin(), light.end(), [&](const cf::Case& k) {
       return k.op == c.op && k.reason == c.reason;
     });
-    const bool covered = std::any_of(light.begin(), light.end(), [&](const cf::Case& k) {
-      return cf::same_tile_machine(c, k);
-    });
+    const bool covered = std::any_of(
+        light.begin(), light.end(), [&](const cf::Case& k) { return cf::same_tile_machine(c, k); });
     EXPECT_TRUE(covered) << c.reason;
     if (!kept) EXPECT_GT(c.shape.numel(), cf::kLightMaxElements) << c.reason;
   }
   // The single case of the 360 KiB machine is large and stays.
-  EXPECT_TRUE(std::any_of(light.begin(), light.end(),
-                          [](const cf::Case& k) { return k.shape == Shape{40, 40010}; }));
+  EXPECT_TRUE(std::any_of(light.begin(), light.end(), [](const cf::Case& k) {
+    return k.shape == Shape{40, 40010};
+  }));
   EXPECT_EQ(cf::registry().size(), cf::ci_light() ? light.size() : full.size());
 }
 

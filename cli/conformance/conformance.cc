@@ -304,7 +304,8 @@ const std::vector<Case>& full_registry() {
 }
 
 const std::vector<Case>& registry() {
-  static const std::vector<Case> cases = ci_light() ? light_cases(full_registry()) : full_registry();
+  static const std::vector<Case> cases =
+      ci_light() ? light_cases(full_registry()) : full_registry();
   return cases;
 }
 

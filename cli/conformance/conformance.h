@@ -72,10 +72,10 @@ struct Case {
 inline constexpr int64_t kLightMaxElements = int64_t{1} << 20;
 bool ci_light();
 const std::vector<Case>& registry();
-const std::vector<Case>& full_registry();                        // every case, whatever the switch
+const std::vector<Case>& full_registry();                       // every case, whatever the switch
 std::vector<Case> light_cases(const std::vector<Case>& cases);  // the switch's rule
 bool same_tile_machine(const Case& a, const Case& b);  // op, L1, grid and tile paths all equal
-std::string input_label(const Case& c);  // "random eps=1e-05", "x=0.5 dy=1 gamma=1"
+std::string input_label(const Case& c);                // "random eps=1e-05", "x=0.5 dy=1 gamma=1"
 
 // The tensors of an op, for the generator and the tolerance table.
 enum class Role { kX, kDy, kGamma, kBeta, kResidual, kDhIn };

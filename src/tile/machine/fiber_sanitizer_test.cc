@@ -39,7 +39,8 @@ using test_util::small_grid;
 // inherits this environment), after whatever the caller set.
 void add_options(const char* variable, const std::string& extra) {
   const char* old = std::getenv(variable);
-  const std::string value = (old != nullptr && *old != '\0') ? std::string(old) + ":" + extra : extra;
+  const std::string value =
+      (old != nullptr && *old != '\0') ? std::string(old) + ":" + extra : extra;
   setenv(variable, value.c_str(), 1);
 }
 
