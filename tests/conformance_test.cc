@@ -125,6 +125,32 @@ TEST(ConformanceRegistry, GeneratorIsSeededPerCaseAndRole) {
   }
 }
 
+// The CI's light registry (TILENORM_CI_LIGHT) drops only cases over the size limit, and only
+// where a smaller case keeps the same op, tile machine and paths: every combination stays.
+TEST(ConformanceRegistry, LightRegistryDropsOnlyTheLargestShapes) {
+  const auto& full = cf::full_registry();
+  const std::vector<cf::Case> light = cf::light_cases(full);
+  EXPECT_LT(light.size(), full.size());
+  int64_t full_elements = 0, light_elements = 0;
+  for (const cf::Case& c : full) full_elements += c.shape.numel();
+  for (const cf::Case& c : light) light_elements += c.shape.numel();
+  EXPECT_LT(light_elements * 2, full_elements);  // at least halves the work
+  for (const cf::Case& c : full) {
+    const bool kept = std::any_of(light.begin(), light.end(), [&](const cf::Case& k) {
+      return k.op == c.op && k.reason == c.reason;
+    });
+    const bool covered = std::any_of(
+        light.begin(), light.end(), [&](const cf::Case& k) { return cf::same_tile_machine(c, k); });
+    EXPECT_TRUE(covered) << c.reason;
+    if (!kept) EXPECT_GT(c.shape.numel(), cf::kLightMaxElements) << c.reason;
+  }
+  // The single case of the 360 KiB machine is large and stays.
+  EXPECT_TRUE(std::any_of(light.begin(), light.end(), [](const cf::Case& k) {
+    return k.shape == Shape{40, 40010};
+  }));
+  EXPECT_EQ(cf::registry().size(), cf::ci_light() ? light.size() : full.size());
+}
+
 // A backend must fail a case it gets wrong: the path check fires on a machine whose L1 moves the
 // tile plan off the case's path, and the failing check names the path.
 TEST(ConformanceRegistry, RunCaseReportsAPathThatMoved) {

@@ -4,7 +4,9 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <optional>
+#include <string_view>
 
 #include "norm_args.h"
 #include "reference/layernorm.h"
@@ -284,7 +286,7 @@ Tensor stat_tensor(const std::vector<double>& v, const Shape& shape, DType dtype
 
 }  // namespace
 
-const std::vector<Case>& registry() {
+const std::vector<Case>& full_registry() {
   static const std::vector<Case> cases = [] {
     std::vector<Case> all;
     for (Op op : all_ops()) {
@@ -299,6 +301,38 @@ const std::vector<Case>& registry() {
     return all;
   }();
   return cases;
+}
+
+const std::vector<Case>& registry() {
+  static const std::vector<Case> cases =
+      ci_light() ? light_cases(full_registry()) : full_registry();
+  return cases;
+}
+
+bool same_tile_machine(const Case& a, const Case& b) {
+  const TilePaths &p = a.paths_of(a.op), &q = b.paths_of(b.op);
+  const auto eq = [](const char* x, const char* y) { return std::string_view(x) == y; };
+  return a.op == b.op && a.tile_l1_kib == b.tile_l1_kib && a.tile_grid == b.tile_grid &&
+         eq(p.forward_bf16, q.forward_bf16) && eq(p.forward_f32, q.forward_f32) &&
+         eq(p.backward_bf16, q.backward_bf16) && eq(p.backward_f32, q.backward_f32);
+}
+
+std::vector<Case> light_cases(const std::vector<Case>& cases) {
+  const auto small = [](const Case& c) { return c.shape.numel() <= kLightMaxElements; };
+  std::vector<Case> light;
+  for (const Case& c : cases) {
+    if (small(c) || std::none_of(cases.begin(), cases.end(), [&](const Case& o) {
+          return small(o) && same_tile_machine(c, o);
+        })) {
+      light.push_back(c);
+    }
+  }
+  return light;
+}
+
+bool ci_light() {
+  const char* v = std::getenv("TILENORM_CI_LIGHT");
+  return v != nullptr && *v != '\0' && std::string_view(v) != "0";
 }
 
 std::string input_label(const Case& c) {

@@ -65,9 +65,17 @@ struct Case {
   bool residual_too = false;  // the residual ops run this case too (a subset keeps them quick)
 };
 
-// Every case of every op, in a fixed order.
+// Every case of every op, in a fixed order. With the environment variable TILENORM_CI_LIGHT set
+// to a non-empty value other than "0" (the sanitizer builds of CI), the registry leaves out each
+// case of more than kLightMaxElements elements whose tile paths, machine and op another, smaller
+// case also has: no backend, dtype, op, direction or path is dropped, only the largest shapes.
+inline constexpr int64_t kLightMaxElements = int64_t{1} << 20;
+bool ci_light();
 const std::vector<Case>& registry();
-std::string input_label(const Case& c);  // "random eps=1e-05", "x=0.5 dy=1 gamma=1"
+const std::vector<Case>& full_registry();                       // every case, whatever the switch
+std::vector<Case> light_cases(const std::vector<Case>& cases);  // the switch's rule
+bool same_tile_machine(const Case& a, const Case& b);  // op, L1, grid and tile paths all equal
+std::string input_label(const Case& c);                // "random eps=1e-05", "x=0.5 dy=1 gamma=1"
 
 // The tensors of an op, for the generator and the tolerance table.
 enum class Role { kX, kDy, kGamma, kBeta, kResidual, kDhIn };
