@@ -13,7 +13,7 @@
 #include <thread>
 
 #include "common/thread_pool.h"
-#include "reference/layernorm.h"
+#include "reference/norm.h"
 #include "tilenorm/layernorm.h"
 #include "tilenorm/rmsnorm.h"
 

@@ -1,4 +1,4 @@
-// LayerNorm benchmark core shared by the Google Benchmark program (layernorm_bench) and
+// Norm-family benchmark core shared by the Google Benchmark program (norm_bench) and
 // `tilenorm bench`: the implementations under test (tilenorm's cpu backend, and oneDNN and
 // libtorch when found at configure time), deterministic inputs, an accuracy check against the
 // float64 reference, a STREAM-like copy, and the byte model of shared/reference/perf-anchors.md.

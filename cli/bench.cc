@@ -1,4 +1,4 @@
-// `tilenorm bench`: the measurement of bench/layernorm_bench (same implementations, inputs,
+// `tilenorm bench`: the measurement of bench/norm_bench (same implementations, inputs,
 // accuracy check, byte model and copy ceiling) as a table, with a progress bar on stderr.
 #include "bench.h"
 

@@ -226,7 +226,7 @@ std::string backend_unavailable(const std::string& backend) {
 }  // namespace tilenorm
 
 PYBIND11_MODULE(_C, m) {
-  m.doc() = "tilenorm LayerNorm kernels on torch tensors (use tilenorm.torch)";
+  m.doc() = "tilenorm LayerNorm / RMSNorm kernels on torch tensors (use tilenorm.torch)";
   m.def("norm_forward", &tilenorm::forward, py::arg("norm"), py::arg("backend"), py::arg("x"),
         py::arg("gamma"), py::arg("beta"), py::arg("eps"), py::arg("y"), py::arg("mean"),
         py::arg("rstd"), py::arg("num_threads"), py::arg("device"), py::arg("stream"));

@@ -7,7 +7,7 @@
 #include <optional>
 
 #include "norm_args.h"
-#include "reference/layernorm.h"
+#include "reference/norm.h"
 #include "tile/ops/norm_backward/norm_backward.h"
 #include "tile/ops/norm_forward/norm_forward.h"
 

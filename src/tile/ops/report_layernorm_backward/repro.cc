@@ -8,7 +8,7 @@
 #include <limits>
 #include <random>
 
-#include "reference/layernorm.h"
+#include "reference/norm.h"
 #include "tilenorm/bf16.h"
 
 namespace tilenorm::tile {

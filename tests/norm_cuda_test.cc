@@ -16,7 +16,7 @@
 #include <utility>
 #include <vector>
 
-#include "reference/layernorm.h"
+#include "reference/norm.h"
 #include "test_util.h"
 #include "tilenorm/layernorm.h"
 #include "tilenorm/rmsnorm.h"

@@ -5,7 +5,7 @@
 // BM_Copy (STREAM-like, same process) gives the bandwidth ceiling; bench/bench_table.py turns
 // the JSON output into the table of docs/performance.md.
 //
-//   layernorm_bench --benchmark_repetitions=3 --benchmark_out=run.json
+//   norm_bench --benchmark_repetitions=3 --benchmark_out=run.json
 //   python3 bench/bench_table.py run.json
 #include <benchmark/benchmark.h>
 

@@ -5,7 +5,7 @@
 
 #include "backends.h"
 #include "common/row_stats.h"
-#include "reference/layernorm.h"
+#include "reference/norm.h"
 
 namespace tilenorm::reference {
 

@@ -1,4 +1,4 @@
-// Native CPU LayerNorm: shared types of the SIMD kernels (layernorm_cpu.cc, compiled once per
+// Native CPU norm family: shared types of the SIMD kernels (norm_cpu.cc, compiled once per
 // Highway target) and the hooks tests use to run every compiled target.
 #pragma once
 
@@ -68,7 +68,7 @@ RowCoeffs backward_coeffs(float mean, float rstd, double sum_g, double sum_gxc, 
 // The SIMD targets compiled in and supported by this CPU, best first ("AVX3", "AVX2", "SCALAR").
 std::vector<std::string> simd_targets();
 // Restricts dispatch to the named target ("" = back to the best); false if not available.
-// For tests: not thread-safe against concurrent LayerNorm calls.
+// For tests: not thread-safe against concurrent norm calls.
 bool force_simd_target(const std::string& name);
 // The target dispatch picks now.
 std::string active_simd_target();

@@ -3,7 +3,7 @@
 // target, vector-width edges, misaligned views, streamed stores, non-finite rows, bitwise
 // determinism across thread counts. The cross-backend case list (cli/conformance, run by
 // conformance_test) covers the shapes and inputs on the best target.
-#include "cpu/layernorm_cpu.h"
+#include "cpu/norm_cpu.h"
 
 #include <cmath>
 #include <cstring>
@@ -12,7 +12,7 @@
 #include <thread>
 #include <vector>
 
-#include "reference/layernorm.h"
+#include "reference/norm.h"
 #include "test_util.h"
 #include "tilenorm/layernorm.h"
 #include "tilenorm/rmsnorm.h"

@@ -3,9 +3,9 @@
 // add) on device memory (no host transfers), timed with CUDA events: warm-up, then `iters` calls
 // queued back to back, median of the per-call times. Each configuration is validated once before
 // timing: outputs are pre-filled with NaN and no NaN may remain (the inputs are finite);
-// conformance itself is layernorm_cuda_test's job. Prints one JSON object per line.
+// conformance itself is norm_cuda_test's job. Prints one JSON object per line.
 //
-//   layernorm_cuda_bench [--iters N] [--warmup N] [--dtypes bf16,f32,f16] [--shapes 64x1048576,...]
+//   norm_cuda_bench [--iters N] [--warmup N] [--dtypes bf16,f32,f16] [--shapes 64x1048576,...]
 //                        [--norms layernorm,rmsnorm] [--residual off,on]
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>

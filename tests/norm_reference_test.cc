@@ -5,7 +5,7 @@
 
 #include "backends.h"
 #include "norm_args.h"
-#include "reference/layernorm.h"
+#include "reference/norm.h"
 #include "test_util.h"
 
 namespace tilenorm {

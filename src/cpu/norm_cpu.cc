@@ -13,7 +13,7 @@
 //             k = rstd^3 * sum(g * xc)/C, dx = (g - a) * rstd - xc * k (+ dh_in),
 //             dgamma += dy * xc * rstd, dbeta += dy (LayerNorm).
 #undef HWY_TARGET_INCLUDE
-#define HWY_TARGET_INCLUDE "cpu/layernorm_cpu.cc"
+#define HWY_TARGET_INCLUDE "cpu/norm_cpu.cc"
 #include "hwy/foreach_target.h"  // IWYU pragma: keep
 // foreach_target must come first: it re-includes this file once per target.
 #include <algorithm>
@@ -22,7 +22,7 @@
 #include <vector>
 
 #include "common/row_stats.h"
-#include "cpu/layernorm_cpu.h"
+#include "cpu/norm_cpu.h"
 #include "cpu/simd_io-inl.h"
 #include "hwy/highway.h"
 #include "tilenorm/bf16.h"

@@ -1,9 +1,9 @@
-// Float64 LayerNorm backward: x-hat recomputed from the saved mean/rstd, both row sums, dx,
-// and the column sums dgamma, dbeta.
+// Float64 backward of the family (LayerNorm, RMSNorm): x-hat recomputed from the saved mean and
+// rstd (rrms), the row sums, dx, and the column sums dgamma, dbeta.
 #include <vector>
 
 #include "backends.h"
-#include "reference/layernorm.h"
+#include "reference/norm.h"
 
 namespace tilenorm::reference {
 

@@ -9,7 +9,7 @@
 #include <vector>
 
 #include "backends.h"
-#include "reference/layernorm.h"
+#include "reference/norm.h"
 #include "test_util.h"
 #include "tile/ops/norm_backward/norm_backward.h"
 #include "tile/ops/norm_forward/norm_forward.h"
