@@ -222,11 +222,11 @@ void add_backward_command(CLI::App& app) {
   cmd->callback([args] {
     Parsed p;
     if (Status s = parse_common(*args, &p); !s.ok()) throw CLI::RuntimeError(report_error(s));
-    const bool rms = p.norm == Norm::kRmsNorm;
-    if (rms && (!args->mean.empty() || !args->rstd.empty()))
+    const bool has_mean = norm_traits(p.norm).has_mean;
+    if (!has_mean && (!args->mean.empty() || !args->rstd.empty()))
       throw CLI::RuntimeError(
           report_error("--mean/--rstd are not taken by --norm rmsnorm (its statistic is --rrms)"));
-    if (!rms && !args->rrms.empty())
+    if (has_mean && !args->rrms.empty())
       throw CLI::RuntimeError(report_error(fmt::format(
           "--rrms '{}' is not taken by --norm layernorm (its statistics are --mean and --rstd)",
           args->rrms)));
@@ -260,11 +260,11 @@ void add_backward_command(CLI::App& app) {
       Status s = run_forward(p, x.cview(), {}, gamma.cview(), {}, opt, &f);
       if (!s.ok()) throw CLI::RuntimeError(report_error(s));
       mean = take(f, "mean");
-      rstd = take(f, rms ? "rrms" : "rstd");
+      rstd = take(f, has_mean ? "rstd" : "rrms");
     }
     Named r;
     Status s;
-    if (rms) {
+    if (p.norm == Norm::kRmsNorm) {
       RmsNormBackwardResult b;
       s = rmsnorm_backward(
           p.backend, {x.cview(), dy.cview(), gamma.cview(), rstd.cview(), view_or_empty(dh_in)}, &b,

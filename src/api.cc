@@ -265,7 +265,7 @@ Tensor per_column(const ConstTensorView& x) {
 
 }  // namespace
 
-const char* norm_name(Norm norm) { return norm == Norm::kRmsNorm ? "rmsnorm" : "layernorm"; }
+const char* norm_name(Norm norm) { return norm_traits(norm).name; }
 
 std::optional<Norm> parse_norm(std::string_view name) {
   for (Norm n : {Norm::kLayerNorm, Norm::kRmsNorm})

@@ -448,8 +448,8 @@ TEST(NormTileTraffic, ExactBytesOfRmsNormAndTheResidual) {
       config.device.sanitizer = SanitizerMode::kOff;
       config.device.grid_x = config.device.grid_y = 2;
       TileOpConfig bconfig = config;
-      const NormForwardVariant fv{.rms = rms, .residual = res};
-      const NormBackwardVariant bv{.rms = rms, .dh_in = res};
+      const NormForwardVariant fv{.norm = norm, .residual = res};
+      const NormBackwardVariant bv{.norm = norm, .dh_in = res};
       steer_path(&config, path, [&](const DeviceConfig& d, const std::string& force) {
         return norm_forward_plan(fv, rows, C, DataFormat::Float16_b, d, force);
       });
@@ -895,7 +895,7 @@ FamilyRun run_family(Norm norm, bool residual, const Shape& shape, DType dtype,
   }
   f.rstd = Tensor(shape.leading(), DType::kF32);
   f.rstd.fill(NAN);
-  const NormForwardVariant fv{.rms = rms, .residual = residual};
+  const NormForwardVariant fv{.norm = norm, .residual = residual};
   TileOpConfig config = test_config();
   config.device.grid_x = config.device.grid_y = grid;
   steer_path(&config, path, [&](const DeviceConfig& d, const std::string& force) {
@@ -945,7 +945,7 @@ FamilyRun run_family(Norm norm, bool residual, const Shape& shape, DType dtype,
     f.dbeta = Tensor(cs, DType::kF32);
     f.dbeta.fill(NAN);
   }
-  const NormBackwardVariant bv{.rms = rms, .dh_in = residual};
+  const NormBackwardVariant bv{.norm = norm, .dh_in = residual};
   config = test_config();
   config.device.grid_x = config.device.grid_y = grid;
   steer_path(&config, path, [&](const DeviceConfig& d, const std::string& force) {

@@ -6,6 +6,8 @@
 #include <string>
 #include <vector>
 
+#include "tilenorm/norm.h"
+
 namespace tilenorm::cpu {
 
 // Statistics and dgamma/dbeta are reduced over fixed-size pieces combined in a fixed order, so
@@ -21,7 +23,8 @@ struct ChunkStats {
 };
 ChunkStats merge_stats(const ChunkStats& a, const ChunkStats& b);
 
-// RMSNorm (rms): no mean, no beta, rstd holds rrms.
+// The norm's traits say which pointers are set: no mean and no beta for RMSNorm, whose rstd
+// holds rrms.
 struct ForwardCtx {
   const void* x;
   const void* residual;  // null, or fused: h = x + residual is written and normalized
@@ -29,11 +32,11 @@ struct ForwardCtx {
   const void* beta;      // may be null
   void* h;               // null iff residual is
   void* y;
-  float* mean;  // null for RMSNorm
+  float* mean;  // null where the norm has no mean (RMSNorm)
   float* rstd;
   int64_t rows, C;
   double eps;
-  bool rms;
+  Norm norm;
   bool bf16;
   bool stream;  // non-temporal stores of y and h (the outputs will not be re-read soon)
   bool params_f32;
@@ -51,7 +54,7 @@ struct BackwardCtx {
   float* dbeta;     // null for RMSNorm
   float* partials;  // [row chunks][2][C]: dgamma then dbeta per chunk
   int64_t rows, C, rows_per_chunk;
-  bool rms;
+  Norm norm;
   bool bf16;
   bool stream;
   bool params_f32;
