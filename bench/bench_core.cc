@@ -137,19 +137,38 @@ class TilenormImpl : public Impl {
     Status st;
     if (op_.norm == Norm::kRmsNorm) {
       st = dir == Direction::kForward
-               ? rmsnorm_forward(Backend::kCpu, {x_.view(), gamma_.view(), 1e-5, residual_.view()},
-                                 RmsNormForwardOutputs{y_.view(), rstd_.view(), h_.view()}, opt_)
+               ? rmsnorm_forward(Backend::kCpu,
+                                 {.x = x_.view(),
+                                  .gamma = gamma_.view(),
+                                  .eps = 1e-5,
+                                  .residual = residual_.view()},
+                                 {.y = y_.view(), .rrms = rstd_.view(), .h = h_.view()}, opt_)
                : rmsnorm_backward(Backend::kCpu,
-                                  {x, dy_.view(), gamma_.view(), rstd_.view(), dh_in_.view()},
-                                  RmsNormBackwardOutputs{dx_.view(), dgamma_.view()}, opt_);
+                                  {.x = x,
+                                   .dy = dy_.view(),
+                                   .gamma = gamma_.view(),
+                                   .rrms = rstd_.view(),
+                                   .dh_in = dh_in_.view()},
+                                  {.dx = dx_.view(), .dgamma = dgamma_.view()}, opt_);
     } else if (dir == Direction::kForward) {
       st = layernorm_forward(
-          Backend::kCpu, {x_.view(), gamma_.view(), beta_.view(), 1e-5, residual_.view()},
-          LayerNormForwardOutputs{y_.view(), mean_.view(), rstd_.view(), h_.view()}, opt_);
+          Backend::kCpu,
+          {.x = x_.view(),
+           .gamma = gamma_.view(),
+           .beta = beta_.view(),
+           .eps = 1e-5,
+           .residual = residual_.view()},
+          {.y = y_.view(), .mean = mean_.view(), .rstd = rstd_.view(), .h = h_.view()}, opt_);
     } else {
-      st = layernorm_backward(
-          Backend::kCpu, {x, dy_.view(), gamma_.view(), mean_.view(), rstd_.view(), dh_in_.view()},
-          LayerNormBackwardOutputs{dx_.view(), dgamma_.view(), dbeta_.view()}, opt_);
+      st = layernorm_backward(Backend::kCpu,
+                              {.x = x,
+                               .dy = dy_.view(),
+                               .gamma = gamma_.view(),
+                               .mean = mean_.view(),
+                               .rstd = rstd_.view(),
+                               .dh_in = dh_in_.view()},
+                              {.dx = dx_.view(), .dgamma = dgamma_.view(), .dbeta = dbeta_.view()},
+                              opt_);
     }
     if (!st.ok()) {
       std::fprintf(stderr, "tilenorm: %s\n", st.to_string().c_str());

@@ -96,12 +96,15 @@ Status run_forward(const Parsed& p, ConstTensorView x, ConstTensorView residual,
                    Named* out) {
   if (p.norm == Norm::kRmsNorm) {
     RmsNormForwardResult r;
-    TN_RETURN_IF_ERROR(rmsnorm_forward(p.backend, {x, gamma, p.eps, residual}, &r, opt));
+    TN_RETURN_IF_ERROR(rmsnorm_forward(
+        p.backend, {.x = x, .gamma = gamma, .eps = p.eps, .residual = residual}, &r, opt));
     *out = collect({{"y", &r.y}, {"rrms", &r.rrms}, {"h", &r.h}});
     return {};
   }
   LayerNormForwardResult r;
-  TN_RETURN_IF_ERROR(layernorm_forward(p.backend, {x, gamma, beta, p.eps, residual}, &r, opt));
+  TN_RETURN_IF_ERROR(layernorm_forward(
+      p.backend, {.x = x, .gamma = gamma, .beta = beta, .eps = p.eps, .residual = residual}, &r,
+      opt));
   *out = collect({{"y", &r.y}, {"mean", &r.mean}, {"rstd", &r.rstd}, {"h", &r.h}});
   return {};
 }
@@ -266,16 +269,24 @@ void add_backward_command(CLI::App& app) {
     Status s;
     if (p.norm == Norm::kRmsNorm) {
       RmsNormBackwardResult b;
-      s = rmsnorm_backward(
-          p.backend, {x.cview(), dy.cview(), gamma.cview(), rstd.cview(), view_or_empty(dh_in)}, &b,
-          opt);
+      s = rmsnorm_backward(p.backend,
+                           {.x = x.cview(),
+                            .dy = dy.cview(),
+                            .gamma = gamma.cview(),
+                            .rrms = rstd.cview(),
+                            .dh_in = view_or_empty(dh_in)},
+                           &b, opt);
       r = collect({{"dx", &b.dx}, {"dgamma", &b.dgamma}});
     } else {
       LayerNormBackwardResult b;
-      s = layernorm_backward(
-          p.backend,
-          {x.cview(), dy.cview(), gamma.cview(), mean.cview(), rstd.cview(), view_or_empty(dh_in)},
-          &b, opt);
+      s = layernorm_backward(p.backend,
+                             {.x = x.cview(),
+                              .dy = dy.cview(),
+                              .gamma = gamma.cview(),
+                              .mean = mean.cview(),
+                              .rstd = rstd.cview(),
+                              .dh_in = view_or_empty(dh_in)},
+                             &b, opt);
       r = collect({{"dx", &b.dx}, {"dgamma", &b.dgamma}, {"dbeta", &b.dbeta}});
     }
     if (!s.ok()) throw CLI::RuntimeError(report_error(name_cli_args(s)));

@@ -155,13 +155,15 @@ void forward(const std::string& norm_name, const std::string& backend, py::handl
   (void)device;
   (void)stream;
   if (norm == Norm::kRmsNorm) {
-    const RmsNormForwardArgs args{view("x", bx), view("gamma", bg), eps};
-    const RmsNormForwardOutputs out{view("y", by), view("rrms", br)};
+    const RmsNormForwardArgs args{.x = view("x", bx), .gamma = view("gamma", bg), .eps = eps};
+    const RmsNormForwardOutputs out{.y = view("y", by), .rrms = view("rrms", br)};
     return run_host(num_threads,
                     [&](const NormOptions& o) { return rmsnorm_forward(b, args, out, o); });
   }
-  const LayerNormForwardArgs args{view("x", bx), view("gamma", bg), view("beta", bb), eps};
-  const LayerNormForwardOutputs out{view("y", by), view("mean", bm), view("rstd", br)};
+  const LayerNormForwardArgs args{
+      .x = view("x", bx), .gamma = view("gamma", bg), .beta = view("beta", bb), .eps = eps};
+  const LayerNormForwardOutputs out{
+      .y = view("y", by), .mean = view("mean", bm), .rstd = view("rstd", br)};
   run_host(num_threads,
            [&](const LayerNormOptions& o) { return layernorm_forward(b, args, out, o); });
 }
@@ -194,15 +196,21 @@ void backward(const std::string& norm_name, const std::string& backend, py::hand
   (void)device;
   (void)stream;
   if (norm == Norm::kRmsNorm) {
-    const RmsNormBackwardArgs args{view("x", bx), view("dy", bdy), view("gamma", bg),
-                                   view("rrms", br)};
-    const RmsNormBackwardOutputs out{view("dx", bdx), view("dgamma", bdg)};
+    const RmsNormBackwardArgs args{.x = view("x", bx),
+                                   .dy = view("dy", bdy),
+                                   .gamma = view("gamma", bg),
+                                   .rrms = view("rrms", br)};
+    const RmsNormBackwardOutputs out{.dx = view("dx", bdx), .dgamma = view("dgamma", bdg)};
     return run_host(num_threads,
                     [&](const NormOptions& o) { return rmsnorm_backward(b, args, out, o); });
   }
-  const LayerNormBackwardArgs args{view("x", bx), view("dy", bdy), view("gamma", bg),
-                                   view("mean", bm), view("rstd", br)};
-  const LayerNormBackwardOutputs out{view("dx", bdx), view("dgamma", bdg), view("dbeta", bdb)};
+  const LayerNormBackwardArgs args{.x = view("x", bx),
+                                   .dy = view("dy", bdy),
+                                   .gamma = view("gamma", bg),
+                                   .mean = view("mean", bm),
+                                   .rstd = view("rstd", br)};
+  const LayerNormBackwardOutputs out{
+      .dx = view("dx", bdx), .dgamma = view("dgamma", bdg), .dbeta = view("dbeta", bdb)};
   run_host(num_threads,
            [&](const LayerNormOptions& o) { return layernorm_backward(b, args, out, o); });
 }

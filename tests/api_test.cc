@@ -151,12 +151,14 @@ TEST(LayerNormApi, ReferenceComputesF64DataInF64) {
   // Statistics and parameter gradients take the dtype of the data: f64 here, f32 for f32 data.
   Tensor y64(x.shape(), DType::kF64), s32(Shape{rows}, DType::kF32), s64(Shape{rows}, DType::kF64);
   expect_invalid(layernorm_forward(Backend::kReference, {x.cview(), gamma.cview(), {}, 1e-5},
-                                   LayerNormForwardOutputs{y64.view(), s32.view(), s64.view()}),
+                                   LayerNormForwardOutputs{
+                                       .y = y64.view(), .mean = s32.view(), .rstd = s64.view()}),
                  "mean has dtype f32, expected f64");
   const Tensor x32 = x.to(DType::kF32), g32 = gamma.to(DType::kF32);
   Tensor y32(x.shape(), DType::kF32);
   expect_invalid(layernorm_forward(Backend::kReference, {x32.cview(), g32.cview(), {}, 1e-5},
-                                   LayerNormForwardOutputs{y32.view(), s32.view(), s64.view()}),
+                                   LayerNormForwardOutputs{
+                                       .y = y32.view(), .mean = s32.view(), .rstd = s64.view()}),
                  "rstd has dtype f64, expected f32");
   for (Backend be : {Backend::kCpu, Backend::kTile}) {
     LayerNormForwardResult r;

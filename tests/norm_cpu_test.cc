@@ -89,14 +89,16 @@ Outputs run_cpu(const Inputs& in, int threads, double eps = kDefaultEps) {
   LayerNormOptions opt;
   opt.num_threads = threads;
   opt.report = &o.fwd_report;
-  Status st =
-      layernorm_forward(Backend::kCpu, {in.x.view(), in.gamma.view(), in.beta.view(), eps},
-                        LayerNormForwardOutputs{o.y.view(), o.mean.view(), o.rstd.view()}, opt);
+  Status st = layernorm_forward(
+      Backend::kCpu, {in.x.view(), in.gamma.view(), in.beta.view(), eps},
+      LayerNormForwardOutputs{.y = o.y.view(), .mean = o.mean.view(), .rstd = o.rstd.view()}, opt);
   EXPECT_TRUE(st.ok()) << st.to_string();
   opt.report = &o.bwd_report;
   st = layernorm_backward(
       Backend::kCpu, {in.x.view(), in.dy.view(), in.gamma.view(), o.mean.view(), o.rstd.view()},
-      LayerNormBackwardOutputs{o.dx.view(), o.dgamma.view(), o.dbeta.view()}, opt);
+      LayerNormBackwardOutputs{
+          .dx = o.dx.view(), .dgamma = o.dgamma.view(), .dbeta = o.dbeta.view()},
+      opt);
   EXPECT_TRUE(st.ok()) << st.to_string();
   return o;
 }
@@ -205,11 +207,15 @@ TEST_P(CpuTargets, MisalignedStarts) {
       Tensor dgamma(Shape{C}, DType::kF32), dbeta(Shape{C}, DType::kF32);
       LayerNormOptions opt;
       opt.num_threads = 2;
-      ASSERT_TRUE(layernorm_forward(Backend::kCpu, {x, g, b, kDefaultEps},
-                                    LayerNormForwardOutputs{y, mean.view(), rstd.view()}, opt)
+      ASSERT_TRUE(layernorm_forward(
+                      Backend::kCpu, {x, g, b, kDefaultEps},
+                      LayerNormForwardOutputs{.y = y, .mean = mean.view(), .rstd = rstd.view()},
+                      opt)
                       .ok());
       ASSERT_TRUE(layernorm_backward(Backend::kCpu, {x, dy, g, mean.view(), rstd.view()},
-                                     LayerNormBackwardOutputs{dx, dgamma.view(), dbeta.view()}, opt)
+                                     LayerNormBackwardOutputs{
+                                         .dx = dx, .dgamma = dgamma.view(), .dbeta = dbeta.view()},
+                                     opt)
                       .ok());
       const Tolerances tol = tolerances(dt, rows);
       const auto f = testing::reference_forward(x, g, b, kDefaultEps);
@@ -491,9 +497,13 @@ FamilyOutputs run_family(const FamilyCase& fc, const FamilyInputs& fi, int threa
           ? layernorm_forward(
                 Backend::kCpu,
                 {in.x.view(), in.gamma.view(), in.beta.view(), eps, fi.residual.view()},
-                LayerNormForwardOutputs{o.y.view(), o.mean.view(), o.rstd.view(), o.h.view()}, opt)
-          : rmsnorm_forward(Backend::kCpu, {in.x.view(), in.gamma.view(), eps, fi.residual.view()},
-                            RmsNormForwardOutputs{o.y.view(), o.rstd.view(), o.h.view()}, opt);
+                LayerNormForwardOutputs{
+                    .y = o.y.view(), .mean = o.mean.view(), .rstd = o.rstd.view(), .h = o.h.view()},
+                opt)
+          : rmsnorm_forward(
+                Backend::kCpu, {in.x.view(), in.gamma.view(), eps, fi.residual.view()},
+                RmsNormForwardOutputs{.y = o.y.view(), .rrms = o.rstd.view(), .h = o.h.view()},
+                opt);
   EXPECT_TRUE(fst.ok()) << fst.to_string();
   opt.report = &o.bwd_report;
   const ConstTensorView x = fc.residual ? o.h.view() : in.x.view();
@@ -501,10 +511,12 @@ FamilyOutputs run_family(const FamilyCase& fc, const FamilyInputs& fi, int threa
       layer ? layernorm_backward(
                   Backend::kCpu,
                   {x, in.dy.view(), in.gamma.view(), o.mean.view(), o.rstd.view(), fi.dh_in.view()},
-                  LayerNormBackwardOutputs{o.dx.view(), o.dgamma.view(), o.dbeta.view()}, opt)
-            : rmsnorm_backward(Backend::kCpu,
-                               {x, in.dy.view(), in.gamma.view(), o.rstd.view(), fi.dh_in.view()},
-                               RmsNormBackwardOutputs{o.dx.view(), o.dgamma.view()}, opt);
+                  LayerNormBackwardOutputs{
+                      .dx = o.dx.view(), .dgamma = o.dgamma.view(), .dbeta = o.dbeta.view()},
+                  opt)
+            : rmsnorm_backward(
+                  Backend::kCpu, {x, in.dy.view(), in.gamma.view(), o.rstd.view(), fi.dh_in.view()},
+                  RmsNormBackwardOutputs{.dx = o.dx.view(), .dgamma = o.dgamma.view()}, opt);
   EXPECT_TRUE(bst.ok()) << bst.to_string();
   return o;
 }

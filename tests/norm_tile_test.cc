@@ -463,9 +463,9 @@ TEST(NormTileTraffic, ExactBytesOfRmsNormAndTheResidual) {
                                      .gamma = gamma.cview(),
                                      .eps = 1e-5},
                                     {.y = y.view(),
-                                     .h = res ? h.view() : TensorView{},
                                      .mean = rms ? TensorView{} : mean.view(),
-                                     .rstd = rstd.view()},
+                                     .rstd = rstd.view(),
+                                     .h = res ? h.view() : TensorView{}},
                                     config, &fwd)
                       .ok());
       ASSERT_TRUE(norm_backward_tile({.norm = norm,
@@ -902,7 +902,7 @@ FamilyRun run_family(Norm norm, bool residual, const Shape& shape, DType dtype,
     return norm_forward_plan(fv, rows, C, tile_format(dtype), d, force);
   });
   Status s = norm_forward_tile(
-      fa, {.y = f.y.view(), .h = view_or(f.h), .mean = view_or(f.mean), .rstd = f.rstd.view()},
+      fa, {.y = f.y.view(), .mean = view_or(f.mean), .rstd = f.rstd.view(), .h = view_or(f.h)},
       config, &f.fwd);
   EXPECT_TRUE(s.ok()) << s.to_string();
 
@@ -912,9 +912,9 @@ FamilyRun run_family(Norm norm, bool residual, const Shape& shape, DType dtype,
   if (residual) f.ref_h = Tensor(shape, dtype);
   EXPECT_TRUE(reference::norm_forward(fa,
                                       {.y = f.ref_y.view(),
-                                       .h = view_or(f.ref_h),
                                        .mean = view_or(ref_mean),
-                                       .rstd = f.ref_rstd.view()},
+                                       .rstd = f.ref_rstd.view(),
+                                       .h = view_or(f.ref_h)},
                                       {})
                   .ok());
   if (residual) {
@@ -1035,9 +1035,9 @@ TEST(RmsNormTile, ReportConstantsExact) {
                                      .beta = rms ? ConstTensorView{} : beta.cview(),
                                      .eps = 1e-6},
                                     {.y = y.view(),
-                                     .h = h.view(),
                                      .mean = rms ? TensorView{} : mean.view(),
-                                     .rstd = rstd.view()},
+                                     .rstd = rstd.view(),
+                                     .h = h.view()},
                                     test_config(), &info)
                       .ok());
       EXPECT_EQ(info.path, "fit");

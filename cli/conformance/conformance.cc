@@ -187,7 +187,7 @@ tile::TileOpConfig tile_config(const Case& c, const RunOptions& options) {
 
 // One run's outputs; mean, h and dbeta stay undefined where the op has none.
 struct Forward {
-  Tensor y, mean, rstd, h;
+  Tensor y, mean, rstd, h;  // the field order of NormForwardOutputs
 };
 struct Backward {
   Tensor dx, dgamma, dbeta;
@@ -200,12 +200,14 @@ Status run_forward(Backend backend, const Case& c, const RunOptions& options,
   if (backend == Backend::kTile) {  // the tile op on the case's machine
     const Shape& shape = a.x.shape;
     const DType sd = norm_stat_dtype(a.x.dtype);
-    *f = {Tensor(shape, a.x.dtype), layer ? Tensor(shape.leading(), sd) : Tensor(),
-          Tensor(shape.leading(), sd), a.residual.empty() ? Tensor() : Tensor(shape, a.x.dtype)};
+    *f = {.y = Tensor(shape, a.x.dtype),
+          .mean = layer ? Tensor(shape.leading(), sd) : Tensor(),
+          .rstd = Tensor(shape.leading(), sd),
+          .h = a.residual.empty() ? Tensor() : Tensor(shape, a.x.dtype)};
     tile::TileOpInfo info;
-    const Status s =
-        tile::norm_forward_tile(a, {f->y.view(), f->h.view(), f->mean.view(), f->rstd.view()},
-                                tile_config(c, options), &info);
+    const Status s = tile::norm_forward_tile(
+        a, {.y = f->y.view(), .mean = f->mean.view(), .rstd = f->rstd.view(), .h = f->h.view()},
+        tile_config(c, options), &info);
     *path = info.path;
     return s;
   }
@@ -214,12 +216,18 @@ Status run_forward(Backend backend, const Case& c, const RunOptions& options,
   Status s;
   if (layer) {
     LayerNormForwardResult r;
-    s = layernorm_forward(backend, {a.x, a.gamma, a.beta, a.eps, a.residual}, &r, opt);
-    *f = {std::move(r.y), std::move(r.mean), std::move(r.rstd), std::move(r.h)};
+    s = layernorm_forward(
+        backend, {.x = a.x, .gamma = a.gamma, .beta = a.beta, .eps = a.eps, .residual = a.residual},
+        &r, opt);
+    *f = {.y = std::move(r.y),
+          .mean = std::move(r.mean),
+          .rstd = std::move(r.rstd),
+          .h = std::move(r.h)};
   } else {
     RmsNormForwardResult r;
-    s = rmsnorm_forward(backend, {a.x, a.gamma, a.eps, a.residual}, &r, opt);
-    *f = {std::move(r.y), Tensor(), std::move(r.rrms), std::move(r.h)};
+    s = rmsnorm_forward(backend, {.x = a.x, .gamma = a.gamma, .eps = a.eps, .residual = a.residual},
+                        &r, opt);
+    *f = {.y = std::move(r.y), .rstd = std::move(r.rrms), .h = std::move(r.h)};
   }
   *path = report.path;
   return s;
@@ -231,10 +239,13 @@ Status run_backward(Backend backend, const Case& c, const RunOptions& options,
   if (backend == Backend::kTile) {
     const Shape cs{a.x.shape.cols()};
     const DType sd = norm_stat_dtype(a.x.dtype);
-    *b = {Tensor(a.x.shape, a.x.dtype), Tensor(cs, sd), layer ? Tensor(cs, sd) : Tensor()};
+    *b = {.dx = Tensor(a.x.shape, a.x.dtype),
+          .dgamma = Tensor(cs, sd),
+          .dbeta = layer ? Tensor(cs, sd) : Tensor()};
     tile::TileOpInfo info;
-    const Status s = tile::norm_backward_tile(a, {b->dx.view(), b->dgamma.view(), b->dbeta.view()},
-                                              tile_config(c, options), &info);
+    const Status s = tile::norm_backward_tile(
+        a, {.dx = b->dx.view(), .dgamma = b->dgamma.view(), .dbeta = b->dbeta.view()},
+        tile_config(c, options), &info);
     *path = info.path;
     return s;
   }
@@ -243,12 +254,17 @@ Status run_backward(Backend backend, const Case& c, const RunOptions& options,
   Status s;
   if (layer) {
     LayerNormBackwardResult r;
-    s = layernorm_backward(backend, {a.x, a.dy, a.gamma, a.mean, a.rstd, a.dh_in}, &r, opt);
-    *b = {std::move(r.dx), std::move(r.dgamma), std::move(r.dbeta)};
+    s = layernorm_backward(
+        backend,
+        {.x = a.x, .dy = a.dy, .gamma = a.gamma, .mean = a.mean, .rstd = a.rstd, .dh_in = a.dh_in},
+        &r, opt);
+    *b = {.dx = std::move(r.dx), .dgamma = std::move(r.dgamma), .dbeta = std::move(r.dbeta)};
   } else {
     RmsNormBackwardResult r;
-    s = rmsnorm_backward(backend, {a.x, a.dy, a.gamma, a.rstd, a.dh_in}, &r, opt);
-    *b = {std::move(r.dx), std::move(r.dgamma), Tensor()};
+    s = rmsnorm_backward(backend,
+                         {.x = a.x, .dy = a.dy, .gamma = a.gamma, .rrms = a.rstd, .dh_in = a.dh_in},
+                         &r, opt);
+    *b = {.dx = std::move(r.dx), .dgamma = std::move(r.dgamma)};
   }
   *path = report.path;
   return s;
@@ -452,8 +468,13 @@ CaseResult run_case(Backend backend, DType dtype, const Case& c, const RunOption
   Check fwd{"forward"};
   Forward f;
   Status s = run_forward(backend, c, options,
-                         {norm, x.cview(), view(residual), gamma.cview(), view(beta), c.eps}, &f,
-                         &fwd.path);
+                         {.norm = norm,
+                          .x = x.cview(),
+                          .residual = view(residual),
+                          .gamma = gamma.cview(),
+                          .beta = view(beta),
+                          .eps = c.eps},
+                         &f, &fwd.path);
   // Every backend runs every op of the family; only a CUDA build may lack its device at run
   // time. Anything else answering Unsupported is a failed check (check_run records the status).
   if (s.code() == StatusCode::kUnsupported && backend == Backend::kCuda) {
@@ -506,10 +527,15 @@ CaseResult run_case(Backend backend, DType dtype, const Case& c, const RunOption
                                  dgamma.data(), layer ? dbeta.data() : nullptr);
     Check bwd{own ? "backward-own" : "backward"};
     Backward b;
-    const Status bs =
-        run_backward(backend, c, options,
-                     {norm, xb.cview(), dy.cview(), gamma.cview(), view(m), r.cview(), view(dh_in)},
-                     &b, &bwd.path);
+    const Status bs = run_backward(backend, c, options,
+                                   {.norm = norm,
+                                    .x = xb.cview(),
+                                    .dy = dy.cview(),
+                                    .gamma = gamma.cview(),
+                                    .mean = view(m),
+                                    .rstd = r.cview(),
+                                    .dh_in = view(dh_in)},
+                                   &b, &bwd.path);
     if (bs.ok()) {
       checks.push_back(compare_output(bwd, "dx", b.dx.cview(), dx, tol(Output::kDx), true));
       checks.push_back(

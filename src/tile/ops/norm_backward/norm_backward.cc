@@ -85,8 +85,9 @@ NormBackwardDeviceOutputs norm_backward_output_specs(const NormBackwardVariant& 
                                                      const NormBackwardTensors& t, uint32_t slots) {
   const int64_t part_rows = int64_t(slots) * t.gamma.rows;
   const DeviceTensor part = device_tensor_spec(part_rows, kTileDim, DataFormat::Float32);
-  return {device_tensor_spec(t.x.rows, t.C, t.x.buffer.format), part,
-          v.has_beta() ? part : DeviceTensor{}};
+  return {.dx = device_tensor_spec(t.x.rows, t.C, t.x.buffer.format),
+          .dgamma_partials = part,
+          .dbeta_partials = v.has_beta() ? part : DeviceTensor{}};
 }
 
 TilePlan norm_backward_plan(const NormBackwardVariant& v, int64_t rows, int64_t C,

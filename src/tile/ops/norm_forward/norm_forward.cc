@@ -75,7 +75,10 @@ NormForwardDeviceOutputs norm_forward_output_specs(const NormForwardVariant& v,
                                                    const NormForwardTensors& t) {
   const DeviceTensor like_x = device_tensor_spec(t.x.rows, t.C, t.x.buffer.format);
   const DeviceTensor stat = device_tensor_spec(t.x.rows, 1, DataFormat::Float32);
-  return {like_x, v.residual ? like_x : DeviceTensor{}, v.has_mean() ? stat : DeviceTensor{}, stat};
+  return {.y = like_x,
+          .mean = v.has_mean() ? stat : DeviceTensor{},
+          .rstd = stat,
+          .h = v.residual ? like_x : DeviceTensor{}};
 }
 
 TilePlan norm_forward_plan(const NormForwardVariant& v, int64_t rows, int64_t C, DataFormat format,
