@@ -220,7 +220,8 @@ void add_backward_command(CLI::App& app) {
   cmd->add_option("--rstd", args->rstd, "saved 1/sqrt(var + eps) [...] (with --mean; layernorm)");
   cmd->add_option("--rrms", args->rrms, "saved 1/sqrt(mean(x^2) + eps) [...] (rmsnorm)");
   cmd->add_option("--dresidual", args->dresidual,
-                  "gradient arriving on the residual stream, same shape as x; added to dx");
+                  "gradient arriving on the residual stream (the API's dh_in), same shape as x; "
+                  "added to dx");
   add_common(cmd, args.get(), true);
   cmd->callback([args] {
     Parsed p;

@@ -194,12 +194,13 @@ struct CoreArgs {
   ComputeArgs compute;
   WriterArgs writer;
 };
-// f.template operator()<norm, flag>(): the run-time norm and flag as compile-time constants (the
-// ops pick their kernel variant with it).
+// f.template operator()<norm, residual>(): the run-time norm and whether the residual add is fused
+// (forward: the residual; backward: its gradient dh_in) as compile-time constants (the ops pick
+// their kernel variant with it).
 template <typename F>
-auto with_variant(Norm norm, bool flag, F&& f) {
+auto with_variant(Norm norm, bool residual, F&& f) {
   auto with_norm = [&]<Norm kNorm>() {
-    return flag ? f.template operator()<kNorm, true>() : f.template operator()<kNorm, false>();
+    return residual ? f.template operator()<kNorm, true>() : f.template operator()<kNorm, false>();
   };
   switch (norm) {
     case Norm::kRmsNorm:
@@ -209,9 +210,10 @@ auto with_variant(Norm norm, bool flag, F&& f) {
   }
   return with_norm.template operator()<Norm::kLayerNorm>();
 }
-// An op's kernel name from its variant: "<norm>[_<flag>]_<direction>", e.g. "rmsnorm_forward",
-// "layernorm_residual_forward". Also the program-cache key's op.
-std::string variant_kernel_name(Norm norm, const char* flag, const char* direction);
+// An op's kernel name from its variant: "<norm>[_<residual>]_<direction>", e.g. "rmsnorm_forward",
+// "layernorm_residual_forward", "rmsnorm_dh_in_backward" (residual: the fused tensor's name, or
+// null without one). Also the program-cache key's op.
+std::string variant_kernel_name(Norm norm, const char* residual, const char* direction);
 // A device tensor untilized into a host view (its logical rows x cols) after the run.
 struct ReadBack {
   const DeviceTensor* tensor;
