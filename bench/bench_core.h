@@ -1,7 +1,7 @@
 // Norm-family benchmark core shared by the Google Benchmark program (norm_bench) and
 // `tilenorm bench`: the implementations under test (tilenorm's cpu backend, and oneDNN and
 // libtorch when found at configure time), deterministic inputs, an accuracy check against the
-// float64 reference, a STREAM-like copy, and the byte model of shared/reference/perf-anchors.md.
+// float64 reference, a STREAM-like copy, and the byte model of docs/performance.md ("Byte model").
 #pragma once
 
 #include <cstdint>
@@ -37,7 +37,7 @@ std::string op_name(const BenchOp& op);  // "LayerNorm", "RMSNorm", "LayerNormRe
 //   backward: read x, dy, gamma, mean, rstd; write dx, dgamma, dbeta = 3*R*C*es + 3*C*es + 2*R*4
 // RMSNorm has no beta, mean or dbeta: 2*R*C*es + C*es + R*4 and 3*R*C*es + 2*C*es + R*4. The
 // residual add reads the residual and writes h in forward (+ 2*R*C*es), reads dh_in in backward
-// (+ R*C*es). es = element size of x (4 f32, 2 bf16). Same formula as shared/anchors/cpu.
+// (+ R*C*es). es = element size of x (4 f32, 2 bf16).
 double bytes_moved(const BenchShape& s, DType dtype, Direction dir, const BenchOp& op = {});
 
 // Inputs as float (rounded to bf16 when dtype is bf16): x = 0.5 + 2u (non-zero row means),
@@ -88,8 +88,8 @@ using ImplFactory = Impl* (*)();
 using RegisterPeer = void (*)(const char* name, ImplFactory make, const char* version);
 
 // max |got - ref| / max |ref| over every output against the float64 reference on the same
-// inputs; "ok" when within 1e-4 (f32) / 2e-2 (bf16), else "FAIL (dgamma=1.2e-01 ...)" —
-// the criterion of shared/anchors/cpu, so its FAIL marks carry over.
+// inputs; "ok" when within 1e-4 (f32) / 2e-2 (bf16), else "FAIL (dgamma=1.2e-01 ...)": the
+// check column of docs/performance.md's tables.
 std::string check_outputs(const BenchInputs& in, const BenchOutputs& got, double* max_err);
 
 // Writes a buffer larger than the L3 so the next call starts with cold caches.

@@ -32,7 +32,8 @@ using testing::bitwise_equal;
 //                target), float64 across chunks, stored as f32.
 //   dgamma/dbeta: f32 sums over <= 32 rows, then float64 across chunks: error grows with the
 //                rows only through the f32 chunk sums, hence atol ~ rows * 1e-7. libtorch 1.13
-//                misses this by 1e-1 relative at 8192 bf16 rows (shared/anchors/cpu).
+//                misses this by 1e-1 relative at 8192 bf16 rows (docs/performance.md, the
+//                torch FAIL marks).
 struct Tolerances {
   Tolerance y, mean, rstd, dx, dgb;
 };

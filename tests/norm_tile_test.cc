@@ -662,8 +662,8 @@ void check_streamed(int64_t rows, int64_t C, DType dtype, uint32_t grid, bool sm
   EXPECT_TRUE(AllClose("dbeta", dbeta.cview(), bref.dbeta, tol.dparams));
 }
 
-// Above the resident block path's limits at 1464 KiB (backward bf16 C > 125952, f32 > 99328;
-// forward bf16 > 350208): the per-core L1 no longer grows with C.
+// Above the resident block path's limits at 1464 KiB (backward bf16 C > 122880, f32 > 97280;
+// forward bf16 > 350208; docs/layernorm.md): the per-core L1 no longer grows with C.
 TEST(LayerNormTileAnyC, C131072) {
   check_streamed(3, 131072, DType::kBF16, 8, false, false);
   check_streamed(2, 131072, DType::kF32, 8, false, false);

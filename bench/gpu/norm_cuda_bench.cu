@@ -132,7 +132,7 @@ double time_ms(F&& fn, int warmup, int iters) {
   return ms[iters / 2];
 }
 
-// The byte model of shared/anchors/gpu/bench_peers.py, for the norm family (docs/performance.md):
+// The byte model of docs/performance.md (GPU section, "Byte model"), for the norm family:
 // forward reads x (and residual), writes y (and h), reads gamma (and beta), writes mean (LayerNorm)
 // and rstd/rrms; backward reads x (h), dy (and dh_in), writes dx, reads gamma, writes dgamma (and
 // dbeta), reads mean (LayerNorm) and rstd/rrms.

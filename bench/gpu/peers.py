@@ -1,5 +1,5 @@
 # PyTorch peers for bench/gpu/run.sh, and the combined table.
-# Times, eagerly and under torch.compile, on the shapes of shared/anchors/gpu/bench_peers.py and
+# Times, eagerly and under torch.compile, on the shapes of docs/performance.md's GPU section and
 # the same way the tilenorm benchmark does (CUDA events, warm-up, calls queued back to back,
 # median): LayerNorm as aten native_layer_norm / native_layer_norm_backward; RMSNorm as
 # torch.nn.functional.rms_norm where torch has it, else composed ops in fp32 (x * rsqrt(mean(x^2)

@@ -4,8 +4,9 @@
 //   LayerNorm:  s1_r  = (1/C) Σ_i g_ri
 //               s2_r  = rstd_r · ((1/C) Σ_i g_ri·x_ri - mean_r·s1_r)   (= (1/C) Σ_i g_ri·x̂_ri)
 //               dx_ri = rstd_r · (g_ri - s1_r - x̂_ri·s2_r)
-//   RMSNorm:    x̂ = x·rrms, s2_r = rrms_r · (1/C) Σ_i g_ri·x_ri, dx_ri = rrms_r · (g_ri -
-//   x̂_ri·s2_r)
+//   RMSNorm:    x̂_ri  = x_ri·rrms_r
+//               s2_r  = rrms_r · (1/C) Σ_i g_ri·x_ri
+//               dx_ri = rrms_r · (g_ri - x̂_ri·s2_r)
 //               (no mean, no s1: neither is computed)
 //   dx_ri += dh_in_ri                                                (with dh_in)
 //   dγ_i += Σ_r dy_ri·x̂_ri,   dβ_i += Σ_r dy_ri (LayerNorm)           (this core's rows, fp32)

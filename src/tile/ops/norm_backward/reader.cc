@@ -2,8 +2,8 @@
 // per span, pass and tile-row); per tile-row mean (LayerNorm) and rstd (RMSNorm: rrms), then x
 // and dy (fit: once; block: per block, for each of the two passes), the gamma chunk of every
 // tile, and in the second pass dh_in (when given) per block, in the order the compute kernel
-// consumes them. Blocks always move `block`
-// pages (a tail block leaves its last pages unused) so no window wraps the ring.
+// consumes them. Blocks always move `block` pages (a tail block leaves its last pages unused) so
+// no window wraps the ring.
 #include <algorithm>
 
 #include "tile/machine/api/dataflow_api.h"
