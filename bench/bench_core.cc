@@ -28,12 +28,12 @@ const std::vector<BenchShape>& default_shapes() {
   return shapes;
 }
 
-std::string op_name(const BenchOp& op) {
+std::string op_name(const NormOp& op) {
   return std::string(op.norm == Norm::kRmsNorm ? "RMSNorm" : "LayerNorm") +
          (op.residual ? "Residual" : "");
 }
 
-double bytes_moved(const BenchShape& s, DType dtype, Direction dir, const BenchOp& op) {
+double bytes_moved(const BenchShape& s, DType dtype, Direction dir, const NormOp& op) {
   const double es = static_cast<double>(dtype_size(dtype));
   const double R = static_cast<double>(s.rows), C = static_cast<double>(s.C);
   const double stats = op.norm == Norm::kRmsNorm ? 1 : 2;  // per-row statistics, per-column params
@@ -55,7 +55,7 @@ float hash_uniform(uint64_t stream, uint64_t i) {
 
 }  // namespace
 
-BenchInputs make_bench_inputs(const BenchShape& s, DType dtype, const BenchOp& op) {
+BenchInputs make_bench_inputs(const BenchShape& s, DType dtype, const NormOp& op) {
   BenchInputs in{s, dtype, {}, {}, {}, {}, op};
   const size_t n = static_cast<size_t>(s.rows * s.C);
   in.x.resize(n);
@@ -184,7 +184,7 @@ class TilenormImpl : public Impl {
   void release() override { *this = TilenormImpl(); }
 
  private:
-  BenchOp op_;
+  NormOp op_;
   Tensor x_, dy_, gamma_, beta_, residual_, dh_in_, y_, h_, dx_, mean_, rstd_, dgamma_, dbeta_;
   NormOptions opt_;
   RunReport report_;

@@ -12,6 +12,7 @@
 #include <thread>
 #include <vector>
 
+#include "cli/conformance/tolerance.h"
 #include "reference/norm.h"
 #include "test_util.h"
 #include "tilenorm/layernorm.h"
@@ -22,27 +23,24 @@ namespace {
 
 using testing::AllClose;
 using testing::bitwise_equal;
+using testing::op_label;
 
-// Tolerances, |got - ref| <= atol + rtol * |ref| per element, against the float64 reference run
-// on the same (dtype-rounded) inputs. Statistics, dgamma and dbeta are f32 for both dtypes.
-//   y, dx f32:   f32 arithmetic of a few operations on O(1) values: a few ulps.
-//   y, dx bf16:  one rounding to bf16 (2^-9 relative) on top of the f32 result; atol covers
-//                values that cancel to ~0 in f32 before rounding.
-//   mean, rstd:  f32 sums within 1024-column chunks (one lane per accumulator on the SCALAR
-//                target), float64 across chunks, stored as f32.
-//   dgamma/dbeta: f32 sums over <= 32 rows, then float64 across chunks: error grows with the
-//                rows only through the f32 chunk sums, hence atol ~ rows * 1e-7. libtorch 1.13
-//                misses this by 1e-1 relative at 8192 bf16 rows (docs/performance.md, the
-//                torch FAIL marks).
+// Tolerances against the float64 reference run on the same (dtype-rounded) inputs, from the
+// family's table (cli/conformance/tolerance.cc, the cpu backend-test rows, with their reasons).
+// Statistics, dgamma and dbeta are f32 for both dtypes.
 struct Tolerances {
   Tolerance y, mean, rstd, dx, dgb;
 };
 
 Tolerances tolerances(DType dtype, int64_t rows) {
-  const Tolerance stats{1e-6, 1e-5};
-  const Tolerance dgb{1e-6 + 1e-7 * static_cast<double>(rows), 1e-5};
-  if (dtype == DType::kBF16) return {{1e-4, 4e-3}, stats, stats, {1e-4, 4e-3}, dgb};
-  return {{1e-5, 1e-5}, stats, stats, {1e-5, 1e-5}, dgb};
+  auto band = [&](conformance::Output output) {
+    return conformance::tolerance({}, Backend::kCpu, dtype, output,
+                                  conformance::Profile::kBackendTest)
+        .for_rows(rows);
+  };
+  const Tolerance stats = band(conformance::Output::kStats);
+  return {band(conformance::Output::kY), stats, stats, band(conformance::Output::kDx),
+          band(conformance::Output::kDParams)};
 }
 
 struct Inputs {
@@ -446,21 +444,20 @@ TEST(LayerNormCpu, ConcurrentCallsGiveTheSameBits) {
 
 // The rest of the family: RMSNorm, and the fused residual add on both norms. Forward takes
 // x + residual, backward its h and dh_in; the LayerNorm-without-residual cases are above.
-struct FamilyCase {
-  Norm norm;
-  bool residual;
-  const char* name;
-};
-const FamilyCase kFamily[] = {{Norm::kRmsNorm, false, "rmsnorm"},
-                              {Norm::kRmsNorm, true, "rmsnorm + residual"},
-                              {Norm::kLayerNorm, true, "layernorm + residual"}};
+// Every NormOp (include/tilenorm/norm.h) but LayerNorm alone, RMSNorm first.
+const std::vector<NormOp> kFamily = [] {
+  std::vector<NormOp> ops;
+  for (const NormOp& op : kNormOps)
+    if (op != NormOp{}) ops.push_back(op);
+  return ops;
+}();
 
 struct FamilyInputs {
   Inputs in;
   Tensor residual, dh_in;  // empty without a residual
 };
 
-FamilyInputs make_family_inputs(const FamilyCase& fc, int64_t rows, int64_t C, DType dtype,
+FamilyInputs make_family_inputs(const NormOp& fc, int64_t rows, int64_t C, DType dtype,
                                 uint64_t seed) {
   FamilyInputs fi{make_inputs(rows, C, dtype, seed), {}, {}};
   if (fc.residual) {
@@ -476,7 +473,7 @@ struct FamilyOutputs {
 };
 
 // Forward, then backward on the forward's own h and statistics; outputs pre-filled with NaN.
-FamilyOutputs run_family(const FamilyCase& fc, const FamilyInputs& fi, int threads,
+FamilyOutputs run_family(const NormOp& fc, const FamilyInputs& fi, int threads,
                          double eps = kDefaultEps) {
   const Inputs& in = fi.in;
   const Shape& s = in.x.shape();
@@ -524,7 +521,7 @@ FamilyOutputs run_family(const FamilyCase& fc, const FamilyInputs& fi, int threa
 
 // Against reference::norm_*_f64 on the same inputs. h = x + residual is rounded to the data
 // dtype once, on both sides, so it must match exactly.
-void expect_family_matches_reference(const FamilyCase& fc, const FamilyInputs& fi,
+void expect_family_matches_reference(const NormOp& fc, const FamilyInputs& fi,
                                      const FamilyOutputs& o, double eps = kDefaultEps) {
   const Inputs& in = fi.in;
   const int64_t rows = in.x.shape().rows(), C = in.x.shape().cols();
@@ -575,11 +572,11 @@ const ShapeCase kFamilyLargeShapes[] = {
 
 void expect_family_on_shapes(const ShapeCase* begin, const ShapeCase* end,
                              std::initializer_list<DType> dtypes) {
-  for (const FamilyCase& fc : kFamily) {
+  for (const NormOp& fc : kFamily) {
     for (const ShapeCase* sc = begin; sc != end; ++sc) {
       for (DType dt : dtypes) {
-        SCOPED_TRACE(std::string(fc.name) + " " + std::to_string(sc->rows) + "x" +
-                     std::to_string(sc->C) + " " + dtype_name(dt) + ": " + sc->why);
+        SCOPED_TRACE(op_label(fc) + " " + std::to_string(sc->rows) + "x" + std::to_string(sc->C) +
+                     " " + dtype_name(dt) + ": " + sc->why);
         const FamilyInputs fi = make_family_inputs(fc, sc->rows, sc->C, dt, 23);
         const FamilyOutputs o = run_family(fc, fi, 2);
         expect_family_matches_reference(fc, fi, o);
@@ -605,10 +602,10 @@ TEST(NormCpu, FamilyMatchesReferenceOnLargeShapes) {
 // Widths around every vector width (the loads and stores are LayerNorm's, tested misaligned
 // above).
 TEST_P(CpuTargets, FamilyWidthsAroundVectorWidths) {
-  for (const FamilyCase& fc : kFamily) {
+  for (const NormOp& fc : kFamily) {
     for (int64_t C : {int64_t{7}, int64_t{15}, int64_t{17}, int64_t{63}, int64_t{65}}) {
       for (DType dt : {DType::kF32, DType::kBF16}) {
-        SCOPED_TRACE(std::string(fc.name) + " C=" + std::to_string(C) + " " + dtype_name(dt));
+        SCOPED_TRACE(op_label(fc) + " C=" + std::to_string(C) + " " + dtype_name(dt));
         const FamilyInputs fi = make_family_inputs(fc, 6, C, dt, 200 + static_cast<uint64_t>(C));
         expect_family_matches_reference(fc, fi, run_family(fc, fi, 2));
       }
@@ -619,8 +616,8 @@ TEST_P(CpuTargets, FamilyWidthsAroundVectorWidths) {
 // Large mean, unit spread: RMSNorm has no centring to lose, LayerNorm over h = x + residual
 // must keep its variance.
 TEST_P(CpuTargets, FamilyLargeMean) {
-  for (const FamilyCase& fc : kFamily) {
-    SCOPED_TRACE(fc.name);
+  for (const NormOp& fc : kFamily) {
+    SCOPED_TRACE(op_label(fc));
     FamilyInputs fi = make_family_inputs(fc, 16, 3000, DType::kF32, 9);
     const Tensor n = testing::random_tensor(Shape{16, 3000}, DType::kF64, 10, -1.7, 1.7);
     for (int64_t i = 0; i < 16 * 3000; ++i) fi.in.x.set(i, 1e4 + n.get(i));
@@ -636,10 +633,10 @@ TEST(NormCpu, ReportConstantsThroughTheResidual) {
   for (DType dt : {DType::kF32, DType::kBF16}) {
     for (const auto& [rows, C] :
          std::vector<std::pair<int64_t, int64_t>>{{64, 1024}, {300, 1000}, {3, 40000}}) {
-      for (const FamilyCase& fc : kFamily) {
+      for (const NormOp& fc : kFamily) {
         if (!fc.residual) continue;
-        SCOPED_TRACE(std::string(fc.name) + " " + std::to_string(rows) + "x" + std::to_string(C) +
-                     " " + dtype_name(dt));
+        SCOPED_TRACE(op_label(fc) + " " + std::to_string(rows) + "x" + std::to_string(C) + " " +
+                     dtype_name(dt));
         FamilyInputs fi{{testing::constant_tensor(Shape{rows, C}, dt, 0.25),
                          testing::constant_tensor(Shape{rows, C}, dt, 1.0),
                          testing::constant_tensor(Shape{C}, dt, 1.0),
@@ -668,7 +665,7 @@ TEST(NormCpu, ReportConstantsThroughTheResidual) {
 // over threads.
 TEST(NormCpu, RmsNonFiniteAndOverflowingRowsTakeReferenceStatistics) {
   const double inf = std::numeric_limits<double>::infinity(), nan = std::nan("");
-  const FamilyCase& fc = kFamily[0];
+  const NormOp& fc = kFamily[0];
   for (const auto& [rows, C] : std::vector<std::pair<int64_t, int64_t>>{{6, 37}, {3, 5000}}) {
     SCOPED_TRACE(std::to_string(rows) + "x" + std::to_string(C));
     FamilyInputs fi = make_family_inputs(fc, rows, C, DType::kF32, 31);
@@ -708,11 +705,11 @@ TEST(NormCpu, FamilyBitwiseDeterministicAcrossThreadCounts) {
       {2, 300001, "row-split backward, two row groups"},
       {16, 140000, "streamed rows, non-temporal stores with a residual (f32 only)"},
   };
-  for (const FamilyCase& fc : kFamily) {
+  for (const NormOp& fc : kFamily) {
     for (const ShapeCase& sc : cases) {
       for (DType dt : {DType::kF32, DType::kBF16}) {
         if (sc.rows == 16 && dt == DType::kBF16) continue;
-        SCOPED_TRACE(std::string(fc.name) + " " + sc.why + " " + dtype_name(dt));
+        SCOPED_TRACE(op_label(fc) + " " + sc.why + " " + dtype_name(dt));
         const FamilyInputs fi = make_family_inputs(fc, sc.rows, sc.C, dt, 77);
         const FamilyOutputs base = run_family(fc, fi, 1);
         for (int threads : {2, 3}) {

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "backends.h"
+#include "cli/conformance/tolerance.h"
 #include "reference/norm.h"
 #include "test_util.h"
 #include "tile/ops/norm_backward/norm_backward.h"
@@ -149,7 +150,8 @@ struct Tols {
 constexpr Tols kBugReproTols{{1e-2, 1e-2}, {1e-2, 1e-2}};
 constexpr Tols kMainTols{{2e-2, 1e-3}, {5e-2, 1e-3}};
 
-// The tile ops' tolerances per dtype (conformance, any C), each with its reason.
+// The tile ops' tolerances per dtype, from the family's table (cli/conformance/tolerance.cc, the
+// tile backend-test rows, with their reasons).
 struct DTypeTols {
   Tolerance y, stats, dx, dparams;
 };
@@ -157,16 +159,19 @@ struct DTypeTols {
 // ulp(offset) ~ 2^-23·offset, which y and dx inherit times rstd (<= 2 here): a few such ulps
 // are added to their atol.
 DTypeTols tile_tols(DType dtype, double x_offset = 0) {
-  if (dtype == DType::kBF16) {
-    // y and dx are rounded once to bf16 (relative 2^-9); mean/rstd are fp32; dx and dγ/dβ at
-    // the post-fix upstream levels (kMainTols). Measured worst: y, dx ~1e-2 relative (rounding).
-    return {{2e-2, 1e-2}, {1e-4, 1e-4}, kMainTols.dx, kMainTols.dparams};
+  auto band = [&](conformance::Output output) {
+    return conformance::tolerance({}, Backend::kTile, dtype, output,
+                                  conformance::Profile::kBackendTest)
+        .tol;
+  };
+  DTypeTols t{band(conformance::Output::kY), band(conformance::Output::kStats),
+              band(conformance::Output::kDx), band(conformance::Output::kDParams)};
+  if (dtype == DType::kF32) {
+    const double cond = 8 * std::ldexp(std::fabs(x_offset), -23) * 2;
+    t.y.atol += cond;
+    t.dx.atol += cond;
   }
-  // f32: every sum and product in fp32 (exact row sums, g on the SFPU, dy·x̂ and dy split
-  // hi + lo for the selector matmuls). Measured worst over the f32 cases (fit, block, streamed):
-  // y, dx 2.4e-7; mean 3e-8, rstd 3e-7; dγ/dβ 9.3e-6 at |ref| <= 40 (sums over 300 rows).
-  const double cond = 8 * std::ldexp(std::fabs(x_offset), -23) * 2;
-  return {{1e-5 + cond, 1e-5}, {1e-5, 1e-5}, {1e-5 + cond, 1e-5}, {5e-5, 1e-5}};
+  return t;
 }
 
 // Runs the problem on the default path (expected `path`) and on the other one.

@@ -4,7 +4,6 @@
 
 #include <algorithm>
 #include <cmath>
-#include <optional>
 
 #include "norm_args.h"
 #include "reference/norm.h"
@@ -13,27 +12,9 @@
 
 namespace tilenorm::conformance {
 
-const char* op_name(Op op) {
-  switch (op) {
-    case Op::kLayerNorm:
-      return "layernorm";
-    case Op::kRmsNorm:
-      return "rmsnorm";
-    case Op::kLayerNormResidual:
-      return "layernorm+res";
-    case Op::kRmsNormResidual:
-      return "rmsnorm+res";
-  }
-  return "?";
+std::string op_name(const NormOp& op) {
+  return std::string(norm_name(op.norm)) + (op.residual ? "+res" : "");
 }
-
-std::vector<Op> all_ops() {
-  return {Op::kLayerNorm, Op::kRmsNorm, Op::kLayerNormResidual, Op::kRmsNormResidual};
-}
-Norm op_norm(Op op) {
-  return op == Op::kRmsNorm || op == Op::kRmsNormResidual ? Norm::kRmsNorm : Norm::kLayerNorm;
-}
-bool op_residual(Op op) { return op == Op::kLayerNormResidual || op == Op::kRmsNormResidual; }
 
 const char* TilePaths::get(bool backward, DType dtype) const {
   const bool bf16 = dtype == DType::kBF16;
@@ -48,6 +29,9 @@ std::vector<Case> base_cases() {
   // At 1464 KiB the f32 backward keeps a tile-row of x and dy in L1 up to C = 4576.
   constexpr TilePaths kF32BackwardBlock = {"fit", "fit", "fit", "block"};
   constexpr TilePaths kAllBlock = {"block", "block", "block", "block"};
+  constexpr NormOp kRmsNorm{.norm = Norm::kRmsNorm},
+      kLayerNormResidual{.norm = Norm::kLayerNorm, .residual = true},
+      kRmsNormResidual{.norm = Norm::kRmsNorm, .residual = true};
   auto random = [](const char* reason, Shape shape, double eps = 1e-5) {
     Case c;
     c.reason = reason;
@@ -72,7 +56,7 @@ std::vector<Case> base_cases() {
     c.residual_too = true;
     return c;
   };
-  auto with_op_paths = [](Case c, std::vector<std::pair<Op, TilePaths>> op_paths) {
+  auto with_op_paths = [](Case c, std::vector<std::pair<NormOp, TilePaths>> op_paths) {
     c.op_tile_paths = std::move(op_paths);
     return c;
   };
@@ -145,15 +129,15 @@ std::vector<Case> base_cases() {
               random("384 KiB L1, 2x2 cores: block paths, dγ/dβ carried across 2-3 tile-rows",
                      Shape{300, 4600}),
               kAllBlock, 384, 2),
-          {{Op::kRmsNorm, {"fit", "block", "block", "block"}},
-           {Op::kLayerNormResidual, {"block", "block", "block", "streamed"}}})),
+          {{kRmsNorm, {"fit", "block", "block", "block"}},
+           {kLayerNormResidual, {"block", "block", "block", "streamed"}}})),
       also_residual(with_op_paths(
           with_paths(
               random("360 KiB L1, 1 core: streamed block paths (bf16 forward: resident block)",
                      Shape{40, 40010}, 1e-6),
               {"block", "streamed", "streamed", "streamed"}, 360, 1),
-          {{Op::kRmsNorm, {"block", "block", "streamed", "streamed"}},
-           {Op::kRmsNormResidual, {"block", "block", "streamed", "streamed"}}})),
+          {{kRmsNorm, {"block", "block", "streamed", "streamed"}},
+           {kRmsNormResidual, {"block", "block", "streamed", "streamed"}}})),
   };
 }
 
@@ -303,10 +287,10 @@ Tensor stat_tensor(const std::vector<double>& v, const Shape& shape, DType dtype
 const std::vector<Case>& registry() {
   static const std::vector<Case> cases = [] {
     std::vector<Case> all;
-    for (Op op : all_ops()) {
+    for (const NormOp& op : kNormOps) {
       std::vector<Case> base = base_cases();
       for (size_t i = 0; i < base.size(); ++i) {
-        if (op_residual(op) && !base[i].residual_too) continue;
+        if (op.residual && !base[i].residual_too) continue;
         base[i].op = op;
         base[i].seed = 1000 + i;
         all.push_back(base[i]);
@@ -349,94 +333,6 @@ Tensor make_input(const Case& c, Role role, const Shape& shape, DType dtype) {
   return t;
 }
 
-ToleranceRow tolerance(Op op, Backend backend, DType dtype, Output output) {
-  (void)op;  // every op shares its backend's levels
-  struct Row {
-    std::optional<Backend> backend;  // none: any backend without a row of its own
-    DType dtype;
-    Tolerance y, stats, dx, dparams;
-    const char* reason;
-  };
-  static const Row kRows[] = {
-      {Backend::kTile,
-       DType::kBF16,
-       {2e-2, 1e-2},
-       {1e-2, 1e-2},
-       {2e-2, 1e-2},
-       {5e-2, 1e-2},
-       "tile bf16: inputs travel as bf16 tiles, statistics, row sums and products are fp32 (fp32 "
-       "operands of FPU matmuls split hi + lo); dx and dgamma/dbeta at the post-fix upstream test "
-       "levels (dx atol 2e-2, dgamma/dbeta 5e-2); measured worst cases are 5-10x inside (the "
-       "output rounding)"},
-      {Backend::kTile,
-       DType::kF32,
-       {5e-3, 1e-5},
-       {1e-5, 1e-5},
-       {5e-3, 1e-5},
-       {1e-5, 1e-5},
-       "tile f32: statistics and dgamma/dbeta at the cpu's f32 level; y and dx measure ~1e-7 of "
-       "the output scale on well-conditioned rows, but inherit the fp32 inputs' and mean's "
-       "rounding (ulp(1e4) ~ 1e-3 at x = 1e4 + U(-1,1)) times rstd"},
-      {Backend::kCuda,
-       DType::kBF16,
-       {1e-2, 8e-3},
-       {1e-4, 1e-4},
-       {2e-2, 8e-3},
-       {1e-3, 1e-3},
-       "cuda bf16: y and dx rounded to bf16 (2^-9 relative) after fp32 math; dx one more "
-       "rounding step (fp32 products of bf16 values, summed in a different order per path)"},
-      {Backend::kCuda,
-       DType::kF32,
-       {5e-5, 1e-5},
-       {1e-5, 1e-5},
-       {1e-4, 1e-4},
-       {1e-4, 1e-4},
-       "cuda f32: fp32 sums of up to 1M terms in warp-shuffle trees and cluster / split "
-       "reductions; dx and dgamma/dbeta take the fp32 rounding of those sums"},
-      {std::nullopt,
-       DType::kBF16,
-       {1e-2, 8e-3},
-       {1e-4, 1e-4},
-       {1e-2, 8e-3},
-       {1e-3, 1e-3},
-       "bf16 storage: y and dx rounded to bf16 (relative step 2^-8); statistics and "
-       "dgamma/dbeta stay fp32 (f32 sums within chunks, float64 across them)"},
-      {std::nullopt,
-       DType::kF32,
-       {1e-5, 1e-5},
-       {1e-5, 1e-5},
-       {1e-5, 1e-5},
-       {1e-5, 1e-5},
-       "f32 storage with fp32 accumulation: a few ulps of O(1) values"},
-      {std::nullopt,
-       DType::kF64,
-       {1e-12, 1e-12},
-       {1e-12, 1e-12},
-       {1e-12, 1e-12},
-       {1e-12, 1e-12},
-       "f64: the reference's own loops"},
-  };
-  if (output == Output::kH) {
-    // x + residual of two values of the dtype, summed in fp32 or wider and rounded once to the
-    // dtype: the reference's sum rounded the same way, within a double rounding's ulp.
-    return {{0, dtype == DType::kBF16  ? 0x1.0p-7
-                : dtype == DType::kF32 ? 0x1.0p-23
-                                       : 0},
-            "h = x + residual: the exact sum rounded once to the dtype, within one ulp (the "
-            "tile machine's packer, like Wormhole's, rounds ties away from zero where the "
-            "reference rounds them to even)"};
-  }
-  for (const Row& r : kRows) {
-    if (r.dtype != dtype || (r.backend && *r.backend != backend)) continue;
-    const Tolerance tol = output == Output::kY       ? r.y
-                          : output == Output::kStats ? r.stats
-                          : output == Output::kDx    ? r.dx
-                                                     : r.dparams;
-    return {tol, r.reason};
-  }
-  return {{0, 0}, "no row: exact"};
-}
-
 bool CaseResult::pass() const {
   return std::all_of(checks.begin(), checks.end(), [](const Check& c) { return c.pass; });
 }
@@ -448,8 +344,8 @@ CaseResult run_case(Backend backend, DType dtype, const Case& c, const RunOption
     return result;
   }
   auto tol = [&](Output o) { return tolerance(c.op, backend, dtype, o).tol; };
-  const Norm norm = op_norm(c.op);
-  const bool layer = norm == Norm::kLayerNorm, with_residual = op_residual(c.op);
+  const Norm norm = c.op.norm;
+  const bool layer = norm == Norm::kLayerNorm, with_residual = c.op.residual;
   const char* rstd_name = layer ? "rstd" : "rrms";
   const Shape& shape = c.shape;
   const Shape cs{shape.cols()};

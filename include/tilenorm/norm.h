@@ -2,6 +2,7 @@
 // and the run report. The per-norm APIs: layernorm.h, rmsnorm.h.
 #pragma once
 
+#include <compare>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -37,6 +38,20 @@ constexpr NormTraits norm_traits(Norm norm) {
   }
   return {.name = "?", .has_mean = false, .has_beta = false, .mean_g_term = false};
 }
+
+// A member of the family as the conformance registry, the benchmarks and the tests enumerate it:
+// a norm, alone or with the fused residual add (forward: h = x + residual is normalized and
+// written; backward: dx += dh_in).
+struct NormOp {
+  Norm norm = Norm::kLayerNorm;
+  bool residual = false;
+  friend constexpr auto operator<=>(const NormOp&, const NormOp&) = default;
+};
+// Every NormOp: each norm alone, then each with the residual add.
+inline constexpr NormOp kNormOps[] = {{.norm = Norm::kLayerNorm, .residual = false},
+                                      {.norm = Norm::kRmsNorm, .residual = false},
+                                      {.norm = Norm::kLayerNorm, .residual = true},
+                                      {.norm = Norm::kRmsNorm, .residual = true}};
 
 const char* norm_name(Norm norm);  // norm_traits(norm).name
 std::optional<Norm> parse_norm(std::string_view name);
