@@ -13,7 +13,7 @@
 #include <thread>
 
 #include "common/thread_pool.h"
-#include "reference/layernorm.h"
+#include "reference/norm.h"
 #include "tilenorm/layernorm.h"
 #include "tilenorm/rmsnorm.h"
 
@@ -28,12 +28,12 @@ const std::vector<BenchShape>& default_shapes() {
   return shapes;
 }
 
-std::string op_name(const BenchOp& op) {
+std::string op_name(const NormOp& op) {
   return std::string(op.norm == Norm::kRmsNorm ? "RMSNorm" : "LayerNorm") +
          (op.residual ? "Residual" : "");
 }
 
-double bytes_moved(const BenchShape& s, DType dtype, Direction dir, const BenchOp& op) {
+double bytes_moved(const BenchShape& s, DType dtype, Direction dir, const NormOp& op) {
   const double es = static_cast<double>(dtype_size(dtype));
   const double R = static_cast<double>(s.rows), C = static_cast<double>(s.C);
   const double stats = op.norm == Norm::kRmsNorm ? 1 : 2;  // per-row statistics, per-column params
@@ -55,7 +55,7 @@ float hash_uniform(uint64_t stream, uint64_t i) {
 
 }  // namespace
 
-BenchInputs make_bench_inputs(const BenchShape& s, DType dtype, const BenchOp& op) {
+BenchInputs make_bench_inputs(const BenchShape& s, DType dtype, const NormOp& op) {
   BenchInputs in{s, dtype, {}, {}, {}, {}, op};
   const size_t n = static_cast<size_t>(s.rows * s.C);
   in.x.resize(n);
@@ -137,19 +137,38 @@ class TilenormImpl : public Impl {
     Status st;
     if (op_.norm == Norm::kRmsNorm) {
       st = dir == Direction::kForward
-               ? rmsnorm_forward(Backend::kCpu, {x_.view(), gamma_.view(), 1e-5, residual_.view()},
-                                 RmsNormForwardOutputs{y_.view(), rstd_.view(), h_.view()}, opt_)
+               ? rmsnorm_forward(Backend::kCpu,
+                                 {.x = x_.view(),
+                                  .gamma = gamma_.view(),
+                                  .eps = 1e-5,
+                                  .residual = residual_.view()},
+                                 {.y = y_.view(), .rrms = rstd_.view(), .h = h_.view()}, opt_)
                : rmsnorm_backward(Backend::kCpu,
-                                  {x, dy_.view(), gamma_.view(), rstd_.view(), dh_in_.view()},
-                                  RmsNormBackwardOutputs{dx_.view(), dgamma_.view()}, opt_);
+                                  {.x = x,
+                                   .dy = dy_.view(),
+                                   .gamma = gamma_.view(),
+                                   .rrms = rstd_.view(),
+                                   .dh_in = dh_in_.view()},
+                                  {.dx = dx_.view(), .dgamma = dgamma_.view()}, opt_);
     } else if (dir == Direction::kForward) {
       st = layernorm_forward(
-          Backend::kCpu, {x_.view(), gamma_.view(), beta_.view(), 1e-5, residual_.view()},
-          LayerNormForwardOutputs{y_.view(), mean_.view(), rstd_.view(), h_.view()}, opt_);
+          Backend::kCpu,
+          {.x = x_.view(),
+           .gamma = gamma_.view(),
+           .beta = beta_.view(),
+           .eps = 1e-5,
+           .residual = residual_.view()},
+          {.y = y_.view(), .mean = mean_.view(), .rstd = rstd_.view(), .h = h_.view()}, opt_);
     } else {
-      st = layernorm_backward(
-          Backend::kCpu, {x, dy_.view(), gamma_.view(), mean_.view(), rstd_.view(), dh_in_.view()},
-          LayerNormBackwardOutputs{dx_.view(), dgamma_.view(), dbeta_.view()}, opt_);
+      st = layernorm_backward(Backend::kCpu,
+                              {.x = x,
+                               .dy = dy_.view(),
+                               .gamma = gamma_.view(),
+                               .mean = mean_.view(),
+                               .rstd = rstd_.view(),
+                               .dh_in = dh_in_.view()},
+                              {.dx = dx_.view(), .dgamma = dgamma_.view(), .dbeta = dbeta_.view()},
+                              opt_);
     }
     if (!st.ok()) {
       std::fprintf(stderr, "tilenorm: %s\n", st.to_string().c_str());
@@ -165,7 +184,7 @@ class TilenormImpl : public Impl {
   void release() override { *this = TilenormImpl(); }
 
  private:
-  BenchOp op_;
+  NormOp op_;
   Tensor x_, dy_, gamma_, beta_, residual_, dh_in_, y_, h_, dx_, mean_, rstd_, dgamma_, dbeta_;
   NormOptions opt_;
   RunReport report_;

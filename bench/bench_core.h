@@ -1,7 +1,7 @@
-// LayerNorm benchmark core shared by the Google Benchmark program (layernorm_bench) and
+// Norm-family benchmark core shared by the Google Benchmark program (norm_bench) and
 // `tilenorm bench`: the implementations under test (tilenorm's cpu backend, and oneDNN and
 // libtorch when found at configure time), deterministic inputs, an accuracy check against the
-// float64 reference, a STREAM-like copy, and the byte model of shared/reference/perf-anchors.md.
+// float64 reference, a STREAM-like copy, and the byte model of docs/performance.md ("Byte model").
 #pragma once
 
 #include <cstdint>
@@ -24,21 +24,18 @@ struct BenchShape {
 // rows x C of docs/performance.md: BERT-base/large, 4K and 8K hidden, an odd width, huge C.
 const std::vector<BenchShape>& default_shapes();
 
-// The member of the norm family measured: LayerNorm or RMSNorm, alone or with the fused residual
-// add (forward reads a residual and writes h = x + residual; backward reads dh_in).
-struct BenchOp {
-  Norm norm = Norm::kLayerNorm;
-  bool residual = false;
-};
-std::string op_name(const BenchOp& op);  // "LayerNorm", "RMSNorm", "LayerNormResidual", ...
+// The member of the family measured (NormOp, include/tilenorm/norm.h): LayerNorm or RMSNorm,
+// alone or with the fused residual add (forward reads a residual and writes h = x + residual;
+// backward reads dh_in).
+std::string op_name(const NormOp& op);  // "LayerNorm", "RMSNorm", "LayerNormResidual", ...
 
 // Minimal traffic, identical for every implementation (so GB/s compare like time):
 //   forward:  read x, gamma, beta; write y, mean, rstd  = 2*R*C*es + 2*C*es + 2*R*4
 //   backward: read x, dy, gamma, mean, rstd; write dx, dgamma, dbeta = 3*R*C*es + 3*C*es + 2*R*4
 // RMSNorm has no beta, mean or dbeta: 2*R*C*es + C*es + R*4 and 3*R*C*es + 2*C*es + R*4. The
 // residual add reads the residual and writes h in forward (+ 2*R*C*es), reads dh_in in backward
-// (+ R*C*es). es = element size of x (4 f32, 2 bf16). Same formula as shared/anchors/cpu.
-double bytes_moved(const BenchShape& s, DType dtype, Direction dir, const BenchOp& op = {});
+// (+ R*C*es). es = element size of x (4 f32, 2 bf16).
+double bytes_moved(const BenchShape& s, DType dtype, Direction dir, const NormOp& op = {});
 
 // Inputs as float (rounded to bf16 when dtype is bf16): x = 0.5 + 2u (non-zero row means),
 // dy = u, gamma = 1 + 0.25u, beta = 0.1u, u uniform in [-0.5, 0.5) from a hash; with the
@@ -47,10 +44,10 @@ struct BenchInputs {
   BenchShape shape;
   DType dtype;
   std::vector<float> x, dy, gamma, beta;
-  BenchOp op = {};
+  NormOp op = {};
   std::vector<float> residual = {}, dh_in = {};
 };
-BenchInputs make_bench_inputs(const BenchShape& s, DType dtype, const BenchOp& op = {});
+BenchInputs make_bench_inputs(const BenchShape& s, DType dtype, const NormOp& op = {});
 
 // Outputs of one forward + backward (backward on the forward's own statistics and h), as
 // double. RMSNorm: no mean, no dbeta, rstd is rrms; h only with the residual add.
@@ -88,8 +85,8 @@ using ImplFactory = Impl* (*)();
 using RegisterPeer = void (*)(const char* name, ImplFactory make, const char* version);
 
 // max |got - ref| / max |ref| over every output against the float64 reference on the same
-// inputs; "ok" when within 1e-4 (f32) / 2e-2 (bf16), else "FAIL (dgamma=1.2e-01 ...)" —
-// the criterion of shared/anchors/cpu, so its FAIL marks carry over.
+// inputs; "ok" when within 1e-4 (f32) / 2e-2 (bf16), else "FAIL (dgamma=1.2e-01 ...)": the
+// check column of docs/performance.md's tables.
 std::string check_outputs(const BenchInputs& in, const BenchOutputs& got, double* max_err);
 
 // Writes a buffer larger than the L3 so the next call starts with cold caches.

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Markdown table of one layernorm_bench run (Google Benchmark JSON, --benchmark_repetitions >= 2).
+"""Markdown table of one norm_bench run (Google Benchmark JSON, --benchmark_repetitions >= 2).
 
 Per case (shape, dtype, direction, threads, cache): GB/s of every implementation (median over
 repetitions), tilenorm's % of the 2-thread copy measured in the same run (best repetition, as

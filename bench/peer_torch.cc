@@ -115,7 +115,7 @@ class TorchImpl : public Impl {
   void release() override { *this = TorchImpl(); }
 
  private:
-  BenchOp op_;
+  NormOp op_;
   at::Tensor x_, dy_, gamma_, beta_, residual_, dh_in_, h_;
   std::tuple<at::Tensor, at::Tensor, at::Tensor> fwd_, bwd_;
   at::Tensor in_, w_, rrms_, y_, dx_, dw_;  // RMSNorm's graph and gradients

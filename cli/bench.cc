@@ -1,4 +1,4 @@
-// `tilenorm bench`: the measurement of bench/layernorm_bench (same implementations, inputs,
+// `tilenorm bench`: the measurement of bench/norm_bench (same implementations, inputs,
 // accuracy check, byte model and copy ceiling) as a table, with a progress bar on stderr.
 #include "bench.h"
 
@@ -182,7 +182,7 @@ int run_bench(const BenchArgs& a) {
   for (const std::string& i : impls)
     if (!bench::make_impl(i))
       return report_error("--impls: '" + i + "' is not built into this binary");
-  std::vector<bench::BenchOp> ops;
+  std::vector<NormOp> ops;
   for (const std::string& n : a.norms) {
     const std::optional<Norm> norm = parse_norm(n);
     if (!norm) return report_error("--norm '" + n + "' is unknown (choose layernorm or rmsnorm)");
@@ -201,7 +201,7 @@ int run_bench(const BenchArgs& a) {
   double copy_ceiling = bench::copy_gbps(tmax);
   std::vector<Row> rows;
   const auto started = std::chrono::steady_clock::now();
-  for (const bench::BenchOp& op : ops) {
+  for (const NormOp& op : ops) {
     for (const BenchShape& s : shapes) {
       for (DType dt : dtypes) {
         const bench::BenchInputs in = bench::make_bench_inputs(s, dt, op);

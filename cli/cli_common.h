@@ -25,7 +25,8 @@ int report_error(const std::string& message);
 Status parse_backend_arg(const std::string& name, Backend* backend);
 // f32 | bf16, and f64 where `allow_f64` (forward and backward on the reference backend).
 Status parse_dtype_arg(const std::string& name, DType* dtype, bool allow_f64 = false);
-// Parses --eps text (strtod; "nan"/"inf" parse, then the API rejects them with its message).
+// Parses --eps text (strtod): a finite number > 0, else bad input naming --eps; the API then
+// checks the compute dtype's bounds (FLT_MIN..FLT_MAX, DBL_MIN for f64).
 Status parse_eps_arg(const std::string& text, double* eps);
 
 // Creates `dir` (and parents) if missing.

@@ -1,4 +1,4 @@
-// tilenorm: LayerNorm forward/backward on .npy tensors, verification and benchmarks.
+// tilenorm: LayerNorm / RMSNorm forward/backward on .npy tensors, verification and benchmarks.
 #include <cstdio>
 #include <exception>
 #include <new>
@@ -10,8 +10,8 @@
 int main(int argc, char** argv) {
   using namespace tilenorm::cli;
   CLI::App app{
-      "tilenorm: LayerNorm forward/backward on .npy tensors (backends: reference, cpu, tile, "
-      "cuda).\nExit codes: 0 ok, 1 verification or run-time failure, 2 bad input."};
+      "tilenorm: LayerNorm / RMSNorm forward/backward on .npy tensors (backends: reference, cpu, "
+      "tile, cuda).\nExit codes: 0 ok, 1 verification or run-time failure, 2 bad input."};
   app.require_subcommand(1);
   app.failure_message([](const CLI::App*, const CLI::Error& e) {
     return std::string("tilenorm: error: ") + e.what() + "\n";

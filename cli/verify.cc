@@ -84,7 +84,7 @@ void add_verify_command(CLI::App& app) {
         if (!n)
           throw CLI::RuntimeError(
               report_error(fmt::format("--norm must be layernorm or rmsnorm, got '{}'", name)));
-        wanted |= *n == conformance::op_norm(c.op);
+        wanted |= *n == c.op.norm;
       }
       if (wanted) cases.push_back(c);
     }
@@ -116,7 +116,7 @@ void add_verify_command(CLI::App& app) {
     for (Backend backend : backends) {
       // An op the backend cannot run here (no device, not implemented): one line, not one per
       // case.
-      std::map<conformance::Op, bool> unavailable;
+      std::map<NormOp, bool> unavailable;
       for (DType dtype : dtypes) {
         for (size_t ci = 0; ci < cases.size(); ++ci) {
           const conformance::Case& c = cases[ci];

@@ -159,15 +159,22 @@ void forward(const std::string& norm_name, const std::string& backend, py::handl
   (void)device;
   (void)stream;
   if (norm == Norm::kRmsNorm) {
-    const RmsNormForwardArgs args{view("x", bx), view("gamma", bg), eps, view("residual", bres)};
-    const RmsNormForwardOutputs out{view("y", by), view("rrms", br), view("h", bh)};
+    const RmsNormForwardArgs args{.x = view("x", bx),
+                                  .gamma = view("gamma", bg),
+                                  .eps = eps,
+                                  .residual = view("residual", bres)};
+    const RmsNormForwardOutputs out{
+        .y = view("y", by), .rrms = view("rrms", br), .h = view("h", bh)};
     return run_host(num_threads,
                     [&](const NormOptions& o) { return rmsnorm_forward(b, args, out, o); });
   }
-  const LayerNormForwardArgs args{view("x", bx), view("gamma", bg), view("beta", bb), eps,
-                                  view("residual", bres)};
-  const LayerNormForwardOutputs out{view("y", by), view("mean", bm), view("rstd", br),
-                                    view("h", bh)};
+  const LayerNormForwardArgs args{.x = view("x", bx),
+                                  .gamma = view("gamma", bg),
+                                  .beta = view("beta", bb),
+                                  .eps = eps,
+                                  .residual = view("residual", bres)};
+  const LayerNormForwardOutputs out{
+      .y = view("y", by), .mean = view("mean", bm), .rstd = view("rstd", br), .h = view("h", bh)};
   run_host(num_threads,
            [&](const LayerNormOptions& o) { return layernorm_forward(b, args, out, o); });
 }
@@ -203,15 +210,23 @@ void backward(const std::string& norm_name, const std::string& backend, py::hand
   (void)device;
   (void)stream;
   if (norm == Norm::kRmsNorm) {
-    const RmsNormBackwardArgs args{view("x", bx), view("dy", bdy), view("gamma", bg),
-                                   view("rrms", br), view("dh_in", bdh)};
-    const RmsNormBackwardOutputs out{view("dx", bdx), view("dgamma", bdg)};
+    const RmsNormBackwardArgs args{.x = view("x", bx),
+                                   .dy = view("dy", bdy),
+                                   .gamma = view("gamma", bg),
+                                   .rrms = view("rrms", br),
+                                   .dh_in = view("dh_in", bdh)};
+    const RmsNormBackwardOutputs out{.dx = view("dx", bdx), .dgamma = view("dgamma", bdg)};
     return run_host(num_threads,
                     [&](const NormOptions& o) { return rmsnorm_backward(b, args, out, o); });
   }
-  const LayerNormBackwardArgs args{view("x", bx),    view("dy", bdy),  view("gamma", bg),
-                                   view("mean", bm), view("rstd", br), view("dh_in", bdh)};
-  const LayerNormBackwardOutputs out{view("dx", bdx), view("dgamma", bdg), view("dbeta", bdb)};
+  const LayerNormBackwardArgs args{.x = view("x", bx),
+                                   .dy = view("dy", bdy),
+                                   .gamma = view("gamma", bg),
+                                   .mean = view("mean", bm),
+                                   .rstd = view("rstd", br),
+                                   .dh_in = view("dh_in", bdh)};
+  const LayerNormBackwardOutputs out{
+      .dx = view("dx", bdx), .dgamma = view("dgamma", bdg), .dbeta = view("dbeta", bdb)};
   run_host(num_threads,
            [&](const LayerNormOptions& o) { return layernorm_backward(b, args, out, o); });
 }
@@ -235,7 +250,7 @@ std::string backend_unavailable(const std::string& backend) {
 }  // namespace tilenorm
 
 PYBIND11_MODULE(_C, m) {
-  m.doc() = "tilenorm LayerNorm kernels on torch tensors (use tilenorm.torch)";
+  m.doc() = "tilenorm LayerNorm / RMSNorm kernels on torch tensors (use tilenorm.torch)";
   m.def("norm_forward", &tilenorm::forward, py::arg("norm"), py::arg("backend"), py::arg("x"),
         py::arg("residual"), py::arg("gamma"), py::arg("beta"), py::arg("eps"), py::arg("y"),
         py::arg("h"), py::arg("mean"), py::arg("rstd"), py::arg("num_threads"), py::arg("device"),

@@ -265,7 +265,7 @@ Tensor per_column(const ConstTensorView& x) {
 
 }  // namespace
 
-const char* norm_name(Norm norm) { return norm == Norm::kRmsNorm ? "rmsnorm" : "layernorm"; }
+const char* norm_name(Norm norm) { return norm_traits(norm).name; }
 
 std::optional<Norm> parse_norm(std::string_view name) {
   for (Norm n : {Norm::kLayerNorm, Norm::kRmsNorm})
@@ -276,38 +276,62 @@ std::optional<Norm> parse_norm(std::string_view name) {
 Status layernorm_forward(Backend backend, const LayerNormForwardArgs& args,
                          const LayerNormForwardOutputs& out, const LayerNormOptions& options) {
   return norm_forward(backend,
-                      {Norm::kLayerNorm, args.x, args.residual, args.gamma, args.beta, args.eps},
-                      {out.y, out.h, out.mean, out.rstd}, options);
+                      {.norm = Norm::kLayerNorm,
+                       .x = args.x,
+                       .residual = args.residual,
+                       .gamma = args.gamma,
+                       .beta = args.beta,
+                       .eps = args.eps},
+                      {.y = out.y, .mean = out.mean, .rstd = out.rstd, .h = out.h}, options);
 }
 
 Status layernorm_backward(Backend backend, const LayerNormBackwardArgs& args,
                           const LayerNormBackwardOutputs& out, const LayerNormOptions& options) {
-  return norm_backward(
-      backend, {Norm::kLayerNorm, args.x, args.dy, args.gamma, args.mean, args.rstd, args.dh_in},
-      {out.dx, out.dgamma, out.dbeta}, options);
+  return norm_backward(backend,
+                       {.norm = Norm::kLayerNorm,
+                        .x = args.x,
+                        .dy = args.dy,
+                        .gamma = args.gamma,
+                        .mean = args.mean,
+                        .rstd = args.rstd,
+                        .dh_in = args.dh_in},
+                       {.dx = out.dx, .dgamma = out.dgamma, .dbeta = out.dbeta}, options);
 }
 
 Status rmsnorm_forward(Backend backend, const RmsNormForwardArgs& args,
                        const RmsNormForwardOutputs& out, const NormOptions& options) {
-  return norm_forward(backend, {Norm::kRmsNorm, args.x, args.residual, args.gamma, {}, args.eps},
-                      {out.y, out.h, {}, out.rrms}, options);
+  return norm_forward(backend,
+                      {.norm = Norm::kRmsNorm,
+                       .x = args.x,
+                       .residual = args.residual,
+                       .gamma = args.gamma,
+                       .eps = args.eps},
+                      {.y = out.y, .rstd = out.rrms, .h = out.h}, options);
 }
 
 Status rmsnorm_backward(Backend backend, const RmsNormBackwardArgs& args,
                         const RmsNormBackwardOutputs& out, const NormOptions& options) {
   return norm_backward(backend,
-                       {Norm::kRmsNorm, args.x, args.dy, args.gamma, {}, args.rrms, args.dh_in},
-                       {out.dx, out.dgamma, {}}, options);
+                       {.norm = Norm::kRmsNorm,
+                        .x = args.x,
+                        .dy = args.dy,
+                        .gamma = args.gamma,
+                        .rstd = args.rrms,
+                        .dh_in = args.dh_in},
+                       {.dx = out.dx, .dgamma = out.dgamma}, options);
 }
 
 Status layernorm_forward(Backend backend, const LayerNormForwardArgs& args,
                          LayerNormForwardResult* result, const LayerNormOptions& options) {
   return guarded([&]() -> Status {
     TN_RETURN_IF_ERROR(check_x("x", args.x));
-    LayerNormForwardResult r{like_x(args.x), per_row(args.x), per_row(args.x),
-                             args.residual.empty() ? Tensor() : like_x(args.x)};
+    LayerNormForwardResult r{.y = like_x(args.x),
+                             .mean = per_row(args.x),
+                             .rstd = per_row(args.x),
+                             .h = args.residual.empty() ? Tensor() : like_x(args.x)};
     TN_RETURN_IF_ERROR(layernorm_forward(
-        backend, args, {r.y.view(), r.mean.view(), r.rstd.view(), r.h.view()}, options));
+        backend, args,
+        {.y = r.y.view(), .mean = r.mean.view(), .rstd = r.rstd.view(), .h = r.h.view()}, options));
     *result = std::move(r);
     return {};
   });
@@ -317,9 +341,11 @@ Status layernorm_backward(Backend backend, const LayerNormBackwardArgs& args,
                           LayerNormBackwardResult* result, const LayerNormOptions& options) {
   return guarded([&]() -> Status {
     TN_RETURN_IF_ERROR(check_x("x", args.x));
-    LayerNormBackwardResult r{like_x(args.x), per_column(args.x), per_column(args.x)};
-    TN_RETURN_IF_ERROR(
-        layernorm_backward(backend, args, {r.dx.view(), r.dgamma.view(), r.dbeta.view()}, options));
+    LayerNormBackwardResult r{
+        .dx = like_x(args.x), .dgamma = per_column(args.x), .dbeta = per_column(args.x)};
+    TN_RETURN_IF_ERROR(layernorm_backward(
+        backend, args, {.dx = r.dx.view(), .dgamma = r.dgamma.view(), .dbeta = r.dbeta.view()},
+        options));
     *result = std::move(r);
     return {};
   });
@@ -329,10 +355,11 @@ Status rmsnorm_forward(Backend backend, const RmsNormForwardArgs& args,
                        RmsNormForwardResult* result, const NormOptions& options) {
   return guarded([&]() -> Status {
     TN_RETURN_IF_ERROR(check_x("x", args.x));
-    RmsNormForwardResult r{like_x(args.x), per_row(args.x),
-                           args.residual.empty() ? Tensor() : like_x(args.x)};
-    TN_RETURN_IF_ERROR(
-        rmsnorm_forward(backend, args, {r.y.view(), r.rrms.view(), r.h.view()}, options));
+    RmsNormForwardResult r{.y = like_x(args.x),
+                           .rrms = per_row(args.x),
+                           .h = args.residual.empty() ? Tensor() : like_x(args.x)};
+    TN_RETURN_IF_ERROR(rmsnorm_forward(
+        backend, args, {.y = r.y.view(), .rrms = r.rrms.view(), .h = r.h.view()}, options));
     *result = std::move(r);
     return {};
   });
@@ -342,8 +369,9 @@ Status rmsnorm_backward(Backend backend, const RmsNormBackwardArgs& args,
                         RmsNormBackwardResult* result, const NormOptions& options) {
   return guarded([&]() -> Status {
     TN_RETURN_IF_ERROR(check_x("x", args.x));
-    RmsNormBackwardResult r{like_x(args.x), per_column(args.x)};
-    TN_RETURN_IF_ERROR(rmsnorm_backward(backend, args, {r.dx.view(), r.dgamma.view()}, options));
+    RmsNormBackwardResult r{.dx = like_x(args.x), .dgamma = per_column(args.x)};
+    TN_RETURN_IF_ERROR(
+        rmsnorm_backward(backend, args, {.dx = r.dx.view(), .dgamma = r.dgamma.view()}, options));
     *result = std::move(r);
     return {};
   });

@@ -16,11 +16,13 @@ struct NormForwardArgs {
   double eps = kDefaultEps;
 };
 
+// The field order of the public outputs (LayerNormForwardOutputs, RmsNormForwardOutputs): y,
+// the statistics, h.
 struct NormForwardOutputs {
   TensorView y;
-  TensorView h;     // empty iff there is no residual
   TensorView mean;  // empty for RMSNorm
   TensorView rstd;  // rrms for RMSNorm
+  TensorView h;     // empty iff there is no residual
 };
 
 struct NormBackwardArgs {

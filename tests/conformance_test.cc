@@ -75,7 +75,7 @@ INSTANTIATE_TEST_SUITE_P(Registry, Conformance, ::testing::ValuesIn(params()), p
 // Every tolerance the registry uses has its reason, and the table is ordered so that a backend's
 // own rows win over the shared ones.
 TEST(ConformanceRegistry, TolerancesHaveReasons) {
-  for (cf::Op op : cf::all_ops())
+  for (const NormOp& op : kNormOps)
     for (Backend b : all_backends())
       for (DType d : {DType::kF32, DType::kBF16})
         for (cf::Output o :
@@ -85,14 +85,13 @@ TEST(ConformanceRegistry, TolerancesHaveReasons) {
           EXPECT_GT(std::string(row.reason).size(), 20u);
         }
   // h is one rounding of an exact sum: an ulp of the dtype at most.
-  EXPECT_EQ(
-      cf::tolerance(cf::Op::kRmsNormResidual, Backend::kCpu, DType::kBF16, cf::Output::kH).tol.rtol,
-      0x1.0p-7);
-  EXPECT_EQ(cf::tolerance(cf::Op::kLayerNorm, Backend::kTile, DType::kBF16, cf::Output::kDParams)
-                .tol.atol,
+  EXPECT_EQ(cf::tolerance(NormOp{.norm = Norm::kRmsNorm, .residual = true}, Backend::kCpu,
+                          DType::kBF16, cf::Output::kH)
+                .tol.rtol,
+            0x1.0p-7);
+  EXPECT_EQ(cf::tolerance(NormOp{}, Backend::kTile, DType::kBF16, cf::Output::kDParams).tol.atol,
             5e-2);
-  EXPECT_EQ(cf::tolerance(cf::Op::kLayerNorm, Backend::kCpu, DType::kF32, cf::Output::kY).tol.atol,
-            1e-5);
+  EXPECT_EQ(cf::tolerance(NormOp{}, Backend::kCpu, DType::kF32, cf::Output::kY).tol.atol, 1e-5);
 }
 
 // The generator is a fixed function of the case: the same case gives the same bits, distinct
@@ -158,7 +157,7 @@ TEST(ConformanceRegistry, RunCaseReportsAPathThatMoved) {
   const auto& cases = cf::registry();
   const cf::Case* big = nullptr;
   for (const cf::Case& c : cases)
-    if (c.op == cf::Op::kLayerNorm && c.shape == Shape{300, 4600}) big = &c;
+    if (c.op == NormOp{} && c.shape == Shape{300, 4600}) big = &c;
   ASSERT_NE(big, nullptr);
   const cf::CaseResult r = cf::run_case(Backend::kTile, DType::kBF16, *big, {2, 1464});
   ASSERT_TRUE(r.unsupported.empty()) << r.unsupported;
@@ -173,7 +172,7 @@ TEST(ConformanceRegistry, RunCaseReportsAPathThatMoved) {
 // plumbing of each op's inputs, outputs and checks), on two small cases: the outputs each op
 // has, and nothing else.
 TEST(ConformanceRegistry, EveryOpRunsOnTheReference) {
-  for (cf::Op op : cf::all_ops()) {
+  for (const NormOp& op : kNormOps) {
     for (const cf::Case& c : cf::registry()) {
       if (c.op != op || !(c.shape == Shape{1, 1} || c.shape == Shape{2, 3, 100})) continue;
       for (DType d : {DType::kF32, DType::kBF16}) {
@@ -186,7 +185,7 @@ TEST(ConformanceRegistry, EveryOpRunsOnTheReference) {
           EXPECT_TRUE(k.pass) << k.direction << " " << k.output << ": " << k.detail;
           if (k.direction == "forward" || k.direction == "backward") outputs += k.output + " ";
         }
-        const bool rms = cf::op_norm(op) == Norm::kRmsNorm, res = cf::op_residual(op);
+        const bool rms = op.norm == Norm::kRmsNorm, res = op.residual;
         std::string want = std::string("y ") + (res ? "h " : "") + (rms ? "rrms " : "mean rstd ") +
                            "dx dgamma " + (rms ? "" : "dbeta ");
         EXPECT_EQ(outputs, want);

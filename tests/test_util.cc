@@ -10,7 +10,7 @@
 #include <fstream>
 #include <iterator>
 
-#include "reference/layernorm.h"
+#include "reference/norm.h"
 
 namespace tilenorm::testing {
 

@@ -71,6 +71,11 @@ struct RunHooks {
 
 std::string slurp(const std::filesystem::path& p);
 
+// "layernorm", "rmsnorm + residual": a NormOp in a trace.
+inline std::string op_label(const NormOp& op) {
+  return std::string(norm_name(op.norm)) + (op.residual ? " + residual" : "");
+}
+
 // Runs `binary args` through /bin/sh with stdout and stderr captured in files under `dir`.
 CliRun run_cli(const std::string& binary, const std::string& args, const std::filesystem::path& dir,
                const RunHooks& hooks = {});

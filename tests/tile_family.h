@@ -13,7 +13,7 @@
 
 #include "backends.h"
 #include "cli/conformance/conformance.h"
-#include "reference/layernorm.h"
+#include "reference/norm.h"
 #include "test_util.h"
 #include "tile/ops/norm_backward/norm_backward.h"
 #include "tile/ops/norm_forward/norm_forward.h"
@@ -44,11 +44,7 @@ inline std::vector<Member> all_members() {
   return out;
 }
 
-inline conformance::Op registry_op(const Member& m) {
-  using conformance::Op;
-  if (m.norm == Norm::kRmsNorm) return m.residual ? Op::kRmsNormResidual : Op::kRmsNorm;
-  return m.residual ? Op::kLayerNormResidual : Op::kLayerNorm;
-}
+inline NormOp registry_op(const Member& m) { return {.norm = m.norm, .residual = m.residual}; }
 
 // One output against its reference, by the registry's rule: atol scaled by max(1, max |ref|)
 // for y, dx and the parameter gradients, unscaled for h and the per-row statistics.
@@ -123,7 +119,7 @@ inline Run run_member(const Member& m, const Shape& shape, DType dtype, uint64_t
     Tensor y = like(shape, dtype, true), h = like(shape, dtype, m.residual),
            mean = like(rs, DType::kF32, !rms), rstd = like(rs, DType::kF32, true);
     run.status = norm_forward_tile(
-        args, {.y = y.view(), .h = view(h), .mean = view(mean), .rstd = rstd.view()}, op_config,
+        args, {.y = y.view(), .mean = view(mean), .rstd = rstd.view(), .h = view(h)}, op_config,
         &info);
     run.cache_hit = info.program_cache_hit;
     if (run.status.ok()) {
@@ -134,9 +130,9 @@ inline Run run_member(const Member& m, const Shape& shape, DType dtype, uint64_t
                                         ref_rstd(rs, DType::kF64);
       EXPECT_TRUE(reference::norm_forward(args,
                                           {.y = ref_y.view(),
-                                           .h = view(ref_h),
                                            .mean = view(ref_mean),
-                                           .rstd = ref_rstd.view()},
+                                           .rstd = ref_rstd.view(),
+                                           .h = view(ref_h)},
                                           {})
                       .ok());
       if (m.residual) {

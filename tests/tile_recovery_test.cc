@@ -407,7 +407,7 @@ TEST(TileRecoveryReportOp, AFailedVariantIsNotCachedAndTheNextRunsCorrectly) {
   for (size_t i = 0; i < fixed.dx.size(); ++i) dx.set(int64_t(i), fixed.dx[i]);
   double scale = 1;
   for (double v : ref.dx) scale = std::max(scale, std::fabs(v));
-  const Tolerance tol = conformance::tolerance(conformance::Op::kLayerNorm, Backend::kTile,
+  const Tolerance tol = conformance::tolerance(NormOp{.norm = Norm::kLayerNorm}, Backend::kTile,
                                                DType::kBF16, conformance::Output::kDx)
                             .tol;
   EXPECT_TRUE(testing::AllClose("dx", dx.cview(), ref.dx, {tol.atol * scale, tol.rtol}));

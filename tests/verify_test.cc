@@ -81,8 +81,7 @@ TEST(Verify, PipedOutputIsTheTableWithThePathPerRow) {
   // One row per LayerNorm case of the registry and direction: forward, backward on the
   // reference statistics, backward on the forward's own.
   size_t layernorm_cases = 0, layernorm_rows = 0;
-  for (const conformance::Case& c : conformance::registry())
-    layernorm_cases += c.op == conformance::Op::kLayerNorm;
+  for (const conformance::Case& c : conformance::registry()) layernorm_cases += c.op == NormOp{};
   for (const TableRow& row : rows) layernorm_rows += row.norm == "layernorm";
   ASSERT_EQ(layernorm_rows, 3 * layernorm_cases);
   int block = 0, streamed = 0;

@@ -1,6 +1,6 @@
 # DRAM bytes per LayerNorm call from Nsight Compute, against the byte model (bench/gpu/run.sh).
 # Reads ncu --csv --print-units base logs named ncu-<rows>x<C>.csv, each from one
-# `layernorm_cuda_bench --shapes <rows>x<C> --dtypes bf16 --iters 1 --warmup 0 --norms layernorm
+# `norm_cuda_bench --shapes <rows>x<C> --dtypes bf16 --iters 1 --warmup 0 --norms layernorm
 # --residual off` run, which makes each direction's calls twice (validation, timed). Prints and
 # writes one CSV: per kernel, then per call and direction with the model's bytes.
 #

@@ -1,5 +1,5 @@
 # PyTorch peers for bench/gpu/run.sh, and the combined table.
-# Times, eagerly and under torch.compile, on the shapes of shared/anchors/gpu/bench_peers.py and
+# Times, eagerly and under torch.compile, on the shapes of docs/performance.md's GPU section and
 # the same way the tilenorm benchmark does (CUDA events, warm-up, calls queued back to back,
 # median): LayerNorm as aten native_layer_norm / native_layer_norm_backward; RMSNorm as
 # torch.nn.functional.rms_norm where torch has it, else composed ops in fp32 (x * rsqrt(mean(x^2)
@@ -189,7 +189,7 @@ def load_tilenorm(path):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--tilenorm", required=True, help="JSON lines from layernorm_cuda_bench")
+    ap.add_argument("--tilenorm", required=True, help="JSON lines from norm_cuda_bench")
     ap.add_argument("--out", default=os.environ.get("OUT"))
     ap.add_argument("--budget-s", type=float, default=200,
                     help="stop compiling new torch.compile graphs after this many seconds")
@@ -215,7 +215,7 @@ def print_table(info, peers, tilenorm_path, out_dir):
     copy, device, tn = load_tilenorm(tilenorm_path)
     ceiling = copy or info.get("torch_copy_GBps")
     if not ceiling:
-        print("no copy ceiling: neither layernorm_cuda_bench nor torch measured one")
+        print("no copy ceiling: neither norm_cuda_bench nor torch measured one")
         return
     gpu = (device or {}).get("gpu") or info.get("gpu", "?")
     print(f"\n{gpu}: copy ceiling {ceiling:.0f} GB/s (cudaMemcpy D2D, bytes read + written"

@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
 # The CUDA backend on an H100/H200, in one offline call (target: under 8 minutes on 16 cores):
-#   1. configure the `cuda` preset (sm_90) and build only layernorm_cuda_test, conformance_test
-#      and layernorm_cuda_bench,
-#   2. the CUDA tests against the float64 reference: layernorm_cuda_test and the registry's
+#   1. configure the `cuda` preset (sm_90) and build only norm_cuda_test, conformance_test
+#      and norm_cuda_bench,
+#   2. the CUDA tests against the float64 reference: norm_cuda_test and the registry's
 #      cuda cases of conformance_test (must pass, none skipped),
 #   3. compute-sanitizer memcheck and racecheck on the small-shape bf16 tests (when installed),
 #   4. the benchmark: copy ceiling, tilenorm forward/backward of LayerNorm and RMSNorm, each
-#      without and with the fused residual add (layernorm_cuda_bench),
+#      without and with the fused residual add (norm_cuda_bench),
 #   5. Nsight Compute DRAM bytes per call on three shapes (when ncu is installed),
 #   6. PyTorch eager and torch.compile (peers.py, when torch sees a GPU), then one table.
 # Nothing is installed or downloaded. Packages the build needs and the machine may lack come
@@ -64,19 +64,19 @@ command -v ninja >/dev/null || { failed "ninja not found (bench/gpu/fetch_deps.s
 echo "cmake $cmake_version ($(command -v cmake)), ninja $(ninja --version) ($(command -v ninja))," \
   "pkg-config ${PKG_CONFIG:-$(command -v pkg-config)}, $(${CXX:-c++} --version | head -1)"
 
-stage "configure + build (cuda preset, sm_90, layernorm_cuda_test, conformance_test and layernorm_cuda_bench only)"
+stage "configure + build (cuda preset, sm_90, norm_cuda_test, conformance_test and norm_cuda_bench only)"
 cmake --preset cuda -B "$BUILD" -DTILENORM_BUILD_TESTS=ON -DTILENORM_BUILD_BENCHMARKS=ON \
   -DTILENORM_BUILD_PEERS=OFF -DCMAKE_CUDA_ARCHITECTURES=90 >"$OUT/build.log" 2>&1 ||
   { tail -30 "$OUT/build.log"; failed "configure (log: $OUT/build.log)"; finish; }
 # Where each package was found (the carried prefix or the machine).
 grep -E '^(fmt|nlohmann_json|CLI11|GTest|benchmark)_DIR:|^pkgcfg_lib_HWY_hwy:|^CMAKE_MAKE_PROGRAM:|^PKG_CONFIG_EXECUTABLE:' \
   "$BUILD/CMakeCache.txt"
-cmake --build "$BUILD" --target layernorm_cuda_test conformance_test layernorm_cuda_bench -j "$(nproc)" \
+cmake --build "$BUILD" --target norm_cuda_test conformance_test norm_cuda_bench -j "$(nproc)" \
   >>"$OUT/build.log" 2>&1 ||
   { grep -E "error|Error" -A3 "$OUT/build.log" | head -40; failed "build (log: $OUT/build.log)"; finish; }
 echo "built in $(elapsed)s"
-TEST=$BUILD/tests/layernorm_cuda_test
-BENCH=$BUILD/bench/gpu/layernorm_cuda_bench
+TEST=$BUILD/tests/norm_cuda_test
+BENCH=$BUILD/bench/gpu/norm_cuda_bench
 
 # The registry's cases (cli/conformance) on the cuda backend, then the backend's own tests.
 stage "CUDA conformance tests (float64 reference: the registry's cuda cases, then fresh random inputs each run)"
@@ -114,7 +114,7 @@ fi
 
 stage "tilenorm benchmark (copy ceiling, forward, backward; shapes of docs/performance.md)"
 timeout 240 "$BENCH" --iters 50 --warmup 5 | tee "$OUT/tilenorm.jsonl" ||
-  failed "layernorm_cuda_bench (an error, or an output kept its NaN poison)"
+  failed "norm_cuda_bench (an error, or an output kept its NaN poison)"
 
 stage "Nsight Compute: DRAM bytes per call against the byte model (LayerNorm, bf16)"
 if command -v ncu >/dev/null && nvidia-smi >/dev/null 2>&1; then

@@ -9,33 +9,15 @@
 #include <string_view>
 
 #include "norm_args.h"
-#include "reference/layernorm.h"
+#include "reference/norm.h"
 #include "tile/ops/norm_backward/norm_backward.h"
 #include "tile/ops/norm_forward/norm_forward.h"
 
 namespace tilenorm::conformance {
 
-const char* op_name(Op op) {
-  switch (op) {
-    case Op::kLayerNorm:
-      return "layernorm";
-    case Op::kRmsNorm:
-      return "rmsnorm";
-    case Op::kLayerNormResidual:
-      return "layernorm+res";
-    case Op::kRmsNormResidual:
-      return "rmsnorm+res";
-  }
-  return "?";
+std::string op_name(const NormOp& op) {
+  return std::string(norm_name(op.norm)) + (op.residual ? "+res" : "");
 }
-
-std::vector<Op> all_ops() {
-  return {Op::kLayerNorm, Op::kRmsNorm, Op::kLayerNormResidual, Op::kRmsNormResidual};
-}
-Norm op_norm(Op op) {
-  return op == Op::kRmsNorm || op == Op::kRmsNormResidual ? Norm::kRmsNorm : Norm::kLayerNorm;
-}
-bool op_residual(Op op) { return op == Op::kLayerNormResidual || op == Op::kRmsNormResidual; }
 
 const char* TilePaths::get(bool backward, DType dtype) const {
   const bool bf16 = dtype == DType::kBF16;
@@ -50,6 +32,9 @@ std::vector<Case> base_cases() {
   // At 1464 KiB the f32 backward keeps a tile-row of x and dy in L1 up to C = 4576.
   constexpr TilePaths kF32BackwardBlock = {"fit", "fit", "fit", "block"};
   constexpr TilePaths kAllBlock = {"block", "block", "block", "block"};
+  constexpr NormOp kRmsNorm{.norm = Norm::kRmsNorm},
+      kLayerNormResidual{.norm = Norm::kLayerNorm, .residual = true},
+      kRmsNormResidual{.norm = Norm::kRmsNorm, .residual = true};
   auto random = [](const char* reason, Shape shape, double eps = 1e-5) {
     Case c;
     c.reason = reason;
@@ -74,7 +59,7 @@ std::vector<Case> base_cases() {
     c.residual_too = true;
     return c;
   };
-  auto with_op_paths = [](Case c, std::vector<std::pair<Op, TilePaths>> op_paths) {
+  auto with_op_paths = [](Case c, std::vector<std::pair<NormOp, TilePaths>> op_paths) {
     c.op_tile_paths = std::move(op_paths);
     return c;
   };
@@ -147,15 +132,15 @@ std::vector<Case> base_cases() {
               random("384 KiB L1, 2x2 cores: block paths, dγ/dβ carried across 2-3 tile-rows",
                      Shape{300, 4600}),
               kAllBlock, 384, 2),
-          {{Op::kRmsNorm, {"fit", "block", "block", "block"}},
-           {Op::kLayerNormResidual, {"block", "block", "block", "streamed"}}})),
+          {{kRmsNorm, {"fit", "block", "block", "block"}},
+           {kLayerNormResidual, {"block", "block", "block", "streamed"}}})),
       also_residual(with_op_paths(
           with_paths(
               random("360 KiB L1, 1 core: streamed block paths (bf16 forward: resident block)",
                      Shape{40, 40010}, 1e-6),
               {"block", "streamed", "streamed", "streamed"}, 360, 1),
-          {{Op::kRmsNorm, {"block", "block", "streamed", "streamed"}},
-           {Op::kRmsNormResidual, {"block", "block", "streamed", "streamed"}}})),
+          {{kRmsNorm, {"block", "block", "streamed", "streamed"}},
+           {kRmsNormResidual, {"block", "block", "streamed", "streamed"}}})),
   };
 }
 
@@ -189,7 +174,7 @@ tile::TileOpConfig tile_config(const Case& c, const RunOptions& options) {
 
 // One run's outputs; mean, h and dbeta stay undefined where the op has none.
 struct Forward {
-  Tensor y, mean, rstd, h;
+  Tensor y, mean, rstd, h;  // the field order of NormForwardOutputs
 };
 struct Backward {
   Tensor dx, dgamma, dbeta;
@@ -202,12 +187,14 @@ Status run_forward(Backend backend, const Case& c, const RunOptions& options,
   if (backend == Backend::kTile) {  // the tile op on the case's machine
     const Shape& shape = a.x.shape;
     const DType sd = norm_stat_dtype(a.x.dtype);
-    *f = {Tensor(shape, a.x.dtype), layer ? Tensor(shape.leading(), sd) : Tensor(),
-          Tensor(shape.leading(), sd), a.residual.empty() ? Tensor() : Tensor(shape, a.x.dtype)};
+    *f = {.y = Tensor(shape, a.x.dtype),
+          .mean = layer ? Tensor(shape.leading(), sd) : Tensor(),
+          .rstd = Tensor(shape.leading(), sd),
+          .h = a.residual.empty() ? Tensor() : Tensor(shape, a.x.dtype)};
     tile::TileOpInfo info;
-    const Status s =
-        tile::norm_forward_tile(a, {f->y.view(), f->h.view(), f->mean.view(), f->rstd.view()},
-                                tile_config(c, options), &info);
+    const Status s = tile::norm_forward_tile(
+        a, {.y = f->y.view(), .mean = f->mean.view(), .rstd = f->rstd.view(), .h = f->h.view()},
+        tile_config(c, options), &info);
     *path = info.path;
     return s;
   }
@@ -216,12 +203,18 @@ Status run_forward(Backend backend, const Case& c, const RunOptions& options,
   Status s;
   if (layer) {
     LayerNormForwardResult r;
-    s = layernorm_forward(backend, {a.x, a.gamma, a.beta, a.eps, a.residual}, &r, opt);
-    *f = {std::move(r.y), std::move(r.mean), std::move(r.rstd), std::move(r.h)};
+    s = layernorm_forward(
+        backend, {.x = a.x, .gamma = a.gamma, .beta = a.beta, .eps = a.eps, .residual = a.residual},
+        &r, opt);
+    *f = {.y = std::move(r.y),
+          .mean = std::move(r.mean),
+          .rstd = std::move(r.rstd),
+          .h = std::move(r.h)};
   } else {
     RmsNormForwardResult r;
-    s = rmsnorm_forward(backend, {a.x, a.gamma, a.eps, a.residual}, &r, opt);
-    *f = {std::move(r.y), Tensor(), std::move(r.rrms), std::move(r.h)};
+    s = rmsnorm_forward(backend, {.x = a.x, .gamma = a.gamma, .eps = a.eps, .residual = a.residual},
+                        &r, opt);
+    *f = {.y = std::move(r.y), .rstd = std::move(r.rrms), .h = std::move(r.h)};
   }
   *path = report.path;
   return s;
@@ -233,10 +226,13 @@ Status run_backward(Backend backend, const Case& c, const RunOptions& options,
   if (backend == Backend::kTile) {
     const Shape cs{a.x.shape.cols()};
     const DType sd = norm_stat_dtype(a.x.dtype);
-    *b = {Tensor(a.x.shape, a.x.dtype), Tensor(cs, sd), layer ? Tensor(cs, sd) : Tensor()};
+    *b = {.dx = Tensor(a.x.shape, a.x.dtype),
+          .dgamma = Tensor(cs, sd),
+          .dbeta = layer ? Tensor(cs, sd) : Tensor()};
     tile::TileOpInfo info;
-    const Status s = tile::norm_backward_tile(a, {b->dx.view(), b->dgamma.view(), b->dbeta.view()},
-                                              tile_config(c, options), &info);
+    const Status s = tile::norm_backward_tile(
+        a, {.dx = b->dx.view(), .dgamma = b->dgamma.view(), .dbeta = b->dbeta.view()},
+        tile_config(c, options), &info);
     *path = info.path;
     return s;
   }
@@ -245,12 +241,17 @@ Status run_backward(Backend backend, const Case& c, const RunOptions& options,
   Status s;
   if (layer) {
     LayerNormBackwardResult r;
-    s = layernorm_backward(backend, {a.x, a.dy, a.gamma, a.mean, a.rstd, a.dh_in}, &r, opt);
-    *b = {std::move(r.dx), std::move(r.dgamma), std::move(r.dbeta)};
+    s = layernorm_backward(
+        backend,
+        {.x = a.x, .dy = a.dy, .gamma = a.gamma, .mean = a.mean, .rstd = a.rstd, .dh_in = a.dh_in},
+        &r, opt);
+    *b = {.dx = std::move(r.dx), .dgamma = std::move(r.dgamma), .dbeta = std::move(r.dbeta)};
   } else {
     RmsNormBackwardResult r;
-    s = rmsnorm_backward(backend, {a.x, a.dy, a.gamma, a.rstd, a.dh_in}, &r, opt);
-    *b = {std::move(r.dx), std::move(r.dgamma), Tensor()};
+    s = rmsnorm_backward(backend,
+                         {.x = a.x, .dy = a.dy, .gamma = a.gamma, .rrms = a.rstd, .dh_in = a.dh_in},
+                         &r, opt);
+    *b = {.dx = std::move(r.dx), .dgamma = std::move(r.dgamma)};
   }
   *path = report.path;
   return s;
@@ -289,10 +290,10 @@ Tensor stat_tensor(const std::vector<double>& v, const Shape& shape, DType dtype
 const std::vector<Case>& full_registry() {
   static const std::vector<Case> cases = [] {
     std::vector<Case> all;
-    for (Op op : all_ops()) {
+    for (const NormOp& op : kNormOps) {
       std::vector<Case> base = base_cases();
       for (size_t i = 0; i < base.size(); ++i) {
-        if (op_residual(op) && !base[i].residual_too) continue;
+        if (op.residual && !base[i].residual_too) continue;
         base[i].op = op;
         base[i].seed = 1000 + i;
         all.push_back(base[i]);
@@ -367,105 +368,6 @@ Tensor make_input(const Case& c, Role role, const Shape& shape, DType dtype) {
   return t;
 }
 
-ToleranceRow tolerance(Op op, Backend backend, DType dtype, Output output) {
-  (void)op;  // every op shares its backend's levels
-  struct Row {
-    std::optional<Backend> backend;  // none: any backend without a row of its own
-    DType dtype;
-    Tolerance y, stats, dx, dparams;
-    const char* reason;
-  };
-  static const Row kRows[] = {
-      {Backend::kTile,
-       DType::kBF16,
-       {2e-2, 1e-2},
-       {1e-2, 1e-2},
-       {2e-2, 1e-2},
-       {5e-2, 1e-2},
-       "tile bf16: inputs travel as bf16 tiles, statistics, row sums and products are fp32 (fp32 "
-       "operands of FPU matmuls split hi + lo); dx and dgamma/dbeta at the post-fix upstream test "
-       "levels (dx atol 2e-2, dgamma/dbeta 5e-2); measured worst cases are 5-10x inside (the "
-       "output rounding)"},
-      {Backend::kTile,
-       DType::kF32,
-       {5e-3, 1e-5},
-       {1e-5, 1e-5},
-       {5e-3, 1e-5},
-       {1e-5, 1e-5},
-       "tile f32: statistics and dgamma/dbeta at the cpu's f32 level; y and dx measure ~1e-7 of "
-       "the output scale on well-conditioned rows, but inherit the fp32 inputs' and mean's "
-       "rounding (ulp(1e4) ~ 1e-3 at x = 1e4 + U(-1,1)) times rstd"},
-      {Backend::kCuda,
-       DType::kBF16,
-       {1e-2, 8e-3},
-       {1e-4, 1e-4},
-       {2e-2, 8e-3},
-       {1e-3, 1e-3},
-       "cuda bf16: y and dx rounded to bf16 (2^-9 relative) after fp32 math; dx one more "
-       "rounding step (fp32 products of bf16 values, summed in a different order per path)"},
-      {Backend::kCuda,
-       DType::kF32,
-       {5e-5, 1e-5},
-       {1e-5, 1e-5},
-       {1e-4, 1e-4},
-       {1e-4, 1e-4},
-       "cuda f32: fp32 sums of up to 1M terms in warp-shuffle trees and cluster / split "
-       "reductions; dx and dgamma/dbeta take the fp32 rounding of those sums"},
-      {std::nullopt,
-       DType::kBF16,
-       {1e-2, 8e-3},
-       {1e-4, 1e-4},
-       {1e-2, 8e-3},
-       {1e-3, 1e-3},
-       "bf16 storage: y and dx rounded to bf16 (relative step 2^-8); statistics and "
-       "dgamma/dbeta stay fp32 (f32 sums within chunks, float64 across them)"},
-      {std::nullopt,
-       DType::kF32,
-       {1e-5, 1e-5},
-       {1e-5, 1e-5},
-       {1e-5, 1e-5},
-       {1e-5, 1e-5},
-       "f32 storage with fp32 accumulation: a few ulps of O(1) values"},
-      {Backend::kCpu,
-       DType::kF64,
-       {1e-10, 1e-12},
-       {1e-12, 1e-12},
-       {1e-10, 1e-12},
-       {1e-12, 1e-12},
-       "cpu f64: the reference's formulas in f64 lanes; only the summation order differs (lane-"
-       "parallel sums, dgamma/dbeta per row chunk). The reference's sequential row sum is itself "
-       "off by ~sqrt(C) ulps of the sum: at x = 1e4 + U(-1,1), C = 1024 its mean is ~3e-11 off, "
-       "y = (x - mean) * rstd differs by that times rstd (measured 3.8e-11), hence y and dx at "
-       "1e-10 of the output scale"},
-      {std::nullopt,
-       DType::kF64,
-       {1e-12, 1e-12},
-       {1e-12, 1e-12},
-       {1e-12, 1e-12},
-       {1e-12, 1e-12},
-       "f64: the reference's own loops"},
-  };
-  if (output == Output::kH) {
-    // x + residual of two values of the dtype, summed in fp32 or wider and rounded once to the
-    // dtype: the reference's sum rounded the same way, within a double rounding's ulp.
-    return {{0, dtype == DType::kBF16  ? 0x1.0p-7
-                : dtype == DType::kF32 ? 0x1.0p-23
-                                       : 0},
-            "h = x + residual: the exact sum rounded once to the dtype, within one ulp (the "
-            "tile machine's packer, like Wormhole's, rounds ties away from zero where the "
-            "reference rounds them to even)"};
-  }
-  for (const Row& r : kRows) {
-    if (r.dtype != dtype || (r.backend && *r.backend != backend)) continue;
-    const Tolerance tol = output == Output::kY       ? r.y
-                          : output == Output::kStats ? r.stats
-                          : output == Output::kDx    ? r.dx
-                                                     : r.dparams;
-    return {tol, r.reason};
-  }
-  return {{0, 0}, "no row: exact"};
-}
-
 bool CaseResult::pass() const {
   return std::all_of(checks.begin(), checks.end(), [](const Check& c) { return c.pass; });
 }
@@ -477,8 +379,8 @@ CaseResult run_case(Backend backend, DType dtype, const Case& c, const RunOption
     return result;
   }
   auto tol = [&](Output o) { return tolerance(c.op, backend, dtype, o).tol; };
-  const Norm norm = op_norm(c.op);
-  const bool layer = norm == Norm::kLayerNorm, with_residual = op_residual(c.op);
+  const Norm norm = c.op.norm;
+  const bool layer = norm == Norm::kLayerNorm, with_residual = c.op.residual;
   const char* rstd_name = layer ? "rstd" : "rrms";
   const Shape& shape = c.shape;
   const Shape cs{shape.cols()};
@@ -497,8 +399,13 @@ CaseResult run_case(Backend backend, DType dtype, const Case& c, const RunOption
   Check fwd{"forward"};
   Forward f;
   Status s = run_forward(backend, c, options,
-                         {norm, x.cview(), view(residual), gamma.cview(), view(beta), c.eps}, &f,
-                         &fwd.path);
+                         {.norm = norm,
+                          .x = x.cview(),
+                          .residual = view(residual),
+                          .gamma = gamma.cview(),
+                          .beta = view(beta),
+                          .eps = c.eps},
+                         &f, &fwd.path);
   // Every backend runs every op of the family; only a CUDA build may lack its device at run
   // time. Anything else answering Unsupported is a failed check (check_run records the status).
   if (s.code() == StatusCode::kUnsupported && backend == Backend::kCuda) {
@@ -551,10 +458,15 @@ CaseResult run_case(Backend backend, DType dtype, const Case& c, const RunOption
                                  dgamma.data(), layer ? dbeta.data() : nullptr);
     Check bwd{own ? "backward-own" : "backward"};
     Backward b;
-    const Status bs =
-        run_backward(backend, c, options,
-                     {norm, xb.cview(), dy.cview(), gamma.cview(), view(m), r.cview(), view(dh_in)},
-                     &b, &bwd.path);
+    const Status bs = run_backward(backend, c, options,
+                                   {.norm = norm,
+                                    .x = xb.cview(),
+                                    .dy = dy.cview(),
+                                    .gamma = gamma.cview(),
+                                    .mean = view(m),
+                                    .rstd = r.cview(),
+                                    .dh_in = view(dh_in)},
+                                   &b, &bwd.path);
     if (bs.ok()) {
       checks.push_back(compare_output(bwd, "dx", b.dx.cview(), dx, tol(Output::kDx), true));
       checks.push_back(

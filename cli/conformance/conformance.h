@@ -8,19 +8,16 @@
 #include <utility>
 #include <vector>
 
+#include "cli/conformance/tolerance.h"
 #include "common/compare.h"
 #include "tilenorm/layernorm.h"
 #include "tilenorm/rmsnorm.h"
 
 namespace tilenorm::conformance {
 
-// The ops the registry drives (forward and backward of each): each norm, alone and with the fused
-// residual add (h = x + residual normalized; dx += dh_in).
-enum class Op { kLayerNorm, kRmsNorm, kLayerNormResidual, kRmsNormResidual };
-const char* op_name(Op op);  // "layernorm", "rmsnorm", "layernorm+res", "rmsnorm+res"
-std::vector<Op> all_ops();
-Norm op_norm(Op op);
-bool op_residual(Op op);
+// The registry drives every NormOp of the family (kNormOps, include/tilenorm/norm.h), forward
+// and backward of each.
+std::string op_name(const NormOp& op);  // "layernorm", "rmsnorm", "layernorm+res", "rmsnorm+res"
 
 // How a case's inputs are drawn (make_input).
 enum class Input {
@@ -42,7 +39,7 @@ struct TilePaths {
 inline constexpr TilePaths kAllFit = {"fit", "fit", "fit", "fit"};
 
 struct Case {
-  Op op = Op::kLayerNorm;
+  NormOp op;
   std::string reason;  // why this case is in the list
   Shape shape;
   Input input = Input::kRandom;
@@ -53,8 +50,8 @@ struct Case {
   TilePaths tile_paths = kAllFit;
   // Where another op of the family takes other paths on this machine (RMSNorm has fewer CBs,
   // the residual ops more), its paths; every other op takes tile_paths.
-  std::vector<std::pair<Op, TilePaths>> op_tile_paths;
-  const TilePaths& paths_of(Op op) const {
+  std::vector<std::pair<NormOp, TilePaths>> op_tile_paths;
+  const TilePaths& paths_of(const NormOp& op) const {
     for (const auto& [o, p] : op_tile_paths)
       if (o == op) return p;
     return tile_paths;
@@ -82,23 +79,6 @@ enum class Role { kX, kDy, kGamma, kBeta, kResidual, kDhIn };
 // One seeded generator (a fixed LCG, independent of <random>'s implementation): the case's input
 // `role` of `shape` rounded to `dtype`.
 Tensor make_input(const Case& c, Role role, const Shape& shape, DType dtype);
-
-// The outputs compared, grouped as the tolerance table groups them.
-enum class Output {
-  kY,        // y
-  kH,        // h = x + residual
-  kStats,    // mean, rstd, rrms
-  kDx,       // dx
-  kDParams,  // dgamma, dbeta
-};
-// Compare rule: |got - ref| <= atol * scale + rtol * |ref| per element, where scale =
-// max(1, max |ref|) for y, dx and the parameter gradients (elements near zero beside large
-// ones) and 1 for the per-row statistics.
-struct ToleranceRow {
-  Tolerance tol;
-  const char* reason;
-};
-ToleranceRow tolerance(Op op, Backend backend, DType dtype, Output output);
 
 // One comparison of a run: an output against the reference, a run that failed, or (tile) the
 // path taken against the case's.

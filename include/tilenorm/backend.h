@@ -1,4 +1,4 @@
-// Backends: where a LayerNorm call runs.
+// Backends: where a call of the norm family (LayerNorm, RMSNorm) runs.
 #pragma once
 
 #include <optional>
@@ -10,7 +10,7 @@ namespace tilenorm {
 enum class Backend {
   kReference,  // float64 loops: the oracle
   kCpu,        // SIMD + threads, bitwise deterministic; the default
-  kTile,       // LayerNorm tile ops on the emulated Tensix-style tile machine
+  kTile,       // the norm family's tile ops on the emulated Tensix-style tile machine
   kCuda,       // NVIDIA GPUs; built only when nvcc is found
 };
 

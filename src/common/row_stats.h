@@ -6,14 +6,16 @@
 #include <cmath>
 #include <cstdint>
 
+#include "tilenorm/norm.h"
+
 namespace tilenorm {
 
-// centred: LayerNorm (mean, then the biased variance about it); otherwise RMSNorm (mean := 0,
-// rstd is rrms). *mean and *rstd are written.
-inline void row_stats_f64(bool centred, const double* x, int64_t C, double eps, double* mean,
+// The mean (where the norm has one, else 0), then the biased variance about it (RMSNorm: the
+// mean square, rstd is rrms). *mean and *rstd are written.
+inline void row_stats_f64(Norm norm, const double* x, int64_t C, double eps, double* mean,
                           double* rstd) {
   double sum = 0;
-  if (centred)
+  if (norm_traits(norm).has_mean)
     for (int64_t i = 0; i < C; ++i) sum += x[i];
   const double mu = sum / static_cast<double>(C);
   double sq = 0;

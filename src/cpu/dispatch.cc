@@ -4,7 +4,7 @@
 #include <algorithm>
 #include <fstream>
 
-#include "cpu/layernorm_cpu.h"
+#include "cpu/norm_cpu.h"
 
 namespace tilenorm::cpu {
 namespace {

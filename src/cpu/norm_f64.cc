@@ -86,12 +86,12 @@ void ForwardRowsF64(const ForwardF64& c, int64_t r0, int64_t r1) {
       h = hw;
     }
     const double inv_c = 1.0 / static_cast<double>(C);
-    const double mean = c.rms ? 0.0 : RowSum(h, C) * inv_c;
+    const double mean = norm_traits(c.norm).has_mean ? RowSum(h, C) * inv_c : 0.0;
     const double sq = RowSquares(h, C, mean);
     double mu = mean, rs = 1.0 / std::sqrt(sq * inv_c + c.eps);
     if (HWY_UNLIKELY(!std::isfinite(mu) || !std::isfinite(sq)))
-      row_stats_f64(!c.rms, h, C, c.eps, &mu, &rs);
-    if (!c.rms) c.mean[r] = mu;
+      row_stats_f64(c.norm, h, C, c.eps, &mu, &rs);
+    if (c.mean) c.mean[r] = mu;  // null without a mean statistic
     c.rstd[r] = rs;
     double* y = c.y + r * C;
     const VD vm = hn::Set(d, mu), vr = hn::Set(d, rs);
@@ -112,6 +112,7 @@ void BackwardChunksF64(const BackwardF64& c, int64_t k0, int64_t k1, double* par
   const auto N = static_cast<int64_t>(hn::Lanes(d));
   const int64_t C = c.C;
   const double inv_c = 1.0 / static_cast<double>(C);
+  const NormTraits t = norm_traits(c.norm);
   for (int64_t k = k0; k < k1; ++k) {
     double* dg = partials + k * 2 * C;
     double* db = dg + C;
@@ -120,7 +121,7 @@ void BackwardChunksF64(const BackwardF64& c, int64_t k0, int64_t k1, double* par
     for (int64_t r = k * c.rows_per_chunk; r < r1; ++r) {
       const double* x = c.x + r * C;
       const double* dy = c.dy + r * C;
-      const double mean = c.rms ? 0.0 : c.mean[r], rstd = c.rstd[r];
+      const double mean = c.mean ? c.mean[r] : 0.0, rstd = c.rstd[r];
       const VD vm = hn::Set(d, mean);
       VD sg = hn::Zero(d), sgx = hn::Zero(d);
       int64_t i = 0;
@@ -135,7 +136,7 @@ void BackwardChunksF64(const BackwardF64& c, int64_t k0, int64_t k1, double* par
         s_g += g;
         s_gx += g * (x[i] - mean);
       }
-      const double a = c.rms ? 0.0 : s_g * inv_c, kk = rstd * rstd * rstd * s_gx * inv_c;
+      const double a = t.mean_g_term ? s_g * inv_c : 0.0, kk = rstd * rstd * rstd * s_gx * inv_c;
       const VD va = hn::Set(d, a), vr = hn::Set(d, rstd), vk = hn::Set(d, kk);
       double* dx = c.dx + r * C;
       const double* dh = c.dh_in ? c.dh_in + r * C : nullptr;
@@ -147,13 +148,13 @@ void BackwardChunksF64(const BackwardF64& c, int64_t k0, int64_t k1, double* par
         if (dh) v = hn::Add(v, hn::LoadU(d, dh + i));
         hn::StoreU(v, d, dx + i);
         hn::StoreU(hn::MulAdd(hn::Mul(dyv, xc), vr, hn::LoadU(d, dg + i)), d, dg + i);
-        if (!c.rms) hn::StoreU(hn::Add(hn::LoadU(d, db + i), dyv), d, db + i);
+        if (t.has_beta) hn::StoreU(hn::Add(hn::LoadU(d, db + i), dyv), d, db + i);
       }
       for (; i < C; ++i) {
         const double xc = x[i] - mean, g = dy[i] * c.gamma[i];
         dx[i] = (g - a) * rstd - xc * kk + (dh ? dh[i] : 0.0);
         dg[i] += dy[i] * xc * rstd;
-        if (!c.rms) db[i] += dy[i];
+        if (t.has_beta) db[i] += dy[i];
       }
     }
   }
@@ -184,19 +185,19 @@ int64_t rows_per_chunk_f64(int64_t rows) { return std::max(kRowChunkF64, ceil_di
 Status norm_forward_f64(const NormForwardArgs& args, const NormForwardOutputs& out,
                         const NormOptions& opt) {
   ThreadPool& pool = ThreadPool::shared(opt.num_threads);
-  const bool rms = args.norm == Norm::kRmsNorm, fused = !args.residual.empty();
+  const bool has_mean = norm_traits(args.norm).has_mean, fused = !args.residual.empty();
   const ForwardF64 c{.x = args.x.as<double>(),
                      .residual = fused ? args.residual.as<double>() : nullptr,
                      .gamma = args.gamma.as<double>(),
                      .beta = args.beta.empty() ? nullptr : args.beta.as<double>(),
                      .h = fused ? out.h.as<double>() : nullptr,
                      .y = out.y.as<double>(),
-                     .mean = rms ? nullptr : out.mean.as<double>(),
+                     .mean = has_mean ? out.mean.as<double>() : nullptr,
                      .rstd = out.rstd.as<double>(),
                      .rows = args.x.shape.rows(),
                      .C = args.x.shape.cols(),
                      .eps = args.eps,
-                     .rms = rms};
+                     .norm = args.norm};
   pool.parallel_for(c.rows, [&](int64_t r0, int64_t r1, int) {
     HWY_DYNAMIC_DISPATCH(ForwardRowsF64)(c, r0, r1);
   });
@@ -207,19 +208,19 @@ Status norm_forward_f64(const NormForwardArgs& args, const NormForwardOutputs& o
 Status norm_backward_f64(const NormBackwardArgs& args, const NormBackwardOutputs& out,
                          const NormOptions& opt) {
   ThreadPool& pool = ThreadPool::shared(opt.num_threads);
-  const bool rms = args.norm == Norm::kRmsNorm;
+  const NormTraits t = norm_traits(args.norm);
   const int64_t rows = args.x.shape.rows(), C = args.x.shape.cols();
   const BackwardF64 c{.x = args.x.as<double>(),
                       .dy = args.dy.as<double>(),
                       .dh_in = args.dh_in.empty() ? nullptr : args.dh_in.as<double>(),
                       .gamma = args.gamma.as<double>(),
-                      .mean = rms ? nullptr : args.mean.as<double>(),
+                      .mean = t.has_mean ? args.mean.as<double>() : nullptr,
                       .rstd = args.rstd.as<double>(),
                       .dx = out.dx.as<double>(),
                       .rows = rows,
                       .C = C,
                       .rows_per_chunk = rows_per_chunk_f64(rows),
-                      .rms = rms};
+                      .norm = args.norm};
   const int64_t nchunks = ceil_div(rows, c.rows_per_chunk);
   static thread_local std::unique_ptr<double[]> buf;
   static thread_local size_t cap = 0;
@@ -228,7 +229,7 @@ Status norm_backward_f64(const NormBackwardArgs& args, const NormBackwardOutputs
     HWY_DYNAMIC_DISPATCH(BackwardChunksF64)(c, k0, k1, partials);
   });
   double* dgamma = out.dgamma.as<double>();
-  double* dbeta = rms ? nullptr : out.dbeta.as<double>();
+  double* dbeta = t.has_beta ? out.dbeta.as<double>() : nullptr;
   pool.parallel_for(ceil_div(C, kCombineCols), [&](int64_t b0, int64_t b1, int) {
     for (int64_t i = b0 * kCombineCols; i < std::min(C, b1 * kCombineCols); ++i) {
       double g = 0, b = 0;

@@ -12,7 +12,7 @@ namespace tilenorm::cpu {
 // Rows per dgamma/dbeta partial, at least (see rows_per_chunk_f64).
 inline constexpr int64_t kRowChunkF64 = 32;
 
-// RMSNorm (rms): no mean, no beta, rstd holds rrms.
+// RMSNorm: no mean (null), no beta, rstd holds rrms.
 struct ForwardF64 {
   const double* x;
   const double* residual;  // null, or fused: h = x + residual is written and normalized
@@ -24,7 +24,7 @@ struct ForwardF64 {
   double* rstd;
   int64_t rows, C;
   double eps;
-  bool rms;
+  Norm norm;
 };
 
 struct BackwardF64 {
@@ -36,7 +36,7 @@ struct BackwardF64 {
   const double* rstd;
   double* dx;
   int64_t rows, C, rows_per_chunk;
-  bool rms;
+  Norm norm;
 };
 
 Status norm_forward_f64(const NormForwardArgs& args, const NormForwardOutputs& out,

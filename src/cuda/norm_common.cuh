@@ -291,16 +291,17 @@ struct Tag {
   static constexpr auto value = V;
 };
 
-// Calls f(Tag<dtype>, Tag<norm>, Tag<flag>): the kernels' element type, norm and optional tensor
-// (residual or dh_in) as template arguments.
+// Calls f(Tag<dtype>, Tag<norm>, Tag<residual>): the kernels' element type, norm and whether the
+// residual add is fused (forward: the residual tensor; backward: its gradient dh_in) as template
+// arguments.
 template <typename F>
-CudaError dispatch(ElemType e, NormKind n, bool flag, F&& f) {
-  auto with_flag = [&](auto et, auto nt) -> CudaError {
-    return flag ? f(et, nt, Tag<true>{}) : f(et, nt, Tag<false>{});
+CudaError dispatch(ElemType e, NormKind n, bool residual, F&& f) {
+  auto with_residual = [&](auto et, auto nt) -> CudaError {
+    return residual ? f(et, nt, Tag<true>{}) : f(et, nt, Tag<false>{});
   };
   auto with_norm = [&](auto et) -> CudaError {
-    return n == NormKind::kRmsNorm ? with_flag(et, Tag<NormKind::kRmsNorm>{})
-                                   : with_flag(et, Tag<NormKind::kLayerNorm>{});
+    return n == NormKind::kRmsNorm ? with_residual(et, Tag<NormKind::kRmsNorm>{})
+                                   : with_residual(et, Tag<NormKind::kLayerNorm>{});
   };
   switch (e) {
     case ElemType::kF32:

@@ -1,6 +1,7 @@
-// Prints the DRAM traffic of the LayerNorm tile ops from the machine's counters: bytes moved over
-// the floor (forward: read x + write y; backward: read x, dy + write dx) and the estimated
-// Wormhole time (bytes / 288 GB/s), per path. A counters tool, not a timed benchmark.
+// Prints the DRAM traffic of the family's tile ops, run as LayerNorm (the member with the most
+// tensors), from the machine's counters: bytes moved over the floor (forward: read x + write y;
+// backward: read x, dy + write dx) and the estimated Wormhole time (bytes / 288 GB/s), per
+// path. A counters tool, not a timed benchmark.
 //   norm_tile_traffic [ROWSxC ...]   default: 16384x4096 4096x8462 1024x65536
 #include <chrono>
 #include <cstdio>

@@ -236,6 +236,11 @@ TileRows tile_rows(const TilePlan& plan, uint32_t first, uint32_t count) {
           .stream = plan.stream ? 1u : 0u};
 }
 
+std::string variant_kernel_name(Norm norm, const char* residual, const char* direction) {
+  return residual ? fmt::format("{}_{}_{}", norm_traits(norm).name, residual, direction)
+                  : fmt::format("{}_{}", norm_traits(norm).name, direction);
+}
+
 uint64_t tile_program_key(const char* op, int64_t rows, int64_t C, DataFormat format,
                           const TilePlan& plan, const DeviceConfig& device) {
   return ProgramHash()

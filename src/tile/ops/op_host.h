@@ -217,13 +217,26 @@ struct CoreArgs {
   ComputeArgs compute;
   WriterArgs writer;
 };
-// f.template operator()<a, b>(): two run-time flags as compile-time constants (the ops pick their
-// kernel variant with it).
+// f.template operator()<norm, residual>(): the run-time norm and whether the residual add is fused
+// (forward: the residual; backward: its gradient dh_in) as compile-time constants (the ops pick
+// their kernel variant with it).
 template <typename F>
-auto with_flags(bool a, bool b, F&& f) {
-  if (a) return b ? f.template operator()<true, true>() : f.template operator()<true, false>();
-  return b ? f.template operator()<false, true>() : f.template operator()<false, false>();
+auto with_variant(Norm norm, bool residual, F&& f) {
+  auto with_norm = [&]<Norm kNorm>() {
+    return residual ? f.template operator()<kNorm, true>() : f.template operator()<kNorm, false>();
+  };
+  switch (norm) {
+    case Norm::kRmsNorm:
+      return with_norm.template operator()<Norm::kRmsNorm>();
+    case Norm::kLayerNorm:
+      break;
+  }
+  return with_norm.template operator()<Norm::kLayerNorm>();
 }
+// An op's kernel name from its variant: "<norm>[_<residual>]_<direction>", e.g. "rmsnorm_forward",
+// "layernorm_residual_forward", "rmsnorm_dh_in_backward" (residual: the fused tensor's name, or
+// null without one). Also the program-cache key's op.
+std::string variant_kernel_name(Norm norm, const char* residual, const char* direction);
 // A device tensor untilized into a host view (its logical rows x cols) after the run.
 struct ReadBack {
   const DeviceTensor* tensor;

@@ -4,8 +4,9 @@
 //   LayerNorm:  s1_r  = (1/C) Σ_i g_ri
 //               s2_r  = rstd_r · ((1/C) Σ_i g_ri·x_ri - mean_r·s1_r)   (= (1/C) Σ_i g_ri·x̂_ri)
 //               dx_ri = rstd_r · (g_ri - s1_r - x̂_ri·s2_r)
-//   RMSNorm:    x̂ = x·rrms, s2_r = rrms_r · (1/C) Σ_i g_ri·x_ri, dx_ri = rrms_r · (g_ri -
-//   x̂_ri·s2_r)
+//   RMSNorm:    x̂_ri  = x_ri·rrms_r
+//               s2_r  = rrms_r · (1/C) Σ_i g_ri·x_ri
+//               dx_ri = rrms_r · (g_ri - x̂_ri·s2_r)
 //               (no mean, no s1: neither is computed)
 //   dx_ri += dh_in_ri                                                (with dh_in)
 //   dγ_i += Σ_r dy_ri·x̂_ri,   dβ_i += Σ_r dy_ri (LayerNorm)           (this core's rows, fp32)
@@ -93,7 +94,7 @@ template <NormBackwardVariant V>
 void norm_backward_compute(const NormBackwardComputeArgs& a) {
   // Row partials: LayerNorm Σg (slot 0) and Σg·x (slot 1); RMSNorm Σg·x (slot 0). The dγ/dβ span
   // pair: dγ (slot 0) and dβ (slot 1, LayerNorm).
-  constexpr uint32_t kSums = V.rms ? 1 : 2, kGx = kSums - 1, kAcc = V.rms ? 1 : 2;
+  constexpr uint32_t kSums = V.row_sums(), kGx = kSums - 1, kAcc = V.accumulators();
   const TileRows& r = a.rows;
   const bool masked = r.mask_w != 0;
   binary_op_init_common(cb::kDy, cb::kGamma, cb::kDx);
@@ -103,7 +104,7 @@ void norm_backward_compute(const NormBackwardComputeArgs& a) {
 
   for (uint32_t row = 0; row < r.count; ++row) {
     const bool first_row = row == 0, last_row = row + 1 == r.count;
-    if constexpr (!V.rms) cb_wait_front(cb::kMean, 1);
+    if constexpr (V.has_mean()) cb_wait_front(cb::kMean, 1);
     cb_wait_front(cb::kRstd, 1);
     if (r.fit) {
       cb_wait_front(cb::kX, r.wt);
@@ -127,7 +128,7 @@ void norm_backward_compute(const NormBackwardComputeArgs& a) {
         copy_tile(cb::kDy, ix, 2);
         copy_tile(cb::kGamma, j, 3);
         mul_binary_tile(2, 3, 2);  // g, in fp32 (the FPU would read fp32 dy and γ as TF32)
-        if constexpr (!V.rms) {
+        if constexpr (kSums == 2) {
           mask_last(last_masked, 2);
           accumulate(0, 2);
         }
@@ -150,7 +151,7 @@ void norm_backward_compute(const NormBackwardComputeArgs& a) {
 
     // ---- s1 (LayerNorm) and s2, replicated over the columns, in kRowStats.
     row_means({cb::kPartial, cb::kHi, cb::kLo, cb::kOnes}, kSums, a.mean);
-    if constexpr (!V.rms) {
+    if constexpr (V.has_mean()) {
       copy_tile(cb::kMean, 0, 2);
       mul_binary_tile(2, 0, 2);  // mean·s1
       sub_binary_tile(1, 2, 1);  // (1/C)Σg·x - mean·s1
@@ -171,7 +172,7 @@ void norm_backward_compute(const NormBackwardComputeArgs& a) {
       if constexpr (V.dh_in) cb_wait_front(cb::kDhIn, r.block);
       cb_reserve_back(cb::kProduct, r.block);
       cb_reserve_back(cb::kProductHi, r.block);
-      if constexpr (!V.rms) cb_reserve_back(cb::kDyHi, r.block);
+      if constexpr (V.has_beta()) cb_reserve_back(cb::kDyHi, r.block);
       for (uint32_t j = 0; j < cur; ++j) {
         const uint32_t ix = r.fit ? c0 + j : j;
         const bool last_masked = masked && c0 + j + 1 == r.wt;
@@ -179,12 +180,12 @@ void norm_backward_compute(const NormBackwardComputeArgs& a) {
         copy_tile(cb::kDy, ix, 0);
         copy_tile(cb::kGamma, j, 1);
         mul_binary_tile(0, 1, 0);  // g, in fp32
-        if constexpr (!V.rms) {
+        if constexpr (V.mean_g_term()) {
           copy_tile(cb::kRowStats, 0, 1);
           sub_binary_tile(0, 1, 0);  // g - s1
         }
         copy_tile(cb::kX, ix, 1);
-        if constexpr (!V.rms) {
+        if constexpr (V.has_mean()) {
           copy_tile(cb::kMean, 0, 2);
           sub_binary_tile(1, 2, 1);
         }
@@ -210,7 +211,7 @@ void norm_backward_compute(const NormBackwardComputeArgs& a) {
         pack_tile(2, cb::kProductHi, j);
         tile_regs_release();
         cb_push_back(cb::kDx, 1);
-        if constexpr (!V.rms) {  // dy (masked) rounded to bf16 for dβ.
+        if constexpr (V.has_beta()) {  // dy (masked) rounded to bf16 for dβ.
           tile_regs_acquire();
           copy_tile(cb::kDy, ix, 0);
           mask_last(last_masked, 0);
@@ -222,14 +223,14 @@ void norm_backward_compute(const NormBackwardComputeArgs& a) {
       }
       cb_push_back(cb::kProduct, r.block);
       cb_push_back(cb::kProductHi, r.block);
-      if constexpr (!V.rms) cb_push_back(cb::kDyHi, r.block);
+      if constexpr (V.has_beta()) cb_push_back(cb::kDyHi, r.block);
 
       // dy·x̂ and dy as hi + lo (as in row_means): the FPU would read fp32 tiles as TF32.
       cb_wait_front(cb::kProduct, r.block);
       cb_wait_front(cb::kProductHi, r.block);
-      if constexpr (!V.rms) cb_wait_front(cb::kDyHi, r.block);
+      if constexpr (V.has_beta()) cb_wait_front(cb::kDyHi, r.block);
       cb_reserve_back(cb::kProductLo, r.block);
-      if constexpr (!V.rms) cb_reserve_back(cb::kDyLo, r.block);
+      if constexpr (V.has_beta()) cb_reserve_back(cb::kDyLo, r.block);
       for (uint32_t j = 0; j < cur; ++j) {
         const uint32_t ix = r.fit ? c0 + j : j;
         tile_regs_acquire();
@@ -237,7 +238,7 @@ void norm_backward_compute(const NormBackwardComputeArgs& a) {
         copy_tile(cb::kProductHi, j, 1);
         sub_binary_tile(0, 1, 0);
         zero_where_infinite(cb::kProduct, j, 0);
-        if constexpr (!V.rms) {
+        if constexpr (V.has_beta()) {
           copy_tile(cb::kDy, ix, 2);
           copy_tile(cb::kDyHi, j, 3);
           sub_binary_tile(2, 3, 2);
@@ -247,13 +248,13 @@ void norm_backward_compute(const NormBackwardComputeArgs& a) {
         tile_regs_commit();
         tile_regs_wait();
         pack_tile(0, cb::kProductLo, j);
-        if constexpr (!V.rms) pack_tile(2, cb::kDyLo, j);
+        if constexpr (V.has_beta()) pack_tile(2, cb::kDyLo, j);
         tile_regs_release();
       }
       cb_push_back(cb::kProductLo, r.block);
-      if constexpr (!V.rms) cb_push_back(cb::kDyLo, r.block);
+      if constexpr (V.has_beta()) cb_push_back(cb::kDyLo, r.block);
       cb_wait_front(cb::kProductLo, r.block);
-      if constexpr (!V.rms) cb_wait_front(cb::kDyLo, r.block);
+      if constexpr (V.has_beta()) cb_wait_front(cb::kDyLo, r.block);
 
       // Fold the block into its span: row (t % 32) of the span's dγ (slot 0) and dβ (slot 1).
       const bool span_first = c0 % kSpanTiles == 0;
@@ -270,7 +271,8 @@ void norm_backward_compute(const NormBackwardComputeArgs& a) {
       mm_init_short(cb::kSelect, cb::kProductHi);
       for (uint32_t j = 0; j < cur; ++j) {
         fold_column_sums(cb::kProductHi, cb::kProductLo, j, (c0 + j) % kSpanTiles, 0);
-        if constexpr (!V.rms) fold_column_sums(cb::kDyHi, cb::kDyLo, j, (c0 + j) % kSpanTiles, 1);
+        if constexpr (V.has_beta())
+          fold_column_sums(cb::kDyHi, cb::kDyLo, j, (c0 + j) % kSpanTiles, 1);
       }
       pack_out({!span_done             ? cb::kAccSpan
                 : last_row || r.stream ? cb::kAccOut
@@ -280,7 +282,7 @@ void norm_backward_compute(const NormBackwardComputeArgs& a) {
       cb_pop_front(cb::kProduct, r.block);
       cb_pop_front(cb::kProductHi, r.block);
       cb_pop_front(cb::kProductLo, r.block);
-      if constexpr (!V.rms) {
+      if constexpr (V.has_beta()) {
         cb_pop_front(cb::kDyHi, r.block);
         cb_pop_front(cb::kDyLo, r.block);
       }
@@ -293,7 +295,7 @@ void norm_backward_compute(const NormBackwardComputeArgs& a) {
     }
 
     cb_pop_front(cb::kRowStats, kSums);
-    if constexpr (!V.rms) cb_pop_front(cb::kMean, 1);
+    if constexpr (V.has_mean()) cb_pop_front(cb::kMean, 1);
     cb_pop_front(cb::kRstd, 1);
     if (r.fit) {
       cb_pop_front(cb::kX, r.wt);

@@ -4,13 +4,23 @@
 #include <cstdint>
 
 #include "tile/ops/kernel_helpers.h"
+#include "tilenorm/norm.h"
 
 namespace tilenorm::tile {
 
-// The compile-time kernel args: which member of the family the kernels run.
+// The compile-time kernel args: which member of the family the kernels run. Its traits
+// (include/tilenorm/norm.h) pick the terms: the mean, the s1 (mean(g)) term, dbeta (RMSNorm has
+// none of them: rrms in place of rstd).
 struct NormBackwardVariant {
-  bool rms = false;    // RMSNorm: no mean, no s1 (mean(g)) term, no dbeta; rrms in place of rstd
+  Norm norm = Norm::kLayerNorm;
   bool dh_in = false;  // dx += dh_in
+  constexpr bool has_mean() const { return norm_traits(norm).has_mean; }
+  constexpr bool has_beta() const { return norm_traits(norm).has_beta; }
+  constexpr bool mean_g_term() const { return norm_traits(norm).mean_g_term; }
+  // Row partials: Σg (for the s1 term, or to centre Σg·x about the mean) and Σg·x.
+  constexpr uint32_t row_sums() const { return has_mean() || mean_g_term() ? 2 : 1; }
+  // The dγ/dβ span pair: dγ, and dβ where the norm has a beta.
+  constexpr uint32_t accumulators() const { return has_beta() ? 2 : 1; }
 };
 
 struct NormBackwardReaderArgs {
@@ -36,11 +46,12 @@ void norm_backward_compute(const NormBackwardComputeArgs& args);
 template <NormBackwardVariant V>
 void norm_backward_writer(const NormBackwardWriterArgs& args);
 
-// Explicit instantiations of a backward kernel for the four variants.
-#define TILENORM_NORM_BACKWARD_VARIANTS(kernel, Args)                        \
-  template void kernel<NormBackwardVariant{false, false}>(const Args& args); \
-  template void kernel<NormBackwardVariant{false, true}>(const Args& args);  \
-  template void kernel<NormBackwardVariant{true, false}>(const Args& args);  \
-  template void kernel<NormBackwardVariant{true, true}>(const Args& args);
+// Explicit instantiations of a backward kernel for every variant: each norm, without and with
+// the residual gradient.
+#define TILENORM_NORM_BACKWARD_VARIANTS(kernel, Args)                                   \
+  template void kernel<NormBackwardVariant{Norm::kLayerNorm, false}>(const Args& args); \
+  template void kernel<NormBackwardVariant{Norm::kLayerNorm, true}>(const Args& args);  \
+  template void kernel<NormBackwardVariant{Norm::kRmsNorm, false}>(const Args& args);   \
+  template void kernel<NormBackwardVariant{Norm::kRmsNorm, true}>(const Args& args);
 
 }  // namespace tilenorm::tile

@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <string>
 
 #include "tile/ops/norm_backward/cbs.h"
 
@@ -18,13 +19,13 @@ namespace {
 std::vector<CbDesc> backward_cbs(const NormBackwardVariant& v, const TilePlan& p, DataFormat e) {
   const DataFormat f32 = DataFormat::Float32, b16 = DataFormat::Float16_b;
   const uint32_t block = p.block, spans = p.spans, row = p.fit ? p.wt : 2 * block;
-  const uint32_t sums = v.rms ? 1 : 2, acc = v.rms ? 1 : 2;
+  const uint32_t sums = v.row_sums(), acc = v.accumulators();
   std::vector<CbDesc> cbs = {{cb::kX, e, row, "x"},
                              {cb::kDy, e, row, "dy"},
                              {cb::kGammaDense, e, p.stream ? 1 : spans, "gamma_dense"},
                              {cb::kGamma, e, 2 * block, "gamma"}};
-  if (!v.rms) cbs.push_back({cb::kMean, f32, 2, "mean"});
-  cbs.insert(cbs.end(), {{cb::kRstd, f32, 2, v.rms ? "rrms" : "rstd"},
+  if (v.has_mean()) cbs.push_back({cb::kMean, f32, 2, "mean"});
+  cbs.insert(cbs.end(), {{cb::kRstd, f32, 2, v.has_mean() ? "rstd" : "rrms"},
                          {cb::kOnes, b16, 1, "ones"},
                          {cb::kSelect, b16, kTileDim, "row_select"},
                          {cb::kPartial, f32, sums, "partial"},
@@ -34,7 +35,7 @@ std::vector<CbDesc> backward_cbs(const NormBackwardVariant& v, const TilePlan& p
                          {cb::kProduct, f32, block, "dy_xhat"},
                          {cb::kProductHi, b16, block, "dy_xhat_hi"},
                          {cb::kProductLo, f32, block, "dy_xhat_lo"}});
-  if (!v.rms) {
+  if (v.has_beta()) {
     cbs.insert(cbs.end(), {{cb::kDyHi, b16, block, "dy_hi"}, {cb::kDyLo, f32, block, "dy_lo"}});
   }
   cbs.insert(cbs.end(), {{cb::kAccSpan, f32, acc, "dgamma_dbeta_span"},
@@ -50,11 +51,11 @@ using BackwardKernels =
     OpKernels<NormBackwardReaderArgs, NormBackwardComputeArgs, NormBackwardWriterArgs>;
 // The variant's kernels; their name is also the program-cache key's op.
 BackwardKernels backward_kernels(const NormBackwardVariant& v) {
-  return with_flags(v.rms, v.dh_in, []<bool kRms, bool kDhIn>() {
-    constexpr NormBackwardVariant V{.rms = kRms, .dh_in = kDhIn};
-    return BackwardKernels{kRms ? (kDhIn ? "rmsnorm_dh_in_backward" : "rmsnorm_backward")
-                                : (kDhIn ? "layernorm_dh_in_backward" : "layernorm_backward"),
-                           &norm_backward_reader<V>, &norm_backward_compute<V>,
+  return with_variant(v.norm, v.dh_in, []<Norm kNorm, bool kDhIn>() {
+    constexpr NormBackwardVariant V{.norm = kNorm, .dh_in = kDhIn};
+    static const std::string name =
+        variant_kernel_name(kNorm, kDhIn ? "dh_in" : nullptr, "backward");
+    return BackwardKernels{name.c_str(), &norm_backward_reader<V>, &norm_backward_compute<V>,
                            &norm_backward_writer<V>};
   });
 }
@@ -71,12 +72,12 @@ Status norm_backward_validate(const NormBackwardVariant& v, const NormBackwardTe
   const int64_t dense = int64_t((tiles_along(C) + kSpanTiles - 1) / kSpanTiles) * kTileDim;
   TN_RETURN_IF_ERROR(
       check_device_tensor("gamma (dense)", t.gamma, dense, kTileDim, dense, kTileDim, e));
-  if (!v.rms) {
+  if (v.has_mean()) {
     TN_RETURN_IF_ERROR(
         check_device_tensor("mean", t.mean, rows, 1, pr, kTileDim, DataFormat::Float32));
   }
-  TN_RETURN_IF_ERROR(check_device_tensor(v.rms ? "rrms" : "rstd", t.rstd, rows, 1, pr, kTileDim,
-                                         DataFormat::Float32));
+  TN_RETURN_IF_ERROR(check_device_tensor(v.has_mean() ? "rstd" : "rrms", t.rstd, rows, 1, pr,
+                                         kTileDim, DataFormat::Float32));
   return {};
 }
 
@@ -84,8 +85,9 @@ NormBackwardDeviceOutputs norm_backward_output_specs(const NormBackwardVariant& 
                                                      const NormBackwardTensors& t, uint32_t slots) {
   const int64_t part_rows = int64_t(slots) * t.gamma.rows;
   const DeviceTensor part = device_tensor_spec(part_rows, kTileDim, DataFormat::Float32);
-  return {device_tensor_spec(t.x.rows, t.C, t.x.buffer.format), part,
-          v.rms ? DeviceTensor{} : part};
+  return {.dx = device_tensor_spec(t.x.rows, t.C, t.x.buffer.format),
+          .dgamma_partials = part,
+          .dbeta_partials = v.has_beta() ? part : DeviceTensor{}};
 }
 
 TilePlan norm_backward_plan(const NormBackwardVariant& v, int64_t rows, int64_t C,
@@ -97,7 +99,7 @@ TilePlan norm_backward_plan(const NormBackwardVariant& v, int64_t rows, int64_t 
 
 Status norm_backward_tile(const NormBackwardArgs& args, const NormBackwardOutputs& out,
                           const TileOpConfig& config, TileOpInfo* info) {
-  const NormBackwardVariant v{.rms = args.norm == Norm::kRmsNorm, .dh_in = !args.dh_in.empty()};
+  const NormBackwardVariant v{.norm = args.norm, .dh_in = !args.dh_in.empty()};
   const int64_t rows = args.x.shape.rows(), C = args.x.shape.cols();
   const DataFormat e = tile_format(args.x.dtype);
   OpDevice op_device(config);
@@ -111,14 +113,14 @@ Status norm_backward_tile(const NormBackwardArgs& args, const NormBackwardOutput
   TN_RETURN_IF_ERROR(upload_matrix(device, args.x, rows, C, e, pad, &t.x));
   TN_RETURN_IF_ERROR(upload_matrix(device, args.dy, rows, C, e, pad, &t.dy));
   TN_RETURN_IF_ERROR(upload_dense(device, args.gamma, C, e, pad, &t.gamma));
-  if (!v.rms) TN_RETURN_IF_ERROR(upload_stats(device, args.mean, rows, &t.mean));
+  if (v.has_mean()) TN_RETURN_IF_ERROR(upload_stats(device, args.mean, rows, &t.mean));
   TN_RETURN_IF_ERROR(upload_stats(device, args.rstd, rows, &t.rstd));
   if (v.dh_in) TN_RETURN_IF_ERROR(upload_matrix(device, args.dh_in, rows, C, e, pad, &t.dh_in));
   TN_RETURN_IF_ERROR(norm_backward_validate(v, t));
   NormBackwardDeviceOutputs o = norm_backward_output_specs(v, t, plan.slots);
   TN_RETURN_IF_ERROR(allocate(device, &o.dx));
   TN_RETURN_IF_ERROR(allocate(device, &o.dgamma_partials));
-  if (!v.rms) TN_RETURN_IF_ERROR(allocate(device, &o.dbeta_partials));
+  if (v.has_beta()) TN_RETURN_IF_ERROR(allocate(device, &o.dbeta_partials));
 
   const RowMeanConstants mean_constants = row_mean_constants(C);
   auto args_of = [&](uint32_t i, uint32_t first, uint32_t count) {

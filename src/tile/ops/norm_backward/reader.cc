@@ -2,8 +2,8 @@
 // per span, pass and tile-row); per tile-row mean (LayerNorm) and rstd (RMSNorm: rrms), then x
 // and dy (fit: once; block: per block, for each of the two passes), the gamma chunk of every
 // tile, and in the second pass dh_in (when given) per block, in the order the compute kernel
-// consumes them. Blocks always move `block`
-// pages (a tail block leaves its last pages unused) so no window wraps the ring.
+// consumes them. Blocks always move `block` pages (a tail block leaves its last pages unused) so
+// no window wraps the ring.
 #include <algorithm>
 
 #include "tile/machine/api/dataflow_api.h"
@@ -22,7 +22,7 @@ void norm_backward_reader(const NormBackwardReaderArgs& a) {
              gamma = tile_addr_gen(a.gamma_addr, cb::kGammaDense),
              rstd = tile_addr_gen(a.rstd_addr, cb::kRstd);
   InterleavedAddrGenFast<true> mean, dh_in;  // LayerNorm / with dh_in only
-  if constexpr (!V.rms) mean = tile_addr_gen(a.mean_addr, cb::kMean);
+  if constexpr (V.has_mean()) mean = tile_addr_gen(a.mean_addr, cb::kMean);
   if constexpr (V.dh_in) dh_in = tile_addr_gen(a.dh_in_addr, cb::kDhIn);
 
   push_mask_page(cb::kMask, r.mask_w);
@@ -37,14 +37,14 @@ void norm_backward_reader(const NormBackwardReaderArgs& a) {
 
   for (uint32_t i = 0; i < r.count; ++i) {
     const uint32_t row = r.first + i;
-    if constexpr (!V.rms) read_tiles_into(cb::kMean, mean, row, 1, 1);
+    if constexpr (V.has_mean()) read_tiles_into(cb::kMean, mean, row, 1, 1);
     read_tiles_into(cb::kRstd, rstd, row, 1, 1);
     if (r.fit) {
       read_tiles_into(cb::kX, x, row * r.wt, r.wt, r.wt);
       read_tiles_into(cb::kDy, dy, row * r.wt, r.wt, r.wt);
     }
     noc_async_read_barrier();
-    if constexpr (!V.rms) cb_push_back(cb::kMean, 1);
+    if constexpr (V.has_mean()) cb_push_back(cb::kMean, 1);
     cb_push_back(cb::kRstd, 1);
     if (r.fit) {
       cb_push_back(cb::kX, r.wt);

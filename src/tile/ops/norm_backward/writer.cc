@@ -14,12 +14,12 @@ namespace cb = norm_backward_cb;
 
 template <NormBackwardVariant V>
 void norm_backward_writer(const NormBackwardWriterArgs& a) {
-  constexpr uint32_t kAcc = V.rms ? 1 : 2;  // dgamma (and dbeta) pages of a span
+  constexpr uint32_t kAcc = V.accumulators();  // dgamma (and dbeta) pages of a span
   const TileRows& r = a.rows;
   const auto dx = tile_addr_gen(a.dx_addr, cb::kDx),
              dgamma = tile_addr_gen(a.dgamma_addr, cb::kAccOut);
   InterleavedAddrGenFast<true> dbeta;  // LayerNorm only
-  if constexpr (!V.rms) dbeta = tile_addr_gen(a.dbeta_addr, cb::kAccOut);
+  if constexpr (V.has_beta()) dbeta = tile_addr_gen(a.dbeta_addr, cb::kAccOut);
 
   for (uint32_t i = 0; i < r.count; ++i) {
     const uint32_t row = r.first + i;
@@ -38,7 +38,8 @@ void norm_backward_writer(const NormBackwardWriterArgs& a) {
         cb_wait_front(cb::kAccOut, kAcc);
         const uint32_t base = get_read_ptr(cb::kAccOut);
         noc_async_write_tile(page, dgamma, base);
-        if constexpr (!V.rms) noc_async_write_tile(page, dbeta, base + get_tile_size(cb::kAccOut));
+        if constexpr (V.has_beta())
+          noc_async_write_tile(page, dbeta, base + get_tile_size(cb::kAccOut));
         noc_async_write_barrier();
         cb_pop_front(cb::kAccOut, kAcc);
       }

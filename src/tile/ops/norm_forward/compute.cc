@@ -120,15 +120,15 @@ void norm_forward_compute(const NormForwardComputeArgs& a) {
       cb_wait_front(kSrc, r.wt);
     }
 
-    if constexpr (!V.rms) {
+    if constexpr (V.has_mean()) {
       row_sum_pass<V>(r, true, [](uint32_t ix) { copy_tile(kSrc, ix, 2); });
       row_means(sums, 1, a.mean);  // slot 0 = mean
       emit_stat(cb::kMeanRow);
     }
 
-    row_sum_pass<V>(r, V.rms, [](uint32_t ix) {
+    row_sum_pass<V>(r, !V.has_mean(), [](uint32_t ix) {
       copy_tile(kSrc, ix, 2);
-      if constexpr (!V.rms) {
+      if constexpr (V.has_mean()) {
         copy_tile(cb::kMeanRow, 0, 3);
         sub_binary_tile(2, 3, 2);
       }
@@ -143,11 +143,11 @@ void norm_forward_compute(const NormForwardComputeArgs& a) {
       const uint32_t cur = std::min(r.block, r.wt - c0);
       if (!r.fit) wait_block<V>(r, cur, false);
       cb_wait_front(cb::kGamma, r.block);
-      if constexpr (!V.rms) cb_wait_front(cb::kBeta, r.block);
+      if constexpr (V.has_beta()) cb_wait_front(cb::kBeta, r.block);
       for (uint32_t j = 0; j < cur; ++j) {
         tile_regs_acquire();
         copy_tile(kSrc, r.fit ? c0 + j : j, 0);
-        if constexpr (!V.rms) {
+        if constexpr (V.has_mean()) {
           copy_tile(cb::kMeanRow, 0, 1);
           sub_binary_tile(0, 1, 0);
         }
@@ -155,17 +155,17 @@ void norm_forward_compute(const NormForwardComputeArgs& a) {
         mul_binary_tile(0, 1, 0);  // x̂
         copy_tile(cb::kGamma, j, 1);
         mul_binary_tile(0, 1, 0);
-        if constexpr (!V.rms) {
+        if constexpr (V.has_beta()) {
           copy_tile(cb::kBeta, j, 1);
           add_binary_tile(0, 1, 0);
         }
         pack_out({cb::kY});
       }
       cb_pop_front(cb::kGamma, r.block);
-      if constexpr (!V.rms) cb_pop_front(cb::kBeta, r.block);
+      if constexpr (V.has_beta()) cb_pop_front(cb::kBeta, r.block);
       if (!r.fit) cb_pop_front(kSrc, r.block);
     }
-    if constexpr (!V.rms) cb_pop_front(cb::kMeanRow, 1);
+    if constexpr (V.has_mean()) cb_pop_front(cb::kMeanRow, 1);
     cb_pop_front(cb::kRstdRow, 1);
     if (r.fit) cb_pop_front(kSrc, r.wt);
   }

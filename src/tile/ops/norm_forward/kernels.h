@@ -4,13 +4,18 @@
 #include <cstdint>
 
 #include "tile/ops/kernel_helpers.h"
+#include "tilenorm/norm.h"
 
 namespace tilenorm::tile {
 
-// The compile-time kernel args: which member of the family the kernels run.
+// The compile-time kernel args: which member of the family the kernels run. Its traits
+// (include/tilenorm/norm.h) pick the passes: a mean pass and a mean statistic, a beta (RMSNorm
+// has neither: mean := 0, rrms in place of rstd).
 struct NormForwardVariant {
-  bool rms = false;       // RMSNorm: no mean pass (mean := 0), no beta, rrms in place of rstd
+  Norm norm = Norm::kLayerNorm;
   bool residual = false;  // h = x + residual is normalized and written out
+  constexpr bool has_mean() const { return norm_traits(norm).has_mean; }
+  constexpr bool has_beta() const { return norm_traits(norm).has_beta; }
 };
 
 struct NormForwardReaderArgs {
@@ -36,11 +41,12 @@ void norm_forward_compute(const NormForwardComputeArgs& args);
 template <NormForwardVariant V>
 void norm_forward_writer(const NormForwardWriterArgs& args);
 
-// Explicit instantiations of a forward kernel for the four variants.
-#define TILENORM_NORM_FORWARD_VARIANTS(kernel, Args)                        \
-  template void kernel<NormForwardVariant{false, false}>(const Args& args); \
-  template void kernel<NormForwardVariant{false, true}>(const Args& args);  \
-  template void kernel<NormForwardVariant{true, false}>(const Args& args);  \
-  template void kernel<NormForwardVariant{true, true}>(const Args& args);
+// Explicit instantiations of a forward kernel for every variant: each norm, without and with
+// the residual add.
+#define TILENORM_NORM_FORWARD_VARIANTS(kernel, Args)                                   \
+  template void kernel<NormForwardVariant{Norm::kLayerNorm, false}>(const Args& args); \
+  template void kernel<NormForwardVariant{Norm::kLayerNorm, true}>(const Args& args);  \
+  template void kernel<NormForwardVariant{Norm::kRmsNorm, false}>(const Args& args);   \
+  template void kernel<NormForwardVariant{Norm::kRmsNorm, true}>(const Args& args);
 
 }  // namespace tilenorm::tile

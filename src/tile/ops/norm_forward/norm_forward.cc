@@ -1,5 +1,6 @@
 #include "tile/ops/norm_forward/norm_forward.h"
 
+#include <string>
 #include <vector>
 
 #include "tile/ops/norm_forward/cbs.h"
@@ -18,16 +19,16 @@ std::vector<CbDesc> forward_cbs(const NormForwardVariant& v, const TilePlan& p, 
   const uint32_t row = p.fit ? p.wt : 2 * block;
   std::vector<CbDesc> cbs = {{cb::kX, e, v.residual ? 2 * block : row, "x"},
                              {cb::kGammaDense, e, dense, "gamma_dense"}};
-  if (!v.rms) cbs.push_back({cb::kBetaDense, e, dense, "beta_dense"});
+  if (v.has_beta()) cbs.push_back({cb::kBetaDense, e, dense, "beta_dense"});
   cbs.push_back({cb::kGamma, e, 2 * block, "gamma"});
-  if (!v.rms) cbs.push_back({cb::kBeta, e, 2 * block, "beta"});
+  if (v.has_beta()) cbs.push_back({cb::kBeta, e, 2 * block, "beta"});
   cbs.insert(cbs.end(), {{cb::kOnes, b16, 1, "ones"},
                          {cb::kPartial, f32, 1, "partial"},
                          {cb::kHi, b16, 1, "partial_hi"},
                          {cb::kLo, f32, 1, "partial_lo"}});
-  if (!v.rms) cbs.push_back({cb::kMeanRow, f32, 1, "mean"});
-  cbs.insert(cbs.end(), {{cb::kRstdRow, f32, 1, v.rms ? "rrms" : "rstd"},
-                         {cb::kStatsOut, f32, v.rms ? 1u : 2u, "stats_out"},
+  if (v.has_mean()) cbs.push_back({cb::kMeanRow, f32, 1, "mean"});
+  cbs.insert(cbs.end(), {{cb::kRstdRow, f32, 1, v.has_mean() ? "rstd" : "rrms"},
+                         {cb::kStatsOut, f32, v.has_mean() ? 2u : 1u, "stats_out"},
                          {cb::kY, e, 2 * block, "y"}});
   if (v.residual) {
     cbs.insert(cbs.end(), {{cb::kResidual, e, 2 * block, "residual"},
@@ -42,11 +43,11 @@ using ForwardKernels =
     OpKernels<NormForwardReaderArgs, NormForwardComputeArgs, NormForwardWriterArgs>;
 // The variant's kernels; their name is also the program-cache key's op.
 ForwardKernels forward_kernels(const NormForwardVariant& v) {
-  return with_flags(v.rms, v.residual, []<bool kRms, bool kResidual>() {
-    constexpr NormForwardVariant V{.rms = kRms, .residual = kResidual};
-    return ForwardKernels{kRms ? (kResidual ? "rmsnorm_residual_forward" : "rmsnorm_forward")
-                               : (kResidual ? "layernorm_residual_forward" : "layernorm_forward"),
-                          &norm_forward_reader<V>, &norm_forward_compute<V>,
+  return with_variant(v.norm, v.residual, []<Norm kNorm, bool kResidual>() {
+    constexpr NormForwardVariant V{.norm = kNorm, .residual = kResidual};
+    static const std::string name =
+        variant_kernel_name(kNorm, kResidual ? "residual" : nullptr, "forward");
+    return ForwardKernels{name.c_str(), &norm_forward_reader<V>, &norm_forward_compute<V>,
                           &norm_forward_writer<V>};
   });
 }
@@ -63,7 +64,7 @@ Status norm_forward_validate(const NormForwardVariant& v, const NormForwardTenso
   const int64_t dense = int64_t((tiles_along(C) + kSpanTiles - 1) / kSpanTiles) * kTileDim;
   TN_RETURN_IF_ERROR(
       check_device_tensor("gamma (dense)", t.gamma, dense, kTileDim, dense, kTileDim, e));
-  if (!v.rms) {
+  if (v.has_mean()) {
     TN_RETURN_IF_ERROR(
         check_device_tensor("beta (dense)", t.beta, dense, kTileDim, dense, kTileDim, e));
   }
@@ -74,7 +75,10 @@ NormForwardDeviceOutputs norm_forward_output_specs(const NormForwardVariant& v,
                                                    const NormForwardTensors& t) {
   const DeviceTensor like_x = device_tensor_spec(t.x.rows, t.C, t.x.buffer.format);
   const DeviceTensor stat = device_tensor_spec(t.x.rows, 1, DataFormat::Float32);
-  return {like_x, v.residual ? like_x : DeviceTensor{}, v.rms ? DeviceTensor{} : stat, stat};
+  return {.y = like_x,
+          .mean = v.has_mean() ? stat : DeviceTensor{},
+          .rstd = stat,
+          .h = v.residual ? like_x : DeviceTensor{}};
 }
 
 TilePlan norm_forward_plan(const NormForwardVariant& v, int64_t rows, int64_t C, DataFormat format,
@@ -85,8 +89,7 @@ TilePlan norm_forward_plan(const NormForwardVariant& v, int64_t rows, int64_t C,
 
 Status norm_forward_tile(const NormForwardArgs& args, const NormForwardOutputs& out,
                          const TileOpConfig& config, TileOpInfo* info) {
-  const NormForwardVariant v{.rms = args.norm == Norm::kRmsNorm,
-                             .residual = !args.residual.empty()};
+  const NormForwardVariant v{.norm = args.norm, .residual = !args.residual.empty()};
   const int64_t rows = args.x.shape.rows(), C = args.x.shape.cols();
   const DataFormat e = tile_format(args.x.dtype);
   OpDevice op_device(config);
@@ -100,12 +103,12 @@ Status norm_forward_tile(const NormForwardArgs& args, const NormForwardOutputs& 
   if (v.residual)
     TN_RETURN_IF_ERROR(upload_matrix(device, args.residual, rows, C, e, pad, &t.residual));
   TN_RETURN_IF_ERROR(upload_dense(device, args.gamma, C, e, pad, &t.gamma));
-  if (!v.rms) TN_RETURN_IF_ERROR(upload_dense(device, args.beta, C, e, pad, &t.beta));
+  if (v.has_beta()) TN_RETURN_IF_ERROR(upload_dense(device, args.beta, C, e, pad, &t.beta));
   TN_RETURN_IF_ERROR(norm_forward_validate(v, t));
   NormForwardDeviceOutputs o = norm_forward_output_specs(v, t);
   TN_RETURN_IF_ERROR(allocate(device, &o.y));
   if (v.residual) TN_RETURN_IF_ERROR(allocate(device, &o.h));
-  if (!v.rms) TN_RETURN_IF_ERROR(allocate(device, &o.mean));
+  if (v.has_mean()) TN_RETURN_IF_ERROR(allocate(device, &o.mean));
   TN_RETURN_IF_ERROR(allocate(device, &o.rstd));
 
   const RowMeanConstants mean_constants = row_mean_constants(C);
@@ -130,7 +133,7 @@ Status norm_forward_tile(const NormForwardArgs& args, const NormForwardOutputs& 
   const ForwardKernels kernels = forward_kernels(v);
   std::vector<ReadBack> outputs = {{&o.y, out.y}, {&o.rstd, out.rstd}};
   if (v.residual) outputs.push_back({&o.h, out.h});
-  if (!v.rms) outputs.push_back({&o.mean, out.mean});
+  if (v.has_mean()) outputs.push_back({&o.mean, out.mean});
   return run_program(device, tile_program_key(kernels.name, rows, C, e, plan, device.config()),
                      plan, forward_cbs(v, plan, e), kernels, args_of, floor, outputs, info);
 }

@@ -27,7 +27,7 @@ Status norm_forward_validate(const NormForwardVariant& v, const NormForwardTenso
 // Output specs: y (and h, with a residual) like x; mean (LayerNorm) and rstd (RMSNorm: rrms)
 // [rows, 1] fp32, padded to one tile per tile-row.
 struct NormForwardDeviceOutputs {
-  DeviceTensor y, h, mean, rstd;
+  DeviceTensor y, mean, rstd, h;  // the order of NormForwardOutputs
 };
 NormForwardDeviceOutputs norm_forward_output_specs(const NormForwardVariant& v,
                                                    const NormForwardTensors& t);

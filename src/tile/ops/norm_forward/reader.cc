@@ -16,8 +16,8 @@ namespace cb = norm_forward_cb;
 
 template <NormForwardVariant V>
 void norm_forward_reader(const NormForwardReaderArgs& a) {
-  constexpr bool kBeta = !V.rms;
-  constexpr int kPasses = V.rms ? 2 : 3;
+  constexpr bool kBeta = V.has_beta();
+  constexpr int kPasses = V.has_mean() ? 3 : 2;
   const TileRows& r = a.rows;
   const auto x = tile_addr_gen(a.x_addr, cb::kX);
   InterleavedAddrGenFast<true> residual, beta;  // only with a residual / for LayerNorm

@@ -28,11 +28,11 @@ void norm_forward_writer(const NormForwardWriterArgs& a) {
   const auto y = tile_addr_gen(a.y_addr, cb::kY), rstd = tile_addr_gen(a.rstd_addr, cb::kStatsOut);
   InterleavedAddrGenFast<true> h, mean;  // only with a residual / for LayerNorm
   if constexpr (V.residual) h = tile_addr_gen(a.h_addr, cb::kHOut);
-  if constexpr (!V.rms) mean = tile_addr_gen(a.mean_addr, cb::kStatsOut);
+  if constexpr (V.has_mean()) mean = tile_addr_gen(a.mean_addr, cb::kStatsOut);
   for (uint32_t i = 0; i < r.count; ++i) {
     const uint32_t row = r.first + i;
     if constexpr (V.residual) write_tiles(cb::kHOut, h, row * r.wt, r.wt);
-    if constexpr (!V.rms) write_tiles(cb::kStatsOut, mean, row, 1);
+    if constexpr (V.has_mean()) write_tiles(cb::kStatsOut, mean, row, 1);
     write_tiles(cb::kStatsOut, rstd, row, 1);
     write_tiles(cb::kY, y, row * r.wt, r.wt);
   }

@@ -103,16 +103,28 @@ void set_args(Program& program, const std::vector<KernelHandle>& kernels, const 
   for (uint32_t i = 0; i < split.num_cores; ++i) {
     const CoreCoord core = split.cores[i];
     const uint32_t start = split.first_work_of(i), n = split.work_of(i);
-    program.set_runtime_args(
-        kernels[3 * i], core,
-        ReportBackwardReaderArgs{b.x.address, b.dy.address, b.gamma.address, b.mean.address,
-                                 b.rstd.address, start, n, base.wt, base.mask_w, base.fit, scaler});
+    program.set_runtime_args(kernels[3 * i], core,
+                             ReportBackwardReaderArgs{.x_addr = b.x.address,
+                                                      .dy_addr = b.dy.address,
+                                                      .gamma_addr = b.gamma.address,
+                                                      .mean_addr = b.mean.address,
+                                                      .rstd_addr = b.rstd.address,
+                                                      .start_row = start,
+                                                      .num_rows = n,
+                                                      .wt = base.wt,
+                                                      .mask_w = base.mask_w,
+                                                      .fit = base.fit,
+                                                      .scaler_bits = scaler});
     ReportBackwardComputeArgs c = base;
     c.num_rows = n;
     program.set_runtime_args(kernels[3 * i + 1], core, c);
     program.set_runtime_args(kernels[3 * i + 2], core,
-                             ReportBackwardWriterArgs{b.dx.address, b.dgamma.address,
-                                                      b.dbeta.address, start, n, base.wt});
+                             ReportBackwardWriterArgs{.dx_addr = b.dx.address,
+                                                      .dgamma_addr = b.dgamma.address,
+                                                      .dbeta_addr = b.dbeta.address,
+                                                      .start_row = start,
+                                                      .num_rows = n,
+                                                      .wt = base.wt});
   }
 }
 

@@ -8,13 +8,13 @@
 #include <limits>
 #include <random>
 
-#include "reference/layernorm.h"
+#include "reference/norm.h"
 #include "tilenorm/bf16.h"
 
 namespace tilenorm::tile {
 
 const std::vector<ReproCase>& repro_cases() {
-  // Shapes (B·S·H rows x C) and data of the report's test file (the research note's table).
+  // Shapes (B·S·H rows x C) and data of the report's test file.
   static const std::vector<ReproCase> cases = {
       {"constant 100x8192", 100, 8192, true, 0.5f, 1.0f, 1.0f, 0},
       {"constant 100x4096", 100, 4096, true, 0.5f, 1.0f, 1.0f, 0},

@@ -47,8 +47,8 @@ struct ReproCell {
   double max_err = 0;  // max |dx - ref| (inf when a value is not finite)
   bool pass = false;
   std::string path;  // "fit" or "block"
-  std::vector<ReproFinding>
-      findings;  // distinct (kind, kernel, op, line), in order of first report
+  // Distinct (kind, kernel, op, line), in order of first report.
+  std::vector<ReproFinding> findings;
   bool program_cache_hit = false;
 };
 

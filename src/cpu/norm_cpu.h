@@ -1,10 +1,12 @@
-// Native CPU LayerNorm: shared types of the SIMD kernels (layernorm_cpu.cc, compiled once per
+// Native CPU norm family: shared types of the SIMD kernels (norm_cpu.cc, compiled once per
 // Highway target) and the hooks tests use to run every compiled target.
 #pragma once
 
 #include <cstdint>
 #include <string>
 #include <vector>
+
+#include "tilenorm/norm.h"
 
 namespace tilenorm::cpu {
 
@@ -21,7 +23,8 @@ struct ChunkStats {
 };
 ChunkStats merge_stats(const ChunkStats& a, const ChunkStats& b);
 
-// RMSNorm (rms): no mean, no beta, rstd holds rrms.
+// The norm's traits say which pointers are set: no mean and no beta for RMSNorm, whose rstd
+// holds rrms.
 struct ForwardCtx {
   const void* x;
   const void* residual;  // null, or fused: h = x + residual is written and normalized
@@ -29,11 +32,11 @@ struct ForwardCtx {
   const void* beta;      // may be null
   void* h;               // null iff residual is
   void* y;
-  float* mean;  // null for RMSNorm
+  float* mean;  // null where the norm has no mean (RMSNorm)
   float* rstd;
   int64_t rows, C;
   double eps;
-  bool rms;
+  Norm norm;
   bool bf16;
   bool stream;  // non-temporal stores of y and h (the outputs will not be re-read soon)
   bool params_f32;
@@ -51,7 +54,7 @@ struct BackwardCtx {
   float* dbeta;     // null for RMSNorm
   float* partials;  // [row chunks][2][C]: dgamma then dbeta per chunk
   int64_t rows, C, rows_per_chunk;
-  bool rms;
+  Norm norm;
   bool bf16;
   bool stream;
   bool params_f32;
@@ -68,7 +71,7 @@ RowCoeffs backward_coeffs(float mean, float rstd, double sum_g, double sum_gxc, 
 // The SIMD targets compiled in and supported by this CPU, best first ("AVX3", "AVX2", "SCALAR").
 std::vector<std::string> simd_targets();
 // Restricts dispatch to the named target ("" = back to the best); false if not available.
-// For tests: not thread-safe against concurrent LayerNorm calls.
+// For tests: not thread-safe against concurrent norm calls.
 bool force_simd_target(const std::string& name);
 // The target dispatch picks now.
 std::string active_simd_target();

@@ -5,7 +5,7 @@
 // BM_Copy (STREAM-like, same process) gives the bandwidth ceiling; bench/bench_table.py turns
 // the JSON output into the table of docs/performance.md.
 //
-//   layernorm_bench --benchmark_repetitions=3 --benchmark_out=run.json
+//   norm_bench --benchmark_repetitions=3 --benchmark_out=run.json
 //   python3 bench/bench_table.py run.json
 #include <benchmark/benchmark.h>
 
@@ -27,7 +27,7 @@ void BM_Copy(benchmark::State& state) {
 }
 
 struct Case {
-  BenchOp op;
+  NormOp op;
   std::string impl;
   BenchShape shape;
   DType dtype;
@@ -36,7 +36,7 @@ struct Case {
   bool cold;
 };
 
-const BenchInputs& inputs_for(const BenchShape& s, DType dtype, const BenchOp& op) {
+const BenchInputs& inputs_for(const BenchShape& s, DType dtype, const NormOp& op) {
   // One shape at a time: benchmarks are registered shape by shape.
   static BenchInputs cached{{0, 0}, DType::kF32, {}, {}, {}, {}};
   if (cached.shape.rows != s.rows || cached.shape.C != s.C || cached.dtype != dtype ||
@@ -90,12 +90,8 @@ void register_copy() {
 void register_all() {
   register_copy();
   const int hw = hardware_threads();
-  const BenchOp ops[] = {{Norm::kLayerNorm, false},
-                         {Norm::kRmsNorm, false},
-                         {Norm::kLayerNorm, true},
-                         {Norm::kRmsNorm, true}};
   for (const BenchShape& s : default_shapes()) {
-    for (const BenchOp& op : ops) {
+    for (const NormOp& op : kNormOps) {
       for (DType dt : {DType::kF32, DType::kBF16}) {
         for (Direction dir : {Direction::kBackward, Direction::kForward}) {
           for (bool cold : {false, true}) {

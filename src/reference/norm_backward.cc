@@ -1,16 +1,16 @@
-// Float64 LayerNorm backward: x-hat recomputed from the saved mean/rstd, both row sums, dx,
-// and the column sums dgamma, dbeta.
+// Float64 backward of the family (LayerNorm, RMSNorm): x-hat recomputed from the saved mean and
+// rstd (rrms), the row sums, dx, and the column sums dgamma, dbeta.
 #include <vector>
 
 #include "backends.h"
-#include "reference/layernorm.h"
+#include "reference/norm.h"
 
 namespace tilenorm::reference {
 
 void norm_backward_f64(Norm norm, const double* x, const double* dy, const double* gamma,
                        const double* mean, const double* rstd, const double* dh_in, int64_t rows,
                        int64_t C, double* dx, double* dgamma, double* dbeta) {
-  const bool centred = norm == Norm::kLayerNorm;
+  const NormTraits traits = norm_traits(norm);
   for (int64_t i = 0; i < C; ++i) {
     dgamma[i] = 0;
     if (dbeta) dbeta[i] = 0;
@@ -19,12 +19,12 @@ void norm_backward_f64(Norm norm, const double* x, const double* dy, const doubl
   for (int64_t r = 0; r < rows; ++r) {
     const double* xr = x + r * C;
     const double* dyr = dy + r * C;
-    const double mu = centred ? mean[r] : 0.0;
-    double s1 = 0, s2 = 0;  // sum(g) (LayerNorm only), sum(g * xhat)
+    const double mu = traits.has_mean ? mean[r] : 0.0;
+    double s1 = 0, s2 = 0;  // sum(g) (the mean(g) term), sum(g * xhat)
     for (int64_t i = 0; i < C; ++i) {
       const double xhat = (xr[i] - mu) * rstd[r];
       const double g = dyr[i] * gamma[i];
-      if (centred) s1 += g;
+      if (traits.mean_g_term) s1 += g;
       s2 += g * xhat;
       dgamma[i] += dyr[i] * xhat;
       if (dbeta) dbeta[i] += dyr[i];

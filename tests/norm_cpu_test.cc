@@ -3,7 +3,7 @@
 // target, vector-width edges, misaligned views, streamed stores, non-finite rows, bitwise
 // determinism across thread counts. The cross-backend case list (cli/conformance, run by
 // conformance_test) covers the shapes and inputs on the best target.
-#include "cpu/layernorm_cpu.h"
+#include "cpu/norm_cpu.h"
 
 #include <cmath>
 #include <cstring>
@@ -12,7 +12,8 @@
 #include <thread>
 #include <vector>
 
-#include "reference/layernorm.h"
+#include "cli/conformance/tolerance.h"
+#include "reference/norm.h"
 #include "test_util.h"
 #include "tilenorm/layernorm.h"
 #include "tilenorm/rmsnorm.h"
@@ -22,26 +23,24 @@ namespace {
 
 using testing::AllClose;
 using testing::bitwise_equal;
+using testing::op_label;
 
-// Tolerances, |got - ref| <= atol + rtol * |ref| per element, against the float64 reference run
-// on the same (dtype-rounded) inputs. Statistics, dgamma and dbeta are f32 for both dtypes.
-//   y, dx f32:   f32 arithmetic of a few operations on O(1) values: a few ulps.
-//   y, dx bf16:  one rounding to bf16 (2^-9 relative) on top of the f32 result; atol covers
-//                values that cancel to ~0 in f32 before rounding.
-//   mean, rstd:  f32 sums within 1024-column chunks (one lane per accumulator on the SCALAR
-//                target), float64 across chunks, stored as f32.
-//   dgamma/dbeta: f32 sums over <= 32 rows, then float64 across chunks: error grows with the
-//                rows only through the f32 chunk sums, hence atol ~ rows * 1e-7. libtorch 1.13
-//                misses this by 1e-1 relative at 8192 bf16 rows (shared/anchors/cpu).
+// Tolerances against the float64 reference run on the same (dtype-rounded) inputs, from the
+// family's table (cli/conformance/tolerance.cc, the cpu backend-test rows, with their reasons).
+// Statistics, dgamma and dbeta are f32 for both dtypes.
 struct Tolerances {
   Tolerance y, mean, rstd, dx, dgb;
 };
 
 Tolerances tolerances(DType dtype, int64_t rows) {
-  const Tolerance stats{1e-6, 1e-5};
-  const Tolerance dgb{1e-6 + 1e-7 * static_cast<double>(rows), 1e-5};
-  if (dtype == DType::kBF16) return {{1e-4, 4e-3}, stats, stats, {1e-4, 4e-3}, dgb};
-  return {{1e-5, 1e-5}, stats, stats, {1e-5, 1e-5}, dgb};
+  auto band = [&](conformance::Output output) {
+    return conformance::tolerance({}, Backend::kCpu, dtype, output,
+                                  conformance::Profile::kBackendTest)
+        .for_rows(rows);
+  };
+  const Tolerance stats = band(conformance::Output::kStats);
+  return {band(conformance::Output::kY), stats, stats, band(conformance::Output::kDx),
+          band(conformance::Output::kDParams)};
 }
 
 struct Inputs {
@@ -89,14 +88,16 @@ Outputs run_cpu(const Inputs& in, int threads, double eps = kDefaultEps) {
   LayerNormOptions opt;
   opt.num_threads = threads;
   opt.report = &o.fwd_report;
-  Status st =
-      layernorm_forward(Backend::kCpu, {in.x.view(), in.gamma.view(), in.beta.view(), eps},
-                        LayerNormForwardOutputs{o.y.view(), o.mean.view(), o.rstd.view()}, opt);
+  Status st = layernorm_forward(
+      Backend::kCpu, {in.x.view(), in.gamma.view(), in.beta.view(), eps},
+      LayerNormForwardOutputs{.y = o.y.view(), .mean = o.mean.view(), .rstd = o.rstd.view()}, opt);
   EXPECT_TRUE(st.ok()) << st.to_string();
   opt.report = &o.bwd_report;
   st = layernorm_backward(
       Backend::kCpu, {in.x.view(), in.dy.view(), in.gamma.view(), o.mean.view(), o.rstd.view()},
-      LayerNormBackwardOutputs{o.dx.view(), o.dgamma.view(), o.dbeta.view()}, opt);
+      LayerNormBackwardOutputs{
+          .dx = o.dx.view(), .dgamma = o.dgamma.view(), .dbeta = o.dbeta.view()},
+      opt);
   EXPECT_TRUE(st.ok()) << st.to_string();
   return o;
 }
@@ -205,11 +206,15 @@ TEST_P(CpuTargets, MisalignedStarts) {
       Tensor dgamma(Shape{C}, DType::kF32), dbeta(Shape{C}, DType::kF32);
       LayerNormOptions opt;
       opt.num_threads = 2;
-      ASSERT_TRUE(layernorm_forward(Backend::kCpu, {x, g, b, kDefaultEps},
-                                    LayerNormForwardOutputs{y, mean.view(), rstd.view()}, opt)
+      ASSERT_TRUE(layernorm_forward(
+                      Backend::kCpu, {x, g, b, kDefaultEps},
+                      LayerNormForwardOutputs{.y = y, .mean = mean.view(), .rstd = rstd.view()},
+                      opt)
                       .ok());
       ASSERT_TRUE(layernorm_backward(Backend::kCpu, {x, dy, g, mean.view(), rstd.view()},
-                                     LayerNormBackwardOutputs{dx, dgamma.view(), dbeta.view()}, opt)
+                                     LayerNormBackwardOutputs{
+                                         .dx = dx, .dgamma = dgamma.view(), .dbeta = dbeta.view()},
+                                     opt)
                       .ok());
       const Tolerances tol = tolerances(dt, rows);
       const auto f = testing::reference_forward(x, g, b, kDefaultEps);
@@ -439,21 +444,20 @@ TEST(LayerNormCpu, ConcurrentCallsGiveTheSameBits) {
 
 // The rest of the family: RMSNorm, and the fused residual add on both norms. Forward takes
 // x + residual, backward its h and dh_in; the LayerNorm-without-residual cases are above.
-struct FamilyCase {
-  Norm norm;
-  bool residual;
-  const char* name;
-};
-const FamilyCase kFamily[] = {{Norm::kRmsNorm, false, "rmsnorm"},
-                              {Norm::kRmsNorm, true, "rmsnorm + residual"},
-                              {Norm::kLayerNorm, true, "layernorm + residual"}};
+// Every NormOp (include/tilenorm/norm.h) but LayerNorm alone, RMSNorm first.
+const std::vector<NormOp> kFamily = [] {
+  std::vector<NormOp> ops;
+  for (const NormOp& op : kNormOps)
+    if (op != NormOp{}) ops.push_back(op);
+  return ops;
+}();
 
 struct FamilyInputs {
   Inputs in;
   Tensor residual, dh_in;  // empty without a residual
 };
 
-FamilyInputs make_family_inputs(const FamilyCase& fc, int64_t rows, int64_t C, DType dtype,
+FamilyInputs make_family_inputs(const NormOp& fc, int64_t rows, int64_t C, DType dtype,
                                 uint64_t seed) {
   FamilyInputs fi{make_inputs(rows, C, dtype, seed), {}, {}};
   if (fc.residual) {
@@ -469,7 +473,7 @@ struct FamilyOutputs {
 };
 
 // Forward, then backward on the forward's own h and statistics; outputs pre-filled with NaN.
-FamilyOutputs run_family(const FamilyCase& fc, const FamilyInputs& fi, int threads,
+FamilyOutputs run_family(const NormOp& fc, const FamilyInputs& fi, int threads,
                          double eps = kDefaultEps) {
   const Inputs& in = fi.in;
   const Shape& s = in.x.shape();
@@ -491,9 +495,13 @@ FamilyOutputs run_family(const FamilyCase& fc, const FamilyInputs& fi, int threa
           ? layernorm_forward(
                 Backend::kCpu,
                 {in.x.view(), in.gamma.view(), in.beta.view(), eps, fi.residual.view()},
-                LayerNormForwardOutputs{o.y.view(), o.mean.view(), o.rstd.view(), o.h.view()}, opt)
-          : rmsnorm_forward(Backend::kCpu, {in.x.view(), in.gamma.view(), eps, fi.residual.view()},
-                            RmsNormForwardOutputs{o.y.view(), o.rstd.view(), o.h.view()}, opt);
+                LayerNormForwardOutputs{
+                    .y = o.y.view(), .mean = o.mean.view(), .rstd = o.rstd.view(), .h = o.h.view()},
+                opt)
+          : rmsnorm_forward(
+                Backend::kCpu, {in.x.view(), in.gamma.view(), eps, fi.residual.view()},
+                RmsNormForwardOutputs{.y = o.y.view(), .rrms = o.rstd.view(), .h = o.h.view()},
+                opt);
   EXPECT_TRUE(fst.ok()) << fst.to_string();
   opt.report = &o.bwd_report;
   const ConstTensorView x = fc.residual ? o.h.view() : in.x.view();
@@ -501,17 +509,19 @@ FamilyOutputs run_family(const FamilyCase& fc, const FamilyInputs& fi, int threa
       layer ? layernorm_backward(
                   Backend::kCpu,
                   {x, in.dy.view(), in.gamma.view(), o.mean.view(), o.rstd.view(), fi.dh_in.view()},
-                  LayerNormBackwardOutputs{o.dx.view(), o.dgamma.view(), o.dbeta.view()}, opt)
-            : rmsnorm_backward(Backend::kCpu,
-                               {x, in.dy.view(), in.gamma.view(), o.rstd.view(), fi.dh_in.view()},
-                               RmsNormBackwardOutputs{o.dx.view(), o.dgamma.view()}, opt);
+                  LayerNormBackwardOutputs{
+                      .dx = o.dx.view(), .dgamma = o.dgamma.view(), .dbeta = o.dbeta.view()},
+                  opt)
+            : rmsnorm_backward(
+                  Backend::kCpu, {x, in.dy.view(), in.gamma.view(), o.rstd.view(), fi.dh_in.view()},
+                  RmsNormBackwardOutputs{.dx = o.dx.view(), .dgamma = o.dgamma.view()}, opt);
   EXPECT_TRUE(bst.ok()) << bst.to_string();
   return o;
 }
 
 // Against reference::norm_*_f64 on the same inputs. h = x + residual is rounded to the data
 // dtype once, on both sides, so it must match exactly.
-void expect_family_matches_reference(const FamilyCase& fc, const FamilyInputs& fi,
+void expect_family_matches_reference(const NormOp& fc, const FamilyInputs& fi,
                                      const FamilyOutputs& o, double eps = kDefaultEps) {
   const Inputs& in = fi.in;
   const int64_t rows = in.x.shape().rows(), C = in.x.shape().cols();
@@ -562,11 +572,11 @@ const ShapeCase kFamilyLargeShapes[] = {
 
 void expect_family_on_shapes(const ShapeCase* begin, const ShapeCase* end,
                              std::initializer_list<DType> dtypes) {
-  for (const FamilyCase& fc : kFamily) {
+  for (const NormOp& fc : kFamily) {
     for (const ShapeCase* sc = begin; sc != end; ++sc) {
       for (DType dt : dtypes) {
-        SCOPED_TRACE(std::string(fc.name) + " " + std::to_string(sc->rows) + "x" +
-                     std::to_string(sc->C) + " " + dtype_name(dt) + ": " + sc->why);
+        SCOPED_TRACE(op_label(fc) + " " + std::to_string(sc->rows) + "x" + std::to_string(sc->C) +
+                     " " + dtype_name(dt) + ": " + sc->why);
         const FamilyInputs fi = make_family_inputs(fc, sc->rows, sc->C, dt, 23);
         const FamilyOutputs o = run_family(fc, fi, 2);
         expect_family_matches_reference(fc, fi, o);
@@ -592,10 +602,10 @@ TEST(NormCpu, FamilyMatchesReferenceOnLargeShapes) {
 // Widths around every vector width (the loads and stores are LayerNorm's, tested misaligned
 // above).
 TEST_P(CpuTargets, FamilyWidthsAroundVectorWidths) {
-  for (const FamilyCase& fc : kFamily) {
+  for (const NormOp& fc : kFamily) {
     for (int64_t C : {int64_t{7}, int64_t{15}, int64_t{17}, int64_t{63}, int64_t{65}}) {
       for (DType dt : {DType::kF32, DType::kBF16}) {
-        SCOPED_TRACE(std::string(fc.name) + " C=" + std::to_string(C) + " " + dtype_name(dt));
+        SCOPED_TRACE(op_label(fc) + " C=" + std::to_string(C) + " " + dtype_name(dt));
         const FamilyInputs fi = make_family_inputs(fc, 6, C, dt, 200 + static_cast<uint64_t>(C));
         expect_family_matches_reference(fc, fi, run_family(fc, fi, 2));
       }
@@ -606,8 +616,8 @@ TEST_P(CpuTargets, FamilyWidthsAroundVectorWidths) {
 // Large mean, unit spread: RMSNorm has no centring to lose, LayerNorm over h = x + residual
 // must keep its variance.
 TEST_P(CpuTargets, FamilyLargeMean) {
-  for (const FamilyCase& fc : kFamily) {
-    SCOPED_TRACE(fc.name);
+  for (const NormOp& fc : kFamily) {
+    SCOPED_TRACE(op_label(fc));
     FamilyInputs fi = make_family_inputs(fc, 16, 3000, DType::kF32, 9);
     const Tensor n = testing::random_tensor(Shape{16, 3000}, DType::kF64, 10, -1.7, 1.7);
     for (int64_t i = 0; i < 16 * 3000; ++i) fi.in.x.set(i, 1e4 + n.get(i));
@@ -623,10 +633,10 @@ TEST(NormCpu, ReportConstantsThroughTheResidual) {
   for (DType dt : {DType::kF32, DType::kBF16}) {
     for (const auto& [rows, C] :
          std::vector<std::pair<int64_t, int64_t>>{{64, 1024}, {300, 1000}, {3, 40000}}) {
-      for (const FamilyCase& fc : kFamily) {
+      for (const NormOp& fc : kFamily) {
         if (!fc.residual) continue;
-        SCOPED_TRACE(std::string(fc.name) + " " + std::to_string(rows) + "x" + std::to_string(C) +
-                     " " + dtype_name(dt));
+        SCOPED_TRACE(op_label(fc) + " " + std::to_string(rows) + "x" + std::to_string(C) + " " +
+                     dtype_name(dt));
         FamilyInputs fi{{testing::constant_tensor(Shape{rows, C}, dt, 0.25),
                          testing::constant_tensor(Shape{rows, C}, dt, 1.0),
                          testing::constant_tensor(Shape{C}, dt, 1.0),
@@ -655,7 +665,7 @@ TEST(NormCpu, ReportConstantsThroughTheResidual) {
 // over threads.
 TEST(NormCpu, RmsNonFiniteAndOverflowingRowsTakeReferenceStatistics) {
   const double inf = std::numeric_limits<double>::infinity(), nan = std::nan("");
-  const FamilyCase& fc = kFamily[0];
+  const NormOp& fc = kFamily[0];
   for (const auto& [rows, C] : std::vector<std::pair<int64_t, int64_t>>{{6, 37}, {3, 5000}}) {
     SCOPED_TRACE(std::to_string(rows) + "x" + std::to_string(C));
     FamilyInputs fi = make_family_inputs(fc, rows, C, DType::kF32, 31);
@@ -695,11 +705,11 @@ TEST(NormCpu, FamilyBitwiseDeterministicAcrossThreadCounts) {
       {2, 300001, "row-split backward, two row groups"},
       {16, 140000, "streamed rows, non-temporal stores with a residual (f32 only)"},
   };
-  for (const FamilyCase& fc : kFamily) {
+  for (const NormOp& fc : kFamily) {
     for (const ShapeCase& sc : cases) {
       for (DType dt : {DType::kF32, DType::kBF16}) {
         if (sc.rows == 16 && dt == DType::kBF16) continue;
-        SCOPED_TRACE(std::string(fc.name) + " " + sc.why + " " + dtype_name(dt));
+        SCOPED_TRACE(op_label(fc) + " " + sc.why + " " + dtype_name(dt));
         const FamilyInputs fi = make_family_inputs(fc, sc.rows, sc.C, dt, 77);
         const FamilyOutputs base = run_family(fc, fi, 1);
         for (int threads : {2, 3}) {

@@ -16,7 +16,8 @@
 #include <utility>
 #include <vector>
 
-#include "reference/layernorm.h"
+#include "cli/conformance/tolerance.h"
+#include "reference/norm.h"
 #include "test_util.h"
 #include "tilenorm/layernorm.h"
 #include "tilenorm/rmsnorm.h"
@@ -74,29 +75,27 @@ const Shape2 kShapes[] = {
     {3, 1048576, "C = 1M: split path, many segments a row", InRegistry::kNone},
 };
 
-// The family's members (include/tilenorm/norm.h); each test names the ones it runs.
-struct Variant {
-  Norm norm;
-  bool residual;  // forward: residual in, h out; backward: x is h, dh_in added to dx
-  const char* name;
-};
-const Variant kVariants[] = {{Norm::kLayerNorm, false, "layernorm"},
-                             {Norm::kRmsNorm, false, "rmsnorm"},
-                             {Norm::kLayerNorm, true, "layernorm + residual"},
-                             {Norm::kRmsNorm, true, "rmsnorm + residual"}};
-
-// Tolerances per dtype and direction: |got - ref| <= atol + rtol * |ref|.
+// Tolerances per dtype and direction: |got - ref| <= atol + rtol * |ref|, f32 and bf16 from the
+// family's table (cli/conformance/tolerance.cc, the cuda backend-test rows, with their reasons).
 struct Tolerances {
   Tolerance y;       // y rounded to the dtype after fp32 math
   Tolerance stats;   // mean, rstd: fp32 sums of up to 1M terms
   Tolerance dx;      // dx rounded to the dtype; |dx| <~ 5 for these inputs
   Tolerance dparam;  // dgamma, dbeta: fp32 sums over rows, not rounded to the dtype
 };
-const Tolerances kF32Tol{{5e-5, 1e-5}, {1e-5, 1e-5}, {1e-4, 1e-4}, {1e-4, 1e-4}};
-// bf16 has an 8-bit significand: rounding alone is 2^-9 relative.
-const Tolerances kBF16Tol{{1e-2, 8e-3}, {1e-5, 1e-5}, {2e-2, 8e-3}, {1e-4, 1e-4}};
-// fp16 has an 11-bit significand: rounding alone is 2^-12 relative.
-const Tolerances kF16Tol{{2e-3, 1e-3}, {1e-5, 1e-5}, {4e-3, 1e-3}, {1e-4, 1e-4}};
+Tolerances table_tolerances(DType d) {
+  auto band = [&](conformance::Output output) {
+    return conformance::tolerance({}, Backend::kCuda, d, output, conformance::Profile::kBackendTest)
+        .tol;
+  };
+  return {band(conformance::Output::kY), band(conformance::Output::kStats),
+          band(conformance::Output::kDx), band(conformance::Output::kDParams)};
+}
+const Tolerances kF32Tol = table_tolerances(DType::kF32);
+const Tolerances kBF16Tol = table_tolerances(DType::kBF16);
+// fp16 exists only at the device entry (no DType, so no row of the table): an 11-bit
+// significand, rounding alone is 2^-12 relative; statistics and dgamma/dbeta as f32.
+const Tolerances kF16Tol{{2e-3, 1e-3}, kF32Tol.stats, {4e-3, 1e-3}, kF32Tol.dparam};
 
 const Tolerances& tolerances(DType d) { return d == DType::kBF16 ? kBF16Tol : kF32Tol; }
 
@@ -218,8 +217,8 @@ TEST(LayerNormCuda, MatchesReferenceBF16) {
 // RMSNorm and the fused residual add through the public API (rmsnorm.h; layernorm.h's residual,
 // h and dh_in): forward, then backward on the forward's own statistics, each against the float64
 // reference; h exactly x + residual rounded to the dtype (what the reference normalizes).
-void check_family(const Shape2& s, DType dtype, const Variant& v) {
-  SCOPED_TRACE(label(s, dtype_name(dtype)) + ", " + v.name);
+void check_family(const Shape2& s, DType dtype, const NormOp& v) {
+  SCOPED_TRACE(label(s, dtype_name(dtype)) + ", " + testing::op_label(v));
   const Tolerances& tol = tolerances(dtype);
   const bool centred = v.norm == Norm::kLayerNorm;
   const Inputs in =
@@ -299,13 +298,13 @@ void check_family(const Shape2& s, DType dtype, const Variant& v) {
 }
 
 // The rest of the family on the shapes where the registry lacks the member.
-bool in_registry(const Shape2& s, const Variant& v) {
+bool in_registry(const Shape2& s, const NormOp& v) {
   return s.registry == InRegistry::kAll || (s.registry == InRegistry::kNoResidual && !v.residual);
 }
 
 TEST(LayerNormCuda, FamilyMatchesReferenceF32) {
   TN_SKIP_WITHOUT_CUDA();
-  for (const Variant& v : kVariants)
+  for (const NormOp& v : kNormOps)
     if (v.norm != Norm::kLayerNorm || v.residual)
       for (const Shape2& s : kShapes)
         if (!in_registry(s, v)) check_family(s, DType::kF32, v);
@@ -313,7 +312,7 @@ TEST(LayerNormCuda, FamilyMatchesReferenceF32) {
 
 TEST(LayerNormCuda, FamilyMatchesReferenceBF16) {
   TN_SKIP_WITHOUT_CUDA();
-  for (const Variant& v : kVariants)
+  for (const NormOp& v : kNormOps)
     if (v.norm != Norm::kLayerNorm || v.residual)
       for (const Shape2& s : kShapes)
         if (!in_registry(s, v)) check_family(s, DType::kBF16, v);
@@ -508,10 +507,10 @@ struct HostRun {
   cuda::PathInfo fwd, bwd;
 };
 HostRun check_host(cuda::ElemType e, const Shape2& s, int misalign, const cuda::Limits& limits = {},
-                   const Variant& v = kVariants[0]) {
-  SCOPED_TRACE(label(s, elem_name(e)) + ", " + v.name + ", misalign " + std::to_string(misalign) +
-               ", max_groups " + std::to_string(limits.max_groups) + ", l2_bytes " +
-               std::to_string(limits.l2_bytes));
+                   const NormOp& v = kNormOps[0]) {
+  SCOPED_TRACE(label(s, elem_name(e)) + ", " + testing::op_label(v) + ", misalign " +
+               std::to_string(misalign) + ", max_groups " + std::to_string(limits.max_groups) +
+               ", l2_bytes " + std::to_string(limits.l2_bytes));
   const Tolerances& tol = e == cuda::ElemType::kF16    ? kF16Tol
                           : e == cuda::ElemType::kBF16 ? kBF16Tol
                                                        : kF32Tol;
@@ -628,7 +627,7 @@ TEST(LayerNormCuda, HostDataRoundTrip) {
 
 TEST(LayerNormCuda, MatchesReferenceF16) {
   TN_SKIP_WITHOUT_CUDA();
-  for (const Variant& v : kVariants)
+  for (const NormOp& v : kNormOps)
     for (const Shape2& s : kShapes) check_host(cuda::ElemType::kF16, s, 0, {}, v);
 }
 
@@ -636,7 +635,7 @@ TEST(LayerNormCuda, MatchesReferenceF16) {
 // residual variants add residual, h and dh_in to the tensors whose row starts set the width.
 TEST(LayerNormCuda, UnalignedTensorsF16) {
   TN_SKIP_WITHOUT_CUDA();
-  for (const Variant& v : {kVariants[0], kVariants[3]})
+  for (const NormOp& v : {kNormOps[0], kNormOps[3]})
     for (int misalign : {1, 2, 4})
       for (const Shape2& s :
            {Shape2{33, 1024, "rows"}, Shape2{5, 8462, "cluster"}, Shape2{3, 70000, "split"}})
@@ -645,7 +644,7 @@ TEST(LayerNormCuda, UnalignedTensorsF16) {
 
 TEST(LayerNormCuda, UnalignedTensorsF32) {
   TN_SKIP_WITHOUT_CUDA();
-  for (const Variant& v : {kVariants[0], kVariants[2]})
+  for (const NormOp& v : {kNormOps[0], kNormOps[2]})
     for (int misalign : {1, 2})
       for (const Shape2& s :
            {Shape2{17, 8192, "rows"}, Shape2{5, 8462, "cluster"}, Shape2{3, 70000, "split"}})
@@ -677,10 +676,10 @@ const LimitedCase kLimitedCases[] = {
 // Every member of the family on every limited case. The forward split batches a third as many
 // rows with a residual (its L2 share holds x, residual and h, not x alone).
 void check_limited(cuda::ElemType e) {
-  for (const Variant& v : kVariants)
+  for (const NormOp& v : kNormOps)
     for (const LimitedCase& k : kLimitedCases) {
       const Shape2& s = k.shape;
-      SCOPED_TRACE(label(s, elem_name(e)) + ", " + v.name);
+      SCOPED_TRACE(label(s, elem_name(e)) + ", " + testing::op_label(v));
       cuda::Limits limits;
       limits.max_groups = 2;
       limits.l2_bytes = k.batch_rows * 6 * s.cols * static_cast<int64_t>(cuda::elem_size(e));

@@ -5,7 +5,7 @@
 
 #include "backends.h"
 #include "norm_args.h"
-#include "reference/layernorm.h"
+#include "reference/norm.h"
 #include "test_util.h"
 
 namespace tilenorm {
@@ -44,6 +44,22 @@ Inputs copy(const Inputs& in) {
 ConstTensorView view_of(const Tensor& t) { return t.defined() ? t.cview() : ConstTensorView{}; }
 TensorView mut_view(Tensor& t) { return t.defined() ? t.view() : TensorView{}; }
 
+// The reference forward of `in` into y, mean (LayerNorm), rstd and h (with a residual).
+Status forward(Norm norm, const Inputs& in, double eps, Tensor& y, Tensor& mean, Tensor& rstd,
+               Tensor& h) {
+  return reference::norm_forward({.norm = norm,
+                                  .x = in.x.cview(),
+                                  .residual = view_of(in.residual),
+                                  .gamma = in.gamma.cview(),
+                                  .beta = view_of(in.beta),
+                                  .eps = eps},
+                                 {.y = y.view(),
+                                  .mean = norm_traits(norm).has_mean ? mean.view() : TensorView{},
+                                  .rstd = rstd.view(),
+                                  .h = mut_view(h)},
+                                 {});
+}
+
 // loss = sum(y * w) + sum(h * v): h feeds the rest of the residual stream, whose gradient
 // arriving at h is v (dh_in).
 double loss(Norm norm, const Inputs& in, const Tensor& w, const Tensor& v, double eps) {
@@ -51,11 +67,7 @@ double loss(Norm norm, const Inputs& in, const Tensor& w, const Tensor& v, doubl
   const bool layer = norm == Norm::kLayerNorm;
   Tensor y(s, DType::kF64), mean(s.leading(), DType::kF64), rstd(s.leading(), DType::kF64), h;
   if (in.residual.defined()) h = Tensor(s, DType::kF64);
-  EXPECT_TRUE(
-      reference::norm_forward(
-          {norm, in.x.cview(), view_of(in.residual), in.gamma.cview(), view_of(in.beta), eps},
-          {y.view(), mut_view(h), layer ? mean.view() : TensorView{}, rstd.view()}, {})
-          .ok());
+  EXPECT_TRUE(forward(norm, in, eps, y, mean, rstd, h).ok());
   double sum = 0;
   for (int64_t i = 0; i < y.numel(); ++i) sum += y.get(i) * w.get(i);
   if (h.defined())
@@ -92,11 +104,7 @@ TEST_P(NormReference, BackwardMatchesFiniteDifferencesOfForward) {
     // Forward, then the analytic backward on h.
     Tensor y(s, DType::kF64), mean(Shape{rows}, DType::kF64), rstd(Shape{rows}, DType::kF64), h;
     if (with_residual) h = Tensor(s, DType::kF64);
-    ASSERT_TRUE(
-        reference::norm_forward(
-            {norm, in.x.cview(), view_of(in.residual), in.gamma.cview(), view_of(in.beta), eps},
-            {y.view(), mut_view(h), layer ? mean.view() : TensorView{}, rstd.view()}, {})
-            .ok());
+    ASSERT_TRUE(forward(norm, in, eps, y, mean, rstd, h).ok());
     Tensor dx(s, DType::kF64), dgamma(cs, DType::kF64), dbeta(cs, DType::kF64);
     ASSERT_TRUE(reference::norm_backward(
                     {norm, with_residual ? h.cview() : in.x.cview(), w.cview(), in.gamma.cview(),

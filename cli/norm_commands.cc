@@ -96,12 +96,15 @@ Status run_forward(const Parsed& p, ConstTensorView x, ConstTensorView residual,
                    Named* out) {
   if (p.norm == Norm::kRmsNorm) {
     RmsNormForwardResult r;
-    TN_RETURN_IF_ERROR(rmsnorm_forward(p.backend, {x, gamma, p.eps, residual}, &r, opt));
+    TN_RETURN_IF_ERROR(rmsnorm_forward(
+        p.backend, {.x = x, .gamma = gamma, .eps = p.eps, .residual = residual}, &r, opt));
     *out = collect({{"y", &r.y}, {"rrms", &r.rrms}, {"h", &r.h}});
     return {};
   }
   LayerNormForwardResult r;
-  TN_RETURN_IF_ERROR(layernorm_forward(p.backend, {x, gamma, beta, p.eps, residual}, &r, opt));
+  TN_RETURN_IF_ERROR(layernorm_forward(
+      p.backend, {.x = x, .gamma = gamma, .beta = beta, .eps = p.eps, .residual = residual}, &r,
+      opt));
   *out = collect({{"y", &r.y}, {"mean", &r.mean}, {"rstd", &r.rstd}, {"h", &r.h}});
   return {};
 }
@@ -217,16 +220,17 @@ void add_backward_command(CLI::App& app) {
   cmd->add_option("--rstd", args->rstd, "saved 1/sqrt(var + eps) [...] (with --mean; layernorm)");
   cmd->add_option("--rrms", args->rrms, "saved 1/sqrt(mean(x^2) + eps) [...] (rmsnorm)");
   cmd->add_option("--dresidual", args->dresidual,
-                  "gradient arriving on the residual stream, same shape as x; added to dx");
+                  "gradient arriving on the residual stream (the API's dh_in), same shape as x; "
+                  "added to dx");
   add_common(cmd, args.get(), true);
   cmd->callback([args] {
     Parsed p;
     if (Status s = parse_common(*args, &p); !s.ok()) throw CLI::RuntimeError(report_error(s));
-    const bool rms = p.norm == Norm::kRmsNorm;
-    if (rms && (!args->mean.empty() || !args->rstd.empty()))
+    const bool has_mean = norm_traits(p.norm).has_mean;
+    if (!has_mean && (!args->mean.empty() || !args->rstd.empty()))
       throw CLI::RuntimeError(
           report_error("--mean/--rstd are not taken by --norm rmsnorm (its statistic is --rrms)"));
-    if (!rms && !args->rrms.empty())
+    if (has_mean && !args->rrms.empty())
       throw CLI::RuntimeError(report_error(fmt::format(
           "--rrms '{}' is not taken by --norm layernorm (its statistics are --mean and --rstd)",
           args->rrms)));
@@ -260,22 +264,30 @@ void add_backward_command(CLI::App& app) {
       Status s = run_forward(p, x.cview(), {}, gamma.cview(), {}, opt, &f);
       if (!s.ok()) throw CLI::RuntimeError(report_error(s));
       mean = take(f, "mean");
-      rstd = take(f, rms ? "rrms" : "rstd");
+      rstd = take(f, has_mean ? "rstd" : "rrms");
     }
     Named r;
     Status s;
-    if (rms) {
+    if (p.norm == Norm::kRmsNorm) {
       RmsNormBackwardResult b;
-      s = rmsnorm_backward(
-          p.backend, {x.cview(), dy.cview(), gamma.cview(), rstd.cview(), view_or_empty(dh_in)}, &b,
-          opt);
+      s = rmsnorm_backward(p.backend,
+                           {.x = x.cview(),
+                            .dy = dy.cview(),
+                            .gamma = gamma.cview(),
+                            .rrms = rstd.cview(),
+                            .dh_in = view_or_empty(dh_in)},
+                           &b, opt);
       r = collect({{"dx", &b.dx}, {"dgamma", &b.dgamma}});
     } else {
       LayerNormBackwardResult b;
-      s = layernorm_backward(
-          p.backend,
-          {x.cview(), dy.cview(), gamma.cview(), mean.cview(), rstd.cview(), view_or_empty(dh_in)},
-          &b, opt);
+      s = layernorm_backward(p.backend,
+                             {.x = x.cview(),
+                              .dy = dy.cview(),
+                              .gamma = gamma.cview(),
+                              .mean = mean.cview(),
+                              .rstd = rstd.cview(),
+                              .dh_in = view_or_empty(dh_in)},
+                             &b, opt);
       r = collect({{"dx", &b.dx}, {"dgamma", &b.dgamma}, {"dbeta", &b.dbeta}});
     }
     if (!s.ok()) throw CLI::RuntimeError(report_error(name_cli_args(s)));

@@ -13,7 +13,7 @@
 //             k = rstd^3 * sum(g * xc)/C, dx = (g - a) * rstd - xc * k (+ dh_in),
 //             dgamma += dy * xc * rstd, dbeta += dy (LayerNorm).
 #undef HWY_TARGET_INCLUDE
-#define HWY_TARGET_INCLUDE "cpu/layernorm_cpu.cc"
+#define HWY_TARGET_INCLUDE "cpu/norm_cpu.cc"
 #include "hwy/foreach_target.h"  // IWYU pragma: keep
 // foreach_target must come first: it re-includes this file once per target.
 #include <algorithm>
@@ -22,7 +22,7 @@
 #include <vector>
 
 #include "common/row_stats.h"
-#include "cpu/layernorm_cpu.h"
+#include "cpu/norm_cpu.h"
 #include "cpu/simd_io-inl.h"
 #include "hwy/highway.h"
 #include "tilenorm/bf16.h"
@@ -31,35 +31,44 @@ HWY_BEFORE_NAMESPACE();
 namespace tilenorm::cpu::HWY_NAMESPACE {
 namespace hn = hwy::HWY_NAMESPACE;
 
-// A compile-time variant of the kernels: element type T, RMSNorm (no centring, no beta, no
-// mean(g) term) or LayerNorm, and whether a second row tensor is fused in: the residual in
-// forward (h = x + residual), dh_in in backward (dx += dh_in). The LayerNorm hot loops are the
-// kRms = kExtra = false instances.
-template <typename T_, bool kRms_, bool kExtra_>
+// A compile-time variant of the kernels: element type T, the member of the family (its traits,
+// include/tilenorm/norm.h: a mean, a beta, the mean(g) term) and whether the residual add is
+// fused in: the residual in forward (h = x + residual), its gradient dh_in in backward
+// (dx += dh_in).
+template <typename T_, Norm kNorm_, bool kResidual_>
 struct Variant {
   using T = T_;
-  static constexpr bool kRms = kRms_, kExtra = kExtra_;
+  static constexpr Norm kNorm = kNorm_;
+  static constexpr bool kHasMean = norm_traits(kNorm).has_mean;
+  static constexpr bool kHasBeta = norm_traits(kNorm).has_beta;
+  static constexpr bool kMeanGTerm = norm_traits(kNorm).mean_g_term;
+  static constexpr bool kResidual = kResidual_;
 };
 
 // Calls f(Variant<...>()) for the run-time choices.
+template <typename T, Norm kNorm, class F>
+HWY_INLINE void VisitResidual(bool residual, const F& f) {
+  residual ? f(Variant<T, kNorm, true>()) : f(Variant<T, kNorm, false>());
+}
 template <typename T, class F>
-HWY_INLINE void VisitNorm(bool rms, bool extra, const F& f) {
-  if (rms) {
-    extra ? f(Variant<T, true, true>()) : f(Variant<T, true, false>());
-  } else {
-    extra ? f(Variant<T, false, true>()) : f(Variant<T, false, false>());
+HWY_INLINE void VisitNorm(Norm norm, bool residual, const F& f) {
+  switch (norm) {
+    case Norm::kLayerNorm:
+      return VisitResidual<T, Norm::kLayerNorm>(residual, f);
+    case Norm::kRmsNorm:
+      return VisitResidual<T, Norm::kRmsNorm>(residual, f);
   }
 }
 template <class F>
-HWY_INLINE void Visit(bool is_bf16, bool rms, bool extra, const F& f) {
-  is_bf16 ? VisitNorm<bf16>(rms, extra, f) : VisitNorm<float>(rms, extra, f);
+HWY_INLINE void Visit(bool is_bf16, Norm norm, bool residual, const F& f) {
+  is_bf16 ? VisitNorm<bf16>(norm, residual, f) : VisitNorm<float>(norm, residual, f);
 }
 
 // The forward's row values at i: x, or h = x + residual rounded to T (the h that is stored is
 // the h that is normalized, so backward on the stored h matches).
 template <class V, typename T>
 HWY_INLINE VF LoadH(DF d, const T* x, const T* res, size_t i) {
-  if constexpr (V::kExtra) {
+  if constexpr (V::kResidual) {
     return RoundTo<T>(d, hn::Add(LoadV(d, x + i), LoadV(d, res + i)));
   } else {
     return LoadV(d, x + i);
@@ -67,7 +76,7 @@ HWY_INLINE VF LoadH(DF d, const T* x, const T* res, size_t i) {
 }
 template <class V, typename T>
 HWY_INLINE VF LoadHTail(DF d, const T* x, const T* res, size_t i, size_t n) {
-  if constexpr (V::kExtra) {
+  if constexpr (V::kResidual) {
     return RoundTo<T>(d, hn::Add(LoadTail(d, x + i, n), LoadTail(d, res + i, n)));
   } else {
     return LoadTail(d, x + i, n);
@@ -75,7 +84,7 @@ HWY_INLINE VF LoadHTail(DF d, const T* x, const T* res, size_t i, size_t n) {
 }
 template <class V, typename T>
 HWY_INLINE float ScalarH(const T* x, const T* res, size_t i) {
-  if constexpr (V::kExtra) {
+  if constexpr (V::kResidual) {
     const float h = ToFloat(x[i]) + ToFloat(res[i]);
     if constexpr (sizeof(T) == 2) return bf16_to_float(float_to_bf16(h));
     return h;
@@ -84,10 +93,10 @@ HWY_INLINE float ScalarH(const T* x, const T* res, size_t i) {
   }
 }
 
-// The row values less the mean (LayerNorm), or as they are (RMSNorm).
+// The row values less the mean (where the norm has one), or as they are.
 template <class V>
-HWY_INLINE VF Centred(VF x, VF vm) {
-  if constexpr (V::kRms) {
+HWY_INLINE VF LessMean(VF x, VF vm) {
+  if constexpr (!V::kHasMean) {
     return x;
   } else {
     return hn::Sub(x, vm);
@@ -103,7 +112,7 @@ ChunkStats ChunkStatsOf(const T* x, const T* res, size_t n) {
   const DF d;
   const size_t N = hn::Lanes(d);
   float shift = 0;
-  if constexpr (!V::kRms) {
+  if constexpr (V::kHasMean) {
     const size_t m0 = std::min<size_t>(n, 16);
     for (size_t j = 0; j < m0; ++j) shift += ScalarH<V>(x, res, j);
     shift /= static_cast<float>(m0);
@@ -113,11 +122,11 @@ ChunkStats ChunkStatsOf(const T* x, const T* res, size_t n) {
   VF a0 = hn::Zero(d), a1 = hn::Zero(d), q0 = hn::Zero(d), q1 = hn::Zero(d);
   VF a2 = hn::Zero(d), a3 = hn::Zero(d), q2 = hn::Zero(d), q3 = hn::Zero(d);
   for (; i + 4 * N <= n; i += 4 * N) {
-    const VF c0 = Centred<V>(LoadH<V>(d, x, res, i), m);
-    const VF c1 = Centred<V>(LoadH<V>(d, x, res, i + N), m);
-    const VF c2 = Centred<V>(LoadH<V>(d, x, res, i + 2 * N), m);
-    const VF c3 = Centred<V>(LoadH<V>(d, x, res, i + 3 * N), m);
-    if constexpr (!V::kRms) {
+    const VF c0 = LessMean<V>(LoadH<V>(d, x, res, i), m);
+    const VF c1 = LessMean<V>(LoadH<V>(d, x, res, i + N), m);
+    const VF c2 = LessMean<V>(LoadH<V>(d, x, res, i + 2 * N), m);
+    const VF c3 = LessMean<V>(LoadH<V>(d, x, res, i + 3 * N), m);
+    if constexpr (V::kHasMean) {
       a0 = hn::Add(a0, c0);
       a1 = hn::Add(a1, c1);
       a2 = hn::Add(a2, c2);
@@ -133,18 +142,18 @@ ChunkStats ChunkStatsOf(const T* x, const T* res, size_t n) {
   q0 = hn::Add(q0, q2);
   q1 = hn::Add(q1, q3);
   for (; i + N <= n; i += N) {
-    const VF c0 = Centred<V>(LoadH<V>(d, x, res, i), m);
-    if constexpr (!V::kRms) a0 = hn::Add(a0, c0);
+    const VF c0 = LessMean<V>(LoadH<V>(d, x, res, i), m);
+    if constexpr (V::kHasMean) a0 = hn::Add(a0, c0);
     q0 = hn::MulAdd(c0, c0, q0);
   }
   if (i < n) {
     const VF c =
-        hn::IfThenElseZero(hn::FirstN(d, n - i), Centred<V>(LoadHTail<V>(d, x, res, i, n - i), m));
-    if constexpr (!V::kRms) a1 = hn::Add(a1, c);
+        hn::IfThenElseZero(hn::FirstN(d, n - i), LessMean<V>(LoadHTail<V>(d, x, res, i, n - i), m));
+    if constexpr (V::kHasMean) a1 = hn::Add(a1, c);
     q1 = hn::MulAdd(c, c, q1);
   }
   const double dn = static_cast<double>(n), s2d = Sum(d, hn::Add(q0, q1));
-  if constexpr (V::kRms) return {dn, 0.0, s2d};
+  if constexpr (!V::kHasMean) return {dn, 0.0, s2d};
   const double s1d = Sum(d, hn::Add(a0, a1));
   return {dn, shift + s1d / dn, std::max(0.0, s2d - s1d * s1d / dn)};
 }
@@ -153,7 +162,7 @@ ChunkStats ChunkStatsOf(const T* x, const T* res, size_t n) {
 // mean into two floats, so h - mean keeps its precision when |mean| >> std (x = 1e4 + N(0,1)).
 template <class V>
 HWY_INLINE VF Normalize(VF h, VF g, VF b, VF vmh, VF vml, VF vr) {
-  if constexpr (V::kRms) {
+  if constexpr (!V::kHasMean && !V::kHasBeta) {
     return hn::Mul(hn::Mul(h, vr), g);
   } else {
     return hn::MulAdd(hn::Mul(hn::Sub(hn::Sub(h, vmh), vml), vr), g, b);
@@ -170,17 +179,17 @@ void ApplyForward(const T* x, const T* res, const G* gamma, const G* beta, T* h,
   size_t i = 0;
   for (; i + N <= n; i += N) {
     PrefetchAhead(x + i, ahead);
-    if constexpr (V::kExtra) PrefetchAhead(res + i, ahead);
+    if constexpr (V::kResidual) PrefetchAhead(res + i, ahead);
     const VF hv = LoadH<V>(d, x, res, i);
-    if constexpr (V::kExtra) StoreV<kStream>(d, hv, h + i);
-    const VF b = !V::kRms && beta ? LoadV(d, beta + i) : hn::Zero(d);
+    if constexpr (V::kResidual) StoreV<kStream>(d, hv, h + i);
+    const VF b = V::kHasBeta && beta ? LoadV(d, beta + i) : hn::Zero(d);
     StoreV<kStream>(d, Normalize<V>(hv, LoadV(d, gamma + i), b, vmh, vml, vr), y + i);
   }
   if (i < n) {
     const size_t r = n - i;
     const VF hv = LoadHTail<V>(d, x, res, i, r);
-    if constexpr (V::kExtra) StoreTail(d, hv, h + i, r);
-    const VF b = !V::kRms && beta ? LoadTail(d, beta + i, r) : hn::Zero(d);
+    if constexpr (V::kResidual) StoreTail(d, hv, h + i, r);
+    const VF b = V::kHasBeta && beta ? LoadTail(d, beta + i, r) : hn::Zero(d);
     StoreTail(d, Normalize<V>(hv, LoadTail(d, gamma + i, r), b, vmh, vml, vr), y + i, r);
   }
 }
@@ -197,7 +206,7 @@ void ReferenceRowStats(const ForwardCtx& c, int64_t r, double* mean, double* rst
   const T* res = c.residual ? static_cast<const T*>(c.residual) + r * c.C : nullptr;
   std::vector<double> hd(static_cast<size_t>(c.C));
   for (size_t i = 0; i < hd.size(); ++i) hd[i] = ScalarH<V>(x, res, i);
-  row_stats_f64(!V::kRms, hd.data(), c.C, c.eps, mean, rstd);
+  row_stats_f64(V::kNorm, hd.data(), c.C, c.eps, mean, rstd);
 }
 
 // Row r's statistics and the split mean of ApplyForward. A NaN or Inf in the row (or finite
@@ -211,7 +220,7 @@ ForwardRowParams FinishStats(const ForwardCtx& c, int64_t r, const ChunkStats& s
   if (HWY_UNLIKELY(!std::isfinite(mu) || !std::isfinite(s.m2)))
     ReferenceRowStats<V>(c, r, &mu, &rs);
   const float mh = static_cast<float>(mu);
-  if constexpr (!V::kRms) *mean = mh;
+  if constexpr (V::kHasMean) *mean = mh;
   *rstd = static_cast<float>(rs);
   return {mh, static_cast<float>(mu - static_cast<double>(mh)), static_cast<float>(rs)};
 }
@@ -222,14 +231,14 @@ void ApplyForwardRowG(const ForwardCtx& c, int64_t r, int64_t c0, int64_t c1,
   using T = typename V::T;
   const int64_t off = r * c.C + c0;
   const T* x = static_cast<const T*>(c.x) + off;
-  const T* res = V::kExtra ? static_cast<const T*>(c.residual) + off : nullptr;
-  T* h = V::kExtra ? static_cast<T*>(c.h) + off : nullptr;
+  const T* res = V::kResidual ? static_cast<const T*>(c.residual) + off : nullptr;
+  T* h = V::kResidual ? static_cast<T*>(c.h) + off : nullptr;
   T* y = static_cast<T*>(c.y) + off;
   const G* g = static_cast<const G*>(c.gamma) + c0;
   const G* b = c.beta ? static_cast<const G*>(c.beta) + c0 : nullptr;
   const size_t n = static_cast<size_t>(c1 - c0);
   if (c.stream && Aligned(static_cast<T*>(c.y), c.C) &&
-      (!V::kExtra || Aligned(static_cast<T*>(c.h), c.C)) && c0 % kColChunk == 0) {
+      (!V::kResidual || Aligned(static_cast<T*>(c.h), c.C)) && c0 % kColChunk == 0) {
     ApplyForward<true, V>(x, res, g, b, h, y, n, p.mh, p.ml, p.rstd, ahead);
   } else {
     ApplyForward<false, V>(x, res, g, b, h, y, n, p.mh, p.ml, p.rstd, ahead);
@@ -247,7 +256,7 @@ template <class V>
 ChunkStats RowChunkStats(const ForwardCtx& c, int64_t r, int64_t col) {
   using T = typename V::T;
   const int64_t off = r * c.C + col;
-  const T* res = V::kExtra ? static_cast<const T*>(c.residual) + off : nullptr;
+  const T* res = V::kResidual ? static_cast<const T*>(c.residual) + off : nullptr;
   return ChunkStatsOf<V>(static_cast<const T*>(c.x) + off, res,
                          static_cast<size_t>(std::min(kColChunk, c.C - col)));
 }
@@ -264,13 +273,13 @@ void ForwardRowsT(const ForwardCtx& c, int64_t r0, int64_t r1) {
 }
 
 void ForwardRows(const ForwardCtx& c, int64_t r0, int64_t r1) {
-  Visit(c.bf16, c.rms, c.residual != nullptr,
+  Visit(c.bf16, c.norm, c.residual != nullptr,
         [&](auto v) HWY_ATTR { ForwardRowsT<decltype(v)>(c, r0, r1); });
 }
 
 // Row-split forward, phase 1: statistics of column chunks [k0, k1) of row r.
 void ForwardChunkStats(const ForwardCtx& c, int64_t r, int64_t k0, int64_t k1, ChunkStats* out) {
-  Visit(c.bf16, c.rms, c.residual != nullptr, [&](auto v) HWY_ATTR {
+  Visit(c.bf16, c.norm, c.residual != nullptr, [&](auto v) HWY_ATTR {
     for (int64_t k = k0; k < k1; ++k) out[k] = RowChunkStats<decltype(v)>(c, r, k * kColChunk);
   });
 }
@@ -281,12 +290,12 @@ void ForwardApplyColumns(const ForwardCtx& c, int64_t r, int64_t c0, int64_t c1,
                          const ChunkStats* chunks, int64_t nchunks, bool store_stats) {
   ChunkStats s;
   for (int64_t k = 0; k < nchunks; ++k) s = merge_stats(s, chunks[k]);
-  Visit(c.bf16, c.rms, c.residual != nullptr, [&](auto v) HWY_ATTR {
+  Visit(c.bf16, c.norm, c.residual != nullptr, [&](auto v) HWY_ATTR {
     using V = decltype(v);
     float mean, rstd;
     const ForwardRowParams p = FinishStats<V>(c, r, s, &mean, &rstd);
     if (store_stats) {
-      if (!V::kRms) c.mean[r] = mean;
+      if (V::kHasMean) c.mean[r] = mean;
       c.rstd[r] = rstd;
     }
     ApplyForwardRow<V>(c, r, c0, c1, p, 0);
@@ -309,16 +318,16 @@ void BackwardSums(const T* x, const T* dy, const G* gamma, size_t n, float mean,
     const VF gb = hn::Mul(LoadV(d, dy + i + N), LoadV(d, gamma + i + N));
     const VF gc = hn::Mul(LoadV(d, dy + i + 2 * N), LoadV(d, gamma + i + 2 * N));
     const VF gd = hn::Mul(LoadV(d, dy + i + 3 * N), LoadV(d, gamma + i + 3 * N));
-    if constexpr (!V::kRms) {
+    if constexpr (V::kMeanGTerm) {
       g0 = hn::Add(g0, ga);
       g1 = hn::Add(g1, gb);
       g2 = hn::Add(g2, gc);
       g3 = hn::Add(g3, gd);
     }
-    x0 = hn::MulAdd(ga, Centred<V>(LoadV(d, x + i), vm), x0);
-    x1 = hn::MulAdd(gb, Centred<V>(LoadV(d, x + i + N), vm), x1);
-    x2 = hn::MulAdd(gc, Centred<V>(LoadV(d, x + i + 2 * N), vm), x2);
-    x3 = hn::MulAdd(gd, Centred<V>(LoadV(d, x + i + 3 * N), vm), x3);
+    x0 = hn::MulAdd(ga, LessMean<V>(LoadV(d, x + i), vm), x0);
+    x1 = hn::MulAdd(gb, LessMean<V>(LoadV(d, x + i + N), vm), x1);
+    x2 = hn::MulAdd(gc, LessMean<V>(LoadV(d, x + i + 2 * N), vm), x2);
+    x3 = hn::MulAdd(gd, LessMean<V>(LoadV(d, x + i + 3 * N), vm), x3);
   }
   g0 = hn::Add(g0, g2);
   g1 = hn::Add(g1, g3);
@@ -326,17 +335,17 @@ void BackwardSums(const T* x, const T* dy, const G* gamma, size_t n, float mean,
   x1 = hn::Add(x1, x3);
   for (; i + N <= n; i += N) {
     const VF ga = hn::Mul(LoadV(d, dy + i), LoadV(d, gamma + i));
-    if constexpr (!V::kRms) g0 = hn::Add(g0, ga);
-    x0 = hn::MulAdd(ga, Centred<V>(LoadV(d, x + i), vm), x0);
+    if constexpr (V::kMeanGTerm) g0 = hn::Add(g0, ga);
+    x0 = hn::MulAdd(ga, LessMean<V>(LoadV(d, x + i), vm), x0);
   }
   if (i < n) {
     // Padding is zero in dy, so g and g * xc vanish there.
     const size_t r = n - i;
     const VF ga = hn::Mul(LoadTail(d, dy + i, r), LoadTail(d, gamma + i, r));
-    if constexpr (!V::kRms) g1 = hn::Add(g1, ga);
-    x1 = hn::MulAdd(ga, Centred<V>(LoadTail(d, x + i, r), vm), x1);
+    if constexpr (V::kMeanGTerm) g1 = hn::Add(g1, ga);
+    x1 = hn::MulAdd(ga, LessMean<V>(LoadTail(d, x + i, r), vm), x1);
   }
-  *sg = V::kRms ? 0.0 : Sum(d, hn::Add(g0, g1));
+  *sg = V::kMeanGTerm ? Sum(d, hn::Add(g0, g1)) : 0.0;
   *sgx = Sum(d, hn::Add(x0, x1));
 }
 
@@ -350,7 +359,7 @@ void ApplyBackward(const T* x, const T* dy, const G* gamma, const T* dh, T* dx, 
   const VF vm = hn::Set(d, k.mean), vr = hn::Set(d, k.rstd), va = hn::Set(d, k.a),
            vk = hn::Set(d, k.k);
   const auto dx_of = [&](VF g, VF xc) HWY_ATTR {
-    if constexpr (V::kRms) {
+    if constexpr (!V::kMeanGTerm) {
       return hn::NegMulAdd(xc, vk, hn::Mul(g, vr));
     } else {
       return hn::NegMulAdd(xc, vk, hn::Mul(hn::Sub(g, va), vr));
@@ -361,35 +370,35 @@ void ApplyBackward(const T* x, const T* dy, const G* gamma, const T* dh, T* dx, 
     PrefetchAhead(x + i, ahead);
     PrefetchAhead(dy + i, ahead);
     const VF dyv = LoadV(d, dy + i);
-    const VF xc = Centred<V>(LoadV(d, x + i), vm);
+    const VF xc = LessMean<V>(LoadV(d, x + i), vm);
     const VF g = hn::Mul(dyv, LoadV(d, gamma + i));
     VF dxv = dx_of(g, xc);
-    if constexpr (V::kExtra) dxv = hn::Add(dxv, LoadV(d, dh + i));
+    if constexpr (V::kResidual) dxv = hn::Add(dxv, LoadV(d, dh + i));
     StoreV<kStream>(d, dxv, dx + i);
     const VF dgv = hn::Mul(dyv, hn::Mul(xc, vr));
     if (first) {
       hn::StoreU(dgv, d, dg + i);
-      if constexpr (!V::kRms) hn::StoreU(dyv, d, db + i);
+      if constexpr (V::kHasBeta) hn::StoreU(dyv, d, db + i);
     } else {
       hn::StoreU(hn::Add(hn::LoadU(d, dg + i), dgv), d, dg + i);
-      if constexpr (!V::kRms) hn::StoreU(hn::Add(hn::LoadU(d, db + i), dyv), d, db + i);
+      if constexpr (V::kHasBeta) hn::StoreU(hn::Add(hn::LoadU(d, db + i), dyv), d, db + i);
     }
   }
   if (i < n) {
     const size_t r = n - i;
     const VF dyv = LoadTail(d, dy + i, r);
-    const VF xc = Centred<V>(LoadTail(d, x + i, r), vm);
+    const VF xc = LessMean<V>(LoadTail(d, x + i, r), vm);
     const VF g = hn::Mul(dyv, LoadTail(d, gamma + i, r));
     VF dxv = dx_of(g, xc);
-    if constexpr (V::kExtra) dxv = hn::Add(dxv, LoadTail(d, dh + i, r));
+    if constexpr (V::kResidual) dxv = hn::Add(dxv, LoadTail(d, dh + i, r));
     StoreTail(d, dxv, dx + i, r);
     VF dgv = hn::Mul(dyv, hn::Mul(xc, vr)), dbv = dyv;
     if (!first) {
       dgv = hn::Add(LoadTail(d, dg + i, r), dgv);
-      if constexpr (!V::kRms) dbv = hn::Add(LoadTail(d, db + i, r), dbv);
+      if constexpr (V::kHasBeta) dbv = hn::Add(LoadTail(d, db + i, r), dbv);
     }
     StoreTail(d, dgv, dg + i, r);
-    if constexpr (!V::kRms) StoreTail(d, dbv, db + i, r);
+    if constexpr (V::kHasBeta) StoreTail(d, dbv, db + i, r);
   }
 }
 
@@ -400,7 +409,7 @@ void ApplyBackwardRowG(const BackwardCtx& c, int64_t r, int64_t c0, int64_t c1, 
   const int64_t off = r * c.C + c0;
   const T* x = static_cast<const T*>(c.x) + off;
   const T* dy = static_cast<const T*>(c.dy) + off;
-  const T* dh = V::kExtra ? static_cast<const T*>(c.dh_in) + off : nullptr;
+  const T* dh = V::kResidual ? static_cast<const T*>(c.dh_in) + off : nullptr;
   const G* g = static_cast<const G*>(c.gamma) + c0;
   T* dx = static_cast<T*>(c.dx) + off;
   const size_t n = static_cast<size_t>(c1 - c0);
@@ -420,14 +429,14 @@ void ApplyBackwardRow(const BackwardCtx& c, int64_t r, int64_t c0, int64_t c1, f
 
 template <class V>
 float RowMean(const BackwardCtx& c, int64_t r) {
-  return V::kRms ? 0.0f : c.mean[r];
+  return V::kHasMean ? c.mean[r] : 0.0f;
 }
 
 // sum(g) and sum(g * xc) over columns [col, col + n) of row r (the sums do not read dh_in).
 template <class V>
 void ChunkSums(const BackwardCtx& c, int64_t r, int64_t col, size_t n, double* sg, double* sgx) {
   using T = typename V::T;
-  using S = Variant<T, V::kRms, false>;
+  using S = Variant<T, V::kNorm, false>;
   const T* x = static_cast<const T*>(c.x) + r * c.C + col;
   const T* dy = static_cast<const T*>(c.dy) + r * c.C + col;
   if (c.params_f32) {
@@ -467,13 +476,13 @@ void BackwardRowChunksT(const BackwardCtx& c, int64_t k0, int64_t k1) {
 }
 
 void BackwardRowChunks(const BackwardCtx& c, int64_t k0, int64_t k1) {
-  Visit(c.bf16, c.rms, c.dh_in != nullptr,
+  Visit(c.bf16, c.norm, c.dh_in != nullptr,
         [&](auto v) HWY_ATTR { BackwardRowChunksT<decltype(v)>(c, k0, k1); });
 }
 
 // Row-split backward, phase 1: sums of column chunks [k0, k1) of row r into out[2k], out[2k+1].
 void BackwardChunkSums(const BackwardCtx& c, int64_t r, int64_t k0, int64_t k1, double* out) {
-  Visit(c.bf16, c.rms, false, [&](auto v) HWY_ATTR {
+  Visit(c.bf16, c.norm, false, [&](auto v) HWY_ATTR {
     for (int64_t k = k0; k < k1; ++k) {
       const int64_t col = k * kColChunk;
       const size_t n = static_cast<size_t>(std::min(kColChunk, c.C - col));
@@ -486,11 +495,11 @@ void BackwardChunkSums(const BackwardCtx& c, int64_t r, int64_t k0, int64_t k1, 
 // accumulated in row order straight into the outputs (row 0 overwrites them).
 void BackwardApplyColumns(const BackwardCtx& c, int64_t r0, int64_t r1, int64_t k0, int64_t k1,
                           const RowCoeffs* coeffs) {
-  Visit(c.bf16, c.rms, c.dh_in != nullptr, [&](auto v) HWY_ATTR {
+  Visit(c.bf16, c.norm, c.dh_in != nullptr, [&](auto v) HWY_ATTR {
     using V = decltype(v);
     for (int64_t k = k0; k < k1; ++k) {
       const int64_t col = k * kColChunk, end = std::min(c.C, col + kColChunk);
-      float* db = V::kRms ? nullptr : c.dbeta + col;
+      float* db = V::kHasBeta ? c.dbeta + col : nullptr;
       for (int64_t r = r0; r < r1; ++r)
         ApplyBackwardRow<V>(c, r, col, end, c.dgamma + col, db, coeffs[r - r0], r == 0, 0);
     }
@@ -499,9 +508,10 @@ void BackwardApplyColumns(const BackwardCtx& c, int64_t r0, int64_t r1, int64_t 
 }
 
 // dgamma/dbeta[c0, c1) = sum over row chunks, in chunk order, accumulated in float64 (dbeta
-// only for LayerNorm).
+// only where the norm has a beta).
 void CombinePartials(const BackwardCtx& c, int64_t c0, int64_t c1, int64_t nchunks) {
   constexpr int64_t kBlock = 256;
+  const bool has_beta = norm_traits(c.norm).has_beta;
   double acc_g[kBlock], acc_b[kBlock];
   for (int64_t b0 = c0; b0 < c1; b0 += kBlock) {
     const int64_t n = std::min(kBlock, c1 - b0);
@@ -510,12 +520,12 @@ void CombinePartials(const BackwardCtx& c, int64_t c0, int64_t c1, int64_t nchun
     for (int64_t k = 0; k < nchunks; ++k) {
       const float* pg = c.partials + k * 2 * c.C + b0;
       for (int64_t i = 0; i < n; ++i) acc_g[i] += static_cast<double>(pg[i]);
-      if (c.rms) continue;
+      if (!has_beta) continue;
       const float* pb = pg + c.C;
       for (int64_t i = 0; i < n; ++i) acc_b[i] += static_cast<double>(pb[i]);
     }
     for (int64_t i = 0; i < n; ++i) c.dgamma[b0 + i] = static_cast<float>(acc_g[i]);
-    if (c.rms) continue;
+    if (!has_beta) continue;
     for (int64_t i = 0; i < n; ++i) c.dbeta[b0 + i] = static_cast<float>(acc_b[i]);
   }
 }
@@ -582,19 +592,20 @@ Status norm_forward(const NormForwardArgs& args, const NormForwardOutputs& out,
   const int64_t rows = args.x.shape.rows(), C = args.x.shape.cols();
   const bool bf16 = args.x.dtype == DType::kBF16;
   const int64_t es = bf16 ? 2 : 4;
-  const bool rms = args.norm == Norm::kRmsNorm, fused = !args.residual.empty();
+  const NormTraits traits = norm_traits(args.norm);
+  const bool fused = !args.residual.empty();
   ForwardCtx c{.x = args.x.data,
                .residual = fused ? args.residual.data : nullptr,
                .gamma = args.gamma.data,
                .beta = args.beta.empty() ? nullptr : args.beta.data,
                .h = fused ? out.h.data : nullptr,
                .y = out.y.data,
-               .mean = rms ? nullptr : out.mean.as<float>(),
+               .mean = traits.has_mean ? out.mean.as<float>() : nullptr,
                .rstd = out.rstd.as<float>(),
                .rows = rows,
                .C = C,
                .eps = args.eps,
-               .rms = rms,
+               .norm = args.norm,
                .bf16 = bf16,
                .stream = stream_output((fused ? 4 : 2) * rows * C * es),
                .params_f32 = !bf16};
@@ -642,21 +653,22 @@ Status norm_backward(const NormBackwardArgs& args, const NormBackwardOutputs& ou
   const int64_t rows = args.x.shape.rows(), C = args.x.shape.cols();
   const bool bf16 = args.x.dtype == DType::kBF16;
   const int64_t es = bf16 ? 2 : 4;
-  const bool rms = args.norm == Norm::kRmsNorm, fused = !args.dh_in.empty();
+  const NormTraits traits = norm_traits(args.norm);
+  const bool fused = !args.dh_in.empty();
   BackwardCtx c{.x = args.x.data,
                 .dy = args.dy.data,
                 .dh_in = fused ? args.dh_in.data : nullptr,
                 .gamma = args.gamma.data,
-                .mean = rms ? nullptr : args.mean.as<float>(),
+                .mean = traits.has_mean ? args.mean.as<float>() : nullptr,
                 .rstd = args.rstd.as<float>(),
                 .dx = out.dx.data,
                 .dgamma = out.dgamma.as<float>(),
-                .dbeta = rms ? nullptr : out.dbeta.as<float>(),
+                .dbeta = traits.has_beta ? out.dbeta.as<float>() : nullptr,
                 .partials = nullptr,
                 .rows = rows,
                 .C = C,
                 .rows_per_chunk = 0,
-                .rms = rms,
+                .norm = args.norm,
                 .bf16 = bf16,
                 .stream = stream_output((fused ? 4 : 3) * rows * C * es),
                 .params_f32 = !bf16};
@@ -696,7 +708,7 @@ Status norm_backward(const NormBackwardArgs& args, const NormBackwardOutputs& ou
           sg += s[2 * k];
           sgx += s[2 * k + 1];
         }
-        coeffs[r - g0] = backward_coeffs(rms ? 0.0f : c.mean[r], c.rstd[r], sg, sgx, C);
+        coeffs[r - g0] = backward_coeffs(traits.has_mean ? c.mean[r] : 0.0f, c.rstd[r], sg, sgx, C);
       }
       pool.parallel_for(nck, [&](int64_t k0, int64_t k1, int) {
         for (int64_t k = k0; k < k1; ++k) {

@@ -3,9 +3,9 @@
 // add) on device memory (no host transfers), timed with CUDA events: warm-up, then `iters` calls
 // queued back to back, median of the per-call times. Each configuration is validated once before
 // timing: outputs are pre-filled with NaN and no NaN may remain (the inputs are finite);
-// conformance itself is layernorm_cuda_test's job. Prints one JSON object per line.
+// conformance itself is norm_cuda_test's job. Prints one JSON object per line.
 //
-//   layernorm_cuda_bench [--iters N] [--warmup N] [--dtypes bf16,f32,f16] [--shapes 64x1048576,...]
+//   norm_cuda_bench [--iters N] [--warmup N] [--dtypes bf16,f32,f16] [--shapes 64x1048576,...]
 //                        [--norms layernorm,rmsnorm] [--residual off,on]
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
@@ -132,7 +132,7 @@ double time_ms(F&& fn, int warmup, int iters) {
   return ms[iters / 2];
 }
 
-// The byte model of shared/anchors/gpu/bench_peers.py, for the norm family (docs/performance.md):
+// The byte model of docs/performance.md (GPU section, "Byte model"), for the norm family:
 // forward reads x (and residual), writes y (and h), reads gamma (and beta), writes mean (LayerNorm)
 // and rstd/rrms; backward reads x (h), dy (and dh_in), writes dx, reads gamma, writes dgamma (and
 // dbeta), reads mean (LayerNorm) and rstd/rrms.
@@ -161,11 +161,11 @@ void bench_copy(int warmup, int iters) {
 
 bool bench_shape(ElemType t, NormKind norm, bool residual, int64_t rows, int64_t cols, int warmup,
                  int iters) {
-  const bool centred = norm == NormKind::kLayerNorm;
+  const bool has_mean = norm == NormKind::kLayerNorm;  // LayerNorm: mean, beta and dbeta too
   const int es = static_cast<int>(tilenorm::cuda::elem_size(t));
   const int64_t n = rows * cols;
   // The optional tensors take one element when absent, so every Buffer holds an allocation.
-  const int64_t nr = residual ? n : 1, rc = centred ? rows : 1, cc = centred ? cols : 1;
+  const int64_t nr = residual ? n : 1, rc = has_mean ? rows : 1, cc = has_mean ? cols : 1;
   Buffer x(n * es), dy(n * es), y(n * es), dx(n * es), gamma(cols * es), beta(cc * es),
       mean(rc * 4), rstd(rows * 4), dgamma(cols * 4), dbeta(cc * 4), res(nr * es), h(nr * es),
       dh(nr * es);
@@ -187,10 +187,10 @@ bool bench_shape(ElemType t, NormKind norm, bool residual, int64_t rows, int64_t
   fa.x = x.p;
   fa.residual = residual ? res.p : nullptr;
   fa.gamma = gamma.p;
-  fa.beta = centred ? beta.p : nullptr;
+  fa.beta = has_mean ? beta.p : nullptr;
   fa.y = y.p;
   fa.h = residual ? h.p : nullptr;
-  fa.mean = centred ? static_cast<float*>(mean.p) : nullptr;
+  fa.mean = has_mean ? static_cast<float*>(mean.p) : nullptr;
   fa.rstd = static_cast<float*>(rstd.p);
   fa.rows = rows;
   fa.cols = cols;
@@ -206,7 +206,7 @@ bool bench_shape(ElemType t, NormKind norm, bool residual, int64_t rows, int64_t
   ba.dh_in = residual ? dh.p : nullptr;
   ba.dx = dx.p;
   ba.dgamma = static_cast<float*>(dgamma.p);
-  ba.dbeta = centred ? static_cast<float*>(dbeta.p) : nullptr;
+  ba.dbeta = has_mean ? static_cast<float*>(dbeta.p) : nullptr;
   ba.rows = rows;
   ba.cols = cols;
   tilenorm::cuda::PathInfo fwd_info, bwd_info;
@@ -216,7 +216,7 @@ bool bench_shape(ElemType t, NormKind norm, bool residual, int64_t rows, int64_t
   constexpr ElemType f32 = ElemType::kF32;
   unsigned long long nans = nan_count(y.p, n, t) + nan_count(rstd.p, rows, f32) +
                             nan_count(dx.p, n, t) + nan_count(dgamma.p, cols, f32);
-  if (centred) nans += nan_count(mean.p, rows, f32) + nan_count(dbeta.p, cols, f32);
+  if (has_mean) nans += nan_count(mean.p, rows, f32) + nan_count(dbeta.p, cols, f32);
   if (residual) nans += nan_count(h.p, n, t);
 
   const double f_ms = time_ms(
@@ -235,7 +235,7 @@ bool bench_shape(ElemType t, NormKind norm, bool residual, int64_t rows, int64_t
         "\"dtype\": \"%s\", \"n\": %lld, \"d\": %lld, \"ms\": %.5f, \"GBps\": %.1f, "
         "\"path\": \"%s\", \"blocks_per_row\": %d, \"threads\": %d, \"grid\": %lld, "
         "\"batches\": %lld, \"nan_outputs\": %llu}\n",
-        centred ? "layernorm" : "rmsnorm", residual ? "true" : "false", r.dir, dtype_name(t),
+        has_mean ? "layernorm" : "rmsnorm", residual ? "true" : "false", r.dir, dtype_name(t),
         static_cast<long long>(rows), static_cast<long long>(cols), r.ms,
         r.bytes / (r.ms * 1e-3) / 1e9, r.info.path, r.info.cluster, r.info.threads,
         static_cast<long long>(r.info.grid), static_cast<long long>(r.info.batches), nans);

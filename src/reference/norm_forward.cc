@@ -5,7 +5,7 @@
 
 #include "backends.h"
 #include "common/row_stats.h"
-#include "reference/layernorm.h"
+#include "reference/norm.h"
 
 namespace tilenorm::reference {
 
@@ -14,7 +14,7 @@ void norm_forward_f64(Norm norm, const double* x, const double* gamma, const dou
   for (int64_t r = 0; r < rows; ++r) {
     const double* xr = x + r * C;
     double mu, rs;
-    row_stats_f64(norm == Norm::kLayerNorm, xr, C, eps, &mu, &rs);
+    row_stats_f64(norm, xr, C, eps, &mu, &rs);
     if (mean) mean[r] = mu;
     rstd[r] = rs;
     if (y == nullptr) continue;
