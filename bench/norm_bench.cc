@@ -13,8 +13,8 @@
 #include <map>
 #include <string>
 
-#include "bench_core.h"
 #include "common/thread_pool.h"
+#include "harness/bench/bench_core.h"
 
 namespace tilenorm::bench {
 namespace {

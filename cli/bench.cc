@@ -1,10 +1,8 @@
-// `tilenorm bench`: the measurement of bench/norm_bench (same implementations, inputs,
-// accuracy check, byte model and copy ceiling) as a table, with a progress bar on stderr.
+// `tilenorm bench`: the measurement of bench/norm_bench through the same benchmark core
+// (harness/bench/: implementations, inputs, accuracy check, byte model and copy ceiling) as a
+// table, with a progress bar on stderr.
 #include "bench.h"
 
-#include "cli_common.h"
-
-#ifdef TILENORM_HAVE_BENCH_CORE
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -15,13 +13,12 @@
 #include <optional>
 #include <sstream>
 
-#include "bench_core.h"
+#include "cli_common.h"
 #include "common/thread_pool.h"
-#endif
+#include "harness/bench/bench_core.h"
 
 namespace tilenorm::cli {
 
-#ifdef TILENORM_HAVE_BENCH_CORE
 namespace {
 
 using bench::BenchShape;
@@ -370,17 +367,5 @@ void add_bench_command(CLI::App& app) {
     if (rc != kExitOk) throw CLI::RuntimeError(rc);
   });
 }
-
-#else
-
-void add_bench_command(CLI::App& app) {
-  CLI::App* cmd = app.add_subcommand("bench", "Benchmark (this binary was built without bench/)");
-  cmd->callback([] {
-    throw CLI::RuntimeError(report_error(
-        "bench: this binary was built with TILENORM_BUILD_BENCHMARKS=OFF; reconfigure with it ON"));
-  });
-}
-
-#endif
 
 }  // namespace tilenorm::cli

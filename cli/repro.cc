@@ -1,7 +1,7 @@
 // `tilenorm repro`: the bug report's tests against every variant of the report's own op on the
 // tile machine: the kill matrix (max |dx - ref|, pass/fail, path, sanitizer findings), checked
 // against the expected matrix of docs/layernorm.md; exit 0 when every cell matches it.
-#include "tile/ops/report_layernorm_backward/repro.h"
+#include "harness/repro/repro.h"
 
 #include <fmt/format.h>
 #include <unistd.h>

@@ -1,5 +1,5 @@
 // `tilenorm verify`: every built backend against the float64 reference over the conformance
-// registry (cli/conformance), including the bug report's constant inputs, printed as a table;
+// registry (harness/conformance), including the bug report's constant inputs, printed as a table;
 // exit 1 on any failure.
 #include <fmt/format.h>
 #include <unistd.h>
@@ -10,8 +10,8 @@
 #include <memory>
 #include <optional>
 
-#include "cli/conformance/conformance.h"
 #include "cli_common.h"
+#include "harness/conformance/conformance.h"
 
 namespace tilenorm::cli {
 namespace {

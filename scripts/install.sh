@@ -4,6 +4,8 @@
 #   --with-peers   also install the benchmark peers (oneDNN with the OpenCL headers and loader its
 #                  CMake config needs, libtorch) and hyperfine
 #   --with-fuzz    also install clang 14 and its libFuzzer runtime (the `fuzz` preset)
+#   --with-tidy    also install clang-tidy 14 (the `tidy` preset)
+#   --with-format  also install clang-format 14 (the format check of .ci/run)
 set -euo pipefail
 
 packages=(build-essential cmake ninja-build pkg-config git
@@ -14,7 +16,10 @@ for arg in "$@"; do
   case "$arg" in
     --with-peers) packages+=(libdnnl-dev ocl-icd-opencl-dev opencl-headers libtorch-dev hyperfine) ;;
     --with-fuzz) packages+=(clang-14 libclang-rt-14-dev) ;;
-    *) echo "install.sh: unknown option '$arg' (--with-peers, --with-fuzz)" >&2; exit 2 ;;
+    --with-tidy) packages+=(clang-tidy) ;;
+    --with-format) packages+=(clang-format) ;;
+    *) echo "install.sh: unknown option '$arg' (--with-peers, --with-fuzz, --with-tidy," \
+            "--with-format)" >&2; exit 2 ;;
   esac
 done
 

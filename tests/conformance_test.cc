@@ -1,7 +1,7 @@
-// Cross-backend conformance: every op of the registry (cli/conformance) x backend x dtype x case
-// against the float64 reference, the same cases and tolerances as `tilenorm verify`. A backend
+// Cross-backend conformance: every op of the registry (harness/conformance) x backend x dtype x
+// case against the float64 reference, the same cases and tolerances as `tilenorm verify`. A backend
 // that is not built, or cannot run an op here, is skipped with the reason.
-#include "cli/conformance/conformance.h"
+#include "harness/conformance/conformance.h"
 
 #include <gtest/gtest.h>
 

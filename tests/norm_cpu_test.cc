@@ -1,7 +1,7 @@
 // The native CPU backend's own tests (the norm family: LayerNorm and RMSNorm, with and without
 // the fused residual add) against the float64 reference: every path on every compiled SIMD
 // target, vector-width edges, misaligned views, streamed stores, non-finite rows, bitwise
-// determinism across thread counts. The cross-backend case list (cli/conformance, run by
+// determinism across thread counts. The cross-backend case list (harness/conformance, run by
 // conformance_test) covers the shapes and inputs on the best target.
 #include "cpu/norm_cpu.h"
 
@@ -12,7 +12,7 @@
 #include <thread>
 #include <vector>
 
-#include "cli/conformance/tolerance.h"
+#include "harness/conformance/tolerance.h"
 #include "reference/norm.h"
 #include "test_util.h"
 #include "tilenorm/layernorm.h"
@@ -26,7 +26,7 @@ using testing::bitwise_equal;
 using testing::op_label;
 
 // Tolerances against the float64 reference run on the same (dtype-rounded) inputs, from the
-// family's table (cli/conformance/tolerance.cc, the cpu backend-test rows, with their reasons).
+// family's table (harness/conformance/tolerance.cc, the cpu backend-test rows, with their reasons).
 // Statistics, dgamma and dbeta are f32 for both dtypes.
 struct Tolerances {
   Tolerance y, mean, rstd, dx, dgb;

@@ -16,7 +16,7 @@
 #include <utility>
 #include <vector>
 
-#include "cli/conformance/tolerance.h"
+#include "harness/conformance/tolerance.h"
 #include "reference/norm.h"
 #include "test_util.h"
 #include "tilenorm/layernorm.h"
@@ -46,7 +46,7 @@ using testing::random_tensor;
 
 constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
 
-// Which members of the family the conformance registry (cli/conformance, run by
+// Which members of the family the conformance registry (harness/conformance, run by
 // conformance_test on every backend) runs on a shape of the same kind: every member, all but the
 // residual ones, or none. The f16 tests (no public f16 API) run every shape; the f32 and bf16 ones
 // only what the registry lacks.
@@ -76,7 +76,8 @@ const Shape2 kShapes[] = {
 };
 
 // Tolerances per dtype and direction: |got - ref| <= atol + rtol * |ref|, f32 and bf16 from the
-// family's table (cli/conformance/tolerance.cc, the cuda backend-test rows, with their reasons).
+// family's table (harness/conformance/tolerance.cc, the cuda backend-test rows, with their
+// reasons).
 struct Tolerances {
   Tolerance y;       // y rounded to the dtype after fp32 math
   Tolerance stats;   // mean, rstd: fp32 sums of up to 1M terms

@@ -9,7 +9,7 @@
 #include <vector>
 
 #include "backends.h"
-#include "cli/conformance/tolerance.h"
+#include "harness/conformance/tolerance.h"
 #include "reference/norm.h"
 #include "test_util.h"
 #include "tile/ops/norm_backward/norm_backward.h"
@@ -150,8 +150,8 @@ struct Tols {
 constexpr Tols kBugReproTols{{1e-2, 1e-2}, {1e-2, 1e-2}};
 constexpr Tols kMainTols{{2e-2, 1e-3}, {5e-2, 1e-3}};
 
-// The tile ops' tolerances per dtype, from the family's table (cli/conformance/tolerance.cc, the
-// tile backend-test rows, with their reasons).
+// The tile ops' tolerances per dtype, from the family's table (harness/conformance/tolerance.cc,
+// the tile backend-test rows, with their reasons).
 struct DTypeTols {
   Tolerance y, stats, dx, dparams;
 };

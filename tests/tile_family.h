@@ -12,7 +12,7 @@
 #include <vector>
 
 #include "backends.h"
-#include "cli/conformance/conformance.h"
+#include "harness/conformance/conformance.h"
 #include "reference/norm.h"
 #include "test_util.h"
 #include "tile/ops/norm_backward/norm_backward.h"

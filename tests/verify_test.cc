@@ -11,7 +11,7 @@
 #include <string>
 #include <vector>
 
-#include "cli/conformance/conformance.h"
+#include "harness/conformance/conformance.h"
 
 namespace tilenorm {
 namespace {

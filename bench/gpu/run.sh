@@ -78,7 +78,7 @@ echo "built in $(elapsed)s"
 TEST=$BUILD/tests/norm_cuda_test
 BENCH=$BUILD/bench/gpu/norm_cuda_bench
 
-# The registry's cases (cli/conformance) on the cuda backend, then the backend's own tests.
+# The registry's cases (harness/conformance) on the cuda backend, then the backend's own tests.
 stage "CUDA conformance tests (float64 reference: the registry's cuda cases, then fresh random inputs each run)"
 : >"$OUT/test.log"
 run_tests() {  # a test binary and its arguments; appends to test.log

@@ -17,11 +17,11 @@
 //
 // Tensors and dtypes (checked once, here; backends trust them; a violation is InvalidArgument):
 //   x, dy, y, dx, residual, h, dh_in: same shape [..., C], C >= 1, rows >= 1, no negative dim, a
-//   size in bytes that fits ptrdiff_t; dtype f32 or bf16 (f64 on the reference and cpu backends), all
-//   the same. gamma, beta: [C], the dtype of x. beta may be empty (treated as 0). residual may be
-//   empty; h is required with a residual and must be empty without one. dh_in may be empty. mean,
-//   rstd: the leading dims of x ([rows] for a 2-D x, [1] for a 1-D x), norm_stat_dtype(x): f32, or
-//   f64 for f64 data. dgamma, dbeta: [C], norm_stat_dtype(x). They are overwritten, never
+//   size in bytes that fits ptrdiff_t; dtype f32 or bf16 (f64 on the reference and cpu backends),
+//   all the same. gamma, beta: [C], the dtype of x. beta may be empty (treated as 0). residual may
+//   be empty; h is required with a residual and must be empty without one. dh_in may be empty.
+//   mean, rstd: the leading dims of x ([rows] for a 2-D x, [1] for a 1-D x), norm_stat_dtype(x):
+//   f32, or f64 for f64 data. dgamma, dbeta: [C], norm_stat_dtype(x). They are overwritten, never
 //   accumulated into. f64 data is computed in float64 throughout (the reference's own loops on
 //   unrounded values; the cpu backend's f64 SIMD lanes).
 // eps: a positive normal number of the compute dtype, FLT_MIN <= eps <= FLT_MAX for f32 and bf16

@@ -23,7 +23,9 @@ class [[nodiscard]] Status {
   Status(StatusCode code, std::string message) : code_(code), message_(std::move(message)) {}
 
   static Status ok_status() { return {}; }
-  static Status invalid_argument(std::string m) { return {StatusCode::kInvalidArgument, std::move(m)}; }
+  static Status invalid_argument(std::string m) {
+    return {StatusCode::kInvalidArgument, std::move(m)};
+  }
   static Status unsupported(std::string m) { return {StatusCode::kUnsupported, std::move(m)}; }
   static Status io_error(std::string m) { return {StatusCode::kIoError, std::move(m)}; }
   static Status resource_exhausted(std::string m) {
@@ -42,18 +44,19 @@ class [[nodiscard]] Status {
   std::string message_;
 };
 
-[[noreturn]] void check_failed(const char* file, int line, const char* cond, const std::string& msg);
+[[noreturn]] void check_failed(const char* file, int line, const char* cond,
+                               const std::string& msg);
 
 }  // namespace tilenorm
 
-#define TN_RETURN_IF_ERROR(expr)                 \
-  do {                                           \
-    ::tilenorm::Status tn_status_ = (expr);      \
-    if (!tn_status_.ok()) return tn_status_;     \
+#define TN_RETURN_IF_ERROR(expr)             \
+  do {                                       \
+    ::tilenorm::Status tn_status_ = (expr);  \
+    if (!tn_status_.ok()) return tn_status_; \
   } while (0)
 
 // Broken internal invariant (never caller input): print file:line and the message, then abort.
-#define TN_CHECK(cond, msg)                                                 \
-  do {                                                                      \
+#define TN_CHECK(cond, msg)                                                  \
+  do {                                                                       \
     if (!(cond)) ::tilenorm::check_failed(__FILE__, __LINE__, #cond, (msg)); \
   } while (0)

@@ -1,15 +1,16 @@
 #include "common/compare.h"
 
-#include <cmath>
-
 #include <fmt/format.h>
+
+#include <cmath>
 
 namespace tilenorm {
 
 std::string CompareResult::to_string() const {
   if (worst < 0) return fmt::format("{} elements, all exact", count);
-  return fmt::format("max|err| {:.3g}, {} of {} outside tolerance, worst [{}] got {:.9g} ref {:.9g}",
-                     max_abs_err, failures, count, worst, worst_got, worst_ref);
+  return fmt::format(
+      "max|err| {:.3g}, {} of {} outside tolerance, worst [{}] got {:.9g} ref {:.9g}", max_abs_err,
+      failures, count, worst, worst_got, worst_ref);
 }
 
 CompareResult compare_allclose(ConstTensorView got, const std::vector<double>& ref, Tolerance tol) {

@@ -19,9 +19,9 @@ struct CompareResult {
   bool pass = true;
   int64_t count = 0;
   int64_t failures = 0;
-  double max_abs_err = 0;   // over all elements
-  double max_excess = 0;    // max of |err| / (atol + rtol*|ref|); <= 1 passes
-  int64_t worst = -1;       // index of the element with the largest excess
+  double max_abs_err = 0;  // over all elements
+  double max_excess = 0;   // max of |err| / (atol + rtol*|ref|); <= 1 passes
+  int64_t worst = -1;      // index of the element with the largest excess
   double worst_got = 0, worst_ref = 0;
   std::string to_string() const;  // "max|err| 3.1e-06 worst [17] got 0.51 ref 0.5100031"
 };

@@ -5,6 +5,8 @@
 
 namespace tilenorm {
 
+// One line per code, as a table.
+// clang-format off
 const char* status_code_name(StatusCode code) {
   switch (code) {
     case StatusCode::kOk: return "OK";
@@ -16,6 +18,7 @@ const char* status_code_name(StatusCode code) {
   }
   return "Unknown";
 }
+// clang-format on
 
 std::string Status::to_string() const {
   if (ok()) return "OK";

@@ -10,6 +10,7 @@
 #include <type_traits>
 #include <vector>
 
+#include "tile/machine/api/common.h"
 #include "tile/machine/program_cache.h"
 #include "tile/machine/report.h"
 #include "tile/machine/tile.h"
@@ -113,29 +114,6 @@ struct Buffer {
   uint32_t num_pages = 0;
   DataFormat format = DataFormat::Float16_b;
   uint32_t page_size() const { return tile_size(format); }
-};
-
-enum class MathFidelity : uint8_t { LoFi, HiFi2, HiFi3, HiFi4 };
-
-// tt-metal's UnpackToDestMode, one per CB (ComputeConfig::unpack_to_dest_mode).
-enum class UnpackToDestMode : uint8_t { Default, UnpackToDestFp32 };
-
-// As tt-metal's ComputeConfig. fp32_dest_acc_en: dst holds fp32 (half the tiles);
-// dst_full_sync_en: one section of 16/8 tiles instead of two halves of 8/4. math_fidelity: the
-// multiplier phases (DeviceConfig::math_fidelity_phases).
-struct ComputeConfig {
-  bool fp32_dest_acc_en = false;
-  bool dst_full_sync_en = false;
-  MathFidelity math_fidelity = MathFidelity::HiFi4;
-  // Shorthand for UnpackToDestFp32 on every CB.
-  bool unpack_to_dest_fp32 = false;
-  // Per CB, as tt-metal's ComputeConfig::unpack_to_dest_mode: copy_tile / unary_bcast from a CB
-  // with UnpackToDestFp32 move its fp32 data into dst without the TF32 source-register rounding.
-  std::array<UnpackToDestMode, kMaxCbs> unpack_to_dest_mode{};
-  bool unpacks_to_dest(uint32_t cb) const {
-    return unpack_to_dest_fp32 ||
-           (cb < kMaxCbs && unpack_to_dest_mode[cb] == UnpackToDestMode::UnpackToDestFp32);
-  }
 };
 
 struct KernelHandle {

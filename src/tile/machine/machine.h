@@ -1,5 +1,6 @@
 // Internal state of the tile machine shared by the host side (device.cc) and the kernel API
-// (kernel_api.cc): program description, DRAM, and the per-core runtime the fibers act on.
+// (kernel_runtime.h and its files): program description, DRAM, and the per-core runtime the
+// fibers act on.
 #pragma once
 
 #include <array>

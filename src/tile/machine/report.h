@@ -7,6 +7,8 @@
 #include <string>
 #include <vector>
 
+#include "tile/machine/tile.h"
+
 namespace tilenorm::tile {
 
 struct CoreCoord {
@@ -19,8 +21,6 @@ struct CoreCoord {
 enum class KernelKind : uint8_t { kReader = 0, kCompute = 1, kWriter = 2 };
 inline constexpr int kNumKernelKinds = 3;
 const char* kernel_kind_name(KernelKind kind);  // "reader", "compute", "writer"
-
-inline constexpr uint32_t kMaxCbs = 32;  // CB indices 0..31, as tt-metal's CBIndex::c_0..c_31
 
 // Every finding of the sanitizer. Findings after which the machine cannot go on are raised in
 // every mode, sanitizer off included, and fail the run: kDeadlock, kNocBadAccess, kCbUnknown,

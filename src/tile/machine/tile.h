@@ -13,6 +13,8 @@ inline constexpr int kTileDim = 32;
 inline constexpr int kFaceDim = 16;
 inline constexpr int kTileElems = kTileDim * kTileDim;
 
+inline constexpr uint32_t kMaxCbs = 32;  // CB indices 0..31, as tt-metal's CBIndex::c_0..c_31
+
 // Spelled as tt-metal's DataFormat so kernels read the same.
 enum class DataFormat : uint8_t { Float16_b, Float32 };
 

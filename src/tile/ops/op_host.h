@@ -12,7 +12,7 @@
 #include <vector>
 
 #include "tile/machine/device.h"
-#include "tile/ops/kernel_helpers.h"
+#include "tile/ops/op_args.h"
 #include "tilenorm/norm.h"
 
 namespace tilenorm::tile {

@@ -2,6 +2,12 @@
 // and the NoC. Includes the CB calls, as tt-metal's dataflow_api.h does.
 #pragma once
 
+#if defined(TILENORM_TILE_COMPUTE_API) && !defined(TILENORM_TILE_KERNELS_OF_BOTH_KINDS)
+#error \
+    "dataflow_api.h included in a file that includes the compute kernel API: a kernel file includes only the API of its own kind (docs/tile-machine.md, Writing kernels)"
+#endif
+#define TILENORM_TILE_DATAFLOW_API 1
+
 #include "tile/machine/api/cb_api.h"
 #include "tile/machine/api/common.h"
 

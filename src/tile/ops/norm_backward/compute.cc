@@ -35,7 +35,7 @@
 #include "tile/machine/api/compute/reg_api.h"
 #include "tile/machine/api/compute/sanitizer.h"
 #include "tile/machine/api/compute/tile_move_copy.h"
-#include "tile/ops/kernel_helpers.h"
+#include "tile/ops/compute_helpers.h"
 #include "tile/ops/norm_backward/cbs.h"
 #include "tile/ops/norm_backward/kernels.h"
 

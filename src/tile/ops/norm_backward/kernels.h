@@ -3,7 +3,7 @@
 
 #include <cstdint>
 
-#include "tile/ops/kernel_helpers.h"
+#include "tile/ops/op_args.h"
 #include "tilenorm/norm.h"
 
 namespace tilenorm::tile {

@@ -7,7 +7,7 @@
 #include <algorithm>
 
 #include "tile/machine/api/dataflow_api.h"
-#include "tile/ops/kernel_helpers.h"
+#include "tile/ops/dataflow_helpers.h"
 #include "tile/ops/norm_backward/cbs.h"
 #include "tile/ops/norm_backward/kernels.h"
 

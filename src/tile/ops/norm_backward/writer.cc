@@ -4,9 +4,9 @@
 #include <algorithm>
 
 #include "tile/machine/api/dataflow_api.h"
-#include "tile/ops/kernel_helpers.h"
 #include "tile/ops/norm_backward/cbs.h"
 #include "tile/ops/norm_backward/kernels.h"
+#include "tile/ops/op_args.h"
 
 namespace tilenorm::tile {
 

@@ -19,7 +19,7 @@
 #include "tile/machine/api/compute/pack.h"
 #include "tile/machine/api/compute/reg_api.h"
 #include "tile/machine/api/compute/tile_move_copy.h"
-#include "tile/ops/kernel_helpers.h"
+#include "tile/ops/compute_helpers.h"
 #include "tile/ops/norm_forward/cbs.h"
 #include "tile/ops/norm_forward/kernels.h"
 

@@ -6,7 +6,7 @@
 #include <algorithm>
 
 #include "tile/machine/api/dataflow_api.h"
-#include "tile/ops/kernel_helpers.h"
+#include "tile/ops/dataflow_helpers.h"
 #include "tile/ops/norm_forward/cbs.h"
 #include "tile/ops/norm_forward/kernels.h"
 

@@ -5,7 +5,7 @@
 #include <algorithm>
 
 #include "tile/machine/api/dataflow_api.h"
-#include "tile/ops/kernel_helpers.h"
+#include "tile/ops/dataflow_helpers.h"
 #include "tile/ops/report_layernorm_backward/cbs.h"
 #include "tile/ops/report_layernorm_backward/kernels.h"
 #include "tilenorm/bf16.h"

@@ -3,7 +3,6 @@
 #include <algorithm>
 
 #include "tile/machine/api/dataflow_api.h"
-#include "tile/ops/kernel_helpers.h"
 #include "tile/ops/report_layernorm_backward/cbs.h"
 #include "tile/ops/report_layernorm_backward/kernels.h"
 

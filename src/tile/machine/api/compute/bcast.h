@@ -2,7 +2,7 @@
 // column 0 (cols) or [0,0] (scalar) is broadcast. add/sub assign; mul accumulates.
 #pragma once
 
-#include "tile/machine/api/common.h"
+#include "tile/machine/api/compute/common.h"
 #include "tile/machine/api/compute/eltwise_binary.h"
 
 namespace tilenorm::tile {

@@ -3,7 +3,7 @@
 // ELWMUL; there is no assigning multiply).
 #pragma once
 
-#include "tile/machine/api/common.h"
+#include "tile/machine/api/compute/common.h"
 
 namespace tilenorm::tile {
 

@@ -3,7 +3,7 @@
 // dst[out] = dst[a] op dst[b]; the two-operand form writes dst[a].
 #pragma once
 
-#include "tile/machine/api/common.h"
+#include "tile/machine/api/compute/common.h"
 
 namespace tilenorm::tile {
 

@@ -3,7 +3,7 @@
 // compute_kernel_api.h for square_tile). fp32 arithmetic, the result stored in dst's format.
 #pragma once
 
-#include "tile/machine/api/common.h"
+#include "tile/machine/api/compute/common.h"
 
 namespace tilenorm::tile {
 

@@ -1,7 +1,7 @@
 // SFPU mask (compute kernels; tt-metal's compute_kernel_api/mask.h).
 #pragma once
 
-#include "tile/machine/api/common.h"
+#include "tile/machine/api/compute/common.h"
 
 namespace tilenorm::tile {
 

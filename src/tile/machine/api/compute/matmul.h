@@ -2,7 +2,7 @@
 // dst[idst] += A @ B (B transposed if the init said so), A = tile i0 of in0, B = tile i1 of in1.
 #pragma once
 
-#include "tile/machine/api/common.h"
+#include "tile/machine/api/compute/common.h"
 
 namespace tilenorm::tile {
 

@@ -1,7 +1,7 @@
 // Packer (compute kernels; tt-metal's compute_kernel_api/pack.h).
 #pragma once
 
-#include "tile/machine/api/common.h"
+#include "tile/machine/api/compute/common.h"
 
 namespace tilenorm::tile {
 

@@ -2,7 +2,7 @@
 // compute_kernel_api/reconfig_data_format.h). No effect here: every unpack reads the CB's format.
 #pragma once
 
-#include "tile/machine/api/common.h"
+#include "tile/machine/api/compute/common.h"
 
 namespace tilenorm::tile {
 

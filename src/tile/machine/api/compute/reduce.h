@@ -8,7 +8,7 @@
 // SUM and AVG are the same op (the scaler carries 1/N); MAX takes max(dst, s * max a).
 #pragma once
 
-#include "tile/machine/api/common.h"
+#include "tile/machine/api/compute/common.h"
 
 namespace tilenorm::tile {
 

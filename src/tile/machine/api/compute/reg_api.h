@@ -4,7 +4,7 @@
 // frees, so a freshly acquired section reads as zero.
 #pragma once
 
-#include "tile/machine/api/common.h"
+#include "tile/machine/api/compute/common.h"
 
 namespace tilenorm::tile {
 

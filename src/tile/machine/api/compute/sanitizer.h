@@ -1,7 +1,7 @@
 // Tile-machine extension for compute kernels (no hardware counterpart, no effect on values).
 #pragma once
 
-#include "tile/machine/api/common.h"
+#include "tile/machine/api/compute/common.h"
 
 namespace tilenorm::tile {
 

@@ -1,7 +1,7 @@
 // Copy a CB tile into dst (compute kernels; tt-metal's compute_kernel_api/tile_move_copy.h).
 #pragma once
 
-#include "tile/machine/api/common.h"
+#include "tile/machine/api/compute/common.h"
 
 namespace tilenorm::tile {
 

@@ -5,7 +5,7 @@
 #include <memory>
 #include <string>
 
-#include "bench_core.h"
+#include "harness/bench/bench_core.h"
 
 namespace tilenorm::bench {
 

@@ -1,4 +1,4 @@
-#include "bench_core.h"
+#include "harness/bench/bench_core.h"
 
 #include <dlfcn.h>
 

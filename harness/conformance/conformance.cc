@@ -1,4 +1,4 @@
-#include "cli/conformance/conformance.h"
+#include "harness/conformance/conformance.h"
 
 #include <fmt/format.h>
 

@@ -1,4 +1,4 @@
-#include "tile/ops/report_layernorm_backward/repro.h"
+#include "harness/repro/repro.h"
 
 #include <fmt/format.h>
 

@@ -8,8 +8,8 @@
 #include <utility>
 #include <vector>
 
-#include "cli/conformance/tolerance.h"
 #include "common/compare.h"
+#include "harness/conformance/tolerance.h"
 #include "tilenorm/layernorm.h"
 #include "tilenorm/rmsnorm.h"
 

@@ -4,7 +4,7 @@
 #include <algorithm>
 #include <cstring>
 
-#include "tile/ops/report_layernorm_backward/repro.h"
+#include "harness/repro/repro.h"
 
 namespace tilenorm::tile {
 

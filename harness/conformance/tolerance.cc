@@ -1,4 +1,4 @@
-#include "cli/conformance/tolerance.h"
+#include "harness/conformance/tolerance.h"
 
 #include <optional>
 
