@@ -344,11 +344,11 @@ CudaError check_kernel_image() {
   TN_CUDA_TRY(cudaDeviceGetAttribute(&cc_major, cudaDevAttrComputeCapabilityMajor, device),
               "cudaDeviceGetAttribute(ComputeCapabilityMajor)");
   if (cc_major < 9) return {cudaErrorNoKernelImageForDevice, "compute capability below 9.0"};
-  // Loads the module of this file's kernels: fails when the PTX cannot be compiled for the device.
+  // Loads the modules of both kernel files: fails when the PTX cannot be compiled for the device.
   cudaFuncAttributes attr{};
   TN_CUDA_TRY(cudaFuncGetAttributes(&attr, norm_backward_finalize),
               "cudaFuncGetAttributes(norm_backward_finalize)");
-  return {};
+  return load_forward_module();
 }
 
 CudaError norm_backward(Context& ctx, const BackwardDeviceArgs& a, CUstream_st* stream,

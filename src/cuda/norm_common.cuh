@@ -363,6 +363,10 @@ struct Launch {
   }
 };
 
+// Loads the module of norm_forward.cu's kernels (check_kernel_image, in norm_backward.cu, loads
+// both files' modules).
+CudaError load_forward_module();
+
 // Workspace carving: 256-byte aligned pieces.
 inline size_t align256(size_t n) { return (n + 255) / 256 * 256; }
 

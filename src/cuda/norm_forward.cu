@@ -218,6 +218,15 @@ __global__ void __launch_bounds__(kSplitThreads)
 
 }  // namespace
 
+namespace detail {
+CudaError load_forward_module() {
+  cudaFuncAttributes attr{};
+  TN_CUDA_TRY(cudaFuncGetAttributes(&attr, norm_forward_split_moments<ElemType::kF32, false>),
+              "cudaFuncGetAttributes(norm_forward_split_moments)");
+  return {};
+}
+}  // namespace detail
+
 CudaError norm_forward(Context& ctx, const ForwardDeviceArgs& a, CUstream_st* stream,
                        PathInfo* info) {
   TN_RETURN_IF_CUDA_ERROR(ctx.init());
