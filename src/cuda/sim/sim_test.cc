@@ -538,5 +538,85 @@ TEST(CudaSim, BackendKernelsCleanAndDeterministicAcrossSeeds) {
   set_schedule_seed(0);
 }
 
+// One Context reused over shapes whose workspace grows and shrinks, on a stream of its own: the
+// same bits as the host entry (a fresh Context and the default stream each call).
+TEST(CudaSim, ReusedContextOnAStream) {
+  Context ctx;
+  cudaStream_t stream = nullptr;
+  ASSERT_EQ(cudaStreamCreate(&stream), cudaSuccess);
+  for (const auto& [rows, cols] : std::vector<std::pair<int64_t, int64_t>>{
+           {5, 1000}, {3, 8462}, {2, 70000}, {4, 1000}, {3, 65537}}) {
+    const size_t n = static_cast<size_t>(rows * cols);
+    std::mt19937 rng(static_cast<unsigned>(cols));
+    std::uniform_real_distribution<float> u(-1.f, 1.f);
+    std::vector<float> x(n), dy(n), gamma(cols), beta(cols);
+    for (auto* v : {&x, &dy, &gamma, &beta})
+      for (float& f : *v) f = u(rng);
+    // The host entry's results.
+    std::vector<float> y(n), mean(rows), rstd(rows), dx(n), dgamma(cols), dbeta(cols);
+    HostForward hf;
+    hf.args = {ElemType::kF32, NormKind::kLayerNorm, x.data(), nullptr,
+               gamma.data(),   beta.data(),          y.data(), nullptr,
+               mean.data(),    rstd.data(),          rows,     cols,
+               1e-5f};
+    ASSERT_TRUE(norm_forward_host(hf).ok());
+    HostBackward hb;
+    hb.args = {ElemType::kF32,
+               NormKind::kLayerNorm,
+               x.data(),
+               dy.data(),
+               gamma.data(),
+               mean.data(),
+               rstd.data(),
+               nullptr,
+               dx.data(),
+               dgamma.data(),
+               dbeta.data(),
+               rows,
+               cols};
+    ASSERT_TRUE(norm_backward_host(hb).ok());
+    // The device entry on the reused Context and the stream.
+    DeviceBuffer dxin(n * 4), ddy(n * 4), dgam(cols * 4), dbet(cols * 4), dyout(n * 4),
+        dmean(rows * 4), drstd(rows * 4), ddx(n * 4), ddg(cols * 4), ddb(cols * 4);
+    ASSERT_EQ(cudaMemcpy(dxin.p, x.data(), n * 4, cudaMemcpyHostToDevice), cudaSuccess);
+    ASSERT_EQ(cudaMemcpy(ddy.p, dy.data(), n * 4, cudaMemcpyHostToDevice), cudaSuccess);
+    ASSERT_EQ(cudaMemcpy(dgam.p, gamma.data(), cols * 4, cudaMemcpyHostToDevice), cudaSuccess);
+    ASSERT_EQ(cudaMemcpy(dbet.p, beta.data(), cols * 4, cudaMemcpyHostToDevice), cudaSuccess);
+    const ForwardDeviceArgs fa{
+        ElemType::kF32,    NormKind::kLayerNorm, dxin.p, nullptr, dgam.p, dbet.p, dyout.p, nullptr,
+        dmean.as<float>(), drstd.as<float>(),    rows,   cols,    1e-5f};
+    ASSERT_TRUE(norm_forward(ctx, fa, stream).ok());
+    const BackwardDeviceArgs ba{ElemType::kF32,
+                                NormKind::kLayerNorm,
+                                dxin.p,
+                                ddy.p,
+                                dgam.p,
+                                dmean.as<float>(),
+                                drstd.as<float>(),
+                                nullptr,
+                                ddx.p,
+                                ddg.as<float>(),
+                                ddb.as<float>(),
+                                rows,
+                                cols};
+    ASSERT_TRUE(norm_backward(ctx, ba, stream).ok());
+    ASSERT_EQ(cudaStreamSynchronize(stream), cudaSuccess);
+    auto same = [&](const DeviceBuffer& d, const std::vector<float>& want, const char* name) {
+      std::vector<float> got(want.size());
+      ASSERT_EQ(cudaMemcpy(got.data(), d.p, got.size() * 4, cudaMemcpyDeviceToHost), cudaSuccess);
+      EXPECT_EQ(std::memcmp(got.data(), want.data(), got.size() * 4), 0)
+          << name << " " << rows << "x" << cols;
+    };
+    same(dyout, y, "y");
+    same(dmean, mean, "mean");
+    same(drstd, rstd, "rstd");
+    same(ddx, dx, "dx");
+    same(ddg, dgamma, "dgamma");
+    same(ddb, dbeta, "dbeta");
+  }
+  EXPECT_TRUE(take_reports().empty());
+  ASSERT_EQ(cudaStreamDestroy(stream), cudaSuccess);
+}
+
 }  // namespace
 }  // namespace tilenorm::cuda::sim
