@@ -4,7 +4,8 @@
 #      and norm_cuda_bench,
 #   2. the CUDA tests against the float64 reference: norm_cuda_test and the registry's
 #      cuda cases of conformance_test (must pass, none skipped),
-#   3. compute-sanitizer memcheck and racecheck on the small-shape bf16 tests (when installed),
+#   3. compute-sanitizer memcheck, racecheck, synccheck and initcheck on the small-shape tests of
+#      every dtype (when installed),
 #   4. the benchmark: copy ceiling, tilenorm forward/backward of LayerNorm and RMSNorm, each
 #      without and with the fused residual add (norm_cuda_bench),
 #   5. Nsight Compute DRAM bytes per call on three shapes (when ncu is installed),
@@ -97,12 +98,13 @@ if grep -q "^\[  SKIPPED \]" "$OUT/test.log"; then
   failed "conformance tests skipped: they must run on this machine"
 fi
 
-stage "compute-sanitizer memcheck and racecheck (small shapes: every path and member of the family, looping groups; bf16)"
+stage "compute-sanitizer memcheck, racecheck, synccheck, initcheck (small shapes: every path and member of the family, looping groups, unaligned fp16; f32, bf16, fp16)"
 if command -v compute-sanitizer >/dev/null; then
   : >"$OUT/sanitizer.log"
-  for tool in memcheck racecheck; do
+  for tool in memcheck racecheck synccheck initcheck; do
     timeout 150 compute-sanitizer --tool "$tool" --error-exitcode 97 "$TEST" \
-      --gtest_filter='LayerNormCuda.LimitedGridBF16:LayerNormCuda.PathsByRowLength' --gtest_brief=1 \
+      --gtest_filter='LayerNormCuda.LimitedGrid*:LayerNormCuda.PathsByRowLength:LayerNormCuda.UnalignedTensorsF16' \
+      --gtest_brief=1 \
       >>"$OUT/sanitizer.log" 2>&1
     rc=$?
     grep -E "ERROR SUMMARY|RACECHECK SUMMARY|\[  (PASSED|FAILED|SKIPPED) " "$OUT/sanitizer.log" | tail -3

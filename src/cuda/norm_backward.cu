@@ -145,7 +145,7 @@ __global__ void __launch_bounds__(kMaxRowThreads)
     extern __shared__ float acc[];  // [kN][tpr * kVec * kChunk]: dgamma, then dbeta
     const int width = tpr * kVec * kChunk;
     for (int j = 0; j < rpb; ++j) {
-      if (threadIdx.y == j) {
+      if (static_cast<int>(threadIdx.y) == j) {
 #pragma unroll
         for (int k = 0; k < kVec; ++k)
 #pragma unroll
@@ -344,11 +344,11 @@ CudaError check_kernel_image() {
   TN_CUDA_TRY(cudaDeviceGetAttribute(&cc_major, cudaDevAttrComputeCapabilityMajor, device),
               "cudaDeviceGetAttribute(ComputeCapabilityMajor)");
   if (cc_major < 9) return {cudaErrorNoKernelImageForDevice, "compute capability below 9.0"};
-  // Loads the module of this file's kernels: fails when the PTX cannot be compiled for the device.
+  // Loads the modules of both kernel files: fails when the PTX cannot be compiled for the device.
   cudaFuncAttributes attr{};
   TN_CUDA_TRY(cudaFuncGetAttributes(&attr, norm_backward_finalize),
               "cudaFuncGetAttributes(norm_backward_finalize)");
-  return {};
+  return load_forward_module();
 }
 
 CudaError norm_backward(Context& ctx, const BackwardDeviceArgs& a, CUstream_st* stream,
@@ -412,24 +412,28 @@ CudaError norm_backward(Context& ctx, const BackwardDeviceArgs& a, CUstream_st* 
       auto* sums = static_cast<float2*>(ctx.workspace());
       for (int64_t row0 = 0; row0 < a.rows; row0 += batch) {
         const int64_t row_end = std::min(a.rows, row0 + batch);
-        norm_backward_split_sums<E, N>
-            <<<dim3(static_cast<unsigned>(segs), static_cast<unsigned>(row_end - row0)),
-               kSplitThreads, 0, stream>>>(x, dy, gamma, a.mean, a.rstd, row0, a.cols, sums);
-        TN_CUDA_TRY(cudaGetLastError(), "norm_backward_split_sums<<<>>>");
-        norm_backward_split_apply<E, N, D>
-            <<<dim3(static_cast<unsigned>(segs), static_cast<unsigned>(parts)), kSplitThreads, 0,
-               stream>>>(x, dy, gamma, a.mean, a.rstd, dh, dx, sums, dgamma_part, dbeta_part, row0,
-                         row_end, a.cols, row0 > 0);
-        TN_CUDA_TRY(cudaGetLastError(), "norm_backward_split_apply<<<>>>");
+        const Launch sums_launch(
+            dim3(static_cast<unsigned>(segs), static_cast<unsigned>(row_end - row0)),
+            dim3(kSplitThreads), 0, stream);
+        TN_CUDA_TRY(cudaLaunchKernelEx(&sums_launch.config, norm_backward_split_sums<E, N>, x, dy,
+                                       gamma, a.mean, a.rstd, row0, a.cols, sums),
+                    "cudaLaunchKernelEx(norm_backward_split_sums)");
+        const Launch apply_launch(dim3(static_cast<unsigned>(segs), static_cast<unsigned>(parts)),
+                                  dim3(kSplitThreads), 0, stream);
+        TN_CUDA_TRY(cudaLaunchKernelEx(&apply_launch.config, norm_backward_split_apply<E, N, D>, x,
+                                       dy, gamma, a.mean, a.rstd, dh, dx, sums, dgamma_part,
+                                       dbeta_part, row0, row_end, a.cols, row0 > 0),
+                    "cudaLaunchKernelEx(norm_backward_split_apply)");
       }
       if (info != nullptr)
         *info = {"split", static_cast<int>(segs), kSplitThreads, segs * parts,
                  ceil_div(a.rows, batch)};
     }
-    norm_backward_finalize<<<static_cast<unsigned>(ceil_div(a.cols, kFinalizeTile)),
-                             dim3(kFinalizeTile, kFinalizeTile), 0, stream>>>(
-        dgamma_part, dbeta_part, parts, a.cols, a.dgamma, a.dbeta);
-    TN_CUDA_TRY(cudaGetLastError(), "norm_backward_finalize<<<>>>");
+    const Launch finalize(ceil_div(a.cols, kFinalizeTile), dim3(kFinalizeTile, kFinalizeTile), 0,
+                          stream, 1);
+    TN_CUDA_TRY(cudaLaunchKernelEx(&finalize.config, norm_backward_finalize, dgamma_part,
+                                   dbeta_part, parts, a.cols, a.dgamma, a.dbeta),
+                "cudaLaunchKernelEx(norm_backward_finalize)");
     return {};
   });
 }

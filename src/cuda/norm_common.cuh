@@ -337,7 +337,8 @@ inline bool plan_rows(int64_t cols, RowPlan* p) {
 }
 
 // A cudaLaunchKernelEx configuration, with the cluster dimension when cluster > 1 (config points
-// at attr: not copyable).
+// at attr: not copyable). Every kernel launches through it: one launch path for the GPU and the
+// simulated device alike.
 struct Launch {
   cudaLaunchConfig_t config{};
   cudaLaunchAttribute attr[1]{};
@@ -345,8 +346,10 @@ struct Launch {
   Launch(const Launch&) = delete;
   Launch& operator=(const Launch&) = delete;
 
-  Launch(int64_t blocks, dim3 block, size_t smem, cudaStream_t stream, int cluster) {
-    config.gridDim = dim3(static_cast<unsigned>(blocks));
+  Launch(int64_t blocks, dim3 block, size_t smem, cudaStream_t stream, int cluster)
+      : Launch(dim3(static_cast<unsigned>(blocks)), block, smem, stream, cluster) {}
+  Launch(dim3 grid, dim3 block, size_t smem, cudaStream_t stream, int cluster = 1) {
+    config.gridDim = grid;
     config.blockDim = block;
     config.dynamicSmemBytes = smem;
     config.stream = stream;
@@ -360,6 +363,10 @@ struct Launch {
     }
   }
 };
+
+// Loads the module of norm_forward.cu's kernels (check_kernel_image, in norm_backward.cu, loads
+// both files' modules).
+CudaError load_forward_module();
 
 // Workspace carving: 256-byte aligned pieces.
 inline size_t align256(size_t n) { return (n + 255) / 256 * 256; }

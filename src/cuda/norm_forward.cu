@@ -218,6 +218,15 @@ __global__ void __launch_bounds__(kSplitThreads)
 
 }  // namespace
 
+namespace detail {
+CudaError load_forward_module() {
+  cudaFuncAttributes attr{};
+  TN_CUDA_TRY(cudaFuncGetAttributes(&attr, norm_forward_split_moments<ElemType::kF32, false>),
+              "cudaFuncGetAttributes(norm_forward_split_moments)");
+  return {};
+}
+}  // namespace detail
+
 CudaError norm_forward(Context& ctx, const ForwardDeviceArgs& a, CUstream_st* stream,
                        PathInfo* info) {
   TN_RETURN_IF_CUDA_ERROR(ctx.init());
@@ -267,12 +276,13 @@ CudaError norm_forward(Context& ctx, const ForwardDeviceArgs& a, CUstream_st* st
     for (int64_t row0 = 0; row0 < a.rows; row0 += batch) {
       const dim3 grid(static_cast<unsigned>(segs),
                       static_cast<unsigned>(std::min(batch, a.rows - row0)));
-      norm_forward_split_moments<E, R>
-          <<<grid, kSplitThreads, 0, stream>>>(x, res, h, row0, a.cols, part);
-      TN_CUDA_TRY(cudaGetLastError(), "norm_forward_split_moments<<<>>>");
-      norm_forward_split_apply<E, N><<<grid, kSplitThreads, 0, stream>>>(
-          R ? h : x, gamma, beta, y, a.mean, a.rstd, row0, a.cols, a.eps, part);
-      TN_CUDA_TRY(cudaGetLastError(), "norm_forward_split_apply<<<>>>");
+      const Launch l(grid, dim3(kSplitThreads), 0, stream);
+      TN_CUDA_TRY(cudaLaunchKernelEx(&l.config, norm_forward_split_moments<E, R>, x, res, h, row0,
+                                     a.cols, part),
+                  "cudaLaunchKernelEx(norm_forward_split_moments)");
+      TN_CUDA_TRY(cudaLaunchKernelEx(&l.config, norm_forward_split_apply<E, N>, R ? h : x, gamma,
+                                     beta, y, a.mean, a.rstd, row0, a.cols, a.eps, part),
+                  "cudaLaunchKernelEx(norm_forward_split_apply)");
     }
     if (info != nullptr)
       *info = {"split", static_cast<int>(segs), kSplitThreads, segs * batch,

@@ -1,0 +1,2 @@
+// context.cu compiled as host C++ for the simulated device.
+#include "cuda/context.cu"
