@@ -339,6 +339,7 @@ void cb_push_back(uint32_t cb, uint32_t n, SrcLoc loc) {
   if (!c.packs.empty()) {
     for (uint32_t i = 0; i < n; ++i) c.packs[(c.write_page() + i) % c.num_pages] = {};
   }
+  c.pack_pos = 0;
   c.pushed += n;
   c.reserved = c.reserved > n ? c.reserved - n : 0;
   c.high_water = std::max(c.high_water, c.available());
@@ -975,9 +976,22 @@ void lint_running_sum(KernelRuntime& k, CbState& c, uint32_t ocb, uint32_t page,
 
 }  // namespace
 
-void pack_tile(uint32_t idst, uint32_t ocb, uint32_t out_tile_index, SrcLoc loc) {
+void detail::pack_tile_at(uint32_t idst, uint32_t ocb, uint32_t index, bool out_of_order,
+                          bool index_given, SrcLoc loc) {
   KernelRuntime& k = current();
   Dst& d = dst_of(k);
+  CbState& cbs = detail::cb_of(k, ocb, "pack_tile", loc);
+  const uint32_t out_tile_index = out_of_order ? index : cbs.pack_pos;
+  if (!out_of_order) {
+    if (k.core->sanitize && index_given && index != cbs.pack_pos) {
+      raise(ReportKind::kPackIndexIgnored, "pack_tile", int(ocb), int(idst), loc,
+            fmt::format("in-order pack_tile ignores its index {}: it writes page {} of CB {}'s "
+                        "reserved window (the pack position, advanced by each in-order pack and "
+                        "reset by cb_push_back); pack_tile<true> writes the page named",
+                        index, cbs.pack_pos, ocb));
+    }
+    ++cbs.pack_pos;
+  }
   if (k.core->sanitize && !d.waited) {
     raise(ReportKind::kDstPackBeforeCommit, "pack_tile", int(ocb), int(idst), loc,
           "pack_tile before tile_regs_commit + tile_regs_wait: the packer may read a section "
