@@ -1,6 +1,7 @@
 // The kernel JIT: tt-metal dialect sources compiled to shared objects, cached on disk, run on the
 // tile machine; compile errors and unmodelled API as Status.
 
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 #include <stdlib.h>
 #include <unistd.h>
@@ -116,12 +117,14 @@ TEST_F(TtJit, TwoProcessesShareTheDiskCacheAndAWarmRunCompilesNothing) {
   write(fs::path(include_) / "helper.h", "constexpr float kScale = 2.0f;\n");
   const std::string self = fs::read_symlink("/proc/self/exe").string();
   auto child = [&](const std::string& out) {
-    return "TILENORM_JIT_CHILD_INCLUDE=" + include_ + " TILENORM_JIT_CHILD_OUT=" + out + " " +
-           self + " --gtest_filter=TtJitChild.CompileAndReport > /dev/null 2>&1";
+    return fmt::format(
+        "TILENORM_JIT_CHILD_INCLUDE={} TILENORM_JIT_CHILD_OUT={} {} "
+        "--gtest_filter=TtJitChild.CompileAndReport > /dev/null 2>&1",
+        include_, out, self);
   };
   const std::string a = cache_ + "/a.txt", b = cache_ + "/b.txt", c = cache_ + "/c.txt";
   // Two cold processes at once: both succeed (entries are written by rename).
-  ASSERT_EQ(std::system(("(" + child(a) + ") & (" + child(b) + "); wait").c_str()), 0);
+  ASSERT_EQ(std::system(fmt::format("({}) & ({}); wait", child(a), child(b)).c_str()), 0);
   ASSERT_EQ(std::system(child(c).c_str()), 0);
   auto counters = [](const std::string& f) {
     std::ifstream in(f);

@@ -254,7 +254,7 @@ Status jit_compile(const JitSource& source, JitKernel* out) {
   if (!source.compile_args.empty()) {
     wrapper += "#define KERNEL_COMPILE_TIME_ARGS ";
     for (size_t i = 0; i < source.compile_args.size(); ++i) {
-      wrapper += (i ? "," : "") + std::to_string(source.compile_args[i]) + "u";
+      wrapper += fmt::format("{}{}u", i ? "," : "", source.compile_args[i]);
     }
     wrapper += "\n";
   }
@@ -272,7 +272,8 @@ Status jit_compile(const JitSource& source, JitKernel* out) {
                                 shell_quote(config::kSourceDir), shell_quote(config::kIncludeDir));
   for (const std::string& d : source.include_dirs) cmd += " -I" + shell_quote(d);
   for (const auto& [name, value] : source.defines) {
-    cmd += " " + shell_quote("-D" + name + (value.empty() ? "" : "=" + value));
+    cmd += " " + shell_quote(value.empty() ? fmt::format("-D{}", name)
+                                           : fmt::format("-D{}={}", name, value));
   }
   cmd += fmt::format(" -MD -MF {0}.d {0}.cpp -o {0}.so > {0}.log 2>&1", shell_quote(tmp));
   const auto t0 = std::chrono::steady_clock::now();
