@@ -73,9 +73,8 @@ Status check_layernorm_bw_kernels(const std::string& root) {
        {kLayerNormBwReaderPath, kLayerNormBwComputePath, kLayerNormBwWriterPath}) {
     const std::filesystem::path p = std::filesystem::path(root) / path;
     if (!std::filesystem::is_regular_file(p))
-      return Status::invalid_argument(
-          fmt::format("kernels: {} does not hold tt-train's layernorm_bw kernels ({} not found)",
-                      root, p.string()));
+      return Status::invalid_argument(fmt::format(
+          "{} does not hold tt-train's layernorm_bw kernels ({} not found)", root, p.string()));
   }
   return {};
 }
