@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <csignal>
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <functional>
@@ -361,7 +362,11 @@ TEST_F(Cli, ReproBadArgumentsNameTheArgument) {
   for (const auto& [args, needle] : std::vector<std::pair<std::string, std::string>>{
            {"repro --variant nope", "--variant 'nope' is not a variant"},
            {"repro --test nope", "--test 'nope' is not a test of the report"},
-           {"repro --threads -1", "--threads must be between 0 and 1024, got -1"}}) {
+           {"repro --threads -1", "--threads must be between 0 and 1024, got -1"},
+           {"repro --kernels /nonexistent/tt",
+            "--kernels: /nonexistent/tt does not hold tt-train's layernorm_bw kernels "
+            "(/nonexistent/tt/tt-train/sources/ttml/metal/ops/layernorm_bw/device/kernels/"
+            "dataflow/reader_layernorm_bw_interleaved_start_id.cpp not found)"}}) {
     const CliRun r = run(args);
     EXPECT_EQ(r.rc, 2) << args << "\nstderr: " << r.err;
     EXPECT_NE(r.err.find(needle), std::string::npos) << args << "\nstderr: " << r.err;
@@ -389,6 +394,32 @@ TEST_F(Cli, ReproSelectedCellsPrintTheirValuesAndMatch) {
   EXPECT_EQ(doc["cells"][0]["expected"], "P");
   EXPECT_TRUE(doc["cells"][0]["pass"].get<bool>());
   EXPECT_LT(doc["cells"][0]["max_abs_err"].get<double>(), 0.014);
+}
+
+// With TILENORM_TT_KERNELS naming a tt-metal tree: its kernels as a column named after the tree,
+// with findings at the real compute kernel's file and line.
+TEST_F(Cli, ReproKernelsColumnOfATtMetalTree) {
+  const char* tree = std::getenv("TILENORM_TT_KERNELS");
+  if (tree == nullptr)
+    GTEST_SKIP() << "set TILENORM_TT_KERNELS to a tt-metal source tree to run its kernels";
+  const std::filesystem::path root = std::filesystem::path(tree).lexically_normal();
+  const std::string name = (root.filename().empty() ? root.parent_path() : root).filename();
+  const CliRun j = run(std::string("repro --kernels ") + tree +
+                       " --test BugRepro_Deterministic_2048Features --json");
+  ASSERT_EQ(j.rc, 0) << j.err;
+  const auto doc = nlohmann::json::parse(j.out);
+  ASSERT_EQ(doc["cells"].size(), 1u);
+  const auto& cell = doc["cells"][0];
+  EXPECT_EQ(cell["variant"], name);
+  EXPECT_FALSE(cell["pass"].get<bool>());
+  EXPECT_NEAR(cell["max_abs_err"].get<double>(), 1000.0, 1.0);
+  bool bug1 = false;
+  for (const auto& f : cell["findings"])
+    bug1 = bug1 || (f["kind"] == "implicit-accumulation" && f["line"] == 437 &&
+                    f["file"].get<std::string>().find("/compute/layernorm_bw_kernel.cpp") !=
+                        std::string::npos);
+  EXPECT_TRUE(bug1) << cell["findings"].dump();
+  EXPECT_EQ(doc["variants"][0]["name"], name);
 }
 
 }  // namespace

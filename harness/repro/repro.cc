@@ -101,7 +101,7 @@ CaseData make_case(const ReproCase& c) {
   return d;
 }
 
-std::vector<ReproFinding> distinct_findings(const RunResult& run) {
+std::vector<ReproFinding> distinct_findings(const RunResult& run, bool full_path) {
   std::vector<ReproFinding> out;
   for (const SanitizerReport& r : run.reports) {
     const std::string kind = report_kind_name(r.kind);
@@ -110,7 +110,8 @@ std::vector<ReproFinding> distinct_findings(const RunResult& run) {
     });
     if (it == out.end()) {
       const char* slash = std::strrchr(r.file, '/');
-      out.push_back({kind, r.kernel_name, r.op, slash ? slash + 1 : r.file, r.line, 0});
+      out.push_back(
+          {kind, r.kernel_name, r.op, slash && !full_path ? slash + 1 : r.file, r.line, 0});
       it = out.end() - 1;
     }
     ++it->count;
@@ -141,26 +142,40 @@ Status run_repro(const ReproOptions& options, ReproResult* result) {
     if (std::find(case_ids.begin(), case_ids.end(), t->case_index) == case_ids.end())
       case_ids.push_back(t->case_index);
   std::vector<CaseData> data(repro_cases().size());
-  const size_t total = options.variants.size() * case_ids.size();
+  // Every column: the selected variants of the report's op, then the extra columns.
+  struct Column {
+    std::string name;
+    std::function<Status(const ReportBackwardInputs&, ReportBackwardResult*)> run;
+    bool full_path;
+  };
+  std::vector<Column> columns;
+  for (const ReportVariant* v : options.variants)
+    columns.push_back({v->name,
+                       [&device, v](const ReportBackwardInputs& in, ReportBackwardResult* out) {
+                         return report_layernorm_backward(device, in, *v, out);
+                       },
+                       false});
+  for (const ReproColumn& c : options.columns) columns.push_back({c.name, c.run, true});
+  const size_t total = columns.size() * case_ids.size();
   size_t done = 0;
   result->cells.clear();
-  for (const ReportVariant* v : options.variants) {
+  for (const Column& col : columns) {
     std::vector<ReportBackwardResult> runs(repro_cases().size());
     for (int id : case_ids) {
       const ReproCase& c = repro_cases()[size_t(id)];
-      if (options.progress) options.progress(v->name, c.name, done, total);
+      if (options.progress) options.progress(col.name, c.name, done, total);
       CaseData& d = data[size_t(id)];
       if (d.x.empty()) d = make_case(c);
       const ReportBackwardInputs in{c.rows,         c.C,           d.x.data(),   d.dy.data(),
                                     d.gamma.data(), d.mean.data(), d.rstd.data()};
-      TN_RETURN_IF_ERROR(report_layernorm_backward(device, in, *v, &runs[size_t(id)]));
+      TN_RETURN_IF_ERROR(col.run(in, &runs[size_t(id)]));
       ++done;
     }
     for (const ReproTest* t : options.tests) {
       const ReportBackwardResult& run = runs[size_t(t->case_index)];
       const CaseData& d = data[size_t(t->case_index)];
       ReproCell cell;
-      cell.variant = v->name;
+      cell.variant = col.name;
       cell.test = t->name;
       cell.path = run.fit ? "fit" : "block";
       cell.program_cache_hit = run.program_cache_hit;
@@ -175,7 +190,7 @@ Status run_repro(const ReproOptions& options, ReproResult* result) {
         cell.max_err = std::max(cell.max_err, err);
         if (err > t->atol + t->rtol * std::fabs(d.ref_dx[i])) cell.pass = false;
       }
-      cell.findings = distinct_findings(run.run);
+      cell.findings = distinct_findings(run.run, col.full_path);
       result->cells.push_back(std::move(cell));
     }
   }
@@ -210,6 +225,19 @@ std::vector<std::string> check_cell(const ReproCell& cell) {
     if (!listed && !finding_follows_bug2(*v, fit, f))
       out.push_back(fmt::format("unexpected sanitizer finding {} in {} {} ({}:{})", f.kind,
                                 f.kernel, f.op, f.file, f.line));
+  }
+  return out;
+}
+
+std::vector<const ReportVariant*> variants_agreeing_with(
+    const std::vector<const ReproCell*>& cells) {
+  std::vector<const ReportVariant*> out;
+  for (const ReportVariant& v : report_variants()) {
+    const bool agrees = std::all_of(cells.begin(), cells.end(), [&](const ReproCell* c) {
+      const char want = expected_outcome(v.name, c->test);
+      return want == '~' || (want == 'P') == c->pass;
+    });
+    if (agrees) out.push_back(&v);
   }
   return out;
 }

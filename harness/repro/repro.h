@@ -71,8 +71,17 @@ bool finding_follows_bug2(const ReportVariant& v, bool fit, const ReproFinding& 
 // Runs the selected variants x tests on one device (faithful numerics, sanitizer in collecting
 // warn mode, 8x8 cores, 1464 KiB L1), each case once per variant; `progress` (optional) is
 // called before each run. Cells come variant-major in the given orders.
+// A column of kernels that are not one of the report's variants (e.g. tt-train's own sources run
+// through the tt host API): its name and how it runs a case. Its findings keep the full path of
+// the file that raised them.
+struct ReproColumn {
+  std::string name;
+  std::function<Status(const ReportBackwardInputs&, ReportBackwardResult*)> run;
+};
+
 struct ReproOptions {
   std::vector<const ReportVariant*> variants;
+  std::vector<ReproColumn> columns;  // after the variants
   std::vector<const ReproTest*> tests;
   std::function<void(const std::string& variant, const std::string& case_name, size_t done,
                      size_t total)>
@@ -87,5 +96,10 @@ Status run_repro(const ReproOptions& options, ReproResult* result);
 
 // A cell's mismatches against the expected matrix and findings (empty when it matches).
 std::vector<std::string> check_cell(const ReproCell& cell);
+
+// The variants whose expected outcomes a column's cells (one per test) all agree with; tests
+// where the variant's outcome is left to the draw ('~') are not compared.
+std::vector<const ReportVariant*> variants_agreeing_with(
+    const std::vector<const ReproCell*>& cells);
 
 }  // namespace tilenorm::tile

@@ -153,6 +153,7 @@ void cb_push_back(uint32_t cb, uint32_t n, SrcLoc loc) {
   if (!c.packs.empty()) {
     for (uint32_t i = 0; i < n; ++i) c.packs[(c.write_page() + i) % c.num_pages] = {};
   }
+  c.pack_pos = 0;
   c.pushed += n;
   c.reserved = c.reserved > n ? c.reserved - n : 0;
   c.high_water = std::max(c.high_water, c.available());

@@ -469,8 +469,15 @@ void setup_core(CoreRuntime& core, const Program::Impl& p, Worker& worker, bool 
   const CoreSpec& spec = *core.spec;
   core.l1_base = p.l1_base;
   core.l1_size = spec.l1_end - p.l1_base;
-  if (worker.l1.size() < core.l1_size) worker.l1.resize(core.l1_size);
-  core.l1 = worker.l1.data();
+  if (p.host_l1) {
+    // L1 address a is at host address map + a: CB addresses become pointers (kernel_args.cc).
+    uint8_t* map = detail::host_l1_map(p.l1_size);
+    core.l1 = map + p.l1_base;
+    core.l1_base = static_cast<uint32_t>(reinterpret_cast<uintptr_t>(core.l1));
+  } else {
+    if (worker.l1.size() < core.l1_size) worker.l1.resize(core.l1_size);
+    core.l1 = worker.l1.data();
+  }
   // Never the previous core's bytes: what a kernel reads unwritten must not depend on threads.
   if (poison) {
     auto* h = reinterpret_cast<uint16_t*>(core.l1);
@@ -487,7 +494,7 @@ void setup_core(CoreRuntime& core, const Program::Impl& p, Worker& worker, bool 
     cb.format = s.format;
     cb.num_pages = s.num_pages;
     cb.page_size = tile_size(s.format);
-    cb.base = s.base;
+    cb.base = core.l1_base + (s.base - p.l1_base);
     cb.mem = core.l1 + (s.base - p.l1_base);
     cb.name = &s.name;
     if (core.sanitize && core.config->lint_running_sum) cb.packs.assign(cb.num_pages, {});

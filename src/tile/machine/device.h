@@ -106,6 +106,10 @@ struct WorkSplit {
 };
 WorkSplit split_work_to_cores(uint32_t grid_x, uint32_t grid_y, uint32_t num_work);
 
+// Whether this host can place L1 below 4 GiB (x86-64 Linux, mmap MAP_32BIT); OK or Unsupported
+// with the reason.
+Status host_addressable_l1_supported();
+
 // A DRAM buffer: num_pages pages of one tile each, interleaved page by page over the banks
 // (page i in bank i % num_banks). `address` is what a reader/writer kernel receives in its args
 // and puts into InterleavedAddrGenFast::bank_base_address.
@@ -161,6 +165,15 @@ class Program {
     static_assert(std::is_trivially_copyable_v<Args>, "kernel args must be trivially copyable");
     set_args(kernel, nullptr, type_tag<Args>(), &args, sizeof(Args));
   }
+
+  // tt-metal style runtime args of a kernel created without an args type: uint32_t words read
+  // with get_arg_val<T>(i) (per core) and get_common_arg_val<T>(i) (every core of the kernel).
+  void set_runtime_arg_words(KernelHandle kernel, CoreCoord core, std::vector<uint32_t> words);
+  void set_common_runtime_arg_words(KernelHandle kernel, std::vector<uint32_t> words);
+  // Each core's L1 at a host address below 4 GiB, so that L1 addresses (get_write_ptr, CB bases)
+  // are pointers a kernel may cast and store through, as tt-metal kernels do. Unsupported (with
+  // the reason) where the host cannot map memory there (host_addressable_l1_supported()).
+  Status use_host_addressable_l1();
 
   const Status& status() const;             // first builder error, or OK
   uint32_t l1_bytes(CoreCoord core) const;  // bytes of the core's CBs

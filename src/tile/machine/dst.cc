@@ -188,9 +188,22 @@ void tile_regs_release(SrcLoc loc) {
   if (d.sections == 2) d.pack_section ^= 1u;
 }
 
-void pack_tile(uint32_t idst, uint32_t ocb, uint32_t out_tile_index, SrcLoc loc) {
+void detail::pack_tile_at(uint32_t idst, uint32_t ocb, uint32_t index, bool out_of_order,
+                          bool index_given, SrcLoc loc) {
   KernelRuntime& k = current();
   Dst& d = dst_of(k);
+  CbState& cbs = detail::cb_of(k, ocb, "pack_tile", loc);
+  const uint32_t out_tile_index = out_of_order ? index : cbs.pack_pos;
+  if (!out_of_order) {
+    if (k.core->sanitize && index_given && index != cbs.pack_pos) {
+      raise(ReportKind::kPackIndexIgnored, "pack_tile", int(ocb), int(idst), loc,
+            fmt::format("in-order pack_tile ignores its index {}: it writes page {} of CB {}'s "
+                        "reserved window (the pack position, advanced by each in-order pack and "
+                        "reset by cb_push_back); pack_tile<true> writes the page named",
+                        index, cbs.pack_pos, ocb));
+    }
+    ++cbs.pack_pos;
+  }
   if (k.core->sanitize && !d.waited) {
     raise(ReportKind::kDstPackBeforeCommit, "pack_tile", int(ocb), int(idst), loc,
           "pack_tile before tile_regs_commit + tile_regs_wait: the packer may read a section "

@@ -51,6 +51,9 @@ struct Program::Impl {
   std::vector<CoreSpec> cores;  // y * grid_x + x
   std::vector<KernelSpec> kernels;
   Status status;
+  // Each core's L1 at a host address below 4 GiB, so an L1 address is a pointer a kernel may cast
+  // and store through (Program::use_host_addressable_l1).
+  bool host_l1 = false;
   CoreSpec& core(CoreCoord c) { return cores[c.y * grid_x + c.x]; }
   const CoreSpec& core(CoreCoord c) const { return cores[c.y * grid_x + c.x]; }
 };
@@ -154,6 +157,7 @@ struct CbState {
   const char* wait_file = "";
   uint32_t wait_line = 0;
   std::vector<PackMark> packs;  // per page; sized only when the running-sum lint is on
+  uint32_t pack_pos = 0;        // page of the reserved window the next in-order pack_tile writes
   uint32_t available() const { return static_cast<uint32_t>(pushed - popped); }
   uint32_t free_pages() const { return num_pages - available(); }
   uint32_t write_page() const { return static_cast<uint32_t>(pushed % num_pages); }
@@ -227,6 +231,9 @@ void check_kernel_end(KernelRuntime& k);
 // Resets dst for a compute kernel with this config.
 void reset_dst(Dst& dst, const ComputeConfig& config);
 std::string dump_core(const CoreRuntime& core);
+// This host thread's L1 below 4 GiB (mmap MAP_32BIT), at least `bytes` long; kept for the thread's
+// life. Only called after host_addressable_l1_supported() said OK.
+uint8_t* host_l1_map(uint32_t bytes);
 
 }  // namespace detail
 }  // namespace tilenorm::tile

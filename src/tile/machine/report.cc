@@ -71,6 +71,10 @@ const char* report_kind_name(ReportKind kind) {
       return "running-sum-lost";
     case ReportKind::kKernelApiKind:
       return "kernel-api-kind";
+    case ReportKind::kPackIndexIgnored:
+      return "pack-index-ignored";
+    case ReportKind::kArgOutOfRange:
+      return "arg-out-of-range";
   }
   return "?";
 }

@@ -56,6 +56,8 @@ enum class ReportKind : uint8_t {
   kKernelApiKind,          // a kernel calls another kernel kind's API (does not compile on
                            // hardware: a reader calling copy_tile, a compute kernel calling
                            // noc_async_read_tile)
+  kPackIndexIgnored,       // in-order pack_tile given an index other than the CB's pack position
+  kArgOutOfRange,          // get_arg_val / get_common_arg_val past the args the host set
 };
 const char* report_kind_name(ReportKind kind);  // "implicit-accumulation", ...
 

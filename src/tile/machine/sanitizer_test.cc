@@ -1263,7 +1263,7 @@ void running_sum_per_section_compute() {
     tile_regs_commit();
     tile_regs_wait();
     if (block == 1) g_line = __LINE__ + 1;
-    pack_tile(0, kOut);
+    pack_tile<true>(0, kOut, 0);  // the same page each block (in order, block 1 packs page 1)
     tile_regs_release();
     cb_pop_front(kIn0, 1);
     cb_pop_front(kIn1, 1);

@@ -164,9 +164,11 @@ class OpProgram {
   OpProgram& operator=(const OpProgram&) = delete;
   bool hit() const { return hit_; }
   Program& program() { return *entry().program; }
-  template <typename Args>
-  KernelHandle create_kernel(KernelKind kind, const CoreRange& cores, void (*fn)(const Args&),
-                             std::string name, ComputeConfig config = {}) {
+  // fn: a kernel function of typed args, or an argument-less one (a JIT-compiled kernel that
+  // reads its runtime arg words), as Program::create_kernel takes.
+  template <typename Fn>
+  KernelHandle create_kernel(KernelKind kind, const CoreRange& cores, Fn fn, std::string name,
+                             ComputeConfig config = {}) {
     if (hit_) {
       // More kernels than the cached program holds: its key missed an attribute.
       if (next_ >= cached_->kernels.size()) {

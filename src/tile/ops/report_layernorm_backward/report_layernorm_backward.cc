@@ -2,10 +2,17 @@
 
 #include <algorithm>
 #include <bit>
+#include <fstream>
+#include <map>
+#include <string>
 #include <utility>
 
+#include "tile/machine/api/tensor_accessor.h"
 #include "tile/ops/op_host.h"
 #include "tile/ops/report_layernorm_backward/cbs.h"
+#include "tile/ops/report_layernorm_backward/kernels.h"
+#include "tile/tt/jit.h"
+#include "tile/tt/jit_config.h"
 #include "tilenorm/bf16.h"
 
 namespace tilenorm::tile {
@@ -97,34 +104,50 @@ struct Buffers {
   Buffer x, dy, gamma, mean, rstd, dx, dgamma, dbeta;
 };
 
-// Kernel handles per used core, in core order: reader, compute, writer.
+// The op's kernels, in tt-metal's dialect next to this file (tt/), JIT-compiled: the compute
+// kernel once per variant (its switches are defines), reader and writer once.
+std::string report_kernel_path(const char* name) {
+  return std::string(tt::config::kSourceDir) + "/tile/ops/report_layernorm_backward/tt/" + name;
+}
+
+struct ReportKernels {
+  void (*reader)() = nullptr;
+  void (*compute)() = nullptr;
+  void (*writer)() = nullptr;
+};
+
+Status report_kernels(const ReportVariant& v, ReportKernels* out) {
+  const uint32_t acc = kInterleavedDramAccessorArg;
+  std::map<std::string, std::string> defines{{"REPORT_SUM_LOOP", std::to_string(v.sum_loop)}};
+  if (v.bug1) defines["REPORT_BUG1"] = "";
+  if (v.bug2) defines["REPORT_BUG2"] = "";
+  tt::JitKernel r, c, w;
+  TN_RETURN_IF_ERROR(tt::jit_compile({report_kernel_path("reader.cpp"),
+                                      KernelKind::kReader,
+                                      {cb::kBlock, acc, acc, acc, acc, acc}},
+                                     &r));
+  TN_RETURN_IF_ERROR(tt::jit_compile(
+      {report_kernel_path("compute.cpp"), KernelKind::kCompute, {cb::kBlock}, defines}, &c));
+  TN_RETURN_IF_ERROR(tt::jit_compile(
+      {report_kernel_path("writer.cpp"), KernelKind::kWriter, {cb::kBlock, acc, acc, acc}}, &w));
+  *out = {r.entry, c.entry, w.entry};
+  return {};
+}
+
+// Runtime args per used core, in core order of the kernel handles: reader, compute, writer.
 void set_args(Program& program, const std::vector<KernelHandle>& kernels, const WorkSplit& split,
-              const Buffers& b, const ReportBackwardComputeArgs& base, uint32_t scaler) {
+              const Buffers& b, uint32_t wt, uint32_t mask_w, bool fit, uint32_t inv_c_bits,
+              uint32_t scaler) {
   for (uint32_t i = 0; i < split.num_cores; ++i) {
     const CoreCoord core = split.cores[i];
     const uint32_t start = split.first_work_of(i), n = split.work_of(i);
-    program.set_runtime_args(kernels[3 * i], core,
-                             ReportBackwardReaderArgs{.x_addr = b.x.address,
-                                                      .dy_addr = b.dy.address,
-                                                      .gamma_addr = b.gamma.address,
-                                                      .mean_addr = b.mean.address,
-                                                      .rstd_addr = b.rstd.address,
-                                                      .start_row = start,
-                                                      .num_rows = n,
-                                                      .wt = base.wt,
-                                                      .mask_w = base.mask_w,
-                                                      .fit = base.fit,
-                                                      .scaler_bits = scaler});
-    ReportBackwardComputeArgs c = base;
-    c.num_rows = n;
-    program.set_runtime_args(kernels[3 * i + 1], core, c);
-    program.set_runtime_args(kernels[3 * i + 2], core,
-                             ReportBackwardWriterArgs{.dx_addr = b.dx.address,
-                                                      .dgamma_addr = b.dgamma.address,
-                                                      .dbeta_addr = b.dbeta.address,
-                                                      .start_row = start,
-                                                      .num_rows = n,
-                                                      .wt = base.wt});
+    program.set_runtime_arg_words(kernels[3 * i], core,
+                                  {b.x.address, b.dy.address, b.gamma.address, b.mean.address,
+                                   b.rstd.address, start, n, wt, mask_w, fit ? 1u : 0u, scaler});
+    program.set_runtime_arg_words(kernels[3 * i + 1], core,
+                                  {n, wt, mask_w, fit ? 1u : 0u, inv_c_bits});
+    program.set_runtime_arg_words(kernels[3 * i + 2], core,
+                                  {b.dx.address, b.dgamma.address, b.dbeta.address, start, n, wt});
   }
 }
 
@@ -136,15 +159,9 @@ Status run_on(Device& device, const ReportBackwardInputs& in, const ReportVarian
   out->fit = fit;
   const WorkSplit split = split_work_to_cores(cfg.grid_x, cfg.grid_y, ht);
   const uint16_t scaler = scaler_bits(v, in.C);
-  const ReportBackwardComputeArgs base{
-      0,
-      wt,
-      uint32_t(in.C % kTileDim),
-      fit ? 1u : 0u,
-      v.bug1 ? 1u : 0u,
-      v.bug2 ? 1u : 0u,
-      v.sum_loop,
-      v.inv_c == ReportInvC::kFp32 ? std::bit_cast<uint32_t>(1.0f / float(in.C)) : 0u};
+  const uint32_t mask_w = uint32_t(in.C % kTileDim);
+  const uint32_t inv_c_bits =
+      v.inv_c == ReportInvC::kFp32 ? std::bit_cast<uint32_t>(1.0f / float(in.C)) : 0u;
   ComputeConfig compute{
       .fp32_dest_acc_en = true, .dst_full_sync_en = false, .math_fidelity = MathFidelity::HiFi4};
   if (v.unpack_to_dest_fp32) {
@@ -167,7 +184,9 @@ Status run_on(Device& device, const ReportBackwardInputs& in, const ReportVarian
   OpProgram cached(device, key);
   out->program_cache_hit = cached.hit();
   Program& program = cached.program();
+  ReportKernels k;
   if (!cached.hit()) {
+    TN_RETURN_IF_ERROR(report_kernels(v, &k));
     const CoreRange grid({0, 0}, {cfg.grid_x - 1, cfg.grid_y - 1});
     TN_RETURN_IF_ERROR(
         create_cbs(program, grid, report_cbs(wt, fit, v.sum_loop == kSumOption2 && !fit)));
@@ -175,14 +194,14 @@ Status run_on(Device& device, const ReportBackwardInputs& in, const ReportVarian
   std::vector<KernelHandle> kernels;
   for (uint32_t i = 0; i < split.num_cores; ++i) {
     const CoreCoord core = split.cores[i];
-    kernels.push_back(cached.create_kernel(KernelKind::kReader, core, &report_backward_reader,
-                                           "report_backward_reader"));
-    kernels.push_back(cached.create_kernel(KernelKind::kCompute, core, &report_backward_compute,
+    kernels.push_back(
+        cached.create_kernel(KernelKind::kReader, core, k.reader, "report_backward_reader"));
+    kernels.push_back(cached.create_kernel(KernelKind::kCompute, core, k.compute,
                                            "report_backward_compute", compute));
-    kernels.push_back(cached.create_kernel(KernelKind::kWriter, core, &report_backward_writer,
-                                           "report_backward_writer"));
+    kernels.push_back(
+        cached.create_kernel(KernelKind::kWriter, core, k.writer, "report_backward_writer"));
   }
-  set_args(program, kernels, split, b, base, scaler);
+  set_args(program, kernels, split, b, wt, mask_w, fit, inv_c_bits, scaler);
   TN_RETURN_IF_ERROR(cached.ready());
   const Status s = device.run(program);
   out->run = device.last_run();
@@ -191,6 +210,22 @@ Status run_on(Device& device, const ReportBackwardInputs& in, const ReportVarian
 }
 
 }  // namespace
+
+ReportKernelLines report_kernel_lines() {
+  // The compute kernel marks its defects' lines with "// line: NAME".
+  static const ReportKernelLines lines = [] {
+    ReportKernelLines l{};
+    std::ifstream in(report_kernel_path("compute.cpp"));
+    std::string text;
+    for (uint32_t n = 1; std::getline(in, text); ++n) {
+      if (text.find("// line: bug1-mul") != std::string::npos) l.bug1_mul = n;
+      if (text.find("// line: xhat-acquire") != std::string::npos) l.xhat_acquire = n;
+      if (text.find("// line: option1-mul") != std::string::npos) l.option1_mul = n;
+    }
+    return l;
+  }();
+  return lines;
+}
 
 Status report_layernorm_backward(Device& device, const ReportBackwardInputs& in,
                                  const ReportVariant& v, ReportBackwardResult* out) {

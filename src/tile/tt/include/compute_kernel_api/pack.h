@@ -1,0 +1,3 @@
+// tt-metal path compute_kernel_api/pack.h: the tile machine's compute API.
+#pragma once
+#include "tilenorm_tt/compute.h"

@@ -1,0 +1,3 @@
+// tt-metal path dataflow_api.h: the tile machine's dataflow API.
+#pragma once
+#include "tilenorm_tt/dataflow.h"
