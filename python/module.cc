@@ -13,11 +13,9 @@
 #include <tuple>
 #include <vector>
 
+#include "tilenorm/cuda.h"
 #include "tilenorm/layernorm.h"
 #include "tilenorm/rmsnorm.h"
-#ifdef TILENORM_HAVE_CUDA
-#include "cuda/norm_cuda.h"
-#endif
 
 namespace py = pybind11;
 
@@ -62,23 +60,20 @@ void raise_if_error(const Status& s) {
   throw std::runtime_error("tilenorm: " + s.to_string());
 }
 
-#ifdef TILENORM_HAVE_CUDA
-cuda::ElemType cuda_dtype(const Borrowed& t) {
-  if (t.torch_dtype == "torch.float32") return cuda::ElemType::kF32;
-  if (t.torch_dtype == "torch.bfloat16") return cuda::ElemType::kBF16;
-  if (t.torch_dtype == "torch.float16") return cuda::ElemType::kF16;
+CudaDType cuda_dtype(const Borrowed& t) {
+  if (t.torch_dtype == "torch.float32") return CudaDType::kF32;
+  if (t.torch_dtype == "torch.bfloat16") return CudaDType::kBF16;
+  if (t.torch_dtype == "torch.float16") return CudaDType::kF16;
   throw py::type_error("x has dtype " + t.torch_dtype + ", which the cuda backend does not take");
 }
 
-cuda::NormKind cuda_norm(Norm norm) {
-  return norm == Norm::kRmsNorm ? cuda::NormKind::kRmsNorm : cuda::NormKind::kLayerNorm;
-}
+CudaConstTensor device(const Borrowed& t) { return {t.data, t.shape}; }
 
-// One Context (workspace, cached occupancy) per device and stream; a Context is not thread-safe,
-// so calls on it hold its mutex. Kernels are queued on the caller's stream; nothing waits for them.
+// One CudaContext per device and stream; a context is not thread-safe, so calls on it hold its
+// mutex. Kernels are queued on the caller's stream; nothing waits for them.
 struct StreamContext {
   std::mutex mu;
-  cuda::Context context;
+  CudaContext context;
 };
 
 StreamContext& stream_context(int device, uintptr_t stream) {
@@ -90,23 +85,18 @@ StreamContext& stream_context(int device, uintptr_t stream) {
   return *c;
 }
 
-void raise_if_cuda_error(const cuda::CudaError& e) {
-  if (e.ok()) return;
-  std::string message = "tilenorm: backend 'cuda': " + cuda::cuda_error_string(e);
-  if (cuda::cuda_error_is_no_device(e))
-    message += " (no usable CUDA device for tilenorm's kernels)";
-  throw std::runtime_error(message);
-}
-
-// Runs call(context, stream) on the device's and stream's Context, without the GIL.
+// Runs call(context, stream) on the device's and stream's context, without the GIL.
 template <typename Call>
 void run_cuda(int device, uintptr_t stream, const Call& call) {
   StreamContext& sc = stream_context(device, stream);
-  py::gil_scoped_release unlocked;
-  std::lock_guard<std::mutex> lock(sc.mu);
-  raise_if_cuda_error(call(sc.context, reinterpret_cast<CUstream_st*>(stream)));
+  Status s;
+  {
+    py::gil_scoped_release unlocked;
+    std::lock_guard<std::mutex> lock(sc.mu);
+    s = call(sc.context, reinterpret_cast<CUstream_st*>(stream));
+  }
+  raise_if_error(s);
 }
-#endif
 
 // Runs call(options) on a host backend, without the GIL.
 template <typename Call>
@@ -131,33 +121,27 @@ Norm norm_of(const std::string& name) {
 // residual and h: both None, or the fused add h = x + residual.
 void forward(const std::string& norm_name, const std::string& backend, py::handle x,
              py::handle residual, py::handle gamma, py::handle beta, double eps, py::handle y,
-             py::handle h, py::handle mean, py::handle rstd, int num_threads, int device,
+             py::handle h, py::handle mean, py::handle rstd, int num_threads, int device_index,
              uintptr_t stream) {
   const Backend b = backend_of(backend);
   const Norm norm = norm_of(norm_name);
   const Borrowed bx = borrow(x), bres = borrow(residual), bg = borrow(gamma), bb = borrow(beta),
                  by = borrow(y), bh = borrow(h), bm = borrow(mean), br = borrow(rstd);
   if (b == Backend::kCuda) {
-#ifdef TILENORM_HAVE_CUDA
-    const cuda::ForwardDeviceArgs a{.dtype = cuda_dtype(bx),
-                                    .norm = cuda_norm(norm),
-                                    .x = bx.data,
-                                    .residual = bres.data,
-                                    .gamma = bg.data,
-                                    .beta = bb.data,
-                                    .y = by.data,
-                                    .h = bh.data,
-                                    .mean = static_cast<float*>(bm.data),
-                                    .rstd = static_cast<float*>(br.data),
-                                    .rows = bx.shape.rows(),
-                                    .cols = bx.shape.cols(),
-                                    .eps = static_cast<float>(eps)};
-    return run_cuda(device, stream,
-                    [&](cuda::Context& c, CUstream_st* s) { return cuda::norm_forward(c, a, s); });
-#endif
+    const CudaNormForwardArgs a{.norm = norm,
+                                .dtype = cuda_dtype(bx),
+                                .x = device(bx),
+                                .residual = device(bres),
+                                .gamma = device(bg),
+                                .beta = device(bb),
+                                .eps = eps};
+    const CudaNormForwardOutputs o{.y = {by.data, by.shape},
+                                   .mean = {bm.data, bm.shape},
+                                   .rstd = {br.data, br.shape},
+                                   .h = {bh.data, bh.shape}};
+    return run_cuda(device_index, stream,
+                    [&](CudaContext& c, CUstream_st* s) { return cuda_norm_forward(c, a, o, s); });
   }
-  (void)device;
-  (void)stream;
   if (norm == Norm::kRmsNorm) {
     const RmsNormForwardArgs args{.x = view("x", bx),
                                   .gamma = view("gamma", bg),
@@ -182,33 +166,28 @@ void forward(const std::string& norm_name, const std::string& backend, py::handl
 // dh_in: None, or the gradient arriving on the residual stream (added to dx).
 void backward(const std::string& norm_name, const std::string& backend, py::handle x, py::handle dy,
               py::handle gamma, py::handle mean, py::handle rstd, py::handle dh_in, py::handle dx,
-              py::handle dgamma, py::handle dbeta, int num_threads, int device, uintptr_t stream) {
+              py::handle dgamma, py::handle dbeta, int num_threads, int device_index,
+              uintptr_t stream) {
   const Backend b = backend_of(backend);
   const Norm norm = norm_of(norm_name);
   const Borrowed bx = borrow(x), bdy = borrow(dy), bg = borrow(gamma), bm = borrow(mean),
                  br = borrow(rstd), bdh = borrow(dh_in), bdx = borrow(dx), bdg = borrow(dgamma),
                  bdb = borrow(dbeta);
   if (b == Backend::kCuda) {
-#ifdef TILENORM_HAVE_CUDA
-    const cuda::BackwardDeviceArgs a{.dtype = cuda_dtype(bx),
-                                     .norm = cuda_norm(norm),
-                                     .x = bx.data,
-                                     .dy = bdy.data,
-                                     .gamma = bg.data,
-                                     .mean = static_cast<const float*>(bm.data),
-                                     .rstd = static_cast<const float*>(br.data),
-                                     .dh_in = bdh.data,
-                                     .dx = bdx.data,
-                                     .dgamma = static_cast<float*>(bdg.data),
-                                     .dbeta = static_cast<float*>(bdb.data),
-                                     .rows = bx.shape.rows(),
-                                     .cols = bx.shape.cols()};
-    return run_cuda(device, stream,
-                    [&](cuda::Context& c, CUstream_st* s) { return cuda::norm_backward(c, a, s); });
-#endif
+    const CudaNormBackwardArgs a{.norm = norm,
+                                 .dtype = cuda_dtype(bx),
+                                 .x = device(bx),
+                                 .dy = device(bdy),
+                                 .gamma = device(bg),
+                                 .mean = device(bm),
+                                 .rstd = device(br),
+                                 .dh_in = device(bdh)};
+    const CudaNormBackwardOutputs o{.dx = {bdx.data, bdx.shape},
+                                    .dgamma = {bdg.data, bdg.shape},
+                                    .dbeta = {bdb.data, bdb.shape}};
+    return run_cuda(device_index, stream,
+                    [&](CudaContext& c, CUstream_st* s) { return cuda_norm_backward(c, a, o, s); });
   }
-  (void)device;
-  (void)stream;
   if (norm == Norm::kRmsNorm) {
     const RmsNormBackwardArgs args{.x = view("x", bx),
                                    .dy = view("dy", bdy),
@@ -234,16 +213,9 @@ void backward(const std::string& norm_name, const std::string& backend, py::hand
 // Empty when the backend can run here; otherwise why not.
 std::string backend_unavailable(const std::string& backend) {
   const Backend b = backend_of(backend);
-  if (!backend_built(b))
-    return "backend '" + backend +
-           "' is not built into this tilenorm (configure with nvcc present)";
-#ifdef TILENORM_HAVE_CUDA
-  if (b == Backend::kCuda) {
-    std::string why;
-    if (!cuda::device_available(&why)) return "backend 'cuda' has no usable device: " + why;
-  }
-#endif
-  return {};
+  if (b != Backend::kCuda) return {};
+  const Status s = cuda_available();
+  return s.ok() ? std::string() : s.message();
 }
 
 }  // namespace
