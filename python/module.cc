@@ -1,7 +1,7 @@
 // tilenorm._C: LayerNorm and RMSNorm forward/backward on torch tensors, read through their Python
-// attributes (data_ptr(), shape, dtype), so no libtorch headers are needed. tilenorm/torch/ checks
-// devices, dtypes, shapes and contiguity first; this file maps tensors to views and Status to
-// exceptions.
+// attributes (data_ptr(), numel(), dtype), so no libtorch headers are needed. tilenorm/torch/
+// checks devices, dtypes, shapes and contiguity first; this file maps tensors to views and Status
+// to exceptions.
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
@@ -22,24 +22,76 @@ namespace py = pybind11;
 namespace tilenorm {
 namespace {
 
-// A torch tensor's storage as seen by tilenorm; torch_dtype is str(t.dtype), "torch.float32".
+// The dtypes tilenorm takes, told apart by identity with torch's dtype objects (no string
+// conversion per call).
+enum class TorchDType { kOther, kF32, kBF16, kF64, kF16 };
+
+// A torch dtype object, e.g. torch.float32, kept for the life of the process: torch keeps its
+// dtype objects alive, and no destructor may run after the interpreter is gone.
+PyObject* torch_attr(const char* name) {
+  return py::object(py::module_::import("torch").attr(name)).release().ptr();
+}
+
+TorchDType torch_dtype(py::handle dtype) {
+  static PyObject* const f32 = torch_attr("float32");
+  static PyObject* const bf16 = torch_attr("bfloat16");
+  static PyObject* const f64 = torch_attr("float64");
+  static PyObject* const f16 = torch_attr("float16");
+  const PyObject* d = dtype.ptr();
+  if (d == f32) return TorchDType::kF32;
+  if (d == bf16) return TorchDType::kBF16;
+  if (d == f64) return TorchDType::kF64;
+  if (d == f16) return TorchDType::kF16;
+  return TorchDType::kOther;
+}
+
+// How a tensor's elements are laid out for the call, given C (the product of the normalized
+// dims): x-like tensors as [rows, C], the per-column ones (gamma, beta, dgamma, dbeta) as [C],
+// the per-row statistics as [rows]. tilenorm/torch/ passes contiguous tensors of those sizes;
+// a tensor whose element count does not fit keeps its own shape, which the API then rejects.
+enum class Layout { kRows, kColumns, kPerRow };
+
+// A torch tensor's storage as seen by tilenorm; dtype is t.dtype.
 struct Borrowed {
   void* data = nullptr;
   Shape shape;
-  std::string torch_dtype;
+  py::object dtype;
+  TorchDType code = TorchDType::kOther;
 };
 
-Borrowed borrow(py::handle t) {
+Borrowed borrow(py::handle t, int64_t cols, Layout layout) {
   if (t.is_none()) return {};
-  return {reinterpret_cast<void*>(t.attr("data_ptr")().cast<uintptr_t>()),
-          Shape(t.attr("shape").cast<std::vector<int64_t>>()), py::str(t.attr("dtype"))};
+  Borrowed b;
+  b.data = reinterpret_cast<void*>(t.attr("data_ptr")().cast<uintptr_t>());
+  b.dtype = t.attr("dtype");
+  b.code = torch_dtype(b.dtype);
+  const auto numel = t.attr("numel")().cast<int64_t>();
+  if (layout == Layout::kRows && cols > 0 && numel % cols == 0)
+    b.shape = Shape{numel / cols, cols};
+  else if (layout == Layout::kColumns && numel == cols)
+    b.shape = Shape{cols};
+  else if (layout == Layout::kPerRow)
+    b.shape = Shape{numel};
+  else
+    b.shape = Shape(t.attr("shape").cast<std::vector<int64_t>>());
+  return b;
 }
 
+std::string dtype_string(const Borrowed& t) { return py::str(t.dtype); }
+
 DType host_dtype(const char* name, const Borrowed& t) {
-  if (t.torch_dtype == "torch.float32") return DType::kF32;
-  if (t.torch_dtype == "torch.bfloat16") return DType::kBF16;
-  if (t.torch_dtype == "torch.float64") return DType::kF64;
-  throw py::type_error(std::string(name) + " has dtype " + t.torch_dtype +
+  switch (t.code) {
+    case TorchDType::kF32:
+      return DType::kF32;
+    case TorchDType::kBF16:
+      return DType::kBF16;
+    case TorchDType::kF64:
+      return DType::kF64;
+    case TorchDType::kF16:
+    case TorchDType::kOther:
+      break;
+  }
+  throw py::type_error(std::string(name) + " has dtype " + dtype_string(t) +
                        ", which tilenorm's host backends do not take");
 }
 
@@ -61,10 +113,18 @@ void raise_if_error(const Status& s) {
 }
 
 CudaDType cuda_dtype(const Borrowed& t) {
-  if (t.torch_dtype == "torch.float32") return CudaDType::kF32;
-  if (t.torch_dtype == "torch.bfloat16") return CudaDType::kBF16;
-  if (t.torch_dtype == "torch.float16") return CudaDType::kF16;
-  throw py::type_error("x has dtype " + t.torch_dtype + ", which the cuda backend does not take");
+  switch (t.code) {
+    case TorchDType::kF32:
+      return CudaDType::kF32;
+    case TorchDType::kBF16:
+      return CudaDType::kBF16;
+    case TorchDType::kF16:
+      return CudaDType::kF16;
+    case TorchDType::kF64:
+    case TorchDType::kOther:
+      break;
+  }
+  throw py::type_error("x has dtype " + dtype_string(t) + ", which the cuda backend does not take");
 }
 
 CudaConstTensor device(const Borrowed& t) { return {t.data, t.shape}; }
@@ -119,14 +179,17 @@ Norm norm_of(const std::string& name) {
 
 // norm: "layernorm" or "rmsnorm" (beta and mean are None for RMSNorm; rstd is then rrms).
 // residual and h: both None, or the fused add h = x + residual.
-void forward(const std::string& norm_name, const std::string& backend, py::handle x,
+void forward(const std::string& norm_name, const std::string& backend, int64_t cols, py::handle x,
              py::handle residual, py::handle gamma, py::handle beta, double eps, py::handle y,
              py::handle h, py::handle mean, py::handle rstd, int num_threads, int device_index,
              uintptr_t stream) {
   const Backend b = backend_of(backend);
   const Norm norm = norm_of(norm_name);
-  const Borrowed bx = borrow(x), bres = borrow(residual), bg = borrow(gamma), bb = borrow(beta),
-                 by = borrow(y), bh = borrow(h), bm = borrow(mean), br = borrow(rstd);
+  const Borrowed bx = borrow(x, cols, Layout::kRows), bres = borrow(residual, cols, Layout::kRows),
+                 bg = borrow(gamma, cols, Layout::kColumns),
+                 bb = borrow(beta, cols, Layout::kColumns), by = borrow(y, cols, Layout::kRows),
+                 bh = borrow(h, cols, Layout::kRows), bm = borrow(mean, cols, Layout::kPerRow),
+                 br = borrow(rstd, cols, Layout::kPerRow);
   if (b == Backend::kCuda) {
     const CudaNormForwardArgs a{.norm = norm,
                                 .dtype = cuda_dtype(bx),
@@ -164,15 +227,18 @@ void forward(const std::string& norm_name, const std::string& backend, py::handl
 }
 
 // dh_in: None, or the gradient arriving on the residual stream (added to dx).
-void backward(const std::string& norm_name, const std::string& backend, py::handle x, py::handle dy,
-              py::handle gamma, py::handle mean, py::handle rstd, py::handle dh_in, py::handle dx,
-              py::handle dgamma, py::handle dbeta, int num_threads, int device_index,
+void backward(const std::string& norm_name, const std::string& backend, int64_t cols, py::handle x,
+              py::handle dy, py::handle gamma, py::handle mean, py::handle rstd, py::handle dh_in,
+              py::handle dx, py::handle dgamma, py::handle dbeta, int num_threads, int device_index,
               uintptr_t stream) {
   const Backend b = backend_of(backend);
   const Norm norm = norm_of(norm_name);
-  const Borrowed bx = borrow(x), bdy = borrow(dy), bg = borrow(gamma), bm = borrow(mean),
-                 br = borrow(rstd), bdh = borrow(dh_in), bdx = borrow(dx), bdg = borrow(dgamma),
-                 bdb = borrow(dbeta);
+  const Borrowed bx = borrow(x, cols, Layout::kRows), bdy = borrow(dy, cols, Layout::kRows),
+                 bg = borrow(gamma, cols, Layout::kColumns),
+                 bm = borrow(mean, cols, Layout::kPerRow), br = borrow(rstd, cols, Layout::kPerRow),
+                 bdh = borrow(dh_in, cols, Layout::kRows), bdx = borrow(dx, cols, Layout::kRows),
+                 bdg = borrow(dgamma, cols, Layout::kColumns),
+                 bdb = borrow(dbeta, cols, Layout::kColumns);
   if (b == Backend::kCuda) {
     const CudaNormBackwardArgs a{.norm = norm,
                                  .dtype = cuda_dtype(bx),
@@ -223,13 +289,13 @@ std::string backend_unavailable(const std::string& backend) {
 
 PYBIND11_MODULE(_C, m) {
   m.doc() = "tilenorm LayerNorm / RMSNorm kernels on torch tensors (use tilenorm.torch)";
-  m.def("norm_forward", &tilenorm::forward, py::arg("norm"), py::arg("backend"), py::arg("x"),
-        py::arg("residual"), py::arg("gamma"), py::arg("beta"), py::arg("eps"), py::arg("y"),
-        py::arg("h"), py::arg("mean"), py::arg("rstd"), py::arg("num_threads"), py::arg("device"),
-        py::arg("stream"));
-  m.def("norm_backward", &tilenorm::backward, py::arg("norm"), py::arg("backend"), py::arg("x"),
-        py::arg("dy"), py::arg("gamma"), py::arg("mean"), py::arg("rstd"), py::arg("dh_in"),
-        py::arg("dx"), py::arg("dgamma"), py::arg("dbeta"), py::arg("num_threads"),
+  m.def("norm_forward", &tilenorm::forward, py::arg("norm"), py::arg("backend"), py::arg("cols"),
+        py::arg("x"), py::arg("residual"), py::arg("gamma"), py::arg("beta"), py::arg("eps"),
+        py::arg("y"), py::arg("h"), py::arg("mean"), py::arg("rstd"), py::arg("num_threads"),
         py::arg("device"), py::arg("stream"));
+  m.def("norm_backward", &tilenorm::backward, py::arg("norm"), py::arg("backend"), py::arg("cols"),
+        py::arg("x"), py::arg("dy"), py::arg("gamma"), py::arg("mean"), py::arg("rstd"),
+        py::arg("dh_in"), py::arg("dx"), py::arg("dgamma"), py::arg("dbeta"),
+        py::arg("num_threads"), py::arg("device"), py::arg("stream"));
   m.def("backend_unavailable", &tilenorm::backend_unavailable, py::arg("backend"));
 }
