@@ -59,13 +59,31 @@ struct Borrowed {
   TorchDType code = TorchDType::kOther;
 };
 
+// An interned attribute name, kept for the life of the process (as torch_attr's objects).
+PyObject* interned(const char* name) { return PyUnicode_InternFromString(name); }
+
+// t.name(), t.name: new references; a Python error becomes error_already_set.
+py::object call_method(py::handle t, PyObject* name) {
+  PyObject* r = PyObject_CallMethodNoArgs(t.ptr(), name);
+  if (r == nullptr) throw py::error_already_set();
+  return py::reinterpret_steal<py::object>(r);
+}
+py::object get_attr(py::handle t, PyObject* name) {
+  PyObject* r = PyObject_GetAttr(t.ptr(), name);
+  if (r == nullptr) throw py::error_already_set();
+  return py::reinterpret_steal<py::object>(r);
+}
+
 Borrowed borrow(py::handle t, int64_t cols, Layout layout) {
+  static PyObject* const data_ptr = interned("data_ptr");
+  static PyObject* const numel_name = interned("numel");
+  static PyObject* const dtype = interned("dtype");
   if (t.is_none()) return {};
   Borrowed b;
-  b.data = reinterpret_cast<void*>(t.attr("data_ptr")().cast<uintptr_t>());
-  b.dtype = t.attr("dtype");
+  b.data = reinterpret_cast<void*>(call_method(t, data_ptr).cast<uintptr_t>());
+  b.dtype = get_attr(t, dtype);
   b.code = torch_dtype(b.dtype);
-  const auto numel = t.attr("numel")().cast<int64_t>();
+  const auto numel = call_method(t, numel_name).cast<int64_t>();
   if (layout == Layout::kRows && cols > 0 && numel % cols == 0)
     b.shape = Shape{numel / cols, cols};
   else if (layout == Layout::kColumns && numel == cols)

@@ -478,7 +478,7 @@ def layer_norm(x, normalized_shape, weight=None, bias=None, eps=1e-5, *, residua
         return _pair(residual, handle_torch_function(
             layer_norm, (x, residual, weight, bias), x, normalized_shape, weight, bias, eps,
             residual=residual, backend=backend, num_threads=num_threads))
-    if torch.jit.is_tracing():
+    if torch._C._is_tracing():  # torch.jit.is_tracing() in eager mode, one call less
         return _traced("layernorm", x, residual, normalized_shape, weight, bias, eps, backend,
                        num_threads)
     return _apply("layernorm", x, residual, normalized_shape, weight, bias, eps, backend,
@@ -499,7 +499,7 @@ def rms_norm(x, normalized_shape, weight=None, eps=None, *, residual=None, backe
         return _pair(residual, handle_torch_function(
             rms_norm, (x, residual, weight), x, normalized_shape, weight, eps, residual=residual,
             backend=backend, num_threads=num_threads))
-    if torch.jit.is_tracing():
+    if torch._C._is_tracing():  # torch.jit.is_tracing() in eager mode, one call less
         return _traced("rmsnorm", x, residual, normalized_shape, weight, None, eps, backend,
                        num_threads)
     return _apply("rmsnorm", x, residual, normalized_shape, weight, None, _default_eps(x, eps),
