@@ -158,7 +158,9 @@ def _forward(norm, x, residual, normalized_shape, weight, bias, eps, backend, nu
         num_threads = _num_threads(num_threads)
     C = math.prod(normalized_shape)
     x = x.contiguous()
-    rows = x.numel() // C
+    rows = x.numel() // C if C else _rows(x, normalized_shape)
+    if C == 0 and rows > 0:  # the library's message (its data pointer would read as absent)
+        raise ValueError(f"tilenorm: x has C = 0 (shape {list(x.shape)}): nothing to normalize")
     y = torch.empty_like(x)
     h = None if residual is None else torch.empty_like(x)
     rstd = torch.empty(rows, dtype=_stat_dtype(x.dtype), device=x.device)
