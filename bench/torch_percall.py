@@ -8,6 +8,7 @@ with its spread (min..max over the repeats).
     ... --shapes 64x64,1024x128 --repeats 7 --min-time 0.05
 """
 import argparse
+import os
 import platform
 import statistics
 import time
@@ -66,6 +67,22 @@ def cell(shape, dtype, backward, threads, repeats, min_time):
     return statistics.median(ours), statistics.median(theirs), ratios
 
 
+def cpu_model():
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown CPU"
+
+
+def load():
+    """The 1, 5 and 15 minute load averages: other processes on the machine skew both sides."""
+    return " ".join(f"{v:.2f}" for v in os.getloadavg())
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--shapes", default=SHAPES)
@@ -75,8 +92,9 @@ def main():
     p.add_argument("--min-time", type=float, default=0.05, help="seconds per timed loop")
     a = p.parse_args()
     dtypes = {"f32": torch.float32, "bf16": torch.bfloat16}
-    print(f"# {time.strftime('%Y-%m-%d')} {platform.node()} {platform.processor() or ''} "
-          f"torch {torch.__version__}, {a.repeats} repeats, >= {a.min_time}s per loop")
+    print(f"# {time.strftime('%Y-%m-%d %H:%M')} {platform.node()} {cpu_model()}, "
+          f"{os.cpu_count()} CPUs, torch {torch.__version__}, {a.repeats} repeats, "
+          f">= {a.min_time}s per loop; load average {load()}")
     print("| shape | dtype | direction | threads | torch µs | tilenorm µs | ratio (median, min..max) |")
     print("|---|---|---|---|---|---|---|")
     for s in a.shapes.split(","):
@@ -90,6 +108,7 @@ def main():
                     print(f"| {s} | {dt} | {'fwd+bwd' if backward else 'fwd'} | {threads} | "
                           f"{theirs * 1e6:.1f} | {ours * 1e6:.1f} | {statistics.median(r):.2f} "
                           f"({min(r):.2f}..{max(r):.2f}) |", flush=True)
+    print(f"# done {time.strftime('%H:%M')}; load average {load()}")
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@
 #include "backends.h"
 #include "tilenorm/layernorm.h"
 #include "tilenorm/rmsnorm.h"
+#include "validate.h"
 
 namespace tilenorm {
 
@@ -68,8 +69,8 @@ Status check_shape(const char* name, const Shape& got, const Shape& want) {
       fmt::format("{} has shape {}, expected {}", name, got.to_string(), want.to_string()));
 }
 
-// x decides C, rows and the data dtype for every other tensor.
-Status check_x(const char* name, const ConstTensorView& x) {
+// x decides C, rows and the data dtype for every other tensor; x_type is its element type.
+Status check_x(const char* name, const ConstTensorView& x, const DataType& x_type) {
   TN_RETURN_IF_ERROR(check_present(name, x));
   if (x.shape.rank() == 0)
     return Status::invalid_argument(fmt::format("{} must have rank >= 1, got a scalar", name));
@@ -83,7 +84,7 @@ Status check_x(const char* name, const ConstTensorView& x) {
           fmt::format("{} has a negative dim (shape {})", name, x.shape.to_string()));
   // Every other tensor's shape is derived from x's, so checking x's size covers them all.
   const std::optional<int64_t> numel = x.shape.checked_numel();
-  if (!numel || *numel > PTRDIFF_MAX / static_cast<int64_t>(dtype_size(x.dtype)))
+  if (!numel || *numel > PTRDIFF_MAX / static_cast<int64_t>(x_type.size))
     return Status::invalid_argument(
         fmt::format("{} has shape {}, whose size in bytes overflows", name, x.shape.to_string()));
   if (x.shape.cols() == 0)
@@ -96,10 +97,7 @@ Status check_x(const char* name, const ConstTensorView& x) {
 }
 
 Status check_backend(Backend backend, const ConstTensorView& x) {
-  if (!backend_built(backend))
-    return Status::unsupported(fmt::format(
-        "backend '{}' is not built into this binary (configure with nvcc present, preset 'cuda')",
-        backend_name(backend)));
+  TN_RETURN_IF_ERROR(check_built(backend));
   if (x.dtype == DType::kF64 && backend != Backend::kReference && backend != Backend::kCpu)
     return Status::invalid_argument(
         fmt::format("x has dtype f64, which only the reference and cpu backends accept (backend "
@@ -112,20 +110,20 @@ Status check_backend(Backend backend, const ConstTensorView& x) {
 // f32 and bf16 data on every backend (the reference too, so that it judges the others on the
 // same problem), f64 for f64 data. A smaller eps is lost in var + eps (a constant row's rstd
 // becomes 1/sqrt(0) = Inf and its y NaN); a larger one is Inf in f32.
-Status check_eps(double eps, DType x_dtype) {
+Status check_eps(double eps, const DataType& x_type) {
   if (!std::isfinite(eps) || eps <= 0)
     return Status::invalid_argument(fmt::format("eps must be finite and > 0, got {}", eps));
-  const bool f64 = x_dtype == DType::kF64;
+  const bool f64 = x_type.f64;
   const double lo = f64 ? DBL_MIN : FLT_MIN, hi = f64 ? DBL_MAX : FLT_MAX;
   const char* compute = f64 ? "f64" : "f32";
   if (eps < lo)
     return Status::invalid_argument(fmt::format(
         "eps {} is below {}, the smallest normal {} number ({} data is normalized in {})", eps, lo,
-        compute, dtype_name(x_dtype), compute));
+        compute, x_type.name, compute));
   if (eps > hi)
     return Status::invalid_argument(
         fmt::format("eps {} is above {}, the largest {} number ({} data is normalized in {})", eps,
-                    hi, compute, dtype_name(x_dtype), compute));
+                    hi, compute, x_type.name, compute));
   return {};
 }
 
@@ -195,39 +193,6 @@ Status check_absent(const char* name, const ConstTensorView& t, const char* why)
 // The name of the statistic rstd stands for: rrms for RMSNorm.
 const char* rstd_name(Norm norm) { return norm == Norm::kRmsNorm ? "rrms" : "rstd"; }
 
-Status validate_forward(Backend backend, const NormForwardArgs& a, const NormForwardOutputs& o) {
-  TN_RETURN_IF_ERROR(check_x("x", a.x));
-  TN_RETURN_IF_ERROR(check_backend(backend, a.x));
-  const bool layer = a.norm == Norm::kLayerNorm;
-  TN_RETURN_IF_ERROR(check_per_column("gamma", a.gamma, a.x, a.x.dtype));
-  if (!a.beta.empty()) TN_RETURN_IF_ERROR(check_per_column("beta", a.beta, a.x, a.x.dtype));
-  if (!a.residual.empty()) TN_RETURN_IF_ERROR(check_like_x("residual", a.residual, a.x));
-  TN_RETURN_IF_ERROR(check_eps(a.eps, a.x.dtype));
-  TN_RETURN_IF_ERROR(check_like_x("y", o.y, a.x));
-  if (a.residual.empty())
-    TN_RETURN_IF_ERROR(check_absent("h", o.h, "without a residual"));
-  else
-    TN_RETURN_IF_ERROR(check_like_x("h", o.h, a.x));
-  if (layer) TN_RETURN_IF_ERROR(check_per_row("mean", o.mean, a.x));
-  return check_per_row(rstd_name(a.norm), o.rstd, a.x);
-}
-
-Status validate_backward(Backend backend, const NormBackwardArgs& a, const NormBackwardOutputs& o) {
-  TN_RETURN_IF_ERROR(check_x("x", a.x));
-  TN_RETURN_IF_ERROR(check_backend(backend, a.x));
-  const bool layer = a.norm == Norm::kLayerNorm;
-  const DType stats = norm_stat_dtype(a.x.dtype);
-  TN_RETURN_IF_ERROR(check_like_x("dy", a.dy, a.x));
-  TN_RETURN_IF_ERROR(check_per_column("gamma", a.gamma, a.x, a.x.dtype));
-  if (layer) TN_RETURN_IF_ERROR(check_per_row("mean", a.mean, a.x));
-  TN_RETURN_IF_ERROR(check_per_row(rstd_name(a.norm), a.rstd, a.x));
-  if (!a.dh_in.empty()) TN_RETURN_IF_ERROR(check_like_x("dh_in", a.dh_in, a.x));
-  TN_RETURN_IF_ERROR(check_like_x("dx", o.dx, a.x));
-  TN_RETURN_IF_ERROR(check_per_column("dgamma", o.dgamma, a.x, stats));
-  if (layer) TN_RETURN_IF_ERROR(check_per_column("dbeta", o.dbeta, a.x, stats));
-  return {};
-}
-
 // No exception crosses the public API: an allocation that fails (a valid shape too large for
 // memory, scratch, the owning forms' outputs) is ResourceExhausted, anything else a backend
 // throws (a thread that cannot start) is Internal.
@@ -244,13 +209,13 @@ Status guarded(F&& run) {
 
 Status norm_forward(Backend backend, const NormForwardArgs& a, const NormForwardOutputs& o,
                     const NormOptions& opt) {
-  TN_RETURN_IF_ERROR(validate_forward(backend, a, o));
+  TN_RETURN_IF_ERROR(validate_forward(backend, a, o, data_type(a.x.dtype)));
   return guarded([&] { return dispatch_forward(backend, a, o, opt); });
 }
 
 Status norm_backward(Backend backend, const NormBackwardArgs& a, const NormBackwardOutputs& o,
                      const NormOptions& opt) {
-  TN_RETURN_IF_ERROR(validate_backward(backend, a, o));
+  TN_RETURN_IF_ERROR(validate_backward(backend, a, o, data_type(a.x.dtype)));
   return guarded([&] { return dispatch_backward(backend, a, o, opt); });
 }
 
@@ -264,6 +229,52 @@ Tensor per_column(const ConstTensorView& x) {
 }
 
 }  // namespace
+
+Status check_built(Backend backend) {
+  if (backend_built(backend)) return {};
+  return Status::unsupported(fmt::format(
+      "backend '{}' is not built into this binary (configure with nvcc present, preset 'cuda')",
+      backend_name(backend)));
+}
+
+DataType data_type(DType dtype) {
+  return {.name = dtype_name(dtype), .size = dtype_size(dtype), .f64 = dtype == DType::kF64};
+}
+
+Status validate_forward(std::optional<Backend> backend, const NormForwardArgs& a,
+                        const NormForwardOutputs& o, const DataType& x_type) {
+  TN_RETURN_IF_ERROR(check_x("x", a.x, x_type));
+  if (backend) TN_RETURN_IF_ERROR(check_backend(*backend, a.x));
+  const bool layer = a.norm == Norm::kLayerNorm;
+  TN_RETURN_IF_ERROR(check_per_column("gamma", a.gamma, a.x, a.x.dtype));
+  if (!a.beta.empty()) TN_RETURN_IF_ERROR(check_per_column("beta", a.beta, a.x, a.x.dtype));
+  if (!a.residual.empty()) TN_RETURN_IF_ERROR(check_like_x("residual", a.residual, a.x));
+  TN_RETURN_IF_ERROR(check_eps(a.eps, x_type));
+  TN_RETURN_IF_ERROR(check_like_x("y", o.y, a.x));
+  if (a.residual.empty())
+    TN_RETURN_IF_ERROR(check_absent("h", o.h, "without a residual"));
+  else
+    TN_RETURN_IF_ERROR(check_like_x("h", o.h, a.x));
+  if (layer) TN_RETURN_IF_ERROR(check_per_row("mean", o.mean, a.x));
+  return check_per_row(rstd_name(a.norm), o.rstd, a.x);
+}
+
+Status validate_backward(std::optional<Backend> backend, const NormBackwardArgs& a,
+                         const NormBackwardOutputs& o, const DataType& x_type) {
+  TN_RETURN_IF_ERROR(check_x("x", a.x, x_type));
+  if (backend) TN_RETURN_IF_ERROR(check_backend(*backend, a.x));
+  const bool layer = a.norm == Norm::kLayerNorm;
+  const DType stats = norm_stat_dtype(a.x.dtype);
+  TN_RETURN_IF_ERROR(check_like_x("dy", a.dy, a.x));
+  TN_RETURN_IF_ERROR(check_per_column("gamma", a.gamma, a.x, a.x.dtype));
+  if (layer) TN_RETURN_IF_ERROR(check_per_row("mean", a.mean, a.x));
+  TN_RETURN_IF_ERROR(check_per_row(rstd_name(a.norm), a.rstd, a.x));
+  if (!a.dh_in.empty()) TN_RETURN_IF_ERROR(check_like_x("dh_in", a.dh_in, a.x));
+  TN_RETURN_IF_ERROR(check_like_x("dx", o.dx, a.x));
+  TN_RETURN_IF_ERROR(check_per_column("dgamma", o.dgamma, a.x, stats));
+  if (layer) TN_RETURN_IF_ERROR(check_per_column("dbeta", o.dbeta, a.x, stats));
+  return {};
+}
 
 const char* norm_name(Norm norm) { return norm_traits(norm).name; }
 
@@ -324,7 +335,7 @@ Status rmsnorm_backward(Backend backend, const RmsNormBackwardArgs& args,
 Status layernorm_forward(Backend backend, const LayerNormForwardArgs& args,
                          LayerNormForwardResult* result, const LayerNormOptions& options) {
   return guarded([&]() -> Status {
-    TN_RETURN_IF_ERROR(check_x("x", args.x));
+    TN_RETURN_IF_ERROR(check_x("x", args.x, data_type(args.x.dtype)));
     LayerNormForwardResult r{.y = like_x(args.x),
                              .mean = per_row(args.x),
                              .rstd = per_row(args.x),
@@ -340,7 +351,7 @@ Status layernorm_forward(Backend backend, const LayerNormForwardArgs& args,
 Status layernorm_backward(Backend backend, const LayerNormBackwardArgs& args,
                           LayerNormBackwardResult* result, const LayerNormOptions& options) {
   return guarded([&]() -> Status {
-    TN_RETURN_IF_ERROR(check_x("x", args.x));
+    TN_RETURN_IF_ERROR(check_x("x", args.x, data_type(args.x.dtype)));
     LayerNormBackwardResult r{
         .dx = like_x(args.x), .dgamma = per_column(args.x), .dbeta = per_column(args.x)};
     TN_RETURN_IF_ERROR(layernorm_backward(
@@ -354,7 +365,7 @@ Status layernorm_backward(Backend backend, const LayerNormBackwardArgs& args,
 Status rmsnorm_forward(Backend backend, const RmsNormForwardArgs& args,
                        RmsNormForwardResult* result, const NormOptions& options) {
   return guarded([&]() -> Status {
-    TN_RETURN_IF_ERROR(check_x("x", args.x));
+    TN_RETURN_IF_ERROR(check_x("x", args.x, data_type(args.x.dtype)));
     RmsNormForwardResult r{.y = like_x(args.x),
                            .rrms = per_row(args.x),
                            .h = args.residual.empty() ? Tensor() : like_x(args.x)};
@@ -368,7 +379,7 @@ Status rmsnorm_forward(Backend backend, const RmsNormForwardArgs& args,
 Status rmsnorm_backward(Backend backend, const RmsNormBackwardArgs& args,
                         RmsNormBackwardResult* result, const NormOptions& options) {
   return guarded([&]() -> Status {
-    TN_RETURN_IF_ERROR(check_x("x", args.x));
+    TN_RETURN_IF_ERROR(check_x("x", args.x, data_type(args.x.dtype)));
     RmsNormBackwardResult r{.dx = like_x(args.x), .dgamma = per_column(args.x)};
     TN_RETURN_IF_ERROR(
         rmsnorm_backward(backend, args, {.dx = r.dx.view(), .dgamma = r.dgamma.view()}, options));

@@ -21,3 +21,18 @@ TILENORM_DECLARE_BACKEND(tile)
 TILENORM_DECLARE_BACKEND(cuda)
 
 #undef TILENORM_DECLARE_BACKEND
+
+struct CUstream_st;
+
+// The CUDA backend on device memory, behind include/tilenorm/cuda.h (src/cuda_api.cc), which
+// validates first: the same arguments, their pointers on the device, queued on `stream`.
+namespace tilenorm::cuda {
+class Context;
+enum class ElemType;
+Status norm_forward_device(Context& context, ElemType dtype, const NormForwardArgs& args,
+                           const NormForwardOutputs& out, CUstream_st* stream);
+Status norm_backward_device(Context& context, ElemType dtype, const NormBackwardArgs& args,
+                            const NormBackwardOutputs& out, CUstream_st* stream);
+// OK, or Unsupported naming why no device can run the kernels.
+Status device_status();
+}  // namespace tilenorm::cuda

@@ -3,10 +3,13 @@
 
 #include <cfloat>
 #include <cmath>
+#include <optional>
 #include <string>
+#include <vector>
 
 #include "reference/norm.h"
 #include "test_util.h"
+#include "tilenorm/cuda.h"
 #include "tilenorm/rmsnorm.h"
 
 namespace tilenorm {
@@ -421,6 +424,221 @@ TEST_P(NormApiBackends, RmsNormRrmsResidualAndDhIn) {
 INSTANTIATE_TEST_SUITE_P(Backends, NormApiBackends,
                          ::testing::Values(Backend::kReference, Backend::kCpu, Backend::kTile),
                          [](const auto& info) { return std::string(backend_name(info.param)); });
+
+// The CUDA device-memory entry validates as the host API does: each bad call below gets the host
+// API's status, message included, before any device memory is touched (so it runs without a
+// GPU; the pointers are host memory that neither side reads).
+struct CallShapes {
+  Norm norm = Norm::kLayerNorm;
+  std::optional<Shape> x = Shape{4, 8}, residual, gamma = Shape{8}, beta, y = Shape{4, 8},
+                       mean = Shape{4}, rstd = Shape{4}, h;
+  std::optional<Shape> dy = Shape{4, 8}, dh_in, dx = Shape{4, 8}, dgamma = Shape{8},
+                       dbeta = Shape{8};
+  double eps = 1e-5;
+};
+
+float g_memory[64];
+ConstTensorView host_in(const std::optional<Shape>& s) {
+  return s ? ConstTensorView{g_memory, *s, DType::kF32} : ConstTensorView{};
+}
+TensorView host_out(const std::optional<Shape>& s) {
+  return s ? TensorView{g_memory, *s, DType::kF32} : TensorView{};
+}
+CudaConstTensor device_in(const std::optional<Shape>& s) {
+  return s ? CudaConstTensor{g_memory, *s} : CudaConstTensor{};
+}
+CudaTensor device_out(const std::optional<Shape>& s) {
+  return s ? CudaTensor{g_memory, *s} : CudaTensor{};
+}
+
+Status host_forward(const CallShapes& c) {
+  if (c.norm == Norm::kRmsNorm)
+    return rmsnorm_forward(Backend::kReference,
+                           {.x = host_in(c.x),
+                            .gamma = host_in(c.gamma),
+                            .eps = c.eps,
+                            .residual = host_in(c.residual)},
+                           {.y = host_out(c.y), .rrms = host_out(c.rstd), .h = host_out(c.h)});
+  return layernorm_forward(
+      Backend::kReference,
+      {.x = host_in(c.x),
+       .gamma = host_in(c.gamma),
+       .beta = host_in(c.beta),
+       .eps = c.eps,
+       .residual = host_in(c.residual)},
+      {.y = host_out(c.y), .mean = host_out(c.mean), .rstd = host_out(c.rstd), .h = host_out(c.h)});
+}
+
+Status device_forward(const CallShapes& c, CudaDType dtype = CudaDType::kF32) {
+  CudaContext context;
+  return cuda_norm_forward(context,
+                           {.norm = c.norm,
+                            .dtype = dtype,
+                            .x = device_in(c.x),
+                            .residual = device_in(c.residual),
+                            .gamma = device_in(c.gamma),
+                            .beta = device_in(c.beta),
+                            .eps = c.eps},
+                           {.y = device_out(c.y),
+                            .mean = device_out(c.mean),
+                            .rstd = device_out(c.rstd),
+                            .h = device_out(c.h)},
+                           nullptr);
+}
+
+Status host_backward(const CallShapes& c) {
+  if (c.norm == Norm::kRmsNorm)
+    return rmsnorm_backward(Backend::kReference,
+                            {.x = host_in(c.x),
+                             .dy = host_in(c.dy),
+                             .gamma = host_in(c.gamma),
+                             .rrms = host_in(c.rstd),
+                             .dh_in = host_in(c.dh_in)},
+                            {.dx = host_out(c.dx), .dgamma = host_out(c.dgamma)});
+  return layernorm_backward(
+      Backend::kReference,
+      {.x = host_in(c.x),
+       .dy = host_in(c.dy),
+       .gamma = host_in(c.gamma),
+       .mean = host_in(c.mean),
+       .rstd = host_in(c.rstd),
+       .dh_in = host_in(c.dh_in)},
+      {.dx = host_out(c.dx), .dgamma = host_out(c.dgamma), .dbeta = host_out(c.dbeta)});
+}
+
+Status device_backward(const CallShapes& c) {
+  CudaContext context;
+  return cuda_norm_backward(
+      context,
+      {.norm = c.norm,
+       .dtype = CudaDType::kF32,
+       .x = device_in(c.x),
+       .dy = device_in(c.dy),
+       .gamma = device_in(c.gamma),
+       .mean = device_in(c.mean),
+       .rstd = device_in(c.rstd),
+       .dh_in = device_in(c.dh_in)},
+      {.dx = device_out(c.dx), .dgamma = device_out(c.dgamma), .dbeta = device_out(c.dbeta)},
+      nullptr);
+}
+
+struct BadCall {
+  const char* message;  // what the host API says, in full
+  CallShapes shapes;
+};
+
+CallShapes rms() {
+  CallShapes c;
+  c.norm = Norm::kRmsNorm;
+  c.mean.reset();
+  c.dbeta.reset();
+  return c;
+}
+
+template <typename Edit>
+CallShapes edited(CallShapes c, Edit edit) {
+  edit(c);
+  return c;
+}
+
+TEST(CudaDeviceApi, RejectsWhatTheHostApiRejectsWithItsMessages) {
+  const std::vector<BadCall> forward = {
+      {"gamma has shape [7], expected [8]", edited({}, [](auto& c) { c.gamma = Shape{7}; })},
+      {"gamma is missing", edited({}, [](auto& c) { c.gamma.reset(); })},
+      {"x is missing", edited({}, [](auto& c) { c.x.reset(); })},
+      {"x is empty (shape [0, 8])", edited({},
+                                           [](auto& c) {
+                                             c.x = Shape{0, 8};
+                                           })},
+      {"x has C = 0 (shape [4, 0]): nothing to normalize", edited({},
+                                                                  [](auto& c) {
+                                                                    c.x = Shape{4, 0};
+                                                                  })},
+      {"x has a negative dim (shape [-1, 8])", edited({},
+                                                      [](auto& c) {
+                                                        c.x = Shape{-1, 8};
+                                                      })},
+      {"x must have rank >= 1, got a scalar", edited({}, [](auto& c) { c.x = Shape{}; })},
+      {"beta has shape [8, 1], expected [8]", edited({},
+                                                     [](auto& c) {
+                                                       c.beta = Shape{8, 1};
+                                                     })},
+      {"residual has shape [4, 7], expected [4, 8]", edited({},
+                                                            [](auto& c) {
+                                                              c.residual = Shape{4, 7};
+                                                            })},
+      {"h must not be given without a residual", edited({},
+                                                        [](auto& c) {
+                                                          c.h = Shape{4, 8};
+                                                        })},
+      {"h is missing", edited({},
+                              [](auto& c) {
+                                c.residual = Shape{4, 8};
+                              })},
+      {"y has shape [8, 4], expected [4, 8]", edited({},
+                                                     [](auto& c) {
+                                                       c.y = Shape{8, 4};
+                                                     })},
+      {"mean has shape [5], expected [4]", edited({}, [](auto& c) { c.mean = Shape{5}; })},
+      {"rstd is missing", edited({}, [](auto& c) { c.rstd.reset(); })},
+      {"rrms has shape [4, 1], expected [4]", edited(rms(),
+                                                     [](auto& c) {
+                                                       c.rstd = Shape{4, 1};
+                                                     })},
+      {"eps must be finite and > 0, got 0", edited({}, [](auto& c) { c.eps = 0; })},
+  };
+  for (const BadCall& bad : forward) {
+    const Status host = host_forward(bad.shapes), device = device_forward(bad.shapes);
+    EXPECT_EQ(host.code(), StatusCode::kInvalidArgument) << bad.message;
+    EXPECT_EQ(host.message(), bad.message);
+    EXPECT_EQ(device.code(), host.code()) << bad.message;
+    EXPECT_EQ(device.message(), host.message());
+  }
+  const std::vector<BadCall> backward = {
+      {"dy has shape [4, 9], expected [4, 8]", edited({},
+                                                      [](auto& c) {
+                                                        c.dy = Shape{4, 9};
+                                                      })},
+      {"mean is missing", edited({}, [](auto& c) { c.mean.reset(); })},
+      {"rstd has shape [6], expected [4]", edited({}, [](auto& c) { c.rstd = Shape{6}; })},
+      {"dh_in has shape [4], expected [4, 8]", edited({}, [](auto& c) { c.dh_in = Shape{4}; })},
+      {"dx is missing", edited({}, [](auto& c) { c.dx.reset(); })},
+      {"dgamma has shape [4], expected [8]", edited({}, [](auto& c) { c.dgamma = Shape{4}; })},
+      {"dbeta has shape [9], expected [8]", edited({}, [](auto& c) { c.dbeta = Shape{9}; })},
+      {"rrms is missing", edited(rms(), [](auto& c) { c.rstd.reset(); })},
+  };
+  for (const BadCall& bad : backward) {
+    const Status host = host_backward(bad.shapes), device = device_backward(bad.shapes);
+    EXPECT_EQ(host.code(), StatusCode::kInvalidArgument) << bad.message;
+    EXPECT_EQ(host.message(), bad.message);
+    EXPECT_EQ(device.code(), host.code()) << bad.message;
+    EXPECT_EQ(device.message(), host.message());
+  }
+}
+
+// Messages name the call's own element type; f16 data is normalized in f32, as bf16 is.
+TEST(CudaDeviceApi, NamesItsOwnDTypes) {
+  EXPECT_STREQ(cuda_dtype_name(CudaDType::kF32), "f32");
+  EXPECT_STREQ(cuda_dtype_name(CudaDType::kBF16), "bf16");
+  EXPECT_STREQ(cuda_dtype_name(CudaDType::kF16), "f16");
+  const Status s = device_forward(edited({}, [](auto& c) { c.eps = 1e-40; }), CudaDType::kF16);
+  EXPECT_EQ(s.code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(s.message().find("the smallest normal f32 number (f16 data is normalized in f32)"),
+            std::string::npos)
+      << s.message();
+}
+
+// Without the backend built or a usable device, a valid call says so, as cuda_available() does.
+TEST(CudaDeviceApi, ValidCallWithoutADeviceIsUnsupported) {
+  const Status available = cuda_available();
+  if (available.ok()) GTEST_SKIP() << "a CUDA device is present (the arguments are host memory)";
+  EXPECT_EQ(available.code(), StatusCode::kUnsupported) << available.to_string();
+  EXPECT_NE(available.message().find("backend 'cuda'"), std::string::npos) << available.message();
+  const Status forward = device_forward({});
+  EXPECT_EQ(forward.code(), StatusCode::kUnsupported) << forward.to_string();
+  EXPECT_EQ(device_backward({}).code(), StatusCode::kUnsupported);
+  if (!backend_built(Backend::kCuda)) EXPECT_EQ(forward.message(), available.message());
+}
 
 }  // namespace
 }  // namespace tilenorm

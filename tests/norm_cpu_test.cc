@@ -12,6 +12,7 @@
 #include <thread>
 #include <vector>
 
+#include "cpu/dispatch.h"
 #include "harness/conformance/tolerance.h"
 #include "reference/norm.h"
 #include "test_util.h"
@@ -385,6 +386,26 @@ TEST(LayerNormCpu, ReportsPath) {
   o = run_cpu(c, 2);
   EXPECT_EQ(o.fwd_report.path, "streamed");
   EXPECT_EQ(o.bwd_report.path, "streamed");
+}
+
+// A call under kInlineElements runs on the calling thread whatever num_threads says (waking the
+// workers would cost more than their share); from there up it runs on the threads asked for.
+TEST(LayerNormCpu, SmallCallsRunOnTheCallingThread) {
+  const auto threads = [](const RunReport& r) {
+    for (const auto& [name, value] : r.metrics)
+      if (name == "threads") return value;
+    return -1.0;
+  };
+  const int64_t C = 128, below = cpu::kInlineElements / C - 1, at = cpu::kInlineElements / C;
+  for (const DType dt : {DType::kF32, DType::kBF16}) {
+    SCOPED_TRACE(dtype_name(dt));
+    Outputs o = run_cpu(make_inputs(below, C, dt, 3), 2);
+    EXPECT_EQ(threads(o.fwd_report), 1);
+    EXPECT_EQ(threads(o.bwd_report), 1);
+    o = run_cpu(make_inputs(at, C, dt, 3), 2);
+    EXPECT_EQ(threads(o.fwd_report), 2);
+    EXPECT_EQ(threads(o.bwd_report), 2);
+  }
 }
 
 // Same inputs, 1, 2, 3 and 8 threads: every output bitwise identical, for each path.

@@ -283,3 +283,35 @@ def test_error_normalized_shape_backend_eps():
         tn.layer_norm(torch.ones(2, 8), 8, eps=0.0)
     with pytest.raises(TypeError, match=r"x must be a torch.Tensor"):
         tn.layer_norm([1.0, 2.0], 2)
+
+
+def test_error_zero_width_rows():
+    with pytest.raises(ValueError, match=r"x has C = 0 \(shape \[2, 0\]\): nothing to normalize"):
+        tn.layer_norm(torch.ones(2, 0), 0)
+    assert tn.layer_norm(torch.ones(0, 8), 8).shape == (0, 8)  # no rows: nothing to do, as torch
+
+
+@pytest.mark.parametrize("norm", ["layernorm", "rmsnorm"])
+def test_without_grad_the_kernels_run_without_the_autograd_op(norm):
+    # no_grad and inputs that need no gradient skip the autograd op: the same bits, no graph;
+    # with a gradient needed, the graph is there.
+    g = torch.Generator().manual_seed(5)
+    x, w, r = (torch.randn(s, generator=g) for s in ((3, 5, 40), (40,), (3, 5, 40)))
+    fn = tn.layer_norm if norm == "layernorm" else tn.rms_norm
+    h64 = x.double() + r.double()
+    if norm == "layernorm":
+        ref = torch.nn.functional.layer_norm(h64, (40,), w.double())
+    else:
+        eps = torch.finfo(torch.float32).eps
+        ref = h64 * torch.rsqrt(h64.pow(2).mean(-1, keepdim=True) + eps) * w.double()
+    xg = x.clone().requires_grad_()
+    y_graph, h_graph = fn(xg, (40,), w, residual=r)
+    assert y_graph.grad_fn is not None and h_graph.grad_fn is not None
+    with torch.no_grad():
+        y_nograd, h_nograd = fn(xg, (40,), w, residual=r)
+    y_plain, h_plain = fn(x, (40,), w, residual=r)
+    for y, h in ((y_nograd, h_nograd), (y_plain, h_plain)):
+        assert y.grad_fn is None and not y.requires_grad
+        assert torch.equal(y, y_graph.detach()) and torch.equal(h, h_graph.detach())
+    assert (y_plain.double() - ref).abs().max() < 1e-5
+    assert torch.equal(h_plain, x + r)

@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <fstream>
 
+#include "common/thread_pool.h"
 #include "cpu/norm_cpu.h"
 
 namespace tilenorm::cpu {
@@ -29,6 +30,10 @@ bool stream_output(int64_t footprint_bytes) {
     return f >> kib && kib > 0 ? kib << 10 : int64_t{32} << 20;
   }();
   return footprint_bytes >= llc / 8 * 7;
+}
+
+ThreadPool& call_pool(const NormOptions& opt, int64_t elements) {
+  return ThreadPool::shared(elements < kInlineElements ? 1 : opt.num_threads);
 }
 
 // Split rows when whole rows would idle cores.

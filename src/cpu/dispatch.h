@@ -11,6 +11,10 @@
 
 #include "tilenorm/norm.h"
 
+namespace tilenorm {
+class ThreadPool;
+}  // namespace tilenorm
+
 namespace tilenorm::cpu {
 
 inline int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
@@ -18,6 +22,14 @@ inline int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 // Whether the outputs of a call whose tensors (inputs and outputs) total footprint_bytes are
 // written with non-temporal stores.
 bool stream_output(int64_t footprint_bytes);
+
+// A call of fewer elements (x's) runs on the calling thread: waking the pool's workers costs
+// more than their share of it (torch's CPU kernels draw the line at the same size). Results do
+// not depend on the thread count, so this changes no bits.
+inline constexpr int64_t kInlineElements = 32768;
+// The pool a call of `elements` runs on: opt.num_threads' shared pool, or one thread below
+// kInlineElements.
+ThreadPool& call_pool(const NormOptions& opt, int64_t elements);
 
 // A growing per-calling-thread scratch buffer: steady-state calls allocate nothing.
 template <typename T>

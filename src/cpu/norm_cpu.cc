@@ -587,7 +587,7 @@ const float* widen(ThreadPool& pool, const void* p, int64_t C, std::unique_ptr<f
 Status norm_forward(const NormForwardArgs& args, const NormForwardOutputs& out,
                     const NormOptions& opt) {
   if (args.x.dtype == DType::kF64) return norm_forward_f64(args, out, opt);
-  ThreadPool& pool = ThreadPool::shared(opt.num_threads);
+  ThreadPool& pool = call_pool(opt, args.x.shape.numel());
   const int T = pool.num_threads();
   const int64_t rows = args.x.shape.rows(), C = args.x.shape.cols();
   const bool bf16 = args.x.dtype == DType::kBF16;
@@ -648,7 +648,7 @@ Status norm_forward(const NormForwardArgs& args, const NormForwardOutputs& out,
 Status norm_backward(const NormBackwardArgs& args, const NormBackwardOutputs& out,
                      const NormOptions& opt) {
   if (args.x.dtype == DType::kF64) return norm_backward_f64(args, out, opt);
-  ThreadPool& pool = ThreadPool::shared(opt.num_threads);
+  ThreadPool& pool = call_pool(opt, args.x.shape.numel());
   const int T = pool.num_threads();
   const int64_t rows = args.x.shape.rows(), C = args.x.shape.cols();
   const bool bf16 = args.x.dtype == DType::kBF16;

@@ -184,7 +184,7 @@ int64_t rows_per_chunk_f64(int64_t rows) { return std::max(kRowChunkF64, ceil_di
 
 Status norm_forward_f64(const NormForwardArgs& args, const NormForwardOutputs& out,
                         const NormOptions& opt) {
-  ThreadPool& pool = ThreadPool::shared(opt.num_threads);
+  ThreadPool& pool = call_pool(opt, args.x.shape.numel());
   const bool has_mean = norm_traits(args.norm).has_mean, fused = !args.residual.empty();
   const ForwardF64 c{.x = args.x.as<double>(),
                      .residual = fused ? args.residual.as<double>() : nullptr,
@@ -207,7 +207,7 @@ Status norm_forward_f64(const NormForwardArgs& args, const NormForwardOutputs& o
 
 Status norm_backward_f64(const NormBackwardArgs& args, const NormBackwardOutputs& out,
                          const NormOptions& opt) {
-  ThreadPool& pool = ThreadPool::shared(opt.num_threads);
+  ThreadPool& pool = call_pool(opt, args.x.shape.numel());
   const NormTraits t = norm_traits(args.norm);
   const int64_t rows = args.x.shape.rows(), C = args.x.shape.cols();
   const BackwardF64 c{.x = args.x.as<double>(),

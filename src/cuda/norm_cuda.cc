@@ -221,24 +221,47 @@ void fill_report(const PathInfo& info, RunReport* report) {
                      {"grid_blocks", static_cast<double>(info.grid)}};
 }
 
+// The pointers and extents of a validated call, for the kernels.
+ForwardDeviceArgs device_args(ElemType dtype, const NormForwardArgs& args,
+                              const NormForwardOutputs& out) {
+  return {.dtype = dtype,
+          .norm = norm_kind(args.norm),
+          .x = args.x.data,
+          .residual = args.residual.data,
+          .gamma = args.gamma.data,
+          .beta = args.beta.data,
+          .y = out.y.data,
+          .h = out.h.data,
+          .mean = out.mean.as<float>(),
+          .rstd = out.rstd.as<float>(),
+          .rows = args.x.shape.rows(),
+          .cols = args.x.shape.cols(),
+          .eps = static_cast<float>(args.eps)};
+}
+
+BackwardDeviceArgs device_args(ElemType dtype, const NormBackwardArgs& args,
+                               const NormBackwardOutputs& out) {
+  return {.dtype = dtype,
+          .norm = norm_kind(args.norm),
+          .x = args.x.data,
+          .dy = args.dy.data,
+          .gamma = args.gamma.data,
+          .mean = args.mean.as<float>(),
+          .rstd = args.rstd.as<float>(),
+          .dh_in = args.dh_in.data,
+          .dx = out.dx.data,
+          .dgamma = out.dgamma.as<float>(),
+          .dbeta = out.dbeta.as<float>(),
+          .rows = args.x.shape.rows(),
+          .cols = args.x.shape.cols()};
+}
+
 }  // namespace
 
 Status norm_forward(const NormForwardArgs& args, const NormForwardOutputs& out,
                     const NormOptions& opt) {
   HostForward call;
-  call.args = {.dtype = elem_type(args.x.dtype),
-               .norm = norm_kind(args.norm),
-               .x = args.x.data,
-               .residual = args.residual.data,
-               .gamma = args.gamma.data,
-               .beta = args.beta.data,
-               .y = out.y.data,
-               .h = out.h.data,
-               .mean = out.mean.as<float>(),
-               .rstd = out.rstd.as<float>(),
-               .rows = args.x.shape.rows(),
-               .cols = args.x.shape.cols(),
-               .eps = static_cast<float>(args.eps)};
+  call.args = device_args(elem_type(args.x.dtype), args, out);
   PathInfo info;
   if (const CudaError e = norm_forward_host(call, &info); !e.ok()) return to_status(e);
   fill_report(info, opt.report);
@@ -248,22 +271,29 @@ Status norm_forward(const NormForwardArgs& args, const NormForwardOutputs& out,
 Status norm_backward(const NormBackwardArgs& args, const NormBackwardOutputs& out,
                      const NormOptions& opt) {
   HostBackward call;
-  call.args = {.dtype = elem_type(args.x.dtype),
-               .norm = norm_kind(args.norm),
-               .x = args.x.data,
-               .dy = args.dy.data,
-               .gamma = args.gamma.data,
-               .mean = args.mean.as<float>(),
-               .rstd = args.rstd.as<float>(),
-               .dh_in = args.dh_in.data,
-               .dx = out.dx.data,
-               .dgamma = out.dgamma.as<float>(),
-               .dbeta = out.dbeta.as<float>(),
-               .rows = args.x.shape.rows(),
-               .cols = args.x.shape.cols()};
+  call.args = device_args(elem_type(args.x.dtype), args, out);
   PathInfo info;
   if (const CudaError e = norm_backward_host(call, &info); !e.ok()) return to_status(e);
   fill_report(info, opt.report);
+  return {};
+}
+
+Status norm_forward_device(Context& context, ElemType dtype, const NormForwardArgs& args,
+                           const NormForwardOutputs& out, CUstream_st* stream) {
+  if (const CudaError e = norm_forward(context, device_args(dtype, args, out), stream); !e.ok())
+    return to_status(e);
+  return {};
+}
+
+Status norm_backward_device(Context& context, ElemType dtype, const NormBackwardArgs& args,
+                            const NormBackwardOutputs& out, CUstream_st* stream) {
+  if (const CudaError e = norm_backward(context, device_args(dtype, args, out), stream); !e.ok())
+    return to_status(e);
+  return {};
+}
+
+Status device_status() {
+  if (const CudaError e = check_device(); !e.ok()) return to_status(e);
   return {};
 }
 

@@ -30,6 +30,8 @@ def _unavailable(backend):
 
 
 def _normalized_shape(normalized_shape):
+    if type(normalized_shape) is tuple and all(type(d) is int for d in normalized_shape):
+        return normalized_shape  # the modules' own, and most callers'
     if isinstance(normalized_shape, numbers.Integral):
         return (int(normalized_shape),)
     return tuple(int(d) for d in normalized_shape)
@@ -43,33 +45,34 @@ def _check(x, normalized_shape, weight, bias, backend, residual=None):
     backend to use."""
     if not isinstance(x, torch.Tensor):
         raise TypeError(f"x must be a torch.Tensor, got {type(x).__name__}")
+    device, dtype, shape = x.device, x.dtype, x.shape
     if backend is None:
-        backend = "cuda" if x.device.type == "cuda" else "cpu"
-    if backend not in BACKENDS:
+        backend = "cuda" if device.type == "cuda" else "cpu"
+    elif backend not in BACKENDS:
         raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
     why = _unavailable(backend)
     if why:
         raise RuntimeError(f"tilenorm: {why}")
     device_type = "cuda" if backend == "cuda" else "cpu"
-    if x.device.type != device_type:
+    if device.type != device_type:
         raise ValueError(
-            f"x is on device {x.device}, but backend '{backend}' runs on {device_type} tensors")
-    if x.dtype not in _DTYPES[backend]:
+            f"x is on device {device}, but backend '{backend}' runs on {device_type} tensors")
+    if dtype not in _DTYPES[backend]:
         takes = ", ".join(str(d) for d in _DTYPES[backend])
-        raise TypeError(f"x has dtype {x.dtype}; backend '{backend}' takes {takes}")
+        raise TypeError(f"x has dtype {dtype}; backend '{backend}' takes {takes}")
     n = len(normalized_shape)
-    if n == 0 or x.dim() < n or tuple(x.shape[x.dim() - n:]) != normalized_shape:
+    if n == 0 or len(shape) < n or shape[len(shape) - n:] != normalized_shape:
         raise ValueError(f"normalized_shape {list(normalized_shape)} does not match the last "
                          f"dims of x (shape {list(x.shape)})")
     if residual is not None:
         if not isinstance(residual, torch.Tensor):
             raise TypeError(f"residual must be a torch.Tensor or None, got "
                             f"{type(residual).__name__}")
-        if residual.device != x.device:
+        if residual.device != device:
             raise ValueError(f"residual is on device {residual.device}, x on {x.device}")
-        if residual.dtype != x.dtype:
+        if residual.dtype != dtype:
             raise TypeError(f"residual has dtype {residual.dtype}, expected x's dtype {x.dtype}")
-        if residual.shape != x.shape:
+        if residual.shape != shape:
             raise ValueError(f"residual has shape {list(residual.shape)}, expected x's shape "
                              f"{list(x.shape)}")
     for name, t in (("weight", weight), ("bias", bias)):
@@ -77,11 +80,11 @@ def _check(x, normalized_shape, weight, bias, backend, residual=None):
             continue
         if not isinstance(t, torch.Tensor):
             raise TypeError(f"{name} must be a torch.Tensor or None, got {type(t).__name__}")
-        if t.device != x.device:
+        if t.device != device:
             raise ValueError(f"{name} is on device {t.device}, x on {x.device}")
-        if t.dtype != x.dtype:
+        if t.dtype != dtype:
             raise TypeError(f"{name} has dtype {t.dtype}, expected x's dtype {x.dtype}")
-        if tuple(t.shape) != normalized_shape:
+        if t.shape != normalized_shape:
             raise ValueError(f"{name} has shape {list(t.shape)}, expected normalized_shape "
                              f"{list(normalized_shape)}")
     return backend
@@ -92,6 +95,8 @@ def _num_threads(num_threads):
     hardware thread) to MAX_THREADS."""
     if num_threads is None:
         return torch.get_num_threads()
+    if type(num_threads) is int and 0 <= num_threads <= MAX_THREADS:
+        return num_threads
     if isinstance(num_threads, bool) or not isinstance(num_threads, numbers.Integral):
         raise TypeError(f"num_threads must be an int or None, got {type(num_threads).__name__}")
     if not 0 <= num_threads <= MAX_THREADS:
@@ -100,23 +105,25 @@ def _num_threads(num_threads):
     return int(num_threads)
 
 
-def _call(kernel, norm, backend, num_threads, x, *tensors):
-    """Runs a _C kernel; CUDA kernels go on the current stream of x's device, asynchronously."""
+def _call(kernel, norm, backend, num_threads, C, x, *tensors):
+    """Runs a _C kernel on tensors laid out as [rows, C] (x-like), [C] (per column) and [rows]
+    (statistics), contiguous; CUDA kernels go on the current stream of x's device,
+    asynchronously."""
     if backend != "cuda":
-        return kernel(norm, backend, x, *tensors, num_threads, -1, 0)
+        return kernel(norm, backend, C, x, *tensors, num_threads, -1, 0)
     with torch.cuda.device(x.device):
         stream = torch.cuda.current_stream(x.device).cuda_stream
-        return kernel(norm, backend, x, *tensors, num_threads, x.device.index, stream)
+        return kernel(norm, backend, C, x, *tensors, num_threads, x.device.index, stream)
 
 
 def _stat_dtype(dtype):
     return torch.float64 if dtype == torch.float64 else torch.float32
 
 
-def _gamma(weight, x, C):
+def _gamma(weight, x, normalized_shape):
     if weight is None:
-        return torch.ones(C, dtype=x.dtype, device=x.device)
-    return weight.contiguous().view(C)
+        return torch.ones(normalized_shape, dtype=x.dtype, device=x.device)
+    return weight.contiguous()
 
 
 def _rows(x, normalized_shape):
@@ -150,18 +157,20 @@ def _forward(norm, x, residual, normalized_shape, weight, bias, eps, backend, nu
         _check(x, normalized_shape, weight, bias, backend, residual)
         num_threads = _num_threads(num_threads)
     C = math.prod(normalized_shape)
-    x2 = x.contiguous().view(-1, C)
-    res2 = None if residual is None else residual.contiguous().view(-1, C)
-    rows = x2.shape[0]
-    beta = bias.contiguous().view(C) if bias is not None else None
-    y = torch.empty_like(x2)
-    h = None if residual is None else torch.empty_like(x2)
+    x = x.contiguous()
+    rows = x.numel() // C if C else _rows(x, normalized_shape)
+    if C == 0 and rows > 0:  # the library's message (its data pointer would read as absent)
+        raise ValueError(f"tilenorm: x has C = 0 (shape {list(x.shape)}): nothing to normalize")
+    y = torch.empty_like(x)
+    h = None if residual is None else torch.empty_like(x)
     rstd = torch.empty(rows, dtype=_stat_dtype(x.dtype), device=x.device)
     mean = torch.empty_like(rstd) if norm == "layernorm" else None
     if rows > 0:
-        _call(_C.norm_forward, norm, backend, num_threads, x2, res2, _gamma(weight, x, C), beta,
+        _call(_C.norm_forward, norm, backend, num_threads, C, x,
+              None if residual is None else residual.contiguous(),
+              _gamma(weight, x, normalized_shape), None if bias is None else bias.contiguous(),
               float(eps), y, h, mean, rstd)
-    return y.view(x.shape), None if h is None else h.view(x.shape), mean, rstd
+    return y, h, mean, rstd
 
 
 def _backward(norm, dy, x, normalized_shape, weight, mean, rstd, backend, num_threads, dh_in,
@@ -176,17 +185,19 @@ def _backward(norm, dy, x, normalized_shape, weight, mean, rstd, backend, num_th
         stats = {"mean": mean, "rstd": rstd} if norm == "layernorm" else {"rrms": rstd}
         _check_backward(dy, x, normalized_shape, stats, dh_in)
     C = math.prod(normalized_shape)
-    x2 = x.contiguous().view(-1, C)
-    dx = torch.empty_like(x2)
-    dgamma = torch.zeros(C, dtype=rstd.dtype, device=x.device)
-    dbeta = torch.zeros_like(dgamma) if norm == "layernorm" else None
-    if x2.shape[0] > 0:
-        dh2 = None if dh_in is None else dh_in.contiguous().view(x2.shape)
-        _call(_C.norm_backward, norm, backend, num_threads, x2, dy.contiguous().view(x2.shape),
-              _gamma(weight, x, C), None if mean is None else mean.contiguous(), rstd.contiguous(),
-              dh2, dx, dgamma, dbeta)
-    dbias = None if dbeta is None else dbeta.view(normalized_shape).to(x.dtype)
-    return dx.view(x.shape), dgamma.view(normalized_shape).to(x.dtype), dbias
+    x = x.contiguous()
+    dx = torch.empty_like(x)
+    dgamma = torch.empty(normalized_shape, dtype=rstd.dtype, device=x.device)
+    dbeta = torch.empty_like(dgamma) if norm == "layernorm" else None
+    if x.numel() > 0:
+        _call(_C.norm_backward, norm, backend, num_threads, C, x, dy.contiguous(),
+              _gamma(weight, x, normalized_shape), None if mean is None else mean.contiguous(),
+              rstd.contiguous(), None if dh_in is None else dh_in.contiguous(), dx, dgamma, dbeta)
+    else:  # no rows: the gradients of the parameters are zero
+        dgamma.zero_()
+        if dbeta is not None:
+            dbeta.zero_()
+    return dx, dgamma.to(x.dtype), None if dbeta is None else dbeta.to(x.dtype)
 
 
 def _stats_fake(x, normalized_shape):
@@ -346,6 +357,18 @@ def _differentiable_backward(norm, dy, x, weight, normalized_shape, eps):
     return dx, dweight, dbias
 
 
+def _forward_checked(norm, x, residual, normalized_shape, weight, bias, eps, backend,
+                     num_threads):
+    """_forward of arguments that layer_norm() / rms_norm() checked: through the dispatcher ops
+    while the profiler records (so that it shows them), else the kernels directly (one
+    dispatcher hop less per call); the bits are the same."""
+    if torch.autograd._profiler_enabled():
+        return _forward_ops(norm, x, residual, normalized_shape, weight, bias, eps, backend,
+                            num_threads)
+    return _forward(norm, x, residual, normalized_shape, weight, bias, eps, backend, num_threads,
+                    checked=True)
+
+
 class NormFunction(torch.autograd.Function):
     """One autograd op for both norms, with or without the fused residual add. forward runs
     tilenorm::[add_]<norm>_forward and saves x (h = x + residual with a residual, an output),
@@ -363,12 +386,8 @@ class NormFunction(torch.autograd.Function):
     def forward(ctx, norm, x, residual, weight, bias, normalized_shape, eps, backend,
                 num_threads):
         ctx.set_materialize_grads(False)
-        if torch.autograd._profiler_enabled():  # the dispatcher ops, so the profiler sees them
-            y, h, mean, rstd = _forward_ops(norm, x, residual, normalized_shape, weight, bias, eps,
+        y, h, mean, rstd = _forward_checked(norm, x, residual, normalized_shape, weight, bias, eps,
                                             backend, num_threads)
-        else:  # the same kernels without the dispatcher hop; layer_norm() checked the arguments
-            y, h, mean, rstd = _forward(norm, x, residual, normalized_shape, weight, bias, eps,
-                                        backend, num_threads, checked=True)
         ctx.save_for_backward(x if h is None else h, weight, mean, rstd)
         out = y if h is None else (y, h)
         ctx.norm, ctx.normalized_shape, ctx.eps = norm, normalized_shape, eps
@@ -397,11 +416,22 @@ class NormFunction(torch.autograd.Function):
                 dbias if grad[4] else None, None, None, None, None)
 
 
+def _requires_grad(t):
+    return t is not None and t.requires_grad
+
+
 def _apply(norm, x, residual, normalized_shape, weight, bias, eps, backend, num_threads):
     normalized_shape = _normalized_shape(normalized_shape)
     backend = _check(x, normalized_shape, weight, bias, backend, residual)
-    return NormFunction.apply(norm, x, residual, weight, bias, normalized_shape, float(eps),
-                              backend, _num_threads(num_threads))
+    num_threads = _num_threads(num_threads)
+    if torch.is_grad_enabled() and (x.requires_grad or _requires_grad(weight) or
+                                    _requires_grad(bias) or _requires_grad(residual)):
+        return NormFunction.apply(norm, x, residual, weight, bias, normalized_shape, float(eps),
+                                  backend, num_threads)
+    # Nothing to differentiate (inference, no_grad): the kernels without the autograd op.
+    y, h, _, _ = _forward_checked(norm, x, residual, normalized_shape, weight, bias, float(eps),
+                                  backend, num_threads)
+    return y if h is None else (y, h)
 
 
 def _default_eps(x, eps):
@@ -450,7 +480,7 @@ def layer_norm(x, normalized_shape, weight=None, bias=None, eps=1e-5, *, residua
         return _pair(residual, handle_torch_function(
             layer_norm, (x, residual, weight, bias), x, normalized_shape, weight, bias, eps,
             residual=residual, backend=backend, num_threads=num_threads))
-    if torch.jit.is_tracing():
+    if torch._C._is_tracing():  # torch.jit.is_tracing() in eager mode, one call less
         return _traced("layernorm", x, residual, normalized_shape, weight, bias, eps, backend,
                        num_threads)
     return _apply("layernorm", x, residual, normalized_shape, weight, bias, eps, backend,
@@ -471,7 +501,7 @@ def rms_norm(x, normalized_shape, weight=None, eps=None, *, residual=None, backe
         return _pair(residual, handle_torch_function(
             rms_norm, (x, residual, weight), x, normalized_shape, weight, eps, residual=residual,
             backend=backend, num_threads=num_threads))
-    if torch.jit.is_tracing():
+    if torch._C._is_tracing():  # torch.jit.is_tracing() in eager mode, one call less
         return _traced("rmsnorm", x, residual, normalized_shape, weight, None, eps, backend,
                        num_threads)
     return _apply("rmsnorm", x, residual, normalized_shape, weight, None, _default_eps(x, eps),
