@@ -11,8 +11,8 @@
 #include <string>
 #include <vector>
 
-#include "tile/machine/api/tensor_accessor.h"
 #include "harness/repro/repro.h"
+#include "tile/machine/api/tensor_accessor.h"
 #include "tile/tt/host_internal.h"
 #include "tile/tt/layernorm_bw_program_factory.h"
 
