@@ -512,15 +512,17 @@ HostData round_host(cuda::ElemType e, const std::vector<double>& v) {
 // type; tensors `misalign` elements off a 16-byte boundary; the Context capped by `limits`), each
 // against the float64 reference, for one member of the family: with a residual the forward also
 // writes h (compared exactly with x + residual rounded to the dtype, which the reference
-// normalizes) and the backward takes h as x and adds dh_in. Returns the paths taken.
+// normalizes) and the backward takes h as x and adds dh_in; x is drawn from [x_lo, x_lo + 2).
+// Returns the paths taken.
 struct HostRun {
   cuda::PathInfo fwd, bwd;
 };
 HostRun check_host(cuda::ElemType e, const Shape2& s, int misalign, const cuda::Limits& limits = {},
-                   const NormOp& v = kNormOps[0]) {
+                   const NormOp& v = kNormOps[0], double x_lo = 1.0) {
   SCOPED_TRACE(label(s, elem_name(e)) + ", " + testing::op_label(v) + ", misalign " +
                std::to_string(misalign) + ", max_groups " + std::to_string(limits.max_groups) +
-               ", l2_bytes " + std::to_string(limits.l2_bytes));
+               ", l2_bytes " + std::to_string(limits.l2_bytes) + ", x from " +
+               std::to_string(x_lo));
   const Tolerances& tol = e == cuda::ElemType::kF16    ? kF16Tol
                           : e == cuda::ElemType::kBF16 ? kBF16Tol
                                                        : kF32Tol;
@@ -529,7 +531,7 @@ HostRun check_host(cuda::ElemType e, const Shape2& s, int misalign, const cuda::
   const size_t es = cuda::elem_size(e);
   const uint64_t seed =
       test_seed() ^ static_cast<uint64_t>(s.cols * 977 + s.rows * 31 + misalign + int(e) * 7);
-  const HostData x = random_host(e, n, seed + 1, 1.0, 3.0),
+  const HostData x = random_host(e, n, seed + 1, x_lo, x_lo + 2.0),
                  dy = random_host(e, n, seed + 2, -1.0, 1.0),
                  gamma = random_host(e, c, seed + 3, 0.5, 1.5),
                  beta = random_host(e, c, seed + 4, -0.5, 0.5);
@@ -659,6 +661,21 @@ TEST(LayerNormCuda, UnalignedTensorsF32) {
       for (const Shape2& s :
            {Shape2{17, 8192, "rows"}, Shape2{5, 8462, "cluster"}, Shape2{3, 70000, "split"}})
         check_host(cuda::ElemType::kF32, s, misalign, {}, v);
+}
+
+// Rows far from 0 (x in 1e4 + [-1, 1), as the registry's large-offset case): an fp32 sum of the
+// raw row would put ~1e-3 into the mean and so into every y, past the f32 band; the kernels sum
+// h - h0 for the row's first element h0 and centre as (h - h0) - mean(h - h0). Every path, with
+// and without the residual (h0 then is x + residual as stored); the grid capped at 2 groups so
+// that the register paths' prefetch of the next row's h0 is covered too.
+TEST(LayerNormCuda, LargeOffsetF32) {
+  TN_SKIP_WITHOUT_CUDA();
+  cuda::Limits limits;
+  limits.max_groups = 2;
+  for (const NormOp& v : {kNormOps[0], kNormOps[2]})
+    for (const Shape2& s : {Shape2{16, 1024, "rows"}, Shape2{5, 4100, "rows, two chunks a thread"},
+                            Shape2{5, 8462, "cluster"}, Shape2{3, 65537, "split"}})
+      check_host(cuda::ElemType::kF32, s, 0, limits, v, 1e4 - 1.0);
 }
 
 // The persistent grid capped at 2 groups (blocks, or clusters), so every group loops over several

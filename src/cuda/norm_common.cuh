@@ -231,6 +231,17 @@ struct RowSum {
   __shared__ float name##_block[2][kMaxWarps][n]; \
   RowSum<n> name { name##_warp, name##_block }
 
+// The first element of a row of h = x (+ residual) as stored, read at row offset `off`: the
+// shift h0 of the LayerNorm statistics. Sums of h - h0 stay small where the row sits far from
+// 0 (an fp32 sum of raw values near 1e4 over 1024 columns would carry ~1e-3 into the mean);
+// every thread of the row reads the same element.
+template <ElemType E, bool kResidual>
+__device__ inline float first_h(const RawOf<E>* x, const RawOf<E>* residual, int64_t off) {
+  const float h0 = Elem<E>::load(x[off]);
+  if constexpr (kResidual) return round_to<E>(h0 + Elem<E>::load(residual[off]));
+  return h0;
+}
+
 // Count, mean and sum of squared deviations of a set of values.
 struct Moments {
   float n, mean, m2;

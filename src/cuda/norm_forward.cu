@@ -70,11 +70,13 @@ __global__ void __launch_bounds__(kMaxRowThreads)
   // (registers).
   constexpr bool kPrefetch = !(kResidual && kVec == 2 && sizeof(Raw) == 4);
   Chunk<Raw> nx[kVec], nr[kResidual ? kVec : 1];
+  float nh0 = 0.f;  // the row's shift (LayerNorm): its first element of h
   const int64_t stride = groups * rpb;
   auto load_row = [&](int64_t first) {
     const int64_t r = first + threadIdx.y;
     const int64_t off = r < rows ? r * cols : 0;
     const int w = row_width(off);
+    if constexpr (kCentred) nh0 = r < rows ? first_h<E, kResidual>(x, residual, off) : 0.f;
 #pragma unroll
     for (int k = 0; k < kVec; ++k) {
       const int n = r < rows ? len[k] : 0;
@@ -89,6 +91,7 @@ __global__ void __launch_bounds__(kMaxRowThreads)
     const int64_t off = active ? r * cols : 0;
     const int w = row_width(off);
     if (!kPrefetch) load_row(first);
+    const float h0 = nh0;
     float v[kVec][kChunk];
     float s[1] = {0.f};
 #pragma unroll
@@ -98,23 +101,24 @@ __global__ void __launch_bounds__(kMaxRowThreads)
         v[k][i] = Elem<E>::load(nx[k].e[i]);
         if constexpr (kResidual)
           v[k][i] = round_to<E>(v[k][i] + Elem<E>::load(nr[k].e[i]));  // h as stored
-        s[0] += v[k][i];                                               // padding is 0
+        s[0] += i < len[k] ? v[k][i] - h0 : 0.f;  // h0 is 0 for an inactive row
       }
       if constexpr (kResidual)
         if (active && len[k] > 0) store_floats<E>(h + off + col[k], w, len[k], v[k]);
     }
     if (kPrefetch) load_row(first + stride);
-    float mu = 0.f;
+    // LayerNorm centres about mu = h0 + ms; y takes (h - h0) - ms, both small, never mu.
+    float ms = 0.f;
     if constexpr (kCentred) {
       red.sum(s, cluster);
-      mu = s[0] / static_cast<float>(cols);
+      ms = s[0] / static_cast<float>(cols);
     }
     float q[1] = {0.f};
 #pragma unroll
     for (int k = 0; k < kVec; ++k)
 #pragma unroll
       for (int i = 0; i < kChunk; ++i) {
-        const float d = v[k][i] - mu;
+        const float d = kCentred ? (v[k][i] - h0) - ms : v[k][i];
         q[0] += (active && i < len[k]) ? d * d : 0.f;
       }
     red.sum(q, cluster);
@@ -125,11 +129,11 @@ __global__ void __launch_bounds__(kMaxRowThreads)
         float o[kChunk];
 #pragma unroll
         for (int i = 0; i < kChunk; ++i)
-          o[i] = kCentred ? (v[k][i] - mu) * rs * g[k][i] + b[k][i] : v[k][i] * rs * g[k][i];
+          o[i] = kCentred ? ((v[k][i] - h0) - ms) * rs * g[k][i] + b[k][i] : v[k][i] * rs * g[k][i];
         if (len[k] > 0) store_floats<E>(y + off + col[k], w, len[k], o);
       }
       if (rank == 0 && t == 0) {
-        if constexpr (kCentred) mean[r] = mu;
+        if constexpr (kCentred) mean[r] = h0 + ms;
         rstd[r] = rs;
       }
     }
@@ -141,8 +145,8 @@ __global__ void __launch_bounds__(kMaxRowThreads)
 // Grid (segments, rows of the batch), kSplitThreads threads. Segment s of a row holds the chunk
 // slots slot_col(s, k, t, kSplitThreads, kFwdSegVec), k < kFwdSegVec.
 
-// part[blockIdx.y * segs + s] = (mean, M2) of segment s of row row0 + blockIdx.y, of h = x
-// (+ residual, when given; h is written here).
+// part[blockIdx.y * segs + s] = (mean, M2) of segment s of row row0 + blockIdx.y, of h - h0
+// with h = x (+ residual, when given; h is written here) and h0 the row's first h.
 template <ElemType E, bool kResidual>
 __global__ void __launch_bounds__(kSplitThreads)
     norm_forward_split_moments(const RawOf<E>* __restrict__ x,
@@ -152,6 +156,7 @@ __global__ void __launch_bounds__(kSplitThreads)
   uintptr_t bits = addr(x + off);
   if constexpr (kResidual) bits |= addr(residual + off) | addr(h + off);
   const int w = vec_width(bits);
+  const float h0 = first_h<E, kResidual>(x, residual, off);
   Moments m{0.f, 0.f, 0.f};
 #pragma unroll
   for (int k = 0; k < kFwdSegVec; ++k) {
@@ -167,14 +172,16 @@ __global__ void __launch_bounds__(kSplitThreads)
       for (int i = 0; i < kChunk; ++i) v[i] = round_to<E>(v[i] + rv[i]);  // h as stored
       store_floats<E>(h + off + col, w, n, v);
     }
+#pragma unroll
+    for (int i = 0; i < kChunk; ++i) v[i] -= h0;
     m = combine(m, chunk_moments(v, n));
   }
   m = block_moments(m);
   if (threadIdx.x == 0) part[blockIdx.y * segs + seg] = make_float2(m.mean, m.m2);
 }
 
-// y from the row's moments; `src` is x, or h (written by the moments kernel) with a residual.
-// RMSNorm takes the mean square from the moments: (1/C) sum h^2 = M2 / C + mean^2.
+// y from the row's moments (of h - h0); `src` is x, or h (written by the moments kernel) with a
+// residual. RMSNorm takes the mean square from the moments: (1/C) sum h^2 = M2 / C + mean(h)^2.
 template <ElemType E, NormKind kNorm>
 __global__ void __launch_bounds__(kSplitThreads)
     norm_forward_split_apply(const RawOf<E>* __restrict__ src, const RawOf<E>* __restrict__ gamma,
@@ -191,9 +198,9 @@ __global__ void __launch_bounds__(kSplitThreads)
     m = combine(m, {static_cast<float>(std::min(kSegCols, cols - s * kSegCols)), p.x, p.y});
   }
   m = block_moments(m);
-  const float mu = kCentred ? m.mean : 0.f;
+  const float h0 = Elem<E>::load(src[off]), mu = h0 + m.mean;
   const float var = m.m2 / static_cast<float>(cols);
-  const float rs = 1.f / sqrtf((kCentred ? var : var + m.mean * m.mean) + eps);
+  const float rs = 1.f / sqrtf((kCentred ? var : var + mu * mu) + eps);
   if (seg == 0 && threadIdx.x == 0) {
     if constexpr (kCentred) mean[r] = mu;
     rstd[r] = rs;
@@ -211,7 +218,7 @@ __global__ void __launch_bounds__(kSplitThreads)
     if (kCentred && beta != nullptr) load_floats<E>(beta + col, gw, n, b);
 #pragma unroll
     for (int i = 0; i < kChunk; ++i)
-      v[i] = kCentred ? (v[i] - mu) * rs * g[i] + b[i] : v[i] * rs * g[i];
+      v[i] = kCentred ? ((v[i] - h0) - m.mean) * rs * g[i] + b[i] : v[i] * rs * g[i];
     store_floats<E>(y + off + col, w, n, v);
   }
 }
