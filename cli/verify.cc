@@ -12,6 +12,7 @@
 
 #include "cli_common.h"
 #include "harness/conformance/conformance.h"
+#include "harness/conformance/tt_kernels.h"
 
 namespace tilenorm::cli {
 namespace {
@@ -36,6 +37,7 @@ void add_verify_command(CLI::App& app) {
     uint32_t tile_l1_kib = 0;
     bool json = false;
     bool verbose = false;
+    std::string tt_kernels;
   };
   auto args = std::make_shared<Args>();
   CLI::App* cmd = app.add_subcommand(
@@ -44,7 +46,8 @@ void add_verify_command(CLI::App& app) {
       "(incl. the bug report's constant inputs); print a table; exit 1 on any failure");
   cmd->add_option("--backend", args->backends,
                   "backends to check (repeatable; default: every built backend but reference)");
-  cmd->add_option("--dtype", args->dtypes, "dtypes to check (repeatable)")->capture_default_str();
+  CLI::Option* dtype_opt = cmd->add_option("--dtype", args->dtypes, "dtypes to check (repeatable)")
+                               ->capture_default_str();
   cmd->add_option("--norm", args->norms,
                   "layernorm | rmsnorm: the norms to check, each alone and with the residual add "
                   "(repeatable; default: both)");
@@ -53,9 +56,32 @@ void add_verify_command(CLI::App& app) {
                   "run every tile case on a machine with this L1 per core (KiB); the path checks "
                   "then show where the plan's choice moves")
       ->check(CLI::Range(1u, 1u << 20));
+  cmd->add_option("--tt-kernels", args->tt_kernels,
+                  "run tt-train's norm kernels from the tt-metal tree DIR (layernorm_fw, "
+                  "rmsnorm_fw, layernorm_bw, rmsnorm_bw through their ported program factories) "
+                  "instead of the backends, against the tile backend's bands; bf16 only")
+      ->type_name("DIR");
   cmd->add_flag("--json", args->json, "print the rows as JSON on stdout");
   cmd->add_flag("--verbose", args->verbose, "one line per output instead of per case");
-  cmd->callback([args] {
+  cmd->callback([args, dtype_opt] {
+    // --tt-kernels: the tile backend's row, driven through tt-train's kernels.
+    const bool tt = !args->tt_kernels.empty();
+    uint32_t tt_compiled = 0, tt_cached = 0;
+    conformance::ExternalOps tt_ops;
+    if (tt) {
+      if (!args->backends.empty())
+        throw CLI::RuntimeError(
+            report_error("--tt-kernels runs tt-train's kernels: it takes no --backend"));
+      if (Status s = conformance::check_tt_kernels(args->tt_kernels); !s.ok())
+        throw CLI::RuntimeError(report_error(fmt::format("--tt-kernels: {}", s.message())));
+      if (dtype_opt->count() == 0) args->dtypes = {"bf16"};
+      for (const auto& name : args->dtypes)
+        if (name != "bf16")
+          throw CLI::RuntimeError(report_error(fmt::format(
+              "--tt-kernels: tt-train's norm kernels take bf16 only, got --dtype {}", name)));
+      tt_ops = conformance::tt_kernel_ops(args->tt_kernels, &tt_compiled, &tt_cached);
+      args->backends = {"tile"};
+    }
     std::vector<Backend> backends;
     for (const auto& name : args->backends) {
       Backend b;
@@ -75,7 +101,8 @@ void add_verify_command(CLI::App& app) {
       dtypes.push_back(d);
     }
 
-    const conformance::RunOptions options{args->threads, args->tile_l1_kib};
+    const conformance::RunOptions options{args->threads, args->tile_l1_kib, tt ? &tt_ops : nullptr};
+    auto label = [&](Backend b) { return tt ? "tt-train" : backend_name(b); };
     std::vector<conformance::Case> cases;
     for (const conformance::Case& c : conformance::registry()) {
       bool wanted = args->norms.empty();
@@ -125,13 +152,13 @@ void add_verify_command(CLI::App& app) {
             continue;
           }
           if (progress) {
-            std::fprintf(stderr, "\r[%s %s %zu/%zu] %-40.40s", backend_name(backend),
-                         dtype_name(dtype), ci + 1, cases.size(), c.reason.c_str());
+            std::fprintf(stderr, "\r[%s %s %zu/%zu] %-40.40s", label(backend), dtype_name(dtype),
+                         ci + 1, cases.size(), c.reason.c_str());
             std::fflush(stderr);
           }
           const conformance::CaseResult result = conformance::run_case(backend, dtype, c, options);
           if (progress) std::fprintf(stderr, "\r%80s\r", "");
-          const Row base{backend_name(backend), conformance::op_name(c.op), c.shape.to_string(),
+          const Row base{label(backend), conformance::op_name(c.op), c.shape.to_string(),
                          dtype_name(dtype), conformance::input_label(c)};
           if (!result.unsupported.empty()) {
             unavailable[c.op] = true;
@@ -190,15 +217,19 @@ void add_verify_command(CLI::App& app) {
                      {"pass", r.check.pass},
                      {"skipped", r.skipped},
                      {"detail", r.check.detail}});
-      std::printf(
-          "%s\n",
-          nlohmann::json{
-              {"rows", j}, {"checked", checked}, {"failures", failures}, {"skipped", skipped}}
-              .dump(2)
-              .c_str());
+      nlohmann::json out{
+          {"rows", j}, {"checked", checked}, {"failures", failures}, {"skipped", skipped}};
+      if (tt)
+        out["tt_kernels"] = {{"root", args->tt_kernels},
+                             {"kernels_compiled", tt_compiled},
+                             {"kernels_cached", tt_cached}};
+      std::printf("%s\n", out.dump(2).c_str());
     } else {
       std::printf("verify: %d outputs checked, %d failed, %d cases skipped\n", checked, failures,
                   skipped);
+      if (tt)
+        std::printf("tt-train kernels from %s: %u compiled, %u from the JIT cache\n",
+                    args->tt_kernels.c_str(), tt_compiled, tt_cached);
     }
     if (failures > 0) throw CLI::RuntimeError(kExitFailed);
   });

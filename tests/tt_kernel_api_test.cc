@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <array>
+#include <string>
 #include <vector>
 
 #include "tile/machine/api/compute/eltwise_unary.h"
@@ -139,6 +140,44 @@ TEST(TtPackTile, InOrderPacksFillConsecutivePagesUntilThePush) {
   }
 }
 
+// tile_regs_wait written before tile_regs_commit, as tt-train's rmsnorm_fw writes it: the
+// packer's wait returns at the math engine's commit (they are different threads), so the pack
+// reads the committed section. A wait with no section acquired still blocks forever.
+void wait_then_commit() {
+  tile_regs_acquire();
+  fill_tile(0, 7.0f);
+  tile_regs_wait();
+  tile_regs_commit();
+  cb_reserve_back(kOut, 1);
+  pack_tile(0, kOut);
+  cb_push_back(kOut, 1);
+  tile_regs_release();
+}
+void wait_without_acquire() { tile_regs_wait(); }
+
+TEST(TtDstSync, AWaitBeforeTheCommitOfTheOpenSectionReturnsAtTheCommit) {
+  Device d(small_grid(1, 1));
+  Buffer out;
+  ASSERT_TRUE(d.create_buffer(1, DataFormat::Float16_b, &out).ok());
+  Program p(d);
+  const CoreCoord core{0, 0};
+  ASSERT_TRUE(p.create_circular_buffer(core, kOut, DataFormat::Float16_b, 1).ok());
+  p.create_kernel(KernelKind::kCompute, core, &wait_then_commit);
+  const KernelHandle w = p.create_kernel(KernelKind::kWriter, core, &write_out);
+  p.set_runtime_arg_words(w, core, {out.address, 1});
+  ASSERT_TRUE(d.run(p).ok());
+  EXPECT_TRUE(d.last_run().reports.empty()) << d.last_run().reports[0].to_string();
+  const std::vector<float> v = read_all(d, out);
+  for (int i = 0; i < kTileElems; ++i) ASSERT_EQ(v[size_t(i)], 7.0f) << i;
+
+  Program q(d);
+  q.create_kernel(KernelKind::kCompute, core, &wait_without_acquire);
+  const Status s = d.run(q);
+  EXPECT_FALSE(s.ok());
+  EXPECT_NE(s.message().find("tile_regs_wait with no committed section"), std::string::npos)
+      << s.message();
+}
+
 void pack_with_stale_index() {
   tile_regs_acquire();
   fill_tile(0, 1.0f);
@@ -179,13 +218,18 @@ TEST(TtPackTile, AnInOrderIndexOtherThanThePositionIsReportedAndIgnored) {
 // ---------------------------------------------------------------------------------------------
 // TensorAccessor and host-addressable L1.
 
-// Reader: page i of the input through noc_async_read_page; writer: out page i through
-// get_noc_addr + noc_async_write. Compute copies.
+// Reader: page i of the input through noc_async_read_page (odd pages: the tile-named form);
+// writer: out page i through get_noc_addr + noc_async_write (odd pages: noc_async_write_tile).
+// Compute copies.
 void accessor_reader() {
   const TensorAccessor s(0, get_arg_val<uint32_t>(0), get_tile_size(kIn0));
   for (uint32_t i = 0; i < get_arg_val<uint32_t>(1); ++i) {
     cb_reserve_back(kIn0, 1);
-    noc_async_read_page(i, s, get_write_ptr(kIn0));
+    if (i % 2 == 1) {
+      noc_async_read_tile(i, s, get_write_ptr(kIn0));
+    } else {
+      noc_async_read_page(i, s, get_write_ptr(kIn0));
+    }
     noc_async_read_barrier();
     cb_push_back(kIn0, 1);
   }
@@ -194,14 +238,18 @@ void accessor_writer() {
   const TensorAccessor s(0, get_arg_val<uint32_t>(0), get_tile_size(kOut));
   for (uint32_t i = 0; i < get_arg_val<uint32_t>(1); ++i) {
     cb_wait_front(kOut, 1);
-    noc_async_write(get_read_ptr(kOut), get_noc_addr(i, s), get_tile_size(kOut));
+    if (i % 2 == 1) {
+      noc_async_write_tile(i, s, get_read_ptr(kOut));
+    } else {
+      noc_async_write(get_read_ptr(kOut), get_noc_addr(i, s), get_tile_size(kOut));
+    }
     noc_async_write_barrier();
     cb_pop_front(kOut, 1);
   }
 }
 void copy_n() { test_util::copy_compute(test_util::CountArgs{get_arg_val<uint32_t>(0)}); }
 
-TEST(TtTensorAccessor, PagesGoThroughReadPageAndNocAddresses) {
+TEST(TtTensorAccessor, PagesGoThroughReadPageTileNamesAndNocAddresses) {
   Device d(small_grid(1, 1));
   const std::vector<float> in = test_util::random_tiles(3, -2, 2, 5);
   const Buffer src = test_util::make_buffer(d, in, DataFormat::Float16_b);

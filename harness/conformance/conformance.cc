@@ -174,27 +174,31 @@ tile::TileOpConfig tile_config(const Case& c, const RunOptions& options) {
 
 // One run's outputs; mean, h and dbeta stay undefined where the op has none.
 struct Forward {
-  Tensor y, mean, rstd, h;  // the field order of NormForwardOutputs
+  Tensor y, mean, rstd, h;            // the field order of NormForwardOutputs
+  std::vector<std::string> findings;  // external ops' sanitizer reports
 };
 struct Backward {
   Tensor dx, dgamma, dbeta;
+  std::vector<std::string> findings;
 };
 
 // Runs the forward; *path = the path the backend reports.
 Status run_forward(Backend backend, const Case& c, const RunOptions& options,
                    const NormForwardArgs& a, Forward* f, std::string* path) {
   const bool layer = a.norm == Norm::kLayerNorm;
-  if (backend == Backend::kTile) {  // the tile op on the case's machine
+  if (backend == Backend::kTile || options.external != nullptr) {  // the case's machine
     const Shape& shape = a.x.shape;
     const DType sd = norm_stat_dtype(a.x.dtype);
     *f = {.y = Tensor(shape, a.x.dtype),
           .mean = layer ? Tensor(shape.leading(), sd) : Tensor(),
           .rstd = Tensor(shape.leading(), sd),
           .h = a.residual.empty() ? Tensor() : Tensor(shape, a.x.dtype)};
+    const NormForwardOutputs out{
+        .y = f->y.view(), .mean = f->mean.view(), .rstd = f->rstd.view(), .h = f->h.view()};
+    if (options.external != nullptr)
+      return options.external->forward(c, a, out, path, &f->findings);
     tile::TileOpInfo info;
-    const Status s = tile::norm_forward_tile(
-        a, {.y = f->y.view(), .mean = f->mean.view(), .rstd = f->rstd.view(), .h = f->h.view()},
-        tile_config(c, options), &info);
+    const Status s = tile::norm_forward_tile(a, out, tile_config(c, options), &info);
     *path = info.path;
     return s;
   }
@@ -223,16 +227,18 @@ Status run_forward(Backend backend, const Case& c, const RunOptions& options,
 Status run_backward(Backend backend, const Case& c, const RunOptions& options,
                     const NormBackwardArgs& a, Backward* b, std::string* path) {
   const bool layer = a.norm == Norm::kLayerNorm;
-  if (backend == Backend::kTile) {
+  if (backend == Backend::kTile || options.external != nullptr) {
     const Shape cs{a.x.shape.cols()};
     const DType sd = norm_stat_dtype(a.x.dtype);
     *b = {.dx = Tensor(a.x.shape, a.x.dtype),
           .dgamma = Tensor(cs, sd),
           .dbeta = layer ? Tensor(cs, sd) : Tensor()};
+    const NormBackwardOutputs out{
+        .dx = b->dx.view(), .dgamma = b->dgamma.view(), .dbeta = b->dbeta.view()};
+    if (options.external != nullptr)
+      return options.external->backward(c, a, out, path, &b->findings);
     tile::TileOpInfo info;
-    const Status s = tile::norm_backward_tile(
-        a, {.dx = b->dx.view(), .dgamma = b->dgamma.view(), .dbeta = b->dbeta.view()},
-        tile_config(c, options), &info);
+    const Status s = tile::norm_backward_tile(a, out, tile_config(c, options), &info);
     *path = info.path;
     return s;
   }
@@ -261,7 +267,16 @@ Status run_backward(Backend backend, const Case& c, const RunOptions& options,
 // from the case's (unless every case runs on another L1, where the paths are expected to move
 // and the check shows where).
 void check_run(Backend backend, const Case& c, const Check& base, const Status& s, bool backward,
-               DType dtype, std::vector<Check>* checks) {
+               DType dtype, const RunOptions& options, const std::vector<std::string>& findings,
+               std::vector<Check>* checks) {
+  if (!findings.empty()) {
+    Check f = base;
+    f.output = "sanitizer";
+    f.pass = false;
+    f.detail = fmt::format("{} finding{}; first: {}", findings.size(),
+                           findings.size() == 1 ? "" : "s", findings.front());
+    checks->push_back(f);
+  }
   if (!s.ok()) {
     Check failed = base;
     failed.output = "status";
@@ -270,7 +285,7 @@ void check_run(Backend backend, const Case& c, const Check& base, const Status& 
     checks->push_back(failed);
   }
   const char* want = c.paths_of(c.op).get(backward, dtype);
-  if (backend == Backend::kTile && base.path != want) {
+  if (backend == Backend::kTile && options.external == nullptr && base.path != want) {
     Check path = base;
     path.output = "path";
     path.pass = false;
@@ -407,8 +422,10 @@ CaseResult run_case(Backend backend, DType dtype, const Case& c, const RunOption
                           .eps = c.eps},
                          &f, &fwd.path);
   // Every backend runs every op of the family; only a CUDA build may lack its device at run
-  // time. Anything else answering Unsupported is a failed check (check_run records the status).
-  if (s.code() == StatusCode::kUnsupported && backend == Backend::kCuda) {
+  // time, and external ops may not have the op or dtype. Anything else answering Unsupported
+  // is a failed check (check_run records the status).
+  if (s.code() == StatusCode::kUnsupported &&
+      (backend == Backend::kCuda || options.external != nullptr)) {
     result.unsupported = s.message();
     return result;
   }
@@ -437,7 +454,7 @@ CaseResult run_case(Backend backend, DType dtype, const Case& c, const RunOption
     checks.push_back(
         compare_output(fwd, rstd_name, f.rstd.cview(), rstd, tol(Output::kStats), false));
   }
-  check_run(backend, c, fwd, s, false, dtype, &checks);
+  check_run(backend, c, fwd, s, false, dtype, options, f.findings, &checks);
 
   // Backward on the reference statistics as a forward saves them (and the reference's h), then
   // on the forward's own.
@@ -475,7 +492,7 @@ CaseResult run_case(Backend backend, DType dtype, const Case& c, const RunOption
         checks.push_back(
             compare_output(bwd, "dbeta", b.dbeta.cview(), dbeta, tol(Output::kDParams), true));
     }
-    check_run(backend, c, bwd, bs, true, dtype, &checks);
+    check_run(backend, c, bwd, bs, true, dtype, options, b.findings, &checks);
   }
   return result;
 }

@@ -4,12 +4,14 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <utility>
 #include <vector>
 
 #include "common/compare.h"
 #include "harness/conformance/tolerance.h"
+#include "norm_args.h"
 #include "tilenorm/layernorm.h"
 #include "tilenorm/rmsnorm.h"
 
@@ -102,9 +104,23 @@ struct CaseResult {
   bool pass() const;
 };
 
+// Ops from outside the library that run_case drives in place of the backend's, with that
+// backend's tolerance bands (`tilenorm verify --tt-kernels DIR`: tt-train's kernels). Each fills
+// the outputs, *path and *findings (the sanitizer's reports, one line each; any fails the
+// direction). Unsupported from the forward skips the case with its message.
+struct ExternalOps {
+  std::function<Status(const Case&, const NormForwardArgs&, const NormForwardOutputs&,
+                       std::string* path, std::vector<std::string>* findings)>
+      forward;
+  std::function<Status(const Case&, const NormBackwardArgs&, const NormBackwardOutputs&,
+                       std::string* path, std::vector<std::string>* findings)>
+      backward;
+};
+
 struct RunOptions {
   int threads = 0;           // cpu backend threads, 0 = all
   uint32_t tile_l1_kib = 0;  // non-zero: every tile case on this L1 instead of the case's
+  const ExternalOps* external = nullptr;  // non-null: these ops instead of the backend's
 };
 
 // Forward against the reference; backward on the reference statistics (rounded to the stat

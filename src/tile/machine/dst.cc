@@ -152,11 +152,22 @@ void tile_regs_commit(SrcLoc loc) {
   d.acquired = false;
   d.committed = std::min(d.committed + 1, d.sections);
   if (d.sections == 2) d.math_section ^= 1u;
+  if (d.wait_pending) {
+    d.wait_pending = false;
+    d.waited = true;
+  }
 }
 
 void tile_regs_wait(SrcLoc loc) {
   KernelRuntime& k = current();
   Dst& d = compute_dst(k, "tile_regs_wait", loc);
+  // wait before commit: on hardware the packer's wait and the math engine's commit run on
+  // different threads, so a wait written before the commit of an acquired section returns once
+  // that commit comes.
+  if (d.committed == 0 && d.acquired) {
+    d.wait_pending = true;
+    return;
+  }
   if (d.committed == 0) {
     protocol_error("tile_regs_wait", loc,
                    "tile_regs_wait with no committed section: would block forever", true);

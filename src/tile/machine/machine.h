@@ -107,6 +107,9 @@ struct Dst {
   uint32_t sections = 2;  // 2 half-sync, 1 full-sync
   bool acquired = false;
   bool waited = false;
+  // The packer's tile_regs_wait ran while the math engine still held its section uncommitted
+  // (the threads' calls in source order: wait, then commit); the next commit satisfies it.
+  bool wait_pending = false;
   uint32_t committed = 0;  // sections committed and not yet released
   uint32_t math_section = 0;
   uint32_t pack_section = 0;

@@ -5,13 +5,14 @@
 
 #include <fmt/format.h>
 
-#include <bit>
 #include <filesystem>
 #include <limits>
 #include <map>
 #include <utility>
 
 #include "tile/tt/host_internal.h"
+#include "tile/tt/norm_family.h"
+#include "tile/tt/program_utils.h"
 
 namespace tilenorm::tt {
 
@@ -39,13 +40,6 @@ enum : uint8_t {
   kScaledDyGammaXnormSumCb = 14,  // s2 = (1/C) Σ dy·γ·x̂, fp32
 };
 
-// Upstream's pack_two_bfloat16_to_uint32: the float's upper 16 bits (bf16 by truncation) in both
-// halves of the word. Truncating 1/C is one of the report's defects; it is kept.
-uint32_t pack_two_bfloat16_to_uint32(float value) {
-  const uint32_t bf16 = std::bit_cast<uint32_t>(value) >> 16;
-  return bf16 | (bf16 << 16);
-}
-
 // Upstream's fits_in_l1_check: every CB of the fit path against L1 above the allocator base.
 bool fits_in_l1(const Device& device, uint32_t wt, uint32_t wt_blocks) {
   const uint64_t bf16 = tile_size(DataFormat::Float16_b), fp32 = tile_size(DataFormat::Float32);
@@ -58,25 +52,10 @@ bool fits_in_l1(const Device& device, uint32_t wt, uint32_t wt_blocks) {
   return rows + x_hat + singles + outputs + sums <= available;
 }
 
-void create_cb(Program& program, const CoreRangeSet& cores, uint8_t index, DataFormat format,
-               uint32_t num_tiles) {
-  const uint32_t page = tile_size(format);
-  CreateCircularBuffer(
-      program, cores,
-      CircularBufferConfig(num_tiles * page, {{index, format}}).set_page_size(index, page));
-}
-
 }  // namespace
 
 Status check_layernorm_bw_kernels(const std::string& root) {
-  for (const char* path :
-       {kLayerNormBwReaderPath, kLayerNormBwComputePath, kLayerNormBwWriterPath}) {
-    const std::filesystem::path p = std::filesystem::path(root) / path;
-    if (!std::filesystem::is_regular_file(p))
-      return Status::invalid_argument(fmt::format(
-          "{} does not hold tt-train's layernorm_bw kernels ({} not found)", root, p.string()));
-  }
-  return {};
+  return check_tt_norm_kernels(root, TtNormOp::kLayerNormBw);
 }
 
 Status create_layernorm_bw_program(const Device& device, const LayerNormBwShape& shape,
@@ -174,57 +153,22 @@ Status create_layernorm_bw_program(const Device& device, const LayerNormBwShape&
 
 Status run_layernorm_bw(Device& device, const tile::ReportBackwardInputs& in,
                         tile::ReportBackwardResult* out) {
-  if (in.rows <= 0 || in.C <= 0 || in.rows > std::numeric_limits<uint32_t>::max() ||
-      in.C > std::numeric_limits<uint32_t>::max())
-    return Status::invalid_argument(
-        fmt::format("layernorm_bw: shape [{}, {}] (both in 1..2^32 - 1)", in.rows, in.C));
-  tile::Device& m = machine(device);
-  const uint64_t mark = m.dram_mark();
-  const uint32_t row_tiles = uint32_t((in.rows + kTile - 1) / kTile);
-  const uint32_t Wt = uint32_t((in.C + kTile - 1) / kTile);
-  const uint32_t bf16_page = tile_size(DataFormat::Float16_b);
-  auto create = [&](uint32_t pages, Buffer* buffer) {
-    return device.CreateBuffer({pages * bf16_page, bf16_page, DataFormat::Float16_b}, buffer);
-  };
-  Buffer x, dy, gamma, mean, rstd, dx, dgamma, dbeta;
-  Status s;
-  for (Buffer* buffer : {&x, &dy, &dx, &dgamma, &dbeta})
-    if (s.ok()) s = create(row_tiles * Wt, buffer);
-  if (s.ok()) s = create(Wt, &gamma);
-  if (s.ok()) s = create(row_tiles, &mean);
-  if (s.ok()) s = create(row_tiles, &rstd);
-  if (s.ok()) s = device.WriteTiles(x, in.x, in.rows, in.C);
-  if (s.ok()) s = device.WriteTiles(dy, in.dy, in.rows, in.C);
-  if (s.ok()) s = device.WriteTiles(gamma, in.gamma, 1, in.C);
-  if (s.ok()) s = device.WriteTiles(mean, in.mean, in.rows, 1);
-  if (s.ok()) s = device.WriteTiles(rstd, in.rstd, in.rows, 1);
-  LayerNormBwProgram p;
-  if (s.ok())
-    s = create_layernorm_bw_program(device, {1, 1, uint32_t(in.rows), uint32_t(in.C)},
-                                    {&x, &gamma, &mean, &rstd, &dy, &dx, &dgamma, &dbeta}, &p);
-  out->fit = p.everything_fits_in_l1;
+  TtNormOutputs o;
+  const Status s = run_tt_norm_op(device, TtNormOp::kLayerNormBw,
+                                  {.rows = in.rows,
+                                   .C = in.C,
+                                   .x = in.x,
+                                   .dy = in.dy,
+                                   .gamma = in.gamma,
+                                   .mean = in.mean,
+                                   .rstd = in.rstd},
+                                  &o);
+  out->fit = o.plan.everything_fits_in_l1;
   out->program_cache_hit = false;
-  if (s.ok()) {
-    RunReport report;
-    s = RunProgram(device, p.program, &report);
-    out->run = m.last_run();
-  }
-  if (s.ok()) {
-    out->dx.resize(size_t(in.rows * in.C));
-    s = device.ReadTiles(dx, in.rows, in.C, out->dx.data());
-  }
-  if (s.ok()) {
-    // The host's reduction of the full-size components over rows (upstream: ttnn::sum).
-    std::vector<float> comp(size_t(in.rows * in.C));
-    out->dgamma.assign(size_t(in.C), 0.0);
-    out->dbeta.assign(size_t(in.C), 0.0);
-    for (auto [buffer, sum] : {std::pair{&dgamma, &out->dgamma}, std::pair{&dbeta, &out->dbeta}}) {
-      if (s.ok()) s = device.ReadTiles(*buffer, in.rows, in.C, comp.data());
-      for (int64_t r = 0; r < in.rows && s.ok(); ++r)
-        for (int64_t c = 0; c < in.C; ++c) (*sum)[size_t(c)] += comp[size_t(r * in.C + c)];
-    }
-  }
-  m.free_buffers_since(mark);
+  out->run = machine(device).last_run();
+  out->dx = std::move(o.dx);
+  out->dgamma = std::move(o.dgamma);
+  out->dbeta = std::move(o.dbeta);
   return s;
 }
 

@@ -47,6 +47,15 @@ inline void noc_async_write_page(uint32_t page_id, const TensorAccessor& s, uint
                                  uint32_t offset = 0, SrcLoc loc = SrcLoc::current()) {
   detail::noc_write_bytes(l1_addr, s.get_noc_addr(page_id, offset), s.page_size, loc);
 }
+// tt-metal's tile-named forms over an accessor (interleaved tile pages): the same transfers.
+inline void noc_async_read_tile(uint32_t tile_id, const TensorAccessor& s, uint32_t l1_addr,
+                                uint32_t offset = 0, SrcLoc loc = SrcLoc::current()) {
+  noc_async_read_page(tile_id, s, l1_addr, offset, loc);
+}
+inline void noc_async_write_tile(uint32_t tile_id, const TensorAccessor& s, uint32_t l1_addr,
+                                 SrcLoc loc = SrcLoc::current()) {
+  noc_async_write_page(tile_id, s, l1_addr, 0, loc);
+}
 // NoC transfers by address; the tile machine models whole pages (offset 0, size = page size).
 inline void noc_async_read(uint64_t src_noc_addr, uint32_t dst_l1_addr, uint32_t size,
                            SrcLoc loc = SrcLoc::current()) {

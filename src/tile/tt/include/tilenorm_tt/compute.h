@@ -91,3 +91,31 @@ using tilenorm::tile::tile_regs_release;
 using tilenorm::tile::tile_regs_wait;
 using tilenorm::tile::unary_bcast;
 using tilenorm::tile::unary_bcast_init;
+
+// The oldest compute dialect's reduce forwarders: reduce_init_delta is the reduce's init (the
+// machine has no unpacker state to keep), reduce_revert_delta its uninit. As in tt-metal, the
+// pool and dimension default to the REDUCE_OP / REDUCE_DIM defines when the host sets them.
+#if defined(REDUCE_OP) && defined(REDUCE_DIM)
+template <bool kAtStart, PoolType kPool = REDUCE_OP, ReduceDim kDim = REDUCE_DIM>
+#else
+template <bool kAtStart, PoolType kPool, ReduceDim kDim>
+#endif
+inline void reduce_init_delta(uint32_t icb, uint32_t icb_scaler, uint32_t ocb) {
+  reduce_init<kPool, kDim>(icb, icb_scaler, ocb);
+}
+#if defined(REDUCE_DIM)
+template <ReduceDim kDim = REDUCE_DIM>
+#else
+template <ReduceDim kDim>
+#endif
+inline void reduce_revert_delta(uint32_t /*ocb*/) {
+  reduce_uninit();
+}
+
+// The older matmul_tiles with the transpose of B per call (the newer API sets it at init).
+inline void matmul_tiles(uint32_t in0_cb, uint32_t in1_cb, uint32_t i0, uint32_t i1, uint32_t idst,
+                         uint32_t transpose,
+                         tilenorm::tile::SrcLoc loc = tilenorm::tile::SrcLoc::current()) {
+  tilenorm::tile::mm_init_short(in0_cb, in1_cb, transpose);
+  tilenorm::tile::matmul_tiles(in0_cb, in1_cb, i0, i1, idst, loc);
+}
