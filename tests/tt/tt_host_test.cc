@@ -1,5 +1,6 @@
 // The tt-metal style host API: work split in tt-metal's column-major core order, a program of
-// dialect kernels given by path, builder errors, and findings at the kernel's own file and line.
+// dialect kernels given by path, builder errors, findings at the kernel's own file and line, and
+// the oldest and newest compute dialects' forwarders on kernels of their own generation.
 
 #include <gtest/gtest.h>
 #include <stdlib.h>
@@ -182,6 +183,142 @@ TEST_F(TtHostRun, AFindingNamesTheKernelsOwnFileAndLine) {
   EXPECT_EQ(fs::path(f.file).filename(), "compute_nested_acquire.cpp");
   EXPECT_EQ(f.line, 8u);
   EXPECT_EQ(f.core, (CoreCoord{0, 0}));
+}
+
+// The compute dialects' generations: a compute kernel between reader_two (a and b, tile i of
+// each, and the scaler tile) and writer_pages with tile-named writes (4 output tiles per input
+// tile), on one core.
+class TtDialectRun : public TtHostRun {
+ protected:
+  static constexpr uint32_t kTiles = 2;
+  // a and b are multiples of 1/8 in [-4, 4): every product, sum and matmul below is exact in
+  // fp32, so the expectations are exact.
+  void SetUp() override {
+    TtHostRun::SetUp();
+    a_.resize(kTiles * 1024);
+    b_.resize(kTiles * 1024);
+    for (size_t i = 0; i < a_.size(); ++i) {
+      a_[i] = float(int(i * 7 % 61) - 30) / 8.0f;
+      b_[i] = float(int(i * 13 % 59) - 29) / 8.0f;
+    }
+  }
+  // Element (r, c) of tile t of a row-major [32, 32 * tiles] matrix.
+  static float at(const std::vector<float>& m, uint32_t tiles, uint32_t t, uint32_t r, uint32_t c) {
+    return m[size_t{r} * 32 * tiles + 32 * t + c];
+  }
+  Status run(const std::string& compute, const Defines& defines, RunReport* report) {
+    Device device({.kernel_root = dir_});
+    Program program = CreateProgram();
+    Buffer a, b, out;
+    TN_RETURN_IF_ERROR(device.CreateBuffer({kTiles * 2048, 2048, DataFormat::Float16_b}, &a));
+    TN_RETURN_IF_ERROR(device.CreateBuffer({kTiles * 2048, 2048, DataFormat::Float16_b}, &b));
+    TN_RETURN_IF_ERROR(device.CreateBuffer({4 * kTiles * 4096, 4096, DataFormat::Float32}, &out));
+    TN_RETURN_IF_ERROR(device.WriteTiles(a, a_.data(), 32, 32 * kTiles));
+    TN_RETURN_IF_ERROR(device.WriteTiles(b, b_.data(), 32, 32 * kTiles));
+    const CoreRange core({0, 0});
+    for (uint32_t cb : {0u, 1u}) {
+      CreateCircularBuffer(
+          program, core,
+          CircularBufferConfig(2 * 2048, {{cb, DataFormat::Float16_b}}).set_page_size(cb, 2048));
+    }
+    CreateCircularBuffer(
+        program, core,
+        CircularBufferConfig(2048, {{2, DataFormat::Float16_b}}).set_page_size(2, 2048));
+    CreateCircularBuffer(
+        program, core,
+        CircularBufferConfig(4 * 4096, {{16, DataFormat::Float32}}).set_page_size(16, 4096));
+    std::vector<uint32_t> reader_ct{kTiles};
+    TensorAccessorArgs(b).append_to(reader_ct);
+    std::vector<uint32_t> writer_ct{4 * kTiles};
+    TensorAccessorArgs(out).append_to(writer_ct);
+    const KernelHandle r = CreateKernel(program, kKernels + "/reader_two.cpp", core,
+                                        ReaderDataMovementConfig(reader_ct));
+    CreateKernel(
+        program, kKernels + "/" + compute, core,
+        ComputeConfig{.fp32_dest_acc_en = true, .compile_args = {kTiles}, .defines = defines});
+    const KernelHandle w = CreateKernel(program, kKernels + "/writer_pages.cpp", core,
+                                        WriterDataMovementConfig(writer_ct, {{"TILE_NAMED", "1"}}));
+    SetRuntimeArgs(program, r, {0, 0}, {a.address(), b.address()});
+    SetRuntimeArgs(program, w, {0, 0}, {out.address()});
+    TN_RETURN_IF_ERROR(RunProgram(device, program, report));
+    out_.resize(4 * kTiles * 1024);
+    return device.ReadTiles(out, 32, 32 * 4 * kTiles, out_.data());
+  }
+  // Output tile `k` of input tile t.
+  float out(uint32_t t, uint32_t k, uint32_t r, uint32_t c) const {
+    return at(out_, 4 * kTiles, 4 * t + k, r, c);
+  }
+  float a(uint32_t t, uint32_t r, uint32_t c) const { return at(a_, kTiles, t, r, c); }
+  float b(uint32_t t, uint32_t r, uint32_t c) const { return at(b_, kTiles, t, r, c); }
+  // (a_t · b_tᵀ)[r][c]
+  float a_bt(uint32_t t, uint32_t r, uint32_t c) const {
+    double s = 0;
+    for (uint32_t k = 0; k < 32; ++k) s += double(a(t, r, k)) * b(t, c, k);
+    return float(s);
+  }
+  std::vector<float> a_, b_, out_;
+};
+
+const Defines kReduceDefines = {{"REDUCE_OP", "PoolType::SUM"},
+                                {"REDUCE_DIM", "ReduceDim::REDUCE_ROW"}};
+
+TEST_F(TtDialectRun, OldestComputeDialectForwardsToTheMachine) {
+  RunReport report;
+  const Status st = run("compute_oldest.cpp", kReduceDefines, &report);
+  ASSERT_TRUE(st.ok()) << st.message();
+  for (const Finding& f : report.findings) ADD_FAILURE() << f.kind << " " << f.message;
+  for (uint32_t t = 0; t < kTiles; ++t) {
+    for (uint32_t r = 0; r < 32; ++r) {
+      float row_sum = 0;
+      for (uint32_t c = 0; c < 32; ++c) {
+        ASSERT_EQ(out(t, 0, r, c), a(t, r, c) * b(t, r, c)) << t << " " << r << " " << c;
+        ASSERT_EQ(out(t, 1, r, c), a(t, r, c) + b(t, r, c)) << t << " " << r << " " << c;
+        ASSERT_EQ(out(t, 2, r, c), a_bt(t, r, c)) << t << " " << r << " " << c;
+        row_sum += a(t, r, c);
+      }
+      ASSERT_EQ(out(t, 3, r, 0), row_sum) << t << " " << r;
+    }
+  }
+}
+
+TEST_F(TtDialectRun, AMathOpAfterAPackOfAnAcquireDstSectionIsReported) {
+  RunReport report;
+  Defines defines = kReduceDefines;
+  defines["MATH_AFTER_PACK"] = "1";
+  ASSERT_TRUE(run("compute_oldest.cpp", defines, &report).ok());
+  uint32_t line = 0, n = 0;
+  std::ifstream in(kKernels + "/compute_oldest.cpp");
+  for (std::string s; std::getline(in, s);) {
+    ++n;
+    if (s.find("line: math-after-pack") != std::string::npos) line = n;
+  }
+  bool found = false;
+  for (const Finding& f : report.findings) {
+    if (f.kind == "dst-protocol" && f.line == line &&
+        fs::path(f.file).filename() == "compute_oldest.cpp") {
+      found = true;
+    }
+  }
+  EXPECT_TRUE(found) << "no dst-protocol finding at compute_oldest.cpp:" << line;
+  // The first section's pack ran before the op: a * b as without it.
+  EXPECT_EQ(out(0, 0, 5, 7), a(0, 5, 7) * b(0, 5, 7));
+}
+
+TEST_F(TtDialectRun, NewestComputeDialectForwardsToTheMachine) {
+  RunReport report;
+  const Status st = run("compute_newest.cpp", {}, &report);
+  ASSERT_TRUE(st.ok()) << st.message();
+  for (const Finding& f : report.findings) ADD_FAILURE() << f.kind << " " << f.message;
+  for (uint32_t t = 0; t < kTiles; ++t) {
+    for (uint32_t r = 0; r < 32; ++r) {
+      for (uint32_t c = 0; c < 32; ++c) {
+        ASSERT_EQ(out(t, 0, r, c), a(t, r, c) * b(t, 0, c)) << t << " " << r << " " << c;
+        ASSERT_EQ(out(t, 1, r, c), a(t, r, c)) << t << " " << r << " " << c;
+        ASSERT_EQ(out(t, 2, r, c), a_bt(t, r, c)) << t << " " << r << " " << c;
+        ASSERT_EQ(out(t, 3, r, c), a(t, r, c) - b(t, r, 0)) << t << " " << r << " " << c;
+      }
+    }
+  }
 }
 
 }  // namespace

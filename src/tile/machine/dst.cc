@@ -20,7 +20,7 @@ namespace detail {
 void reset_dst(Dst& d, const ComputeConfig& config) {
   d.capacity = (config.fp32_dest_acc_en ? 4u : 8u) * (config.dst_full_sync_en ? 2u : 1u);
   d.sections = config.dst_full_sync_en ? 1u : 2u;
-  d.acquired = d.waited = false;
+  d.acquired = d.waited = d.wait_pending = d.both_threads = d.both_packed = false;
   d.committed = d.math_section = d.pack_section = 0;
   d.cycle = d.section_cycle[0] = d.section_cycle[1] = 0;
   // Firmware clears dst before a kernel starts, so the first acquire also reads zeros. Dst starts
@@ -40,6 +40,12 @@ uint32_t dst_slot(KernelRuntime& k, uint32_t idst, bool math, const char* op, co
     if (math && !d.acquired) {
       raise(ReportKind::kDstOpOutsideAcquire, op, -1, int(idst), loc,
             "dst op outside tile_regs_acquire ... tile_regs_commit");
+    }
+    if (math && d.both_packed && std::strcmp(op, "pack_tile") != 0) {
+      raise(ReportKind::kDstProtocol, op, -1, int(idst), loc,
+            "dst op after a pack_tile of the same acquire_dst section: on hardware the packer "
+            "waits for release_dst, so that pack would see this op's result; here it ran at "
+            "its call");
     }
     if (idst >= d.capacity) {
       raise(ReportKind::kDstSlotOverCapacity, op, -1, int(idst), loc,
@@ -199,6 +205,25 @@ void tile_regs_release(SrcLoc loc) {
   if (d.sections == 2) d.pack_section ^= 1u;
 }
 
+void acquire_dst(SrcLoc loc) {
+  tile_regs_acquire(loc);
+  Dst& d = dst_of(current());
+  d.both_threads = true;
+  d.both_packed = false;
+}
+
+void release_dst(SrcLoc loc) {
+  KernelRuntime& k = current();
+  Dst& d = compute_dst(k, "release_dst", loc);
+  if (!d.both_threads) {
+    protocol_error("release_dst", loc, "release_dst without acquire_dst", true);
+  }
+  tile_regs_commit(loc);
+  d.waited = true;  // the packer's wait returned at the math engine's release
+  d.both_threads = d.both_packed = false;
+  tile_regs_release(loc);
+}
+
 void detail::pack_tile_at(uint32_t idst, uint32_t ocb, uint32_t index, bool out_of_order,
                           bool index_given, SrcLoc loc) {
   KernelRuntime& k = current();
@@ -215,12 +240,15 @@ void detail::pack_tile_at(uint32_t idst, uint32_t ocb, uint32_t index, bool out_
     }
     ++cbs.pack_pos;
   }
-  if (k.core->sanitize && !d.waited) {
+  // In an acquire_dst section the pack reads the section the math engine holds.
+  const bool both = d.both_threads && d.acquired;
+  if (k.core->sanitize && !d.waited && !both) {
     raise(ReportKind::kDstPackBeforeCommit, "pack_tile", int(ocb), int(idst), loc,
           "pack_tile before tile_regs_commit + tile_regs_wait: the packer may read a section "
           "the math engine is still writing");
   }
-  const uint32_t phys = dst_slot(k, idst, false, "pack_tile", loc);
+  const uint32_t phys = dst_slot(k, idst, both, "pack_tile", loc);
+  if (both) d.both_packed = true;
   if (k.core->sanitize) note_read(k, phys, idst, "pack_tile", loc);
   CbState* c = nullptr;
   uint8_t* p = const_cast<uint8_t*>(cb_page(k, ocb, out_tile_index, true, "pack_tile", loc, &c));

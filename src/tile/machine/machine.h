@@ -110,6 +110,11 @@ struct Dst {
   // The packer's tile_regs_wait ran while the math engine still held its section uncommitted
   // (the threads' calls in source order: wait, then commit); the next commit satisfies it.
   bool wait_pending = false;
+  // The section was taken by acquire_dst, the older API that acquires for the math engine and
+  // the packer at once: its packs are legal before release_dst (the packer waits for the math
+  // engine's release), and `both_packed` marks that one has run.
+  bool both_threads = false;
+  bool both_packed = false;
   uint32_t committed = 0;  // sections committed and not yet released
   uint32_t math_section = 0;
   uint32_t pack_section = 0;

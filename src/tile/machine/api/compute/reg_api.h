@@ -13,4 +13,11 @@ void tile_regs_commit(SrcLoc loc = SrcLoc::current());
 void tile_regs_wait(SrcLoc loc = SrcLoc::current());
 void tile_regs_release(SrcLoc loc = SrcLoc::current());
 
+// The older protocol: acquire_dst takes the section for the math engine and the packer at once
+// (tile_regs_acquire, and the packer's wait for the math engine's release), so packs may follow
+// the math ops before release_dst, which commits and releases. A math op after a pack of the
+// same section is reported: on hardware that pack runs after release_dst and sees the op.
+void acquire_dst(SrcLoc loc = SrcLoc::current());
+void release_dst(SrcLoc loc = SrcLoc::current());
+
 }  // namespace tilenorm::tile
