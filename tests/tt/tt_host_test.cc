@@ -185,6 +185,29 @@ TEST_F(TtHostRun, AFindingNamesTheKernelsOwnFileAndLine) {
   EXPECT_EQ(f.core, (CoreCoord{0, 0}));
 }
 
+TEST_F(TtHostRun, DprintGoesToTheRunsLogWhenAskedFor) {
+  for (const bool keep : {true, false}) {
+    Device device({.kernel_root = dir_, .dprint = keep});
+    Program p = CreateProgram();
+    const CoreRangeSet cores(std::vector<CoreRange>{CoreRange({0, 0}), CoreRange({1, 0})});
+    const KernelHandle k =
+        CreateKernel(p, kKernels + "/dprint_values.cpp", cores, ReaderDataMovementConfig());
+    SetRuntimeArgs(p, k, {0, 0}, {7});
+    SetRuntimeArgs(p, k, {1, 0}, {8});
+    RunReport report;
+    ASSERT_TRUE(RunProgram(device, p, &report).ok());
+    EXPECT_TRUE(report.findings.empty());
+    const std::string expected = keep ? "core (x=0, y=0) reader: n=7 half=0.5 -3\n"
+                                        "core (x=0, y=0) reader: <tile 1 of CB 0: not printed>\n"
+                                        "core (x=0, y=0) reader: unended\n"
+                                        "core (x=1, y=0) reader: n=8 half=0.5 -3\n"
+                                        "core (x=1, y=0) reader: <tile 1 of CB 0: not printed>\n"
+                                        "core (x=1, y=0) reader: unended\n"
+                                      : "";
+    EXPECT_EQ(report.dprint, expected);
+  }
+}
+
 // The compute dialects' generations: a compute kernel between reader_two (a and b, tile i of
 // each, and the scaler tile) and writer_pages with tile-named writes (4 output tiles per input
 // tile), on one core.

@@ -117,6 +117,9 @@ struct DeviceConfig {
   // Relative kernel paths resolve against this folder (tt-metal's root); it is also on the
   // kernels' include path, so "tt-train/sources/..." includes resolve.
   std::string kernel_root;
+  // Kernels' DPRINT output is kept in RunReport::dprint; false discards it, as tt-metal does
+  // when no core is named for printing.
+  bool dprint = false;
 };
 
 class Device;
@@ -159,6 +162,9 @@ struct RunReport {
   uint32_t kernels_compiled = 0;  // JIT compiles of this run (0 when every kernel was cached)
   uint32_t kernels_cached = 0;
   double compile_seconds = 0.0;
+  // With DeviceConfig::dprint, the kernels' DPRINT lines: each core's in core order, each
+  // prefixed by the core and kernel kind ("core (x=0, y=0) compute: ...").
+  std::string dprint;
 };
 
 // The kernels' view of the whole program, built by the calls below.

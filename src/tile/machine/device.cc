@@ -609,6 +609,13 @@ Status Device::run(const Program& program) {
       status = Status::internal("tile machine: " + core->reports[core->fatal_report].to_string());
     }
     for (SanitizerReport& r : core->reports) last_run_.reports.push_back(std::move(r));
+    last_run_.dprint += core->dprint;
+    for (const detail::KernelRuntime& k : core->kernels) {
+      if (!k.dprint_line.empty()) {  // a print the kernel did not end with a newline
+        last_run_.dprint += fmt::format("core {} {}: {}\n", core->core.to_string(),
+                                        kernel_kind_name(k.kind), k.dprint_line);
+      }
+    }
     last_run_.dropped_reports += core->dropped_reports;
     if (core->dropped_reports > 0 && config_.sanitizer == SanitizerMode::kWarn &&
         config_.print_warnings) {

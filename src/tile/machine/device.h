@@ -76,6 +76,9 @@ struct DeviceConfig {
   // How a row reduce writes the dst tile (see ReduceRowDst); kColumn keeps the tile ops' results.
   ReduceRowDst reduce_row = ReduceRowDst::kColumn;
   int host_threads = 0;  // 0: std::thread::hardware_concurrency(); results never depend on it
+  // Kernels' debug prints (dprint_write, tt-metal's DPRINT) are kept in RunResult::dprint;
+  // false discards them.
+  bool dprint = false;
 
   bool operator==(const DeviceConfig&) const = default;
 };

@@ -7,6 +7,7 @@
 
 #include <cstring>
 
+#include "tile/machine/api/dprint.h"
 #include "tile/machine/api/tensor_accessor.h"
 #include "tile/machine/machine.h"
 
@@ -162,4 +163,17 @@ void noc_write_bytes(uint32_t l1_addr, uint64_t noc_addr, uint32_t bytes, SrcLoc
 }
 
 }  // namespace detail
+bool dprint_enabled() { return running_kernel().core->config->dprint; }
+
+void dprint_write(std::string_view text) {
+  detail::KernelRuntime& k = running_kernel();
+  if (!k.core->config->dprint) return;
+  for (size_t nl; (nl = text.find('\n')) != std::string_view::npos; text.remove_prefix(nl + 1)) {
+    k.core->dprint += fmt::format("core {} {}: {}{}\n", k.core->core.to_string(),
+                                  kernel_kind_name(k.kind), k.dprint_line, text.substr(0, nl));
+    k.dprint_line.clear();
+  }
+  k.dprint_line += text;
+}
+
 }  // namespace tilenorm::tile

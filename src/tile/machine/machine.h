@@ -195,6 +195,7 @@ struct KernelRuntime {
   // Compute state.
   bool acc_to_dest = false;
   bool mm_transpose = false;
+  std::string dprint_line;  // debug print text since the kernel's last newline
 };
 
 struct CoreRuntime {
@@ -215,6 +216,7 @@ struct CoreRuntime {
   bool stopping = false;  // an error ended this core; unwinding fibers
   std::vector<SanitizerReport> reports;  // at most kMaxReportsPerCore
   uint64_t dropped_reports = 0;          // reports raised past that limit
+  std::string dprint;                    // the kernels' whole debug print lines, prefixed
   CoreCounters counters;
   std::vector<uint64_t> bank_bytes;
   std::string internal_error;

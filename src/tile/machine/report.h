@@ -132,6 +132,9 @@ struct RunResult {
   std::vector<SanitizerReport> reports;
   uint64_t dropped_reports = 0;  // reports past the 256 of a core, counted but not kept
   Counters counters;
+  // With DeviceConfig::dprint, the kernels' debug prints: each core's lines in core order, each
+  // prefixed by the core and kernel kind ("core (x=0, y=0) compute: ...").
+  std::string dprint;
   bool ok() const;  // no report at all, kept or dropped
   // Reports of one kind (tests assert on these).
   std::vector<const SanitizerReport*> of_kind(ReportKind kind) const;

@@ -217,6 +217,7 @@ static tile::DeviceConfig machine_config(const DeviceConfig& c) {
                                                       : tile::SanitizerMode::kError;
   m.print_warnings = false;  // findings go to the RunReport
   m.repeat_reports = false;  // one per (kind, op, line) and core: a loop cannot crowd them out
+  m.dprint = c.dprint;
   return m;
 }
 
@@ -307,6 +308,7 @@ Status RunProgram(Device& device, const Program& program, RunReport* report) {
                                 r.line,
                                 r.message});
   report->dropped_findings = result.dropped_reports;
+  report->dprint = result.dprint;
   return run;
 }
 
