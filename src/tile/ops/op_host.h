@@ -287,7 +287,7 @@ Status run_program(Device& device, uint64_t key, const TilePlan& plan,
     program.set_runtime_args(writer, core, args.writer);
   }
   TN_RETURN_IF_ERROR(cached.ready());
-  const Status run =
+  Status run =
       run_and_read_back(device, program, cached.hit(), plan, floor_bytes, outputs, info);
   if (run.ok()) cached.succeeded();
   return run;
