@@ -180,6 +180,27 @@ struct Backward {
   Tensor dx, dgamma, dbeta;
 };
 
+// The tile op `run` on the case's machine; *path = the path it took.
+template <typename Args, typename Outputs>
+Status run_tile(Status (*run)(const Args&, const Outputs&, const tile::TileOpConfig&,
+                              tile::TileOpInfo*),
+                const Args& a, const Outputs& o, const Case& c, const RunOptions& options,
+                std::string* path) {
+  tile::TileOpInfo info;
+  const Status s = run(a, o, tile_config(c, options), &info);
+  *path = info.path;
+  return s;
+}
+
+// `run` through the public API with the run's options; *path = the path the backend reports.
+template <typename Run>
+Status run_api(const RunOptions& options, std::string* path, Run run) {
+  RunReport report;
+  const Status s = run(NormOptions{options.threads, &report});
+  *path = report.path;
+  return s;
+}
+
 // Runs the forward; *path = the path the backend reports.
 Status run_forward(Backend backend, const Case& c, const RunOptions& options,
                    const NormForwardArgs& a, Forward* f, std::string* path) {
@@ -191,33 +212,29 @@ Status run_forward(Backend backend, const Case& c, const RunOptions& options,
           .mean = layer ? Tensor(shape.leading(), sd) : Tensor(),
           .rstd = Tensor(shape.leading(), sd),
           .h = a.residual.empty() ? Tensor() : Tensor(shape, a.x.dtype)};
-    tile::TileOpInfo info;
-    const Status s = tile::norm_forward_tile(
-        a, {.y = f->y.view(), .mean = f->mean.view(), .rstd = f->rstd.view(), .h = f->h.view()},
-        tile_config(c, options), &info);
-    *path = info.path;
-    return s;
+    const NormForwardOutputs o{
+        .y = f->y.view(), .mean = f->mean.view(), .rstd = f->rstd.view(), .h = f->h.view()};
+    return run_tile(tile::norm_forward_tile, a, o, c, options, path);
   }
-  RunReport report;
-  const NormOptions opt{options.threads, &report};
-  Status s;
-  if (layer) {
-    LayerNormForwardResult r;
-    s = layernorm_forward(
-        backend, {.x = a.x, .gamma = a.gamma, .beta = a.beta, .eps = a.eps, .residual = a.residual},
-        &r, opt);
-    *f = {.y = std::move(r.y),
-          .mean = std::move(r.mean),
-          .rstd = std::move(r.rstd),
-          .h = std::move(r.h)};
-  } else {
+  return run_api(options, path, [&](const NormOptions& opt) {
+    if (layer) {
+      LayerNormForwardResult r;
+      const Status s = layernorm_forward(
+          backend,
+          {.x = a.x, .gamma = a.gamma, .beta = a.beta, .eps = a.eps, .residual = a.residual}, &r,
+          opt);
+      *f = {.y = std::move(r.y),
+            .mean = std::move(r.mean),
+            .rstd = std::move(r.rstd),
+            .h = std::move(r.h)};
+      return s;
+    }
     RmsNormForwardResult r;
-    s = rmsnorm_forward(backend, {.x = a.x, .gamma = a.gamma, .eps = a.eps, .residual = a.residual},
-                        &r, opt);
+    const Status s = rmsnorm_forward(
+        backend, {.x = a.x, .gamma = a.gamma, .eps = a.eps, .residual = a.residual}, &r, opt);
     *f = {.y = std::move(r.y), .rstd = std::move(r.rrms), .h = std::move(r.h)};
-  }
-  *path = report.path;
-  return s;
+    return s;
+  });
 }
 
 Status run_backward(Backend backend, const Case& c, const RunOptions& options,
@@ -229,32 +246,31 @@ Status run_backward(Backend backend, const Case& c, const RunOptions& options,
     *b = {.dx = Tensor(a.x.shape, a.x.dtype),
           .dgamma = Tensor(cs, sd),
           .dbeta = layer ? Tensor(cs, sd) : Tensor()};
-    tile::TileOpInfo info;
-    const Status s = tile::norm_backward_tile(
-        a, {.dx = b->dx.view(), .dgamma = b->dgamma.view(), .dbeta = b->dbeta.view()},
-        tile_config(c, options), &info);
-    *path = info.path;
-    return s;
+    const NormBackwardOutputs o{
+        .dx = b->dx.view(), .dgamma = b->dgamma.view(), .dbeta = b->dbeta.view()};
+    return run_tile(tile::norm_backward_tile, a, o, c, options, path);
   }
-  RunReport report;
-  const NormOptions opt{options.threads, &report};
-  Status s;
-  if (layer) {
-    LayerNormBackwardResult r;
-    s = layernorm_backward(
-        backend,
-        {.x = a.x, .dy = a.dy, .gamma = a.gamma, .mean = a.mean, .rstd = a.rstd, .dh_in = a.dh_in},
-        &r, opt);
-    *b = {.dx = std::move(r.dx), .dgamma = std::move(r.dgamma), .dbeta = std::move(r.dbeta)};
-  } else {
+  return run_api(options, path, [&](const NormOptions& opt) {
+    if (layer) {
+      LayerNormBackwardResult r;
+      const Status s = layernorm_backward(backend,
+                                          {.x = a.x,
+                                           .dy = a.dy,
+                                           .gamma = a.gamma,
+                                           .mean = a.mean,
+                                           .rstd = a.rstd,
+                                           .dh_in = a.dh_in},
+                                          &r, opt);
+      *b = {.dx = std::move(r.dx), .dgamma = std::move(r.dgamma), .dbeta = std::move(r.dbeta)};
+      return s;
+    }
     RmsNormBackwardResult r;
-    s = rmsnorm_backward(backend,
-                         {.x = a.x, .dy = a.dy, .gamma = a.gamma, .rrms = a.rstd, .dh_in = a.dh_in},
-                         &r, opt);
+    const Status s = rmsnorm_backward(
+        backend, {.x = a.x, .dy = a.dy, .gamma = a.gamma, .rrms = a.rstd, .dh_in = a.dh_in}, &r,
+        opt);
     *b = {.dx = std::move(r.dx), .dgamma = std::move(r.dgamma)};
-  }
-  *path = report.path;
-  return s;
+    return s;
+  });
 }
 
 // A failed run's check, and on the tile backend a failing "path" check when the path differs
