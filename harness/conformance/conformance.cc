@@ -145,7 +145,7 @@ std::vector<Case> base_cases() {
 }
 
 // Compares one output against its reference (the compare rule of the header).
-Check compare_output(Check base, const char* name, ConstTensorView got,
+Check compare_output(Check base, const char* name, const ConstTensorView& got,
                      const std::vector<double>& ref, Tolerance tol, bool scale_by_max) {
   double scale = 1;
   if (scale_by_max)
@@ -187,7 +187,7 @@ Status run_tile(Status (*run)(const Args&, const Outputs&, const tile::TileOpCon
                 const Args& a, const Outputs& o, const Case& c, const RunOptions& options,
                 std::string* path) {
   tile::TileOpInfo info;
-  const Status s = run(a, o, tile_config(c, options), &info);
+  Status s = run(a, o, tile_config(c, options), &info);
   *path = info.path;
   return s;
 }
@@ -196,7 +196,7 @@ Status run_tile(Status (*run)(const Args&, const Outputs&, const tile::TileOpCon
 template <typename Run>
 Status run_api(const RunOptions& options, std::string* path, Run run) {
   RunReport report;
-  const Status s = run(NormOptions{options.threads, &report});
+  Status s = run(NormOptions{options.threads, &report});
   *path = report.path;
   return s;
 }

@@ -26,7 +26,7 @@ TileOpConfig backend_config(const NormOptions& options) {
 Status norm_forward(const NormForwardArgs& args, const NormForwardOutputs& out,
                     const NormOptions& options) {
   TileOpInfo info;
-  const Status s = norm_forward_tile(args, out, backend_config(options), &info);
+  Status s = norm_forward_tile(args, out, backend_config(options), &info);
   if (s.ok()) fill_run_report(info, options.report);
   return s;
 }
@@ -34,7 +34,7 @@ Status norm_forward(const NormForwardArgs& args, const NormForwardOutputs& out,
 Status norm_backward(const NormBackwardArgs& args, const NormBackwardOutputs& out,
                      const NormOptions& options) {
   TileOpInfo info;
-  const Status s = norm_backward_tile(args, out, backend_config(options), &info);
+  Status s = norm_backward_tile(args, out, backend_config(options), &info);
   if (s.ok()) fill_run_report(info, options.report);
   return s;
 }
