@@ -219,7 +219,7 @@ Status run_forward(Backend backend, const Case& c, const RunOptions& options,
   return run_api(options, path, [&](const NormOptions& opt) {
     if (layer) {
       LayerNormForwardResult r;
-      const Status s = layernorm_forward(
+      Status s = layernorm_forward(
           backend,
           {.x = a.x, .gamma = a.gamma, .beta = a.beta, .eps = a.eps, .residual = a.residual}, &r,
           opt);
@@ -230,7 +230,7 @@ Status run_forward(Backend backend, const Case& c, const RunOptions& options,
       return s;
     }
     RmsNormForwardResult r;
-    const Status s = rmsnorm_forward(
+    Status s = rmsnorm_forward(
         backend, {.x = a.x, .gamma = a.gamma, .eps = a.eps, .residual = a.residual}, &r, opt);
     *f = {.y = std::move(r.y), .rstd = std::move(r.rrms), .h = std::move(r.h)};
     return s;
@@ -253,19 +253,19 @@ Status run_backward(Backend backend, const Case& c, const RunOptions& options,
   return run_api(options, path, [&](const NormOptions& opt) {
     if (layer) {
       LayerNormBackwardResult r;
-      const Status s = layernorm_backward(backend,
-                                          {.x = a.x,
-                                           .dy = a.dy,
-                                           .gamma = a.gamma,
-                                           .mean = a.mean,
-                                           .rstd = a.rstd,
-                                           .dh_in = a.dh_in},
-                                          &r, opt);
+      Status s = layernorm_backward(backend,
+                                    {.x = a.x,
+                                     .dy = a.dy,
+                                     .gamma = a.gamma,
+                                     .mean = a.mean,
+                                     .rstd = a.rstd,
+                                     .dh_in = a.dh_in},
+                                    &r, opt);
       *b = {.dx = std::move(r.dx), .dgamma = std::move(r.dgamma), .dbeta = std::move(r.dbeta)};
       return s;
     }
     RmsNormBackwardResult r;
-    const Status s = rmsnorm_backward(
+    Status s = rmsnorm_backward(
         backend, {.x = a.x, .dy = a.dy, .gamma = a.gamma, .rrms = a.rstd, .dh_in = a.dh_in}, &r,
         opt);
     *b = {.dx = std::move(r.dx), .dgamma = std::move(r.dgamma)};
