@@ -124,6 +124,7 @@ int finish(const char* command, const CommonArgs& a, const Parsed& p, const Name
     if (t.defined()) outputs.emplace_back(name, t.cview());
   if (Status s = ensure_dir(a.out); !s.ok()) return report_error(s);
   std::vector<std::pair<std::string, ConstTensorView>> files;
+  files.reserve(outputs.size());
   for (const auto& [name, t] : outputs) files.emplace_back(a.out + "/" + name + ".npy", t);
   if (Status s = npy_write_all(files); !s.ok()) return report_error(s);
   if (a.json) {
