@@ -59,7 +59,7 @@ std::string checked(Impl& impl, const Case& c, const BenchInputs& in) {
   return verdicts[key] = v;
 }
 
-void BM_Norm(benchmark::State& state, Case c) {
+void BM_Norm(benchmark::State& state, const Case& c) {
   const BenchInputs& in = inputs_for(c.shape, c.dtype, c.op);
   std::unique_ptr<Impl> impl = make_impl(c.impl);
   std::string why;

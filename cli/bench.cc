@@ -3,6 +3,8 @@
 // table, with a progress bar on stderr.
 #include "bench.h"
 
+#include <fmt/format.h>
+
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -214,9 +216,8 @@ int run_bench(const BenchArgs& a) {
             for (const std::string& dir : a.dirs) {
               const Direction d = dir == "fwd" ? Direction::kForward : Direction::kBackward;
               for (bool cold : colds) {
-                progress.step(bench::op_name(op) + " " + name + " " + dir + " " + dtype_name(dt) +
-                              " " + shape_name(s) + " t" + std::to_string(t) +
-                              (cold ? " cold" : ""));
+                progress.step(fmt::format("{} {} {} {} {} t{}{}", bench::op_name(op), name, dir,
+                                          dtype_name(dt), shape_name(s), t, cold ? " cold" : ""));
                 Row r{bench::op_name(op),
                       name,
                       dtype_name(dt),

@@ -67,7 +67,7 @@ struct Stats {
   double min = INFINITY, max = -INFINITY, mean = 0;
   int64_t nan = 0;
 };
-Stats stats_of(ConstTensorView t) {
+Stats stats_of(const ConstTensorView& t) {
   Stats s;
   const int64_t n = t.shape.numel();
   double sum = 0;
@@ -86,7 +86,7 @@ Stats stats_of(ConstTensorView t) {
 }
 }  // namespace
 
-nlohmann::json tensor_summary(ConstTensorView t) {
+nlohmann::json tensor_summary(const ConstTensorView& t) {
   const Stats s = stats_of(t);
   nlohmann::json j;
   j["shape"] = t.shape.dims();
@@ -98,7 +98,7 @@ nlohmann::json tensor_summary(ConstTensorView t) {
   return j;
 }
 
-std::string tensor_summary_line(ConstTensorView t) {
+std::string tensor_summary_line(const ConstTensorView& t) {
   const Stats s = stats_of(t);
   std::string line = fmt::format("{} {} min {:.9g} max {:.9g} mean {:.9g}", t.shape.to_string(),
                                  dtype_name(t.dtype), s.min, s.max, s.mean);

@@ -33,8 +33,8 @@ Status parse_eps_arg(const std::string& text, double* eps);
 Status ensure_dir(const std::string& dir);
 
 // {"shape": [...], "dtype": "f32", "min": .., "max": .., "mean": .., "nan": n}
-nlohmann::json tensor_summary(ConstTensorView t);
-std::string tensor_summary_line(ConstTensorView t);  // "[100, 8192] f32 min 0 max 0 mean 0"
+nlohmann::json tensor_summary(const ConstTensorView& t);
+std::string tensor_summary_line(const ConstTensorView& t);  // "[100, 8192] f32 min 0 max 0 mean 0"
 nlohmann::json report_json(const RunReport& r);
 
 void add_forward_command(CLI::App& app);

@@ -7,7 +7,9 @@
 #include "cli_common.h"
 #include "common/npy.h"
 
-int main(int argc, char** argv) {
+namespace {
+
+int run(int argc, char** argv) {
   using namespace tilenorm::cli;
   CLI::App app{
       "tilenorm: LayerNorm / RMSNorm forward/backward on .npy tensors (backends: reference, cpu, "
@@ -44,4 +46,15 @@ int main(int argc, char** argv) {
     return kExitFailed;
   }
   return kExitOk;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  try {
+    return run(argc, argv);
+  } catch (...) {  // building the commands failed (out of memory); run() catches the rest
+    std::fprintf(stderr, "tilenorm: error: unexpected exception\n");
+    return tilenorm::cli::kExitFailed;
+  }
 }

@@ -91,9 +91,9 @@ Status name_cli_args(Status s) {
 }
 
 // One forward of `p.norm`: y, the statistics (mean and rstd, or rrms) and h with a residual.
-Status run_forward(const Parsed& p, ConstTensorView x, ConstTensorView residual,
-                   ConstTensorView gamma, ConstTensorView beta, const NormOptions& opt,
-                   Named* out) {
+Status run_forward(const Parsed& p, const ConstTensorView& x, const ConstTensorView& residual,
+                   const ConstTensorView& gamma, const ConstTensorView& beta,
+                   const NormOptions& opt, Named* out) {
   if (p.norm == Norm::kRmsNorm) {
     RmsNormForwardResult r;
     TN_RETURN_IF_ERROR(rmsnorm_forward(
@@ -119,10 +119,12 @@ Tensor take(Named& named, const std::string& name) {
 int finish(const char* command, const CommonArgs& a, const Parsed& p, const Named& named,
            const RunReport& report, double seconds) {
   std::vector<std::pair<std::string, ConstTensorView>> outputs;
+  outputs.reserve(named.size());
   for (const auto& [name, t] : named)
     if (t.defined()) outputs.emplace_back(name, t.cview());
   if (Status s = ensure_dir(a.out); !s.ok()) return report_error(s);
   std::vector<std::pair<std::string, ConstTensorView>> files;
+  files.reserve(outputs.size());
   for (const auto& [name, t] : outputs) files.emplace_back(a.out + "/" + name + ".npy", t);
   if (Status s = npy_write_all(files); !s.ok()) return report_error(s);
   if (a.json) {

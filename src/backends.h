@@ -29,10 +29,10 @@ struct CUstream_st;
 namespace tilenorm::cuda {
 class Context;
 enum class ElemType;
-Status norm_forward_device(Context& context, ElemType dtype, const NormForwardArgs& args,
-                           const NormForwardOutputs& out, CUstream_st* stream);
-Status norm_backward_device(Context& context, ElemType dtype, const NormBackwardArgs& args,
-                            const NormBackwardOutputs& out, CUstream_st* stream);
+Status norm_device(Context& context, ElemType dtype, const NormForwardArgs& args,
+                   const NormForwardOutputs& out, CUstream_st* stream);
+Status norm_device(Context& context, ElemType dtype, const NormBackwardArgs& args,
+                   const NormBackwardOutputs& out, CUstream_st* stream);
 // OK, or Unsupported naming why no device can run the kernels.
 Status device_status();
 }  // namespace tilenorm::cuda

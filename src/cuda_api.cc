@@ -64,6 +64,28 @@ cuda::ElemType elem_type(CudaDType dtype) {
 }
 #endif
 
+Status validate(const NormForwardArgs& a, const NormForwardOutputs& o, CudaDType dtype) {
+  return validate_forward(std::nullopt, a, o, x_type(dtype));
+}
+Status validate(const NormBackwardArgs& a, const NormBackwardOutputs& o, CudaDType dtype) {
+  return validate_backward(std::nullopt, a, o, x_type(dtype));
+}
+
+// The host API's checks, then the kernels on the device pointers (Unsupported in a build
+// without the backend).
+template <typename Args, typename Outputs>
+Status run_validated(CudaContext& context, CudaDType dtype, const Args& a, const Outputs& o,
+                     CUstream_st* stream) {
+  TN_RETURN_IF_ERROR(validate(a, o, dtype));
+#ifdef TILENORM_HAVE_CUDA
+  return cuda::norm_device(context.impl()->context, elem_type(dtype), a, o, stream);
+#else
+  (void)context;
+  (void)stream;
+  return check_built(Backend::kCuda);  // Unsupported
+#endif
+}
+
 }  // namespace
 
 Status cuda_available() {
@@ -76,26 +98,21 @@ Status cuda_available() {
 
 Status cuda_norm_forward(CudaContext& context, const CudaNormForwardArgs& args,
                          const CudaNormForwardOutputs& out, CUstream_st* stream) {
+  const NormForwardOutputs o{
+      .y = data(out.y), .mean = stat(out.mean), .rstd = stat(out.rstd), .h = data(out.h)};
   const NormForwardArgs a{.norm = args.norm,
                           .x = data(args.x),
                           .residual = data(args.residual),
                           .gamma = data(args.gamma),
                           .beta = data(args.beta),
                           .eps = args.eps};
-  const NormForwardOutputs o{
-      .y = data(out.y), .mean = stat(out.mean), .rstd = stat(out.rstd), .h = data(out.h)};
-  TN_RETURN_IF_ERROR(validate_forward(std::nullopt, a, o, x_type(args.dtype)));
-#ifdef TILENORM_HAVE_CUDA
-  return cuda::norm_forward_device(context.impl()->context, elem_type(args.dtype), a, o, stream);
-#else
-  (void)context;
-  (void)stream;
-  return check_built(Backend::kCuda);  // Unsupported
-#endif
+  return run_validated(context, args.dtype, a, o, stream);
 }
 
 Status cuda_norm_backward(CudaContext& context, const CudaNormBackwardArgs& args,
                           const CudaNormBackwardOutputs& out, CUstream_st* stream) {
+  const NormBackwardOutputs o{
+      .dx = data(out.dx), .dgamma = stat(out.dgamma), .dbeta = stat(out.dbeta)};
   const NormBackwardArgs a{.norm = args.norm,
                            .x = data(args.x),
                            .dy = data(args.dy),
@@ -103,16 +120,7 @@ Status cuda_norm_backward(CudaContext& context, const CudaNormBackwardArgs& args
                            .mean = stat(args.mean),
                            .rstd = stat(args.rstd),
                            .dh_in = data(args.dh_in)};
-  const NormBackwardOutputs o{
-      .dx = data(out.dx), .dgamma = stat(out.dgamma), .dbeta = stat(out.dbeta)};
-  TN_RETURN_IF_ERROR(validate_backward(std::nullopt, a, o, x_type(args.dtype)));
-#ifdef TILENORM_HAVE_CUDA
-  return cuda::norm_backward_device(context.impl()->context, elem_type(args.dtype), a, o, stream);
-#else
-  (void)context;
-  (void)stream;
-  return check_built(Backend::kCuda);  // Unsupported
-#endif
+  return run_validated(context, args.dtype, a, o, stream);
 }
 
 }  // namespace tilenorm

@@ -370,7 +370,7 @@ TEST_P(NormApiBackends, LayerNormResidualHAndDhIn) {
   const Backend b = GetParam();
   Tensors t;
   t.y.fill(NAN);
-  auto fwd = [&](ConstTensorView residual, TensorView h) {
+  auto fwd = [&](const ConstTensorView& residual, const TensorView& h) {
     return layernorm_forward(b, {t.x.cview(), t.g.cview(), {}, 1e-5, residual},
                              {t.y.view(), t.mean.view(), t.rstd.view(), h});
   };
@@ -382,7 +382,7 @@ TEST_P(NormApiBackends, LayerNormResidualHAndDhIn) {
   expect_invalid(fwd({}, t.h.view()), "h must not be given without a residual");
   EXPECT_TRUE(std::isnan(t.y.get(0))) << "a rejected call wrote y";
 
-  auto bwd = [&](ConstTensorView dh_in) {
+  auto bwd = [&](const ConstTensorView& dh_in) {
     return layernorm_backward(
         b, {t.x.cview(), t.dy.cview(), t.g.cview(), t.stat.cview(), t.stat.cview(), dh_in},
         {t.dx.view(), t.dg.view(), t.db.view()});
@@ -394,7 +394,7 @@ TEST_P(NormApiBackends, LayerNormResidualHAndDhIn) {
 TEST_P(NormApiBackends, RmsNormRrmsResidualAndDhIn) {
   const Backend b = GetParam();
   Tensors t;
-  auto fwd = [&](ConstTensorView residual, TensorView rrms, TensorView h) {
+  auto fwd = [&](const ConstTensorView& residual, const TensorView& rrms, const TensorView& h) {
     return rmsnorm_forward(b, {t.x.cview(), t.g.cview(), 1e-5, residual}, {t.y.view(), rrms, h});
   };
   expect_invalid(fwd({}, {}, {}), "rrms is missing");
@@ -408,7 +408,7 @@ TEST_P(NormApiBackends, RmsNormRrmsResidualAndDhIn) {
       rmsnorm_forward(b, {t.x.cview(), t.g.cview(), 0.0, {}}, {t.y.view(), t.rstd.view(), {}}),
       "eps");
 
-  auto bwd = [&](ConstTensorView rrms, ConstTensorView dh_in) {
+  auto bwd = [&](const ConstTensorView& rrms, const ConstTensorView& dh_in) {
     return rmsnorm_backward(b, {t.x.cview(), t.dy.cview(), t.g.cview(), rrms, dh_in},
                             {t.dx.view(), t.dg.view()});
   };

@@ -5,7 +5,9 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <iterator>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "backends.h"
@@ -174,6 +176,16 @@ DTypeTols tile_tols(DType dtype, double x_offset = 0) {
   return t;
 }
 
+// A tile backward's result against the reference's, on path `path`.
+void expect_backward(const BackwardResult& r, const tilenorm::testing::BackwardRef& ref,
+                     const std::string& path, Tolerance dx, Tolerance dparams) {
+  ASSERT_TRUE(r.status.ok()) << r.status.to_string();
+  EXPECT_EQ(r.info.path, path);
+  EXPECT_TRUE(AllClose("dx", r.dx.cview(), ref.dx, dx));
+  EXPECT_TRUE(AllClose("dgamma", r.dgamma.cview(), ref.dgamma, dparams));
+  EXPECT_TRUE(AllClose("dbeta", r.dbeta.cview(), ref.dbeta, dparams));
+}
+
 // Runs the problem on the default path (expected `path`) and on the other one.
 void check_both_paths(const BackwardProblem& p, const Tols& tol, const std::string& path) {
   const int64_t rows = p.x.shape().rows(), C = p.x.shape().cols();
@@ -181,74 +193,70 @@ void check_both_paths(const BackwardProblem& p, const Tols& tol, const std::stri
     SCOPED_TRACE("path " + want);
     TileOpConfig config = test_config();
     if (want != path) steer_backward(&config, rows, C, p.x.dtype(), want);
-    const BackwardResult r = run_backward(p, config);
-    ASSERT_TRUE(r.status.ok()) << r.status.to_string();
-    EXPECT_EQ(r.info.path, want);
-    EXPECT_TRUE(AllClose("dx", r.dx.cview(), p.ref.dx, tol.dx));
-    EXPECT_TRUE(AllClose("dgamma", r.dgamma.cview(), p.ref.dgamma, tol.dparams));
-    EXPECT_TRUE(AllClose("dbeta", r.dbeta.cview(), p.ref.dbeta, tol.dparams));
+    expect_backward(run_backward(p, config), p.ref, want, tol.dx, tol.dparams);
   }
 }
 
 // Shapes are upstream's {batch, heads, seq, features}; rows = batch * heads * seq.
 Shape bhsc(int64_t b, int64_t s, int64_t h, int64_t c) { return Shape{b, h, s, c}; }
 
-// ---- The bug report's seven tests (v1 data and tolerance rtol 1e-2 / atol 1e-2). ----------
-// Every one fits at 1464 KiB (the fit path covers C <= 8462); the forced block path runs too.
+// ---- The report's tests, by their upstream names. -----------------------------------------
+// The bug report's seven (v1 data and tolerance rtol 1e-2 / atol 1e-2): every one fits at
+// 1464 KiB (the fit path covers C <= 8462); the forced block path runs too. The five main
+// tests, the nightly among them (rtol 1e-3, dx atol 2e-2, dgamma/dbeta 5e-2): upstream draws 3
+// or 10 times; the small shapes draw 3 times, the large ones once (runtime).
+struct ReportTest {
+  const char* name;
+  Shape shape;
+  uint64_t seed;  // random data from seed + 10 * draw, unless constant
+  int draws;
+  bool constant = false;
+  double x = 0, dy = 0, gamma = 0;  // the constant data
+};
 
-TEST(LayerNormTileReport, BugRepro_Deterministic_256Tiles) {
-  check_both_paths(make_backward(bhsc(1, 100, 1, 8192), DType::kBF16, true, 0.5, 1, 1, 0),
-                   kBugReproTols, "fit");
-}
-TEST(LayerNormTileReport, BugRepro_Deterministic_128Tiles) {
-  check_both_paths(make_backward(bhsc(1, 100, 1, 4096), DType::kBF16, true, 0.5, 1, 1, 0),
-                   kBugReproTols, "fit");
-}
-TEST(LayerNormTileReport, BugRepro_Deterministic_DifferentValues) {
-  check_both_paths(make_backward(bhsc(1, 100, 1, 8192), DType::kBF16, true, 1, 0.5, 2, 0),
-                   kBugReproTols, "fit");
-}
-TEST(LayerNormTileReport, BugRepro_Deterministic_8462Features) {
-  check_both_paths(make_backward(bhsc(3, 273, 1, 8462), DType::kBF16, true, 0.5, 1, 1, 0),
-                   kBugReproTols, "fit");
-}
-TEST(LayerNormTileReport, BugRepro_Deterministic_2048Features) {
-  check_both_paths(make_backward(bhsc(1, 100, 1, 2048), DType::kBF16, true, 0.5, 1, 1, 0),
-                   kBugReproTols, "fit");
-}
-TEST(LayerNormTileReport, BugRepro_TightTolerance_8462Features) {
-  check_both_paths(make_backward(bhsc(3, 273, 1, 8462), DType::kBF16, false, 0, 0, 0, 8462),
-                   kBugReproTols, "fit");
-}
-TEST(LayerNormTileReport, BugRepro_TightTolerance_8192Features) {
-  check_both_paths(make_backward(bhsc(1, 100, 1, 8192), DType::kBF16, false, 0, 0, 0, 8192),
-                   kBugReproTols, "fit");
+const ReportTest kBugReproTests[] = {
+    {"BugRepro_Deterministic_256Tiles", bhsc(1, 100, 1, 8192), 0, 1, true, 0.5, 1, 1},
+    {"BugRepro_Deterministic_128Tiles", bhsc(1, 100, 1, 4096), 0, 1, true, 0.5, 1, 1},
+    {"BugRepro_Deterministic_DifferentValues", bhsc(1, 100, 1, 8192), 0, 1, true, 1, 0.5, 2},
+    {"BugRepro_Deterministic_8462Features", bhsc(3, 273, 1, 8462), 0, 1, true, 0.5, 1, 1},
+    {"BugRepro_Deterministic_2048Features", bhsc(1, 100, 1, 2048), 0, 1, true, 0.5, 1, 1},
+    {"BugRepro_TightTolerance_8462Features", bhsc(3, 273, 1, 8462), 8462, 1},
+    {"BugRepro_TightTolerance_8192Features", bhsc(1, 100, 1, 8192), 8192, 1},
+};
+const ReportTest kMainTests[] = {
+    {"MetalLayerNormBw_OneTile", bhsc(1, 13, 1, 20), 20, 3},
+    {"MetalLayerNormBw_TwoIncompleteTiles", bhsc(1, 32, 1, 33), 33, 3},
+    {"MetalLayerNormBw_OneTilePerRow", bhsc(1, 19, 1, 213), 213, 3},
+    {"MetalLayerNormBw_DoesNotFitInL1_WtNotDivisibleBy4", bhsc(3, 100, 1, 8191), 8191, 1},
+    {"NIGHTLY_MetalLayerNormBw_LargeFeatures_NoL1Fit", bhsc(3, 273, 1, 8462), 8463, 1},
+};
+
+std::vector<ReportTest> report_tests() {
+  std::vector<ReportTest> all(std::begin(kBugReproTests), std::end(kBugReproTests));
+  all.insert(all.end(), std::begin(kMainTests), std::end(kMainTests));
+  return all;
 }
 
-// ---- The five main tests, the nightly among them (rtol 1e-3, dx atol 2e-2, dgamma/dbeta 5e-2).
-// Upstream draws 3 or 10 times; the small shapes draw 3 times, the large ones once (runtime).
+void PrintTo(const ReportTest& t, std::ostream* os) { *os << t.name; }
 
-void check_main(const Shape& shape, uint64_t seed, int draws) {
-  for (int it = 0; it < draws; ++it) {
+class LayerNormTileReport : public ::testing::TestWithParam<ReportTest> {};
+
+TEST_P(LayerNormTileReport, Upstream) {
+  const ReportTest& t = GetParam();
+  // The bug report's tests are graded at its tolerance, the main ones at upstream's.
+  const bool bug = std::string_view(t.name).starts_with("BugRepro_");
+  for (int it = 0; it < t.draws; ++it) {
     SCOPED_TRACE("draw " + std::to_string(it));
-    check_both_paths(make_backward(shape, DType::kBF16, false, 0, 0, 0, seed + 10 * uint64_t(it)),
-                     kMainTols, "fit");
+    check_both_paths(make_backward(t.shape, DType::kBF16, t.constant, t.x, t.dy, t.gamma,
+                                   t.seed + 10 * uint64_t(it)),
+                     bug ? kBugReproTols : kMainTols, "fit");
   }
 }
 
-TEST(LayerNormTileReport, MetalLayerNormBw_OneTile) { check_main(bhsc(1, 13, 1, 20), 20, 3); }
-TEST(LayerNormTileReport, MetalLayerNormBw_TwoIncompleteTiles) {
-  check_main(bhsc(1, 32, 1, 33), 33, 3);
-}
-TEST(LayerNormTileReport, MetalLayerNormBw_OneTilePerRow) {
-  check_main(bhsc(1, 19, 1, 213), 213, 3);
-}
-TEST(LayerNormTileReport, MetalLayerNormBw_DoesNotFitInL1_WtNotDivisibleBy4) {
-  check_main(bhsc(3, 100, 1, 8191), 8191, 1);
-}
-TEST(LayerNormTileReport, NIGHTLY_MetalLayerNormBw_LargeFeatures_NoL1Fit) {
-  check_main(bhsc(3, 273, 1, 8462), 8463, 1);
-}
+INSTANTIATE_TEST_SUITE_P(, LayerNormTileReport, ::testing::ValuesIn(report_tests()),
+                         [](const ::testing::TestParamInfo<ReportTest>& info) {
+                           return std::string(info.param.name);
+                         });
 
 // ---- Path rule. --------------------------------------------------------------------------
 
@@ -544,6 +552,16 @@ const std::vector<ConformanceCase>& conformance_cases() {
   return cases;
 }
 
+// Backward on the given statistics (the tile forward's) against the reference on them, on `path`.
+void check_backward_tile(const Tensor& x, const Tensor& dy, const Tensor& gamma, const Tensor& mean,
+                         const Tensor& rstd, const TileOpConfig& config, const std::string& path,
+                         const DTypeTols& tol) {
+  expect_backward(
+      run_backward(x, dy, gamma, mean, rstd, config),
+      reference_backward(x.cview(), dy.cview(), gamma.cview(), mean.cview(), rstd.cview()), path,
+      tol.dx, tol.dparams);
+}
+
 class LayerNormTileConformance : public ::testing::TestWithParam<ConformanceCase> {};
 
 TEST_P(LayerNormTileConformance, ForwardThenBackwardOnBothPaths) {
@@ -582,24 +600,7 @@ TEST_P(LayerNormTileConformance, ForwardThenBackwardOnBothPaths) {
     config.force_path.clear();
     config.device.l1_size = DeviceConfig{}.l1_size;
     steer_backward(&config, c.rows, c.C, c.dtype, path);
-    const auto bref =
-        reference_backward(x.cview(), dy.cview(), gamma.cview(), mean.cview(), rstd.cview());
-    Tensor dx(shape, c.dtype), dgamma(Shape{c.C}, DType::kF32), dbeta(Shape{c.C}, DType::kF32);
-    dx.fill(NAN);
-    dgamma.fill(NAN);
-    dbeta.fill(NAN);
-    s = norm_backward_tile({.x = x.cview(),
-                            .dy = dy.cview(),
-                            .gamma = gamma.cview(),
-                            .mean = mean.cview(),
-                            .rstd = rstd.cview()},
-                           {.dx = dx.view(), .dgamma = dgamma.view(), .dbeta = dbeta.view()},
-                           config, &info);
-    ASSERT_TRUE(s.ok()) << s.to_string();
-    EXPECT_EQ(info.path, path);
-    EXPECT_TRUE(AllClose("dx", dx.cview(), bref.dx, tol.dx));
-    EXPECT_TRUE(AllClose("dgamma", dgamma.cview(), bref.dgamma, tol.dparams));
-    EXPECT_TRUE(AllClose("dbeta", dbeta.cview(), bref.dbeta, tol.dparams));
+    check_backward_tile(x, dy, gamma, mean, rstd, config, path, tol);
   }
 }
 
@@ -647,24 +648,7 @@ void check_streamed(int64_t rows, int64_t C, DType dtype, uint32_t grid, bool sm
 
   if (small_l1) config.device.l1_size = streamed_l1(bwd_plan);
   EXPECT_TRUE(bwd_plan(config.device).stream);
-  const auto bref =
-      reference_backward(x.cview(), dy.cview(), gamma.cview(), mean.cview(), rstd.cview());
-  Tensor dx(shape, dtype), dgamma(Shape{C}, DType::kF32), dbeta(Shape{C}, DType::kF32);
-  dx.fill(NAN);
-  dgamma.fill(NAN);
-  dbeta.fill(NAN);
-  s = norm_backward_tile({.x = x.cview(),
-                          .dy = dy.cview(),
-                          .gamma = gamma.cview(),
-                          .mean = mean.cview(),
-                          .rstd = rstd.cview()},
-                         {.dx = dx.view(), .dgamma = dgamma.view(), .dbeta = dbeta.view()}, config,
-                         &info);
-  ASSERT_TRUE(s.ok()) << s.to_string();
-  EXPECT_EQ(info.path, "streamed");
-  EXPECT_TRUE(AllClose("dx", dx.cview(), bref.dx, tol.dx));
-  EXPECT_TRUE(AllClose("dgamma", dgamma.cview(), bref.dgamma, tol.dparams));
-  EXPECT_TRUE(AllClose("dbeta", dbeta.cview(), bref.dbeta, tol.dparams));
+  check_backward_tile(x, dy, gamma, mean, rstd, config, "streamed", tol);
 }
 
 // Above the resident block path's limits at 1464 KiB (backward bf16 C > 122880, f32 > 97280;

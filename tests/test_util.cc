@@ -28,8 +28,8 @@ Tensor constant_tensor(const Shape& shape, DType dtype, double value) {
   return t;
 }
 
-ForwardRef reference_forward(ConstTensorView x, ConstTensorView gamma, ConstTensorView beta,
-                             double eps) {
+ForwardRef reference_forward(const ConstTensorView& x, const ConstTensorView& gamma,
+                             const ConstTensorView& beta, double eps) {
   const int64_t rows = x.shape.rows(), C = x.shape.cols();
   const auto xv = reference::load_f64(x), gv = reference::load_f64(gamma);
   const auto bv = beta.empty() ? std::vector<double>{} : reference::load_f64(beta);
@@ -40,8 +40,9 @@ ForwardRef reference_forward(ConstTensorView x, ConstTensorView gamma, ConstTens
   return r;
 }
 
-BackwardRef reference_backward(ConstTensorView x, ConstTensorView dy, ConstTensorView gamma,
-                               ConstTensorView mean, ConstTensorView rstd) {
+BackwardRef reference_backward(const ConstTensorView& x, const ConstTensorView& dy,
+                               const ConstTensorView& gamma, const ConstTensorView& mean,
+                               const ConstTensorView& rstd) {
   const int64_t rows = x.shape.rows(), C = x.shape.cols();
   const auto xv = reference::load_f64(x), dyv = reference::load_f64(dy),
              gv = reference::load_f64(gamma), mv = reference::load_f64(mean),
@@ -52,7 +53,7 @@ BackwardRef reference_backward(ConstTensorView x, ConstTensorView dy, ConstTenso
   return r;
 }
 
-::testing::AssertionResult AllClose(const char* name, ConstTensorView got,
+::testing::AssertionResult AllClose(const char* name, const ConstTensorView& got,
                                     const std::vector<double>& ref, Tolerance tol) {
   const CompareResult c = compare_allclose(got, ref, tol);
   if (c.pass) return ::testing::AssertionSuccess();

@@ -28,14 +28,15 @@ struct ForwardRef {
 struct BackwardRef {
   std::vector<double> dx, dgamma, dbeta;
 };
-ForwardRef reference_forward(ConstTensorView x, ConstTensorView gamma, ConstTensorView beta,
-                             double eps);
-BackwardRef reference_backward(ConstTensorView x, ConstTensorView dy, ConstTensorView gamma,
-                               ConstTensorView mean, ConstTensorView rstd);
+ForwardRef reference_forward(const ConstTensorView& x, const ConstTensorView& gamma,
+                             const ConstTensorView& beta, double eps);
+BackwardRef reference_backward(const ConstTensorView& x, const ConstTensorView& dy,
+                               const ConstTensorView& gamma, const ConstTensorView& mean,
+                               const ConstTensorView& rstd);
 
 // gtest assertion: every element within atol + rtol*|ref|; the message names the tensor and
 // the worst element.
-::testing::AssertionResult AllClose(const char* name, ConstTensorView got,
+::testing::AssertionResult AllClose(const char* name, const ConstTensorView& got,
                                     const std::vector<double>& ref, Tolerance tol);
 
 bool bitwise_equal(const Tensor& a, const Tensor& b);

@@ -158,8 +158,8 @@ CopyRun copy_op(Device& device, const Tensor& x, Fault fault, bool twice = false
   const uint32_t in_pages = fault == Fault::kL1 ? device.config().l1_size / tile_size(e) + 1 : 2;
   const std::vector<CbDesc> cbs = {
       {kIn0, e, in_pages, "in"}, {kBack, e, 1, "back"}, {kOut, e, 2, "out"}};
-  const TilePlan plan =
-      tile_plan(rows, C, device.config(), "fit", [&](const TilePlan&) { return cbs; });
+  const TilePlan plan = tile_plan(rows, C, device.config(), "fit",
+                                  [&](const TilePlan&) { return std::vector<CbDesc>(cbs); });
   CopyRun run;
   run.y = Tensor(x.shape(), DType::kBF16);
   run.y.fill(NAN);
@@ -201,6 +201,7 @@ const std::vector<Member> kCorrectOps = {{Norm::kLayerNorm, false, false},
 
 std::vector<family::Run> run_correct_ops(Device& device, uint64_t seed) {
   std::vector<family::Run> runs;
+  runs.reserve(kCorrectOps.size());
   for (const Member& m : kCorrectOps)
     runs.push_back(family::run_member(m, kShape, DType::kBF16, seed, &device, device.config()));
   return runs;

@@ -145,7 +145,7 @@ std::vector<Case> base_cases() {
 }
 
 // Compares one output against its reference (the compare rule of the header).
-Check compare_output(Check base, const char* name, ConstTensorView got,
+Check compare_output(Check base, const char* name, const ConstTensorView& got,
                      const std::vector<double>& ref, Tolerance tol, bool scale_by_max) {
   double scale = 1;
   if (scale_by_max)
@@ -182,6 +182,27 @@ struct Backward {
   std::vector<std::string> findings;
 };
 
+// The tile op `run` on the case's machine; *path = the path it took.
+template <typename Args, typename Outputs>
+Status run_tile(Status (*run)(const Args&, const Outputs&, const tile::TileOpConfig&,
+                              tile::TileOpInfo*),
+                const Args& a, const Outputs& o, const Case& c, const RunOptions& options,
+                std::string* path) {
+  tile::TileOpInfo info;
+  Status s = run(a, o, tile_config(c, options), &info);
+  *path = info.path;
+  return s;
+}
+
+// `run` through the public API with the run's options; *path = the path the backend reports.
+template <typename Run>
+Status run_api(const RunOptions& options, std::string* path, Run run) {
+  RunReport report;
+  Status s = run(NormOptions{options.threads, &report});
+  *path = report.path;
+  return s;
+}
+
 // Runs the forward; *path = the path the backend reports.
 Status run_forward(Backend backend, const Case& c, const RunOptions& options,
                    const NormForwardArgs& a, Forward* f, std::string* path) {
@@ -193,35 +214,30 @@ Status run_forward(Backend backend, const Case& c, const RunOptions& options,
           .mean = layer ? Tensor(shape.leading(), sd) : Tensor(),
           .rstd = Tensor(shape.leading(), sd),
           .h = a.residual.empty() ? Tensor() : Tensor(shape, a.x.dtype)};
-    const NormForwardOutputs out{
+    const NormForwardOutputs o{
         .y = f->y.view(), .mean = f->mean.view(), .rstd = f->rstd.view(), .h = f->h.view()};
-    if (options.external != nullptr)
-      return options.external->forward(c, a, out, path, &f->findings);
-    tile::TileOpInfo info;
-    const Status s = tile::norm_forward_tile(a, out, tile_config(c, options), &info);
-    *path = info.path;
-    return s;
+    if (options.external != nullptr) return options.external->forward(c, a, o, path, &f->findings);
+    return run_tile(tile::norm_forward_tile, a, o, c, options, path);
   }
-  RunReport report;
-  const NormOptions opt{options.threads, &report};
-  Status s;
-  if (layer) {
-    LayerNormForwardResult r;
-    s = layernorm_forward(
-        backend, {.x = a.x, .gamma = a.gamma, .beta = a.beta, .eps = a.eps, .residual = a.residual},
-        &r, opt);
-    *f = {.y = std::move(r.y),
-          .mean = std::move(r.mean),
-          .rstd = std::move(r.rstd),
-          .h = std::move(r.h)};
-  } else {
+  return run_api(options, path, [&](const NormOptions& opt) {
+    if (layer) {
+      LayerNormForwardResult r;
+      Status s = layernorm_forward(
+          backend,
+          {.x = a.x, .gamma = a.gamma, .beta = a.beta, .eps = a.eps, .residual = a.residual}, &r,
+          opt);
+      *f = {.y = std::move(r.y),
+            .mean = std::move(r.mean),
+            .rstd = std::move(r.rstd),
+            .h = std::move(r.h)};
+      return s;
+    }
     RmsNormForwardResult r;
-    s = rmsnorm_forward(backend, {.x = a.x, .gamma = a.gamma, .eps = a.eps, .residual = a.residual},
-                        &r, opt);
+    Status s = rmsnorm_forward(
+        backend, {.x = a.x, .gamma = a.gamma, .eps = a.eps, .residual = a.residual}, &r, opt);
     *f = {.y = std::move(r.y), .rstd = std::move(r.rrms), .h = std::move(r.h)};
-  }
-  *path = report.path;
-  return s;
+    return s;
+  });
 }
 
 Status run_backward(Backend backend, const Case& c, const RunOptions& options,
@@ -233,34 +249,32 @@ Status run_backward(Backend backend, const Case& c, const RunOptions& options,
     *b = {.dx = Tensor(a.x.shape, a.x.dtype),
           .dgamma = Tensor(cs, sd),
           .dbeta = layer ? Tensor(cs, sd) : Tensor()};
-    const NormBackwardOutputs out{
+    const NormBackwardOutputs o{
         .dx = b->dx.view(), .dgamma = b->dgamma.view(), .dbeta = b->dbeta.view()};
-    if (options.external != nullptr)
-      return options.external->backward(c, a, out, path, &b->findings);
-    tile::TileOpInfo info;
-    const Status s = tile::norm_backward_tile(a, out, tile_config(c, options), &info);
-    *path = info.path;
-    return s;
+    if (options.external != nullptr) return options.external->backward(c, a, o, path, &b->findings);
+    return run_tile(tile::norm_backward_tile, a, o, c, options, path);
   }
-  RunReport report;
-  const NormOptions opt{options.threads, &report};
-  Status s;
-  if (layer) {
-    LayerNormBackwardResult r;
-    s = layernorm_backward(
-        backend,
-        {.x = a.x, .dy = a.dy, .gamma = a.gamma, .mean = a.mean, .rstd = a.rstd, .dh_in = a.dh_in},
-        &r, opt);
-    *b = {.dx = std::move(r.dx), .dgamma = std::move(r.dgamma), .dbeta = std::move(r.dbeta)};
-  } else {
+  return run_api(options, path, [&](const NormOptions& opt) {
+    if (layer) {
+      LayerNormBackwardResult r;
+      Status s = layernorm_backward(backend,
+                                    {.x = a.x,
+                                     .dy = a.dy,
+                                     .gamma = a.gamma,
+                                     .mean = a.mean,
+                                     .rstd = a.rstd,
+                                     .dh_in = a.dh_in},
+                                    &r, opt);
+      *b = {.dx = std::move(r.dx), .dgamma = std::move(r.dgamma), .dbeta = std::move(r.dbeta)};
+      return s;
+    }
     RmsNormBackwardResult r;
-    s = rmsnorm_backward(backend,
-                         {.x = a.x, .dy = a.dy, .gamma = a.gamma, .rrms = a.rstd, .dh_in = a.dh_in},
-                         &r, opt);
+    Status s = rmsnorm_backward(
+        backend, {.x = a.x, .dy = a.dy, .gamma = a.gamma, .rrms = a.rstd, .dh_in = a.dh_in}, &r,
+        opt);
     *b = {.dx = std::move(r.dx), .dgamma = std::move(r.dgamma)};
-  }
-  *path = report.path;
-  return s;
+    return s;
+  });
 }
 
 // A failed run's check, and on the tile backend a failing "path" check when the path differs

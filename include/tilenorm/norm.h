@@ -45,6 +45,8 @@ constexpr NormTraits norm_traits(Norm norm) {
 struct NormOp {
   Norm norm = Norm::kLayerNorm;
   bool residual = false;
+  // The check sees the comparison's synthesized `0` as a null pointer constant.
+  // NOLINTNEXTLINE(modernize-use-nullptr)
   friend constexpr auto operator<=>(const NormOp&, const NormOp&) = default;
 };
 // Every NormOp: each norm alone, then each with the residual add.

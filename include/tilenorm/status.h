@@ -24,14 +24,16 @@ class [[nodiscard]] Status {
 
   static Status ok_status() { return {}; }
   static Status invalid_argument(std::string m) {
-    return {StatusCode::kInvalidArgument, std::move(m)};
+    return Status(StatusCode::kInvalidArgument, std::move(m));
   }
-  static Status unsupported(std::string m) { return {StatusCode::kUnsupported, std::move(m)}; }
-  static Status io_error(std::string m) { return {StatusCode::kIoError, std::move(m)}; }
+  static Status unsupported(std::string m) {
+    return Status(StatusCode::kUnsupported, std::move(m));
+  }
+  static Status io_error(std::string m) { return Status(StatusCode::kIoError, std::move(m)); }
   static Status resource_exhausted(std::string m) {
-    return {StatusCode::kResourceExhausted, std::move(m)};
+    return Status(StatusCode::kResourceExhausted, std::move(m));
   }
-  static Status internal(std::string m) { return {StatusCode::kInternal, std::move(m)}; }
+  static Status internal(std::string m) { return Status(StatusCode::kInternal, std::move(m)); }
 
   bool ok() const { return code_ == StatusCode::kOk; }
   StatusCode code() const { return code_; }

@@ -135,6 +135,6 @@ class Tensor {
 };
 
 // Element i of any view as double.
-double tensor_get(ConstTensorView t, int64_t i);
+double tensor_get(const ConstTensorView& t, int64_t i);
 
 }  // namespace tilenorm

@@ -13,7 +13,8 @@ std::string CompareResult::to_string() const {
       failures, count, worst, worst_got, worst_ref);
 }
 
-CompareResult compare_allclose(ConstTensorView got, const std::vector<double>& ref, Tolerance tol) {
+CompareResult compare_allclose(const ConstTensorView& got, const std::vector<double>& ref,
+                               Tolerance tol) {
   CompareResult r;
   r.count = got.shape.numel();
   if (static_cast<size_t>(r.count) != ref.size()) {

@@ -26,6 +26,7 @@ struct CompareResult {
   std::string to_string() const;  // "max|err| 3.1e-06 worst [17] got 0.51 ref 0.5100031"
 };
 
-CompareResult compare_allclose(ConstTensorView got, const std::vector<double>& ref, Tolerance tol);
+CompareResult compare_allclose(const ConstTensorView& got, const std::vector<double>& ref,
+                               Tolerance tol);
 
 }  // namespace tilenorm

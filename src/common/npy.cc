@@ -291,7 +291,7 @@ struct Fd {
 
 // The header of t's .npy image: version 1.0 while the header length fits 16 bits, else 2.0;
 // padded with spaces so the payload starts at a multiple of 64 bytes.
-std::string npy_header(ConstTensorView t) {
+std::string npy_header(const ConstTensorView& t) {
   const bool f64 = t.dtype == DType::kF64;
   std::string dict =
       std::string("{'descr': '") + (f64 ? "<f8" : "<f4") + "', 'fortran_order': False, 'shape': (";
@@ -319,7 +319,7 @@ std::string npy_header(ConstTensorView t) {
 // Calls emit(data, size) over t's payload: straight from the tensor for f32 and f64, through a
 // fixed-size buffer for bf16 (widened to f32 exactly). Stops at the first false.
 template <typename Emit>
-bool npy_payload(ConstTensorView t, Emit emit) {
+bool npy_payload(const ConstTensorView& t, Emit emit) {
   const int64_t n = t.shape.numel();
   if (t.dtype != DType::kBF16)
     return emit(static_cast<const char*>(t.data), static_cast<size_t>(n) * dtype_size(t.dtype));
@@ -406,7 +406,7 @@ struct Output {
 };
 
 // Creates o->temp exclusively beside o->target and writes t's image to it.
-Status write_temp(ConstTensorView t, Output* o) {
+Status write_temp(const ConstTensorView& t, Output* o) {
   Fd f;
   {
     DeferSignals hold;  // a signal between create and register would leave the file behind
@@ -551,7 +551,7 @@ Status npy_read(const std::string& path, DType dtype, Tensor* out) {
   return {};
 }
 
-std::string npy_encode(ConstTensorView t) {
+std::string npy_encode(const ConstTensorView& t) {
   std::string bytes = npy_header(t);
   npy_payload(t, [&](const char* p, size_t n) {
     bytes.append(p, n);
@@ -560,7 +560,9 @@ std::string npy_encode(ConstTensorView t) {
   return bytes;
 }
 
-Status npy_write(const std::string& path, ConstTensorView t) { return npy_write_all({{path, t}}); }
+Status npy_write(const std::string& path, const ConstTensorView& t) {
+  return npy_write_all({{path, t}});
+}
 
 Status npy_write_all(const std::vector<std::pair<std::string, ConstTensorView>>& files) {
   std::vector<Output> outs(files.size());

@@ -24,10 +24,10 @@ Status npy_read(const std::string& path, DType dtype, Tensor* out);
 Status npy_parse(const std::string& name, const std::string& bytes, DType dtype, Tensor* out);
 
 // The .npy image of `t`: f32 as '<f4', f64 as '<f8', bf16 widened to '<f4' (exactly).
-std::string npy_encode(ConstTensorView t);
+std::string npy_encode(const ConstTensorView& t);
 
 // Writes `t` to `path` via a temporary file renamed into place.
-Status npy_write(const std::string& path, ConstTensorView t);
+Status npy_write(const std::string& path, const ConstTensorView& t);
 
 // Writes several files all-or-nothing: every image goes to a temporary name first; only when all
 // were written are they renamed into place, each replaced target kept under a backup name until

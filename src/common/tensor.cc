@@ -96,7 +96,7 @@ Tensor::Tensor(Shape shape, DType dtype) : shape_(std::move(shape)), dtype_(dtyp
   data_.reset(p);
 }
 
-double tensor_get(ConstTensorView t, int64_t i) {
+double tensor_get(const ConstTensorView& t, int64_t i) {
   switch (t.dtype) {
     case DType::kF32:
       return t.as<float>()[i];

@@ -582,47 +582,73 @@ const float* widen(ThreadPool& pool, const void* p, int64_t C, std::unique_ptr<f
   return out;
 }
 
+// What both directions derive from x and the norm before they build their context.
+// `extra` is the residual (forward) or the residual's gradient (backward), empty when unfused.
+struct CallSetup {
+  ThreadPool& pool;
+  int T;
+  int64_t rows, C;
+  bool bf16;
+  int64_t es;  // bytes per element of x
+  NormTraits traits;
+  bool fused;
+};
+
+CallSetup call_setup(const ConstTensorView& x, const ConstTensorView& extra, Norm norm,
+                     const NormOptions& opt) {
+  ThreadPool& pool = call_pool(opt, x.shape.numel());
+  const bool bf16 = x.dtype == DType::kBF16;
+  return {.pool = pool,
+          .T = pool.num_threads(),
+          .rows = x.shape.rows(),
+          .C = x.shape.cols(),
+          .bf16 = bf16,
+          .es = bf16 ? 2 : 4,
+          .traits = norm_traits(norm),
+          .fused = !extra.empty()};
+}
+
+// gamma (and *beta, when beta is given and *beta is not null) widened to f32 once per call where
+// widen_params says so; whether it did.
+bool widen_call_params(const CallSetup& call, const void*& gamma, const void** beta) {
+  if (!widen_params(call.bf16, call.rows)) return false;
+  static thread_local std::unique_ptr<float[]> gbuf, bbuf;
+  static thread_local size_t gcap = 0, bcap = 0;
+  gamma = widen(call.pool, gamma, call.C, gbuf, gcap);
+  if (beta != nullptr && *beta != nullptr) *beta = widen(call.pool, *beta, call.C, bbuf, bcap);
+  return true;
+}
+
 }  // namespace
 
 Status norm_forward(const NormForwardArgs& args, const NormForwardOutputs& out,
                     const NormOptions& opt) {
   if (args.x.dtype == DType::kF64) return norm_forward_f64(args, out, opt);
-  ThreadPool& pool = call_pool(opt, args.x.shape.numel());
-  const int T = pool.num_threads();
-  const int64_t rows = args.x.shape.rows(), C = args.x.shape.cols();
-  const bool bf16 = args.x.dtype == DType::kBF16;
-  const int64_t es = bf16 ? 2 : 4;
-  const NormTraits traits = norm_traits(args.norm);
-  const bool fused = !args.residual.empty();
+  const CallSetup call = call_setup(args.x, args.residual, args.norm, opt);
   ForwardCtx c{.x = args.x.data,
-               .residual = fused ? args.residual.data : nullptr,
+               .residual = call.fused ? args.residual.data : nullptr,
                .gamma = args.gamma.data,
                .beta = args.beta.empty() ? nullptr : args.beta.data,
-               .h = fused ? out.h.data : nullptr,
+               .h = call.fused ? out.h.data : nullptr,
                .y = out.y.data,
-               .mean = traits.has_mean ? out.mean.as<float>() : nullptr,
+               .mean = call.traits.has_mean ? out.mean.as<float>() : nullptr,
                .rstd = out.rstd.as<float>(),
-               .rows = rows,
-               .C = C,
+               .rows = call.rows,
+               .C = call.C,
                .eps = args.eps,
                .norm = args.norm,
-               .bf16 = bf16,
-               .stream = stream_output((fused ? 4 : 2) * rows * C * es),
-               .params_f32 = !bf16};
-  if (widen_params(bf16, rows)) {
-    static thread_local std::unique_ptr<float[]> gbuf, bbuf;
-    static thread_local size_t gcap = 0, bcap = 0;
-    c.gamma = widen(pool, args.gamma.data, C, gbuf, gcap);
-    if (c.beta) c.beta = widen(pool, args.beta.data, C, bbuf, bcap);
-    c.params_f32 = true;
-  }
+               .bf16 = call.bf16,
+               .stream = stream_output((call.fused ? 4 : 2) * call.rows * call.C * call.es),
+               .params_f32 = !call.bf16};
+  if (widen_call_params(call, c.gamma, &c.beta)) c.params_f32 = true;
+  const int64_t rows = c.rows, C = c.C;
   // x (and the residual) of a row are read twice: statistics, then h and y.
-  const ForwardPlan plan = plan_forward(rows, C, (fused ? 2 : 1) * C * es, T);
+  const ForwardPlan plan = plan_forward(rows, C, (call.fused ? 2 : 1) * C * call.es, call.T);
   if (!plan.row_split) {
-    pool.parallel_for(rows, [&](int64_t r0, int64_t r1, int) {
+    call.pool.parallel_for(rows, [&](int64_t r0, int64_t r1, int) {
       HWY_DYNAMIC_DISPATCH(ForwardRows)(c, r0, r1);
     });
-    set_report(opt, plan.path, T);
+    set_report(opt, plan.path, call.T);
     return {};
   }
   static thread_local std::unique_ptr<ChunkStats[]> buf;
@@ -631,55 +657,45 @@ Status norm_forward(const NormForwardArgs& args, const NormForwardOutputs& out,
   ChunkStats* stats = scratch(buf, cap, static_cast<size_t>(group * nck));
   for (int64_t g0 = 0; g0 < rows; g0 += group) {
     const int64_t g1 = std::min(rows, g0 + group);
-    pool.parallel_for(nck, [&](int64_t k0, int64_t k1, int) {
+    call.pool.parallel_for(nck, [&](int64_t k0, int64_t k1, int) {
       for (int64_t r = g0; r < g1; ++r)
         HWY_DYNAMIC_DISPATCH(ForwardChunkStats)(c, r, k0, k1, stats + (r - g0) * nck);
     });
-    pool.parallel_for(nck, [&](int64_t k0, int64_t k1, int) {
+    call.pool.parallel_for(nck, [&](int64_t k0, int64_t k1, int) {
       const int64_t c0 = k0 * kColChunk, c1 = std::min(C, k1 * kColChunk);
       for (int64_t r = g0; r < g1; ++r) HWY_DYNAMIC_DISPATCH(ForwardApplyColumns)
       (c, r, c0, c1, stats + (r - g0) * nck, nck, k0 == 0);
     });
   }
-  set_report(opt, plan.path, T, {{"row_group", static_cast<double>(group)}});
+  set_report(opt, plan.path, call.T, {{"row_group", static_cast<double>(group)}});
   return {};
 }
 
 Status norm_backward(const NormBackwardArgs& args, const NormBackwardOutputs& out,
                      const NormOptions& opt) {
   if (args.x.dtype == DType::kF64) return norm_backward_f64(args, out, opt);
-  ThreadPool& pool = call_pool(opt, args.x.shape.numel());
-  const int T = pool.num_threads();
-  const int64_t rows = args.x.shape.rows(), C = args.x.shape.cols();
-  const bool bf16 = args.x.dtype == DType::kBF16;
-  const int64_t es = bf16 ? 2 : 4;
-  const NormTraits traits = norm_traits(args.norm);
-  const bool fused = !args.dh_in.empty();
+  const CallSetup call = call_setup(args.x, args.dh_in, args.norm, opt);
   BackwardCtx c{.x = args.x.data,
                 .dy = args.dy.data,
-                .dh_in = fused ? args.dh_in.data : nullptr,
+                .dh_in = call.fused ? args.dh_in.data : nullptr,
                 .gamma = args.gamma.data,
-                .mean = traits.has_mean ? args.mean.as<float>() : nullptr,
+                .mean = call.traits.has_mean ? args.mean.as<float>() : nullptr,
                 .rstd = args.rstd.as<float>(),
                 .dx = out.dx.data,
                 .dgamma = out.dgamma.as<float>(),
-                .dbeta = traits.has_beta ? out.dbeta.as<float>() : nullptr,
+                .dbeta = call.traits.has_beta ? out.dbeta.as<float>() : nullptr,
                 .partials = nullptr,
-                .rows = rows,
-                .C = C,
+                .rows = call.rows,
+                .C = call.C,
                 .rows_per_chunk = 0,
                 .norm = args.norm,
-                .bf16 = bf16,
-                .stream = stream_output((fused ? 4 : 3) * rows * C * es),
-                .params_f32 = !bf16};
-  if (widen_params(bf16, rows)) {
-    static thread_local std::unique_ptr<float[]> gbuf;
-    static thread_local size_t gcap = 0;
-    c.gamma = widen(pool, args.gamma.data, C, gbuf, gcap);
-    c.params_f32 = true;
-  }
+                .bf16 = call.bf16,
+                .stream = stream_output((call.fused ? 4 : 3) * call.rows * call.C * call.es),
+                .params_f32 = !call.bf16};
+  if (widen_call_params(call, c.gamma, nullptr)) c.params_f32 = true;
+  const int64_t rows = c.rows, C = c.C;
   const int64_t nck = ceil_div(C, kColChunk);
-  const BackwardPlan plan = plan_backward(rows, C, es);
+  const BackwardPlan plan = plan_backward(rows, C, call.es);
   if (plan.row_split) {
     // Few rows, long ones: every thread takes a column range of the same rows, a group of rows
     // at a time. Step g computes dx of group g (its x, dy still in the L3 from step g-1) chunk
@@ -698,7 +714,7 @@ Status norm_backward(const NormBackwardArgs& args, const NormBackwardOutputs& ou
         HWY_DYNAMIC_DISPATCH(BackwardChunkSums)
       (c, r, k0, k1, group_sums(g) + 2 * (r - g * group) * nck);
     };
-    pool.parallel_for(nck, [&](int64_t k0, int64_t k1, int) { row_sums(0, k0, k1); });
+    call.pool.parallel_for(nck, [&](int64_t k0, int64_t k1, int) { row_sums(0, k0, k1); });
     for (int64_t g = 0; g < ngroups; ++g) {
       const int64_t g0 = g * group, g1 = std::min(rows, g0 + group);
       for (int64_t r = g0; r < g1; ++r) {
@@ -708,16 +724,17 @@ Status norm_backward(const NormBackwardArgs& args, const NormBackwardOutputs& ou
           sg += s[2 * k];
           sgx += s[2 * k + 1];
         }
-        coeffs[r - g0] = backward_coeffs(traits.has_mean ? c.mean[r] : 0.0f, c.rstd[r], sg, sgx, C);
+        coeffs[r - g0] =
+            backward_coeffs(call.traits.has_mean ? c.mean[r] : 0.0f, c.rstd[r], sg, sgx, C);
       }
-      pool.parallel_for(nck, [&](int64_t k0, int64_t k1, int) {
+      call.pool.parallel_for(nck, [&](int64_t k0, int64_t k1, int) {
         for (int64_t k = k0; k < k1; ++k) {
           HWY_DYNAMIC_DISPATCH(BackwardApplyColumns)(c, g0, g1, k, k + 1, coeffs);
           if (g + 1 < ngroups) row_sums(g + 1, k, k + 1);
         }
       });
     }
-    set_report(opt, plan.path, T, {{"row_group", static_cast<double>(group)}});
+    set_report(opt, plan.path, call.T, {{"row_group", static_cast<double>(group)}});
     return {};
   }
   // Many rows: one dgamma/dbeta partial per row chunk, then a column-parallel sum of the
@@ -727,16 +744,16 @@ Status norm_backward(const NormBackwardArgs& args, const NormBackwardOutputs& ou
   static thread_local std::unique_ptr<float[]> part_buf;
   static thread_local size_t part_cap = 0;
   if (nchunks > 1) c.partials = scratch(part_buf, part_cap, static_cast<size_t>(nchunks * 2 * C));
-  pool.parallel_for(nchunks, [&](int64_t k0, int64_t k1, int) {
+  call.pool.parallel_for(nchunks, [&](int64_t k0, int64_t k1, int) {
     HWY_DYNAMIC_DISPATCH(BackwardRowChunks)(c, k0, k1);
   });
   if (nchunks > 1) {
-    pool.parallel_for(ceil_div(C, kCombineCols), [&](int64_t b0, int64_t b1, int) {
+    call.pool.parallel_for(ceil_div(C, kCombineCols), [&](int64_t b0, int64_t b1, int) {
       HWY_DYNAMIC_DISPATCH(CombinePartials)
       (c, b0 * kCombineCols, std::min(C, b1 * kCombineCols), nchunks);
     });
   }
-  set_report(opt, plan.path, T, {{"row_chunks", static_cast<double>(nchunks)}});
+  set_report(opt, plan.path, call.T, {{"row_chunks", static_cast<double>(nchunks)}});
   return {};
 }
 

@@ -213,12 +213,17 @@ Status to_status(const CudaError& e) {
   return Status::internal("backend 'cuda': " + cuda_error_string(e));
 }
 
-void fill_report(const PathInfo& info, RunReport* report) {
-  if (report == nullptr) return;
+Status to_status_or_ok(const CudaError& e) { return e.ok() ? Status{} : to_status(e); }
+
+// A host call's outcome: its error, or OK with its path in the report.
+Status report_or_status(const CudaError& e, const PathInfo& info, RunReport* report) {
+  if (!e.ok()) return to_status(e);
+  if (report == nullptr) return {};
   report->path = info.path;
   report->metrics = {{"blocks_per_row_or_segments", info.cluster},
                      {"threads_per_block", info.threads},
                      {"grid_blocks", static_cast<double>(info.grid)}};
+  return {};
 }
 
 // The pointers and extents of a validated call, for the kernels.
@@ -263,9 +268,7 @@ Status norm_forward(const NormForwardArgs& args, const NormForwardOutputs& out,
   HostForward call;
   call.args = device_args(elem_type(args.x.dtype), args, out);
   PathInfo info;
-  if (const CudaError e = norm_forward_host(call, &info); !e.ok()) return to_status(e);
-  fill_report(info, opt.report);
-  return {};
+  return report_or_status(norm_forward_host(call, &info), info, opt.report);
 }
 
 Status norm_backward(const NormBackwardArgs& args, const NormBackwardOutputs& out,
@@ -273,23 +276,17 @@ Status norm_backward(const NormBackwardArgs& args, const NormBackwardOutputs& ou
   HostBackward call;
   call.args = device_args(elem_type(args.x.dtype), args, out);
   PathInfo info;
-  if (const CudaError e = norm_backward_host(call, &info); !e.ok()) return to_status(e);
-  fill_report(info, opt.report);
-  return {};
+  return report_or_status(norm_backward_host(call, &info), info, opt.report);
 }
 
-Status norm_forward_device(Context& context, ElemType dtype, const NormForwardArgs& args,
-                           const NormForwardOutputs& out, CUstream_st* stream) {
-  if (const CudaError e = norm_forward(context, device_args(dtype, args, out), stream); !e.ok())
-    return to_status(e);
-  return {};
+Status norm_device(Context& context, ElemType dtype, const NormForwardArgs& args,
+                   const NormForwardOutputs& out, CUstream_st* stream) {
+  return to_status_or_ok(norm_forward(context, device_args(dtype, args, out), stream));
 }
 
-Status norm_backward_device(Context& context, ElemType dtype, const NormBackwardArgs& args,
-                            const NormBackwardOutputs& out, CUstream_st* stream) {
-  if (const CudaError e = norm_backward(context, device_args(dtype, args, out), stream); !e.ok())
-    return to_status(e);
-  return {};
+Status norm_device(Context& context, ElemType dtype, const NormBackwardArgs& args,
+                   const NormBackwardOutputs& out, CUstream_st* stream) {
+  return to_status_or_ok(norm_backward(context, device_args(dtype, args, out), stream));
 }
 
 Status device_status() {

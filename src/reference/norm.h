@@ -36,7 +36,7 @@ inline void layernorm_backward_f64(const double* x, const double* dy, const doub
 }
 
 // Any-dtype view <-> float64 vector (bf16 stores round to nearest even).
-std::vector<double> load_f64(ConstTensorView t);
-void store_f64(TensorView t, const std::vector<double>& v);
+std::vector<double> load_f64(const ConstTensorView& t);
+void store_f64(const TensorView& t, const std::vector<double>& v);
 
 }  // namespace tilenorm::reference

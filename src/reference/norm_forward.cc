@@ -23,13 +23,13 @@ void norm_forward_f64(Norm norm, const double* x, const double* gamma, const dou
   }
 }
 
-std::vector<double> load_f64(ConstTensorView t) {
+std::vector<double> load_f64(const ConstTensorView& t) {
   std::vector<double> v(static_cast<size_t>(t.shape.numel()));
   for (size_t i = 0; i < v.size(); ++i) v[i] = tensor_get(t, static_cast<int64_t>(i));
   return v;
 }
 
-void store_f64(TensorView t, const std::vector<double>& v) {
+void store_f64(const TensorView& t, const std::vector<double>& v) {
   for (size_t i = 0; i < v.size(); ++i) {
     const auto k = static_cast<int64_t>(i);
     switch (t.dtype) {

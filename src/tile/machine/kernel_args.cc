@@ -36,7 +36,7 @@ std::vector<std::byte> as_bytes(const std::vector<uint32_t>& words) {
 }  // namespace
 
 void Program::set_runtime_arg_words(KernelHandle kernel, CoreCoord core,
-                                    std::vector<uint32_t> words) {
+                                    const std::vector<uint32_t>& words) {
   Impl& p = *impl_;
   auto fail = [&](std::string m) {
     if (p.status.ok()) p.status = Status::invalid_argument(std::move(m));
@@ -50,7 +50,8 @@ void Program::set_runtime_arg_words(KernelHandle kernel, CoreCoord core,
   k.core_args[key_of(core)] = as_bytes(words);
 }
 
-void Program::set_common_runtime_arg_words(KernelHandle kernel, std::vector<uint32_t> words) {
+void Program::set_common_runtime_arg_words(KernelHandle kernel,
+                                           const std::vector<uint32_t>& words) {
   Impl& p = *impl_;
   if (kernel.id >= p.kernels.size()) {
     if (p.status.ok())

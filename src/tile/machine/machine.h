@@ -7,7 +7,6 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
-#include <source_location>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -231,7 +230,7 @@ inline constexpr size_t kMaxReportsPerCore = 256;
 extern thread_local KernelRuntime* t_kernel;
 
 // Records a report for the current kernel; throws KernelAbort in error mode or when `fatal`.
-void raise(ReportKind kind, const char* op, int cb, int slot, const std::source_location& loc,
+void raise(ReportKind kind, const char* op, int cb, int slot, const SrcLoc& loc,
            std::string message, bool fatal = false);
 void raise_at(KernelRuntime& k, ReportKind kind, const char* op, int cb, int slot, const char* file,
               uint32_t line, std::string message);

@@ -130,22 +130,17 @@ void BM_Pipeline(benchmark::State& state) {
   state.counters["host_threads"] = cfg.host_threads;
 }
 
-BENCHMARK(BM_Pipeline<false>)
-    ->Name("copy_pipeline")
-    ->ArgNames({"sanitizer", "tiles_per_core", "threads"})
-    ->Args({0, 64, 0})
-    ->Args({1, 64, 0})
-    ->Args({0, 64, 1})
-    ->Unit(benchmark::kMillisecond)
-    ->UseRealTime();
-BENCHMARK(BM_Pipeline<true>)
-    ->Name("eltwise_add_pipeline")
-    ->ArgNames({"sanitizer", "tiles_per_core", "threads"})
-    ->Args({0, 64, 0})
-    ->Args({1, 64, 0})
-    ->Args({0, 64, 1})
-    ->Unit(benchmark::kMillisecond)
-    ->UseRealTime();
+// Both pipelines: without and with the sanitizer, and on one host thread.
+void pipeline_args(benchmark::internal::Benchmark* b) {
+  b->ArgNames({"sanitizer", "tiles_per_core", "threads"})
+      ->Args({0, 64, 0})
+      ->Args({1, 64, 0})
+      ->Args({0, 64, 1})
+      ->Unit(benchmark::kMillisecond)
+      ->UseRealTime();
+}
+BENCHMARK(BM_Pipeline<false>)->Name("copy_pipeline")->Apply(pipeline_args);
+BENCHMARK(BM_Pipeline<true>)->Name("eltwise_add_pipeline")->Apply(pipeline_args);
 
 }  // namespace
 }  // namespace tilenorm::tile

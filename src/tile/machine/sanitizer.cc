@@ -71,7 +71,7 @@ void raise_at(KernelRuntime& k, ReportKind kind, const char* op, int cb, int slo
   if (fatal) core.fatal_report = static_cast<int>(core.reports.size()) - 1;
 }
 
-void raise(ReportKind kind, const char* op, int cb, int slot, const std::source_location& loc,
+void raise(ReportKind kind, const char* op, int cb, int slot, const SrcLoc& loc,
            std::string message, bool fatal) {
   KernelRuntime& k = current();
   CoreRuntime& core = *k.core;

@@ -21,22 +21,26 @@ TileOpConfig backend_config(const NormOptions& options) {
   return config;
 }
 
-}  // namespace
-
-Status norm_forward(const NormForwardArgs& args, const NormForwardOutputs& out,
-                    const NormOptions& options) {
+// The op on the backend's device; its path and counters into the run report.
+template <typename Args, typename Outputs>
+Status run_op(Status (*op)(const Args&, const Outputs&, const TileOpConfig&, TileOpInfo*),
+              const Args& args, const Outputs& out, const NormOptions& options) {
   TileOpInfo info;
-  const Status s = norm_forward_tile(args, out, backend_config(options), &info);
+  Status s = op(args, out, backend_config(options), &info);
   if (s.ok()) fill_run_report(info, options.report);
   return s;
 }
 
+}  // namespace
+
+Status norm_forward(const NormForwardArgs& args, const NormForwardOutputs& out,
+                    const NormOptions& options) {
+  return run_op(norm_forward_tile, args, out, options);
+}
+
 Status norm_backward(const NormBackwardArgs& args, const NormBackwardOutputs& out,
                      const NormOptions& options) {
-  TileOpInfo info;
-  const Status s = norm_backward_tile(args, out, backend_config(options), &info);
-  if (s.ok()) fill_run_report(info, options.report);
-  return s;
+  return run_op(norm_backward_tile, args, out, options);
 }
 
 }  // namespace tilenorm::tile

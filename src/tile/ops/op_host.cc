@@ -77,7 +77,7 @@ DataFormat tile_format(DType dtype) {
   return dtype == DType::kBF16 ? DataFormat::Float16_b : DataFormat::Float32;
 }
 
-std::vector<float> pad_matrix(ConstTensorView t, int64_t rows, int64_t C, float column_pad) {
+std::vector<float> pad_matrix(const ConstTensorView& t, int64_t rows, int64_t C, float column_pad) {
   const int64_t pr = tiles_along(rows) * kTileDim, pc = tiles_along(C) * kTileDim;
   std::vector<float> m(size_t(pr * pc), 0.0f);
   for (int64_t r = 0; r < rows; ++r) {
@@ -93,14 +93,14 @@ std::vector<float> pad_matrix(ConstTensorView t, int64_t rows, int64_t C, float 
   return m;
 }
 
-std::vector<float> dense_vector(ConstTensorView v, int64_t C, float pad) {
+std::vector<float> dense_vector(const ConstTensorView& v, int64_t C, float pad) {
   const int64_t spans = (tiles_along(C) + kSpanTiles - 1) / kSpanTiles;
   std::vector<float> m(size_t(spans * kTileElems), pad);
   for (int64_t i = 0; i < C; ++i) m[size_t(i)] = float(tensor_get(v, i));
   return m;
 }
 
-std::vector<float> replicated_stats(ConstTensorView s, int64_t rows) {
+std::vector<float> replicated_stats(const ConstTensorView& s, int64_t rows) {
   std::vector<float> m(size_t(tiles_along(rows) * kTileDim * kTileDim), 0.0f);
   for (int64_t r = 0; r < rows; ++r) {
     const float v = float(tensor_get(s, r));
@@ -109,7 +109,7 @@ std::vector<float> replicated_stats(ConstTensorView s, int64_t rows) {
   return m;
 }
 
-void store_values(const float* values, TensorView out) {
+void store_values(const float* values, const TensorView& out) {
   const int64_t n = out.shape.numel();
   if (out.dtype == DType::kF32) {
     std::memcpy(out.as<float>(), values, size_t(n) * sizeof(float));
@@ -261,14 +261,14 @@ uint64_t tile_program_key(const char* op, int64_t rows, int64_t C, DataFormat fo
       .value();
 }
 
-Status upload_matrix(Device& device, ConstTensorView v, int64_t rows, int64_t C, DataFormat format,
-                     float column_pad, DeviceTensor* t) {
+Status upload_matrix(Device& device, const ConstTensorView& v, int64_t rows, int64_t C,
+                     DataFormat format, float column_pad, DeviceTensor* t) {
   *t = device_tensor_spec(rows, C, format);
   const std::vector<float> tiles = pad_matrix(v, rows, C, column_pad);
   return allocate(device, t, &tiles);
 }
 
-Status upload_dense(Device& device, ConstTensorView v, int64_t C, DataFormat format,
+Status upload_dense(Device& device, const ConstTensorView& v, int64_t C, DataFormat format,
                     float column_pad, DeviceTensor* t) {
   const int64_t spans = (tiles_along(C) + kSpanTiles - 1) / kSpanTiles;
   *t = device_tensor_spec(spans * kTileDim, kTileDim, format);
@@ -277,7 +277,7 @@ Status upload_dense(Device& device, ConstTensorView v, int64_t C, DataFormat for
   return allocate(device, t, &tiles);
 }
 
-Status upload_stats(Device& device, ConstTensorView s, int64_t rows, DeviceTensor* t) {
+Status upload_stats(Device& device, const ConstTensorView& s, int64_t rows, DeviceTensor* t) {
   *t = device_tensor_spec(rows, 1, DataFormat::Float32);
   const std::vector<float> tiles = replicated_stats(s, rows);
   return allocate(device, t, &tiles);

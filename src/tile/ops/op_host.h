@@ -80,22 +80,22 @@ DataFormat tile_format(DType dtype);  // bf16 -> Float16_b, f32 -> Float32
 
 // Host helpers. A [rows, C] view as a [Ht*32, Wt*32] row-major matrix: rows >= `rows` are 0,
 // columns >= C of the real rows are `column_pad`.
-std::vector<float> pad_matrix(ConstTensorView t, int64_t rows, int64_t C, float column_pad);
+std::vector<float> pad_matrix(const ConstTensorView& t, int64_t rows, int64_t C, float column_pad);
 // A length-C vector stored densely: tile q, row i holds elements [32 (32q + i), +32). Returns
 // the [32 * ceil(Wt / 32), 32] row-major matrix (tail padded with `pad`).
-std::vector<float> dense_vector(ConstTensorView v, int64_t C, float pad);
+std::vector<float> dense_vector(const ConstTensorView& v, int64_t C, float pad);
 // Per-row statistics replicated over the 32 columns of their tile: [Ht*32, 32], padded rows 0.
-std::vector<float> replicated_stats(ConstTensorView s, int64_t rows);
+std::vector<float> replicated_stats(const ConstTensorView& s, int64_t rows);
 // Stores float values into a view of dtype f32 or bf16 (round to nearest even).
-void store_values(const float* values, TensorView out);
+void store_values(const float* values, const TensorView& out);
 
 // Uploads: a [rows, C] view as tiles of `format` (pad_matrix); a length-C vector stored densely
 // (dense_vector; an empty view uploads zeros); per-row statistics as fp32 (replicated_stats).
-Status upload_matrix(Device& device, ConstTensorView v, int64_t rows, int64_t C, DataFormat format,
-                     float column_pad, DeviceTensor* t);
-Status upload_dense(Device& device, ConstTensorView v, int64_t C, DataFormat format,
+Status upload_matrix(Device& device, const ConstTensorView& v, int64_t rows, int64_t C,
+                     DataFormat format, float column_pad, DeviceTensor* t);
+Status upload_dense(Device& device, const ConstTensorView& v, int64_t C, DataFormat format,
                     float column_pad, DeviceTensor* t);
-Status upload_stats(Device& device, ConstTensorView s, int64_t rows, DeviceTensor* t);
+Status upload_stats(Device& device, const ConstTensorView& s, int64_t rows, DeviceTensor* t);
 
 // ---- Program factory: CBs and the path rule.
 struct CbDesc {
@@ -287,8 +287,7 @@ Status run_program(Device& device, uint64_t key, const TilePlan& plan,
     program.set_runtime_args(writer, core, args.writer);
   }
   TN_RETURN_IF_ERROR(cached.ready());
-  const Status run =
-      run_and_read_back(device, program, cached.hit(), plan, floor_bytes, outputs, info);
+  Status run = run_and_read_back(device, program, cached.hit(), plan, floor_bytes, outputs, info);
   if (run.ok()) cached.succeeded();
   return run;
 }

@@ -7,19 +7,19 @@
 // built against its own headers. Kernels are plain functions; every call acts on the kernel the
 // calling fiber runs, and a call of another kind's API (from a file that defines kernels of both
 // kinds, as the machine's own tests do) is a `kernel-api-kind` report. The trailing
-// std::source_location is filled in by the compiler so reports name the line. Semantics per op:
-// docs/tile-machine.md.
+// SrcLoc (std::source_location) is filled in by the compiler so reports name the line.
+// Semantics per op: docs/tile-machine.md.
 #pragma once
 
 #include <array>
 #include <cstdint>
-#include <source_location>
 
+#include "common/source_location.h"
 #include "tile/machine/tile.h"
 
 namespace tilenorm::tile {
 
-using SrcLoc = std::source_location;
+using SrcLoc = SourceLocation;
 
 enum class MathFidelity : uint8_t { LoFi, HiFi2, HiFi3, HiFi4 };
 

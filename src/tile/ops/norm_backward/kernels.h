@@ -46,6 +46,8 @@ void norm_backward_compute(const NormBackwardComputeArgs& args);
 template <NormBackwardVariant V>
 void norm_backward_writer(const NormBackwardWriterArgs& args);
 
+// NOLINTBEGIN(bugprone-macro-parentheses): the arguments are a template name and a type,
+// which parentheses would not parse.
 // Explicit instantiations of a backward kernel for every variant: each norm, without and with
 // the residual gradient.
 #define TILENORM_NORM_BACKWARD_VARIANTS(kernel, Args)                                   \
@@ -53,5 +55,6 @@ void norm_backward_writer(const NormBackwardWriterArgs& args);
   template void kernel<NormBackwardVariant{Norm::kLayerNorm, true}>(const Args& args);  \
   template void kernel<NormBackwardVariant{Norm::kRmsNorm, false}>(const Args& args);   \
   template void kernel<NormBackwardVariant{Norm::kRmsNorm, true}>(const Args& args);
+// NOLINTEND(bugprone-macro-parentheses)
 
 }  // namespace tilenorm::tile

@@ -41,6 +41,8 @@ void norm_forward_compute(const NormForwardComputeArgs& args);
 template <NormForwardVariant V>
 void norm_forward_writer(const NormForwardWriterArgs& args);
 
+// NOLINTBEGIN(bugprone-macro-parentheses): the arguments are a template name and a type,
+// which parentheses would not parse.
 // Explicit instantiations of a forward kernel for every variant: each norm, without and with
 // the residual add.
 #define TILENORM_NORM_FORWARD_VARIANTS(kernel, Args)                                   \
@@ -48,5 +50,6 @@ void norm_forward_writer(const NormForwardWriterArgs& args);
   template void kernel<NormForwardVariant{Norm::kLayerNorm, true}>(const Args& args);  \
   template void kernel<NormForwardVariant{Norm::kRmsNorm, false}>(const Args& args);   \
   template void kernel<NormForwardVariant{Norm::kRmsNorm, true}>(const Args& args);
+// NOLINTEND(bugprone-macro-parentheses)
 
 }  // namespace tilenorm::tile

@@ -203,7 +203,7 @@ Status run_on(Device& device, const ReportBackwardInputs& in, const ReportVarian
   }
   set_args(program, kernels, split, b, wt, mask_w, fit, inv_c_bits, scaler);
   TN_RETURN_IF_ERROR(cached.ready());
-  const Status s = device.run(program);
+  Status s = device.run(program);
   out->run = device.last_run();
   if (s.ok()) cached.succeeded();
   return s;

@@ -2,7 +2,7 @@
 // API on the simulated device, against the float64 reference with the conformance registry's
 // tolerances, on a shape of each path (a row tail with C % 8 != 0, row groups, a cluster of 2,
 // split with several rows a batch). It passes on the kernels as written (ctest cuda_sim_suite)
-// and must fail on each planted fault (ctest cuda_sim_mutation; src/cuda/sim/CMakeLists.txt).
+// and must fail on each planted fault (ctest cuda_sim_mutation; tests/cuda_sim/CMakeLists.txt).
 #include <gtest/gtest.h>
 
 #include "harness/conformance/conformance.h"
