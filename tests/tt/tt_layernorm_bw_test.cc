@@ -9,6 +9,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "harness/repro/repro.h"
@@ -20,7 +21,7 @@ namespace tilenorm::tt {
 namespace {
 
 struct Fixture {
-  explicit Fixture(DeviceConfig config = {}) : device(config) {
+  explicit Fixture(DeviceConfig config = {}) : device(std::move(config)) {
     for (Buffer* b : {&x, &gamma, &mean, &rstd, &dy, &dx, &dg, &db})
       EXPECT_TRUE(device.CreateBuffer({2048, 2048, DataFormat::Float16_b}, b).ok());
   }

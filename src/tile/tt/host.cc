@@ -297,7 +297,7 @@ Status RunProgram(Device& device, const Program& program, RunReport* report) {
     }
   }
   TN_RETURN_IF_ERROR(mp.status());
-  const Status run = m.run(mp);
+  Status run = m.run(mp);
   const tile::RunResult& result = m.last_run();
   for (const tile::SanitizerReport& r : result.reports)
     report->findings.push_back({tile::report_kind_name(r.kind),

@@ -216,7 +216,11 @@ Status jit_compile(const JitSource& source, JitKernel* out) {
   key.add(compute ? "compute" : "dataflow");
   for (uint32_t a : source.compile_args) key.add(std::to_string(a));
   key.add("defines");
-  for (const auto& [name, value] : source.defines) key.add(name + "=" + value);
+  for (const auto& [name, value] : source.defines) {
+    std::string define = name;
+    define.append("=").append(value);
+    key.add(define);
+  }
   key.add("includes");
   for (const std::string& d : source.include_dirs) key.add(d);
   key.add(config::kCompiler);
