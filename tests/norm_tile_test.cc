@@ -1036,9 +1036,13 @@ TEST(RmsNormTile, ReportConstantsExact) {
       EXPECT_TRUE(AllClose("y", y.cview(), std::vector<double>(size_t(rows * C), want_y),
                            dtype == DType::kF32 ? Tolerance{0, 2e-7} : Tolerance{0, 1.0 / 256}));
       for (int64_t r = 0; r < rows; ++r) {
-        if (!rms) ASSERT_EQ(mean.get(r), 0.5) << r;
+        if (!rms) {
+          ASSERT_EQ(mean.get(r), 0.5) << r;
+        }
         ASSERT_EQ(rstd.get(r), rstd.get(0)) << r;
-        if (rms) ASSERT_NEAR(rstd.get(r), rrms, 2e-7 * rrms) << r;
+        if (rms) {
+          ASSERT_NEAR(rstd.get(r), rrms, 2e-7 * rrms) << r;
+        }
       }
       Tensor dx(shape, dtype), dgamma(Shape{C}, DType::kF32), dbeta(Shape{C}, DType::kF32);
       const NormBackwardArgs ba{.norm = norm,

@@ -21,7 +21,9 @@ TEST(ThreadPool, StaticPartitionCoversEveryIndexOnce) {
       // Worker w owns [w*n/T, (w+1)*n/T) whenever that range is non-empty.
       for (int w = 0; w < threads && n > 1; ++w) {
         const int64_t b = n * w / threads, e = n * (w + 1) / threads;
-        if (b < e) EXPECT_EQ(ranges[static_cast<size_t>(w)], std::make_pair(b, e));
+        if (b < e) {
+          EXPECT_EQ(ranges[static_cast<size_t>(w)], std::make_pair(b, e));
+        }
       }
     }
   }
