@@ -13,12 +13,12 @@ namespace tilenorm::conformance {
 
 namespace {
 
-std::vector<float> floats(ConstTensorView t) {
+std::vector<float> floats(const ConstTensorView& t) {
   const std::vector<double> d = reference::load_f64(t);
   return {d.begin(), d.end()};
 }
 
-void store(TensorView t, const std::vector<float>& v) {
+void store(const TensorView& t, const std::vector<float>& v) {
   reference::store_f64(t, std::vector<double>(v.begin(), v.end()));
 }
 
@@ -29,7 +29,7 @@ std::vector<float> reciprocal(const std::vector<float>& v) {
   return r;
 }
 
-Status supported(ConstTensorView x, bool residual) {
+Status supported(const ConstTensorView& x, bool residual) {
   if (x.dtype != DType::kBF16)
     return Status::unsupported(
         fmt::format("tt-train's norm kernels take bf16 only (case: {})", dtype_name(x.dtype)));
@@ -48,7 +48,7 @@ struct Runner {
     if (c.tile_l1_kib != 0) config.l1_size = c.tile_l1_kib * 1024;
     if (c.tile_grid != 0) config.grid_x = config.grid_y = c.tile_grid;
     tt::Device device(config);
-    const Status s = tt::run_tt_norm_op(device, op, in, out);
+    Status s = tt::run_tt_norm_op(device, op, in, out);
     *path = out->plan.everything_fits_in_l1                ? "fit"
             : out->plan.everything_except_gamma_fits_in_l1 ? "fit-x"
                                                            : "block";
@@ -93,14 +93,14 @@ ExternalOps tt_kernel_ops(const std::string& root, uint32_t* compiled, uint32_t*
     const std::vector<float> x = floats(a.x), gamma = floats(a.gamma),
                              beta = layer ? floats(a.beta) : std::vector<float>();
     tt::TtNormOutputs o;
-    const Status s = runner.run(c, layer ? tt::TtNormOp::kLayerNormFw : tt::TtNormOp::kRmsNormFw,
-                                {.rows = a.x.shape.rows(),
-                                 .C = a.x.shape.cols(),
-                                 .eps = float(a.eps),
-                                 .x = x.data(),
-                                 .gamma = gamma.data(),
-                                 .beta = layer ? beta.data() : nullptr},
-                                &o, path, findings);
+    Status s = runner.run(c, layer ? tt::TtNormOp::kLayerNormFw : tt::TtNormOp::kRmsNormFw,
+                          {.rows = a.x.shape.rows(),
+                           .C = a.x.shape.cols(),
+                           .eps = float(a.eps),
+                           .x = x.data(),
+                           .gamma = gamma.data(),
+                           .beta = layer ? beta.data() : nullptr},
+                          &o, path, findings);
     if (!s.ok()) return s;
     store(out.y, o.y);
     if (layer) {
@@ -120,16 +120,16 @@ ExternalOps tt_kernel_ops(const std::string& root, uint32_t* compiled, uint32_t*
     const std::vector<float> mean = layer ? floats(a.mean) : std::vector<float>(),
                              rms = layer ? std::vector<float>() : reciprocal(stat);
     tt::TtNormOutputs o;
-    const Status s = runner.run(c, layer ? tt::TtNormOp::kLayerNormBw : tt::TtNormOp::kRmsNormBw,
-                                {.rows = a.x.shape.rows(),
-                                 .C = a.x.shape.cols(),
-                                 .x = x.data(),
-                                 .dy = dy.data(),
-                                 .gamma = gamma.data(),
-                                 .mean = layer ? mean.data() : nullptr,
-                                 .rstd = layer ? stat.data() : nullptr,
-                                 .rms = layer ? nullptr : rms.data()},
-                                &o, path, findings);
+    Status s = runner.run(c, layer ? tt::TtNormOp::kLayerNormBw : tt::TtNormOp::kRmsNormBw,
+                          {.rows = a.x.shape.rows(),
+                           .C = a.x.shape.cols(),
+                           .x = x.data(),
+                           .dy = dy.data(),
+                           .gamma = gamma.data(),
+                           .mean = layer ? mean.data() : nullptr,
+                           .rstd = layer ? stat.data() : nullptr,
+                           .rms = layer ? nullptr : rms.data()},
+                          &o, path, findings);
     if (!s.ok()) return s;
     store(out.dx, o.dx);
     reference::store_f64(out.dgamma, o.dgamma);

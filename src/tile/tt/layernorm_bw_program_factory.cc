@@ -154,15 +154,15 @@ Status create_layernorm_bw_program(const Device& device, const LayerNormBwShape&
 Status run_layernorm_bw(Device& device, const tile::ReportBackwardInputs& in,
                         tile::ReportBackwardResult* out) {
   TtNormOutputs o;
-  const Status s = run_tt_norm_op(device, TtNormOp::kLayerNormBw,
-                                  {.rows = in.rows,
-                                   .C = in.C,
-                                   .x = in.x,
-                                   .dy = in.dy,
-                                   .gamma = in.gamma,
-                                   .mean = in.mean,
-                                   .rstd = in.rstd},
-                                  &o);
+  Status s = run_tt_norm_op(device, TtNormOp::kLayerNormBw,
+                            {.rows = in.rows,
+                             .C = in.C,
+                             .x = in.x,
+                             .dy = in.dy,
+                             .gamma = in.gamma,
+                             .mean = in.mean,
+                             .rstd = in.rstd},
+                            &o);
   out->fit = o.plan.everything_fits_in_l1;
   out->program_cache_hit = false;
   out->run = machine(device).last_run();
