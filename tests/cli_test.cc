@@ -33,7 +33,7 @@ using testing::slurp;
 class Cli : public ::testing::Test {
  protected:
   std::string write(const std::string& name, const Tensor& t) {
-    const std::string path = (dir_ / name).string();
+    std::string path = (dir_ / name).string();
     EXPECT_TRUE(npy_write(path, t.cview()).ok());
     return path;
   }
@@ -333,11 +333,14 @@ TEST_F(Cli, DtypeF64RunsTheReferenceInF64EndToEnd) {
   expect_file(fwd / "y.npy", y);
   expect_file(fwd / "mean.npy", mean);
   expect_file(fwd / "rstd.npy", rstd);
-  for (const std::string& stats : {std::string(), " --mean " + (fwd / "mean.npy").string() +
-                                                      " --rstd " + (fwd / "rstd.npy").string()}) {
+  std::string given_stats = " --mean ";
+  given_stats.append((fwd / "mean.npy").string()).append(" --rstd ");
+  given_stats.append((fwd / "rstd.npy").string());
+  for (const std::string& stats : {std::string(), given_stats}) {
     const fs::path bwd = dir_ / (stats.empty() ? "bwd" : "bwd_stats");
-    r = run("backward" + common + " --dy " + dy_ + stats + " --backend reference --out " +
-            bwd.string());
+    std::string args = "backward" + common;
+    args.append(" --dy ").append(dy_).append(stats).append(" --backend reference --out ");
+    r = run(args.append(bwd.string()));
     ASSERT_EQ(r.rc, 0) << r.err;
     expect_file(bwd / "dx.npy", dx);
     expect_file(bwd / "dgamma.npy", dg);
@@ -461,7 +464,7 @@ class CliNorm : public ::testing::Test {
   // Runs `args --out DIR/<out>`, expects success and exactly the files `names` there.
   fs::path run_ok(const std::string& args, const std::string& out,
                   const std::vector<std::string>& names) {
-    const fs::path d = dir_ / out;
+    fs::path d = dir_ / out;
     const CliRun r = run(args + " --threads 2 --out " + d.string());
     EXPECT_EQ(r.rc, 0) << args << "\n" << r.err;
     std::vector<std::string> got;

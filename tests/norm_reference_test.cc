@@ -64,7 +64,6 @@ Status forward(Norm norm, const Inputs& in, double eps, Tensor& y, Tensor& mean,
 // arriving at h is v (dh_in).
 double loss(Norm norm, const Inputs& in, const Tensor& w, const Tensor& v, double eps) {
   const Shape& s = in.x.shape();
-  const bool layer = norm == Norm::kLayerNorm;
   Tensor y(s, DType::kF64), mean(s.leading(), DType::kF64), rstd(s.leading(), DType::kF64), h;
   if (in.residual.defined()) h = Tensor(s, DType::kF64);
   EXPECT_TRUE(forward(norm, in, eps, y, mean, rstd, h).ok());
