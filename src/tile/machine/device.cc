@@ -479,10 +479,11 @@ void setup_core(CoreRuntime& core, const Program::Impl& p, Worker& worker, bool 
     core.l1 = worker.l1.data();
   }
   // Never the previous core's bytes: what a kernel reads unwritten must not depend on threads.
-  if (poison) {
+  // A program without L1 (no CBs) has no bytes to clear, and an empty buffer's data() may be null.
+  if (core.l1_size > 0 && poison) {
     auto* h = reinterpret_cast<uint16_t*>(core.l1);
     std::fill(h, h + core.l1_size / 2, kPoisonHalf);
-  } else {
+  } else if (core.l1_size > 0) {
     std::memset(core.l1, 0, core.l1_size);
   }
   for (uint32_t i = 0; i < kMaxCbs; ++i) {
