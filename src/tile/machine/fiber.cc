@@ -155,7 +155,8 @@ void Fiber::yield() {
   void* fake = nullptr;
   __sanitizer_start_switch_fiber(&fake, t_thread_stack_bottom, t_thread_stack_size);
   tn_fiber_switch(&self->sp_, t_scheduler_sp);
-  __sanitizer_finish_switch_fiber(fake, nullptr, nullptr);
+  // Resumed: by the scheduler of this thread, whose stack bounds the next yield switches to.
+  __sanitizer_finish_switch_fiber(fake, &t_thread_stack_bottom, &t_thread_stack_size);
 #else
   tn_fiber_switch(&self->sp_, t_scheduler_sp);
 #endif
