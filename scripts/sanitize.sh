@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds the sanitizer presets and runs the whole ctest suite under each, as CI does:
-#   dev   AddressSanitizer + UndefinedBehaviorSanitizer, Debug at -O1 -g (build/dev)
-#   tsan  ThreadSanitizer, Debug at -O1 -g (build/tsan)
+#   dev   AddressSanitizer + UndefinedBehaviorSanitizer, Debug at -O1 -g1 (build/dev)
+#   tsan  ThreadSanitizer, Debug at -O1 -g1 (build/tsan)
 # Usage: scripts/sanitize.sh [dev|tsan]...   (default: both, in that order)
 # The sanitizer options (halt on the first report, leak detection, ...) are the test presets'
 # environment in CMakePresets.json, so `ctest --preset dev` alone runs the same. The conformance
